@@ -1,0 +1,60 @@
+/* core.h - what every module of diffusion.c includes: asserts, error reporting,
+ * per-thread scratch memory and the single-threaded GEMM that the layers call.
+ *
+ * Two kinds of failure (style.md, "Errors"):
+ *   - programmer errors (a NULL buffer, a shape that cannot happen): DFN_ASSERT
+ *     prints file and line and aborts;
+ *   - user and I/O errors (a missing file, a bad config): the function returns
+ *     a dfn_status and leaves a message for dfn_last_error() via dfn_set_error().
+ */
+#ifndef DFN_CORE_H
+#define DFN_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "diffusion.h"
+
+#define DFN_ASSERT(cond)                                                          \
+    do {                                                                          \
+        if (!(cond)) {                                                            \
+            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__,  \
+                    #cond);                                                       \
+            abort();                                                              \
+        }                                                                         \
+    } while (0)
+
+#define DFN_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define DFN_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Records a printf-style message for dfn_last_error() and returns `status`,
+ * so that failure paths read `return dfn_set_error(DFN_ERR_IO, "%s: ...", path);` */
+dfn_status dfn_set_error(dfn_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Allocation that never returns NULL: on out-of-memory it prints the size and aborts.
+ * Memory is 64-byte aligned and released with free(). */
+void *dfn_malloc(size_t bytes);
+void *dfn_calloc(size_t count, size_t size);
+
+/* A per-thread buffer of at least `n` floats that stays valid until the next call
+ * with the same slot on the same thread. Layers use it for im2col columns and
+ * partial sums; it grows and is reused, so a hot loop does not touch malloc.
+ * There are DFN_SCRATCH_SLOTS independent slots per thread. */
+#define DFN_SCRATCH_SLOTS 4
+float *dfn_scratch(int slot, size_t n);
+/* Frees the calling thread's scratch buffers. */
+void dfn_scratch_release(void);
+
+/* Row-major single-precision GEMM, C = alpha * op(A) op(B) + beta * C, with
+ * op(A) M x K and op(B) K x N; lda/ldb/ldc are row strides. It always runs on
+ * the calling thread alone: parallelism belongs to the caller, which splits the
+ * work into tasks whose layout depends only on the problem's shape. That is how
+ * every result in diffusion.c comes out bit-identical for any thread count. */
+void dfn_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
+              const float *A, int lda, const float *B, int ldb, float beta,
+              float *C, int ldc);
+
+#endif

@@ -1,0 +1,38 @@
+/* main.c - the `diffusion` program: a table of subcommands, one file each. */
+#include <stdio.h>
+#include <string.h>
+
+#include "diffusion.h"
+#include "tools.h"
+
+static const dfn_command commands[] = {
+    {"info", "print a model's configuration and parameter table", cmd_info},
+};
+#define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: diffusion <command> [options]   (diffusion <command> --help for its options)\n\n"
+            "commands:\n");
+    for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n  --help           this text\n  --version        print the version\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("diffusion %s\n", dfn_version());
+        return 0;
+    }
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "diffusion: unknown command '%s' (run 'diffusion --help' for the list)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,15 @@
+/* tools.h - what the subcommands of the `diffusion` program share. */
+#ifndef DFN_TOOLS_H
+#define DFN_TOOLS_H
+
+#include <stdio.h>
+
+typedef struct {
+    const char *name;
+    const char *help;
+    int (*run)(int argc, char **argv); /* argv[0] is the command's name */
+} dfn_command;
+
+int cmd_info(int argc, char **argv);
+
+#endif
