@@ -118,12 +118,20 @@ typedef struct {
     int num_classes;              /* 0: unconditional; else labels 0..n-1 and n = null */
 } dfn_model_config;
 
+/* "unet", "mlp" and back; -1 for an unknown name. */
+const char *dfn_model_kind_name(dfn_model_kind kind);
+int dfn_model_kind_from_name(const char *name);
+
 /* Defaults of each kind: U-Net 1x28x28, ch 64, mult (1,2,2), 2 blocks, attention
  * at 7, 1 head, 32 groups, eps 1e-6, dropout 0.1; MLP dim 2, width 128, depth 3. */
 void dfn_model_config_init(dfn_model_config *cfg, dfn_model_kind kind);
 /* Named presets: "fmnist-tiny", "fmnist-small" (the reference U-Nets), "mlp-2d",
  * "mlp-curves". DFN_ERR_ARG with the list of names for an unknown one. */
 dfn_status dfn_model_config_preset(dfn_model_config *cfg, const char *name);
+/* The presets, for listings: name and a one-line description (NULL past the end). */
+int dfn_model_num_presets(void);
+const char *dfn_model_preset_name(int i);
+const char *dfn_model_preset_help(int i);
 /* DFN_ERR_CONFIG with a message for anything that cannot be built: channels not
  * divisible by groups or heads, a resolution that does not halve, attention at a
  * resolution that never occurs, ... */
@@ -151,6 +159,10 @@ int dfn_model_tensor_shape(const dfn_model *model, int i, int shape[4]); /* retu
 size_t dfn_model_tensor_offset(const dfn_model *model, int i);
 /* Index of a tensor by name, or -1. */
 int dfn_model_find_tensor(const dfn_model *model, const char *name);
+
+/* Floating-point operations of one forward pass per sample (1 multiply-add = 2),
+ * counting convolutions, linear layers and attention products. */
+double dfn_model_flops_per_sample(const dfn_model *model);
 
 /* Forward pass over a batch. x and out: (B, C, H, W) for a U-Net, (B, dim) for an
  * MLP; t: (B) timesteps (floats: discrete steps or continuous times); y: (B)

@@ -57,4 +57,8 @@ void dfn_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta,
               float *C, int ldc);
 
+/* The Philox4x32-10 bijection on a full 128-bit counter (dfn_philox is the
+ * case ctr = (block lo, block hi, 0, 0), key = (seed lo, seed hi)). */
+void dfn_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+
 #endif

@@ -14,9 +14,9 @@
 #define PHILOX_W0 0x9E3779B9u
 #define PHILOX_W1 0xBB67AE85u
 
-void dfn_philox(uint64_t seed, uint64_t block, uint32_t out[4]) {
-    uint32_t c0 = (uint32_t)block, c1 = (uint32_t)(block >> 32), c2 = 0, c3 = 0;
-    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+void dfn_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]) {
+    uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3];
+    uint32_t k0 = key[0], k1 = key[1];
     for (int round = 0; round < 10; round++) {
         uint64_t p0 = (uint64_t)PHILOX_M0 * c0;
         uint64_t p1 = (uint64_t)PHILOX_M1 * c2;
@@ -29,6 +29,12 @@ void dfn_philox(uint64_t seed, uint64_t block, uint32_t out[4]) {
         k1 += PHILOX_W1;
     }
     out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+}
+
+void dfn_philox(uint64_t seed, uint64_t block, uint32_t out[4]) {
+    const uint32_t ctr[4] = {(uint32_t)block, (uint32_t)(block >> 32), 0, 0};
+    const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    dfn_philox4x32_10(ctr, key, out);
 }
 
 dfn_rng dfn_rng_init(uint64_t seed) {
