@@ -1,0 +1,107 @@
+/* atomic_file.c - temp file + fsync + rename (see atomic_file.h). */
+#include "io/atomic_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core.h"
+
+static char *copy_string(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = dfn_malloc(n);
+    memcpy(p, s, n);
+    return p;
+}
+
+static void release(dfn_atomic_file *af) {
+    free(af->path);
+    free(af->tmp_path);
+    af->path = af->tmp_path = NULL;
+    af->fp = NULL;
+}
+
+dfn_status dfn_atomic_open(dfn_atomic_file *af, const char *path) {
+    DFN_ASSERT(af && path);
+    memset(af, 0, sizeof *af);
+    if (!path[0]) return dfn_set_error(DFN_ERR_ARG, "cannot write a file with an empty name");
+    size_t n = strlen(path);
+    af->path = copy_string(path);
+    af->tmp_path = dfn_malloc(n + 5);
+    memcpy(af->tmp_path, path, n);
+    memcpy(af->tmp_path + n, ".tmp", 5);
+    af->fp = fopen(af->tmp_path, "wb");
+    if (!af->fp) {
+        dfn_status st = dfn_set_error(DFN_ERR_IO, "%s: cannot create %s: %s", path,
+                                      af->tmp_path, strerror(errno));
+        release(af);
+        return st;
+    }
+    af->status = DFN_OK;
+    return DFN_OK;
+}
+
+dfn_status dfn_atomic_write(dfn_atomic_file *af, const void *data, size_t n) {
+    DFN_ASSERT(af && af->fp && (data || n == 0));
+    if (af->status != DFN_OK || n == 0) return af->status;
+    if (fwrite(data, 1, n, af->fp) != n)
+        af->status = dfn_set_error(DFN_ERR_IO, "%s: cannot write %s: %s", af->path,
+                                   af->tmp_path, strerror(errno));
+    return af->status;
+}
+
+/* After the rename, the new directory entry itself lives in the directory's
+ * data; fsync the directory too so that the rename survives a power cut. This
+ * is best effort: some file systems refuse to fsync directories. */
+static void sync_parent_dir(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    if (!slash) {
+        dir = copy_string(".");
+    } else {
+        size_t n = slash == path ? 1 : (size_t)(slash - path);
+        dir = dfn_malloc(n + 1);
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    int fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
+dfn_status dfn_atomic_commit(dfn_atomic_file *af) {
+    DFN_ASSERT(af && af->fp);
+    dfn_status st = af->status;
+    /* fflush moves the stdio buffer into the kernel; fsync moves the kernel's
+     * pages onto the disk. Only then is renaming safe: otherwise a crash could
+     * leave <path> pointing at a file whose blocks were never written. */
+    if (st == DFN_OK && (fflush(af->fp) != 0 || fsync(fileno(af->fp)) != 0))
+        st = dfn_set_error(DFN_ERR_IO, "%s: cannot write %s: %s", af->path, af->tmp_path,
+                           strerror(errno));
+    if (fclose(af->fp) != 0 && st == DFN_OK)
+        st = dfn_set_error(DFN_ERR_IO, "%s: cannot close %s: %s", af->path, af->tmp_path,
+                           strerror(errno));
+    af->fp = NULL;
+    if (st == DFN_OK && rename(af->tmp_path, af->path) != 0)
+        st = dfn_set_error(DFN_ERR_IO, "%s: cannot rename %s to it: %s", af->path,
+                           af->tmp_path, strerror(errno));
+    if (st == DFN_OK)
+        sync_parent_dir(af->path);
+    else
+        remove(af->tmp_path);
+    release(af);
+    return st;
+}
+
+void dfn_atomic_abort(dfn_atomic_file *af) {
+    DFN_ASSERT(af);
+    if (af->fp) {
+        fclose(af->fp);
+        remove(af->tmp_path);
+    }
+    release(af);
+}

@@ -1,0 +1,56 @@
+/* atomic_file.h - write a file so that readers never see it half-written.
+ *
+ * Every writer in diffusion.c (checkpoints, .npy arrays, training state) goes
+ * through this helper. The bytes go to "<path>.tmp"; commit flushes them to the
+ * disk (fsync) and renames the temporary file over <path>. rename() within one
+ * directory is atomic on POSIX file systems, so after a crash or a full disk
+ * <path> holds either the complete old file or the complete new one, never a
+ * truncated mix - a training run killed while saving keeps its last checkpoint.
+ *
+ * Errors are sticky: after the first failed write, later writes do nothing and
+ * commit returns the first error (its message names <path> and the cause). A
+ * writer can therefore issue all its writes and check once, at commit:
+ *
+ *     dfn_atomic_file af;
+ *     dfn_status st = dfn_atomic_open(&af, path);
+ *     if (st != DFN_OK) return st;
+ *     dfn_atomic_write(&af, header, header_len);
+ *     dfn_atomic_write(&af, data, data_len);
+ *     return dfn_atomic_commit(&af);   // or dfn_atomic_abort(&af) to give up
+ *
+ * commit and abort both release the handle and remove the temporary file on
+ * failure; call exactly one of them after a successful open.
+ */
+#ifndef DFN_ATOMIC_FILE_H
+#define DFN_ATOMIC_FILE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "diffusion.h"
+
+typedef struct {
+    FILE *fp;          /* the open "<path>.tmp"; NULL once closed */
+    char *path;        /* the final path (owned copy) */
+    char *tmp_path;    /* path + ".tmp" (owned copy) */
+    dfn_status status; /* DFN_OK, or the first error (message already recorded) */
+} dfn_atomic_file;
+
+/* Creates (truncates) "<path>.tmp" for writing. DFN_ERR_IO naming the file if it
+ * cannot be created (missing directory, no permission). On failure nothing is
+ * left to release. */
+dfn_status dfn_atomic_open(dfn_atomic_file *af, const char *path);
+
+/* Appends n bytes. Returns the handle's status (sticky: DFN_OK until a write fails). */
+dfn_status dfn_atomic_write(dfn_atomic_file *af, const void *data, size_t n);
+
+/* Flushes, fsyncs, closes and renames "<path>.tmp" to <path>. On any failure
+ * (including an earlier write) removes the temporary file, leaves <path>
+ * untouched and returns DFN_ERR_IO. Releases the handle either way. */
+dfn_status dfn_atomic_commit(dfn_atomic_file *af);
+
+/* Closes and removes the temporary file without touching <path>. Releases the
+ * handle; harmless on a handle already committed or aborted. */
+void dfn_atomic_abort(dfn_atomic_file *af);
+
+#endif
