@@ -245,7 +245,7 @@ dfn_status dfn_model_new(dfn_model **out, const dfn_model_config *cfg, uint64_t 
 }
 
 void dfn_model_free(dfn_model *m) {
-    if (!m) return;
+    if (!m) return; /* like free(NULL) */
     if (m->cfg.kind == DFN_MODEL_UNET) dfn_unet_free(m);
     else dfn_mlp_free(m);
     free(m->tab.t);
