@@ -1,0 +1,159 @@
+#!/usr/bin/python3
+"""Writes the reference tensors that the C tests compare diffusion.c against:
+tests/ref/<case>.safetensors, computed with the PyTorch twin (torch_twin.py) in
+float32 on one thread.
+
+Usage: /usr/bin/python3 scripts/gen_reference.py [--out DIR] [CASE ...]
+       (default: every case into tests/ref/; use Debian's /usr/bin/python3)
+
+Each file holds, for one model config (tests/ref/README.md has the full contract):
+  metadata  "config" (the model's JSON config), "dropout_seed", "steps", "adamw"
+            (JSON lr/beta1/beta2/eps/weight_decay), "clip" (max grad norm), "loss"
+            ("mse_mean"), "case", "torch_version", "rng_blocks_per_forward"
+  x, t, [y], target        inputs (t float32 timesteps, y int32 labels)
+  init.<name>              every parameter before training (state_dict names)
+  eval_out                 eval-mode forward of the initial parameters
+  out                      training forward at step 1, dropout from Philox(seed, counter 0)
+  grad.<name>, grad.x      d loss / d parameter and d loss / d x at step 1, before clipping
+  grad_norm                [1] total L2 norm of the parameter gradients at step 1
+  loss                     [steps] the loss of each step
+  final.<name>             parameters after `steps` steps of: training forward (the
+                           Philox stream continuing), loss = mean((out - target)^2),
+                           backward, clip_grad_norm_(clip), AdamW step
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_io  # noqa: E402
+import torch_twin  # noqa: E402
+
+DROPOUT_SEED = 1234
+STEPS = 3
+ADAMW = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01}
+CLIP = 1.0
+
+CASES = {
+    # the fmnist-tiny preset exactly
+    "unet_tiny": dict(
+        config=torch_twin.PRESETS["fmnist-tiny"], batch=2, t=[3, 999], y=None, seed=1),
+    # fmnist-small's structure (2 blocks, attention at 7 and in the middle), narrower,
+    # with 2 heads, 8 groups and 10 classes; label 10 is the null class
+    "unet_small_reduced": dict(
+        config=dict(kind="unet", in_channels=1, resolution=28, channels=16, ch_mult=[1, 2, 2],
+                    num_res_blocks=2, attn_resolutions=[7], heads=2, groups=8, norm_eps=1e-6,
+                    dropout=0.1, num_classes=10),
+        batch=2, t=[3, 999], y=[3, 10], seed=2),
+    "mlp": dict(
+        config=dict(kind="mlp", dim=5, width=32, depth=2, dropout=0.1, num_classes=3),
+        batch=6, t=[0, 1, 17, 250.5, 640, 999], y=[0, 1, 2, 3, 1, 0], seed=3),
+    # attention at 28x28 (HW = 784) and 14x14, 4 heads, two levels, no dropout
+    "unet_attn28": dict(
+        config=dict(kind="unet", in_channels=1, resolution=28, channels=16, ch_mult=[1, 2],
+                    num_res_blocks=1, attn_resolutions=[28, 14], heads=4, groups=4,
+                    norm_eps=1e-6, dropout=0.0, num_classes=0),
+        batch=2, t=[3, 999], y=None, seed=4),
+}
+
+
+def f32(t):
+    return t.detach().cpu().numpy().astype(np.float32)
+
+
+def make_case(name, spec):
+    torch.manual_seed(spec["seed"])
+    cfg = torch_twin.make_config(spec["config"])
+    model = torch_twin.build(cfg)
+    x = torch.randn(model.input_shape(spec["batch"]))
+    target = torch.randn(model.input_shape(spec["batch"]))
+    t = torch.tensor(spec["t"], dtype=torch.float32)
+    y = None if spec["y"] is None else torch.tensor(spec["y"], dtype=torch.int32)
+    assert t.numel() == spec["batch"] and (y is None or y.numel() == spec["batch"])
+    names = [n for n, _ in model.named_parameters()]
+    assert names == list(model.state_dict().keys()), "state_dict has buffers: not expected"
+
+    tensors = {"x": f32(x), "t": f32(t)}
+    if y is not None:
+        tensors["y"] = y.numpy().astype(np.int32)
+    tensors["target"] = f32(target)
+    for n, p in model.named_parameters():
+        tensors[f"init.{n}"] = f32(p)
+
+    model.eval()
+    with torch.no_grad():
+        tensors["eval_out"] = f32(model(x, t, y))
+
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=ADAMW["lr"],
+                            betas=(ADAMW["beta1"], ADAMW["beta2"]), eps=ADAMW["eps"],
+                            weight_decay=ADAMW["weight_decay"], foreach=False)
+    stream = torch_twin.PhiloxStream(DROPOUT_SEED, 0)
+    losses, counters = [], [0]
+    for step in range(1, STEPS + 1):
+        opt.zero_grad(set_to_none=True)
+        xin = x.clone().requires_grad_(step == 1)
+        out = model(xin, t, y, stream)
+        counters.append(stream.counter)
+        loss = torch.mean((out - target) ** 2)
+        loss.backward()
+        if step == 1:
+            tensors["out"] = f32(out)
+            for n, p in model.named_parameters():
+                tensors[f"grad.{n}"] = f32(p.grad)
+            tensors["grad.x"] = f32(xin.grad)
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        if step == 1:
+            tensors["grad_norm"] = np.array([float(norm)], dtype=np.float32)
+        opt.step()
+        losses.append(float(loss))
+    tensors["loss"] = np.array(losses, dtype=np.float32)
+    for n, p in model.named_parameters():
+        tensors[f"final.{n}"] = f32(p)
+
+    per_forward = {c2 - c1 for c1, c2 in zip(counters, counters[1:])}
+    assert len(per_forward) == 1, counters
+    metadata = {
+        "case": name,
+        "config": torch_twin.config_json(cfg),
+        "dropout_seed": str(DROPOUT_SEED),
+        "steps": str(STEPS),
+        "adamw": json.dumps(ADAMW, separators=(",", ":")),
+        "clip": repr(CLIP),
+        "loss": "mse_mean",
+        "rng_blocks_per_forward": str(per_forward.pop()),
+        "torch_version": torch.__version__,
+    }
+    return tensors, metadata, losses, float(tensors["grad_norm"][0])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("cases", nargs="*", help=f"cases (default all: {' '.join(CASES)})")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                  "..", "tests", "ref"))
+    args = ap.parse_args()
+    unknown = [c for c in args.cases if c not in CASES]
+    if unknown:
+        print(f"gen_reference.py: unknown case(s) {unknown}; known: {list(CASES)}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    os.makedirs(args.out, exist_ok=True)
+    for name in args.cases or CASES:
+        tensors, meta, losses, gnorm = make_case(name, CASES[name])
+        path = os.path.join(args.out, f"{name}.safetensors")
+        safetensors_io.save(path, tensors, meta)
+        nparam = sum(v.size for k, v in tensors.items() if k.startswith("init."))
+        print(f"{name}: {os.path.getsize(path) / 1e6:.2f} MB, {nparam:,} parameters, "
+              f"grad_norm {gnorm:.4f}, loss " + " ".join(f"{v:.6f}" for v in losses)
+              + f", {meta['rng_blocks_per_forward']} Philox blocks per forward -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,536 @@
+#!/usr/bin/python3
+"""The PyTorch twin of diffusion.c's models: what the C engine is proven equal to.
+
+Two model kinds, built from the same JSON config that the C side stores in its
+checkpoints' metadata under "config":
+
+  U-Net (images), the DDPM U-Net of Ho et al. 2020 with the parameter names of the
+  project's reference torch_unet.py, generalised:
+    {"kind": "unet", "in_channels": 1, "resolution": 28, "channels": 32,
+     "ch_mult": [1, 2, 2], "num_res_blocks": 1, "attn_resolutions": [],
+     "heads": 1, "groups": 32, "norm_eps": 1e-6, "dropout": 0.1, "num_classes": 0}
+  MLP (vectors), a residual MLP with the same time embedding:
+    {"kind": "mlp", "dim": 2, "width": 128, "depth": 3, "dropout": 0.0,
+     "num_classes": 0}
+
+The state_dict names are the names of the C side's tensor table (the map between
+the two is the identity). With heads = 1 and num_classes = 0 the U-Net is the
+reference network exactly: a reference state_dict loads with strict=True and gives
+the same outputs.
+
+Generalisations of the reference:
+  - GroupNorm(groups, eps) from the config (the reference: 32, 1e-6);
+  - multi-head spatial self-attention: head h owns the D = C/heads consecutive
+    channels h*D .. h*D+D-1; per head, w = softmax_keys(q^T k * D**-0.5) and
+    out = v w^T (heads = 1 is the reference's single head);
+  - class conditioning (num_classes > 0): "label_emb" = Embedding(num_classes + 1,
+    temb width) added to the time embedding after its MLP; label num_classes is the
+    null class (classifier-free guidance), used for every row when y is None.
+
+Dropout: in training mode a forward takes an optional PhiloxStream (seed, counter)
+and every dropout layer then draws its mask from Philox4x32-10 exactly as
+src/core/rng.c and dfn_dropout_forward do (see philox4x32_10 and PhiloxStream
+below), so C and PyTorch make the same masks. Layers run in forward order: the
+down path's ResBlocks, mid_block1, mid_block2, the up path's ResBlocks (MLP: its
+blocks in order). A layer with p = 0 is the identity and draws nothing. Without a
+stream, training-mode dropout is torch's own (F.dropout): fine for benchmarks, not
+for comparisons with C.
+
+Run `/usr/bin/python3 scripts/torch_twin.py [PRESET|CONFIG_JSON]` to print the
+config, the parameter count and the state_dict names and shapes.
+(Use Debian's /usr/bin/python3: it has torch.)
+"""
+import json
+import math
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# ------------------------------------------------------------------ configs
+
+UNET_DEFAULTS = {
+    "kind": "unet", "in_channels": 1, "resolution": 28, "channels": 64, "ch_mult": [1, 2, 2],
+    "num_res_blocks": 2, "attn_resolutions": [7], "heads": 1, "groups": 32, "norm_eps": 1e-6,
+    "dropout": 0.1, "num_classes": 0,
+}
+MLP_DEFAULTS = {
+    "kind": "mlp", "dim": 2, "width": 128, "depth": 3, "dropout": 0.0, "num_classes": 0,
+}
+
+# The reference U-Nets (the CONFIGS of the reference torch_unet.py).
+PRESETS = {
+    "fmnist-small": dict(UNET_DEFAULTS, channels=64, ch_mult=[1, 2, 2], num_res_blocks=2,
+                         attn_resolutions=[7], heads=1, groups=32, norm_eps=1e-6, dropout=0.1),
+    "fmnist-tiny": dict(UNET_DEFAULTS, channels=32, ch_mult=[1, 2, 2], num_res_blocks=1,
+                        attn_resolutions=[], heads=1, groups=32, norm_eps=1e-6, dropout=0.1),
+}
+
+
+class ConfigError(ValueError):
+    """A config that cannot be built; the message says which key and why."""
+
+
+def make_config(cfg):
+    """Returns a complete, validated copy of `cfg` (a dict, a JSON string or a preset
+    name): missing keys take the defaults of the kind; keys of the other kind are
+    ignored; unknown keys and inconsistent values raise ConfigError."""
+    if isinstance(cfg, str):
+        if cfg in PRESETS:
+            cfg = PRESETS[cfg]
+        else:
+            try:
+                cfg = json.loads(cfg)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"config is neither a preset ({', '.join(PRESETS)}) nor JSON: {e}")
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"config must be a JSON object, got {type(cfg).__name__}")
+    kind = cfg.get("kind", "unet")
+    if kind not in ("unet", "mlp"):
+        raise ConfigError(f'config "kind" must be "unet" or "mlp", got {kind!r}')
+    defaults, other = (UNET_DEFAULTS, MLP_DEFAULTS) if kind == "unet" else (MLP_DEFAULTS, UNET_DEFAULTS)
+    unknown = [k for k in cfg if k not in defaults and k not in other]
+    if unknown:
+        raise ConfigError(f"unknown config keys: {', '.join(sorted(unknown))}")
+    out = {k: cfg.get(k, v) for k, v in defaults.items()}
+    for k in ("ch_mult", "attn_resolutions"):
+        if k in out:
+            out[k] = [int(v) for v in out[k]]
+    for k, v in out.items():
+        if k in ("kind", "ch_mult", "attn_resolutions"):
+            continue
+        if k in ("norm_eps", "dropout"):
+            out[k] = float(v)
+        else:
+            if int(v) != v:
+                raise ConfigError(f'config "{k}" must be an integer, got {v!r}')
+            out[k] = int(v)
+    if not 0.0 <= out["dropout"] < 1.0:
+        raise ConfigError(f'config "dropout" must be in [0, 1), got {out["dropout"]}')
+    if out["num_classes"] < 0:
+        raise ConfigError(f'config "num_classes" must be >= 0, got {out["num_classes"]}')
+    if kind == "mlp":
+        for k in ("dim", "width", "depth"):
+            if out[k] < 1:
+                raise ConfigError(f'config "{k}" must be >= 1, got {out[k]}')
+        if out["width"] < 4:
+            raise ConfigError(f'config "width" must be >= 4 (time embedding), got {out["width"]}')
+        return out
+    for k in ("in_channels", "resolution", "channels", "num_res_blocks", "heads", "groups"):
+        if out[k] < 1:
+            raise ConfigError(f'config "{k}" must be >= 1, got {out[k]}')
+    if not out["ch_mult"] or any(m < 1 for m in out["ch_mult"]):
+        raise ConfigError('config "ch_mult" must be a non-empty list of positive integers')
+    if out["norm_eps"] <= 0:
+        raise ConfigError(f'config "norm_eps" must be > 0, got {out["norm_eps"]}')
+    if out["channels"] < 4:
+        raise ConfigError(f'config "channels" must be >= 4 (time embedding), got {out["channels"]}')
+    res, resolutions = out["resolution"], []
+    for l, m in enumerate(out["ch_mult"]):
+        resolutions.append(res)
+        c = out["channels"] * m
+        if c % out["groups"]:
+            raise ConfigError(f"level {l}: {c} channels are not divisible by groups = {out['groups']}")
+        if res in out["attn_resolutions"] and c % out["heads"]:
+            raise ConfigError(f"level {l}: {c} channels are not divisible by heads = {out['heads']}")
+        if l != len(out["ch_mult"]) - 1:
+            if res % 2:
+                raise ConfigError(f"level {l}: resolution {res} does not halve")
+            res //= 2
+    c = out["channels"] * out["ch_mult"][-1]
+    if c % out["heads"]:
+        raise ConfigError(f"middle: {c} channels are not divisible by heads = {out['heads']}")
+    for r in out["attn_resolutions"]:
+        if r not in resolutions:
+            raise ConfigError(f"attention at resolution {r} never occurs (resolutions: {resolutions})")
+    return out
+
+
+# ------------------------------------------------------------------ Philox4x32-10
+
+_M0, _M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
+_W0, _W1 = 0x9E3779B9, 0xBB67AE85
+_MASK32 = np.uint64(0xFFFFFFFF)
+_SHIFT32 = np.uint64(32)
+
+
+def philox4x32_10(seed, blocks):
+    """Philox4x32-10 (Salmon et al. 2011) as dfn_philox: key = (seed lo, seed hi),
+    counter = (block lo, block hi, 0, 0). blocks: uint64 array (or int). Returns a
+    uint32 array of shape blocks.shape + (4,)."""
+    blocks = np.asarray(blocks, dtype=np.uint64)
+    seed = int(seed) & 0xFFFFFFFFFFFFFFFF
+    c0 = blocks & _MASK32
+    c1 = blocks >> _SHIFT32
+    c2 = np.zeros_like(blocks)
+    c3 = np.zeros_like(blocks)
+    k0, k1 = seed & 0xFFFFFFFF, seed >> 32
+    for _ in range(10):
+        p0 = _M0 * c0  # < 2**64: no overflow in uint64
+        p1 = _M1 * c2
+        n0 = (p1 >> _SHIFT32) ^ c1 ^ np.uint64(k0)
+        n1 = p1 & _MASK32
+        n2 = (p0 >> _SHIFT32) ^ c3 ^ np.uint64(k1)
+        n3 = p0 & _MASK32
+        c0, c1, c2, c3 = n0, n1, n2, n3
+        k0 = (k0 + _W0) & 0xFFFFFFFF
+        k1 = (k1 + _W1) & 0xFFFFFFFF
+    return np.stack([c0, c1, c2, c3], axis=-1).astype(np.uint32)
+
+
+def _blocks(counter, nblocks):
+    # counter + arange, wrapping modulo 2**64 like C's uint64_t
+    return np.arange(nblocks, dtype=np.uint64) + np.uint64(int(counter) & 0xFFFFFFFFFFFFFFFF)
+
+
+def u32_to_unit(w):
+    """24 high bits to a float32 strictly inside (0, 1): ((w >> 8) + 0.5) * 2**-24,
+    every operation in float32 (as the C code)."""
+    w = np.asarray(w, dtype=np.uint32)
+    return ((w >> np.uint32(8)).astype(np.float32) + np.float32(0.5)) * np.float32(1.0 / 16777216.0)
+
+
+def philox_uniform(seed, counter, n):
+    """dfn_rng_uniform: element i from block counter + i//4, lane i%4. Returns
+    (float32 array of n, new counter = counter + ceil(n/4))."""
+    nb = (n + 3) // 4
+    w = philox4x32_10(seed, _blocks(counter, nb)).reshape(-1)[:n]
+    return u32_to_unit(w), (int(counter) + nb) & 0xFFFFFFFFFFFFFFFF
+
+
+def philox_normal(seed, counter, n):
+    """dfn_rng_normal (Box-Muller, in double, rounded to float32): elements 2j, 2j+1
+    from block counter + j, lanes 0 and 1. Returns (float32 array, new counter).
+    Uses Python's math (the C library's log/cos/sin) per element so the values are
+    the C ones bit for bit; slow, meant for tests."""
+    nb = (n + 1) // 2
+    w = philox4x32_10(seed, _blocks(counter, nb))
+    u1 = u32_to_unit(w[:, 0]).astype(np.float64)
+    u2 = u32_to_unit(w[:, 1]).astype(np.float64)
+    out = np.empty(2 * nb, dtype=np.float32)
+    for j in range(nb):
+        r = math.sqrt(-2.0 * math.log(u1[j]))
+        th = 6.283185307179586 * u2[j]
+        out[2 * j] = r * math.cos(th)
+        out[2 * j + 1] = r * math.sin(th)
+    return out[:n], (int(counter) + nb) & 0xFFFFFFFFFFFFFFFF
+
+
+class PhiloxStream:
+    """A dfn_rng: (seed, counter). Dropout layers of a training forward draw from it."""
+
+    def __init__(self, seed, counter=0):
+        self.seed = int(seed) & 0xFFFFFFFFFFFFFFFF
+        self.counter = int(counter) & 0xFFFFFFFFFFFFFFFF
+
+    def uniform(self, n):
+        u, self.counter = philox_uniform(self.seed, self.counter, n)
+        return u
+
+    def __repr__(self):
+        return f"PhiloxStream(seed={self.seed}, counter={self.counter})"
+
+
+def philox_dropout(x, p, stream):
+    """dfn_dropout_forward on x (any shape, C order): element i kept iff the uniform
+    of block counter + i//4, lane i%4 is >= p (float32 compare); kept values are
+    multiplied by the float32 scale 1/(1-p). Advances the stream by ceil(n/4)."""
+    u = stream.uniform(x.numel())
+    p32 = np.float32(p)
+    scale = np.float32(1.0) / (np.float32(1.0) - p32)
+    m = np.where(u >= p32, scale, np.float32(0.0)).astype(np.float32)
+    return x * torch.from_numpy(m).reshape(x.shape)
+
+
+class Dropout(nn.Module):
+    """Dropout with p from the config; reproducible from C when given a stream."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x, stream=None):
+        if not self.training or self.p == 0.0:
+            return x
+        if stream is None:
+            return F.dropout(x, self.p, training=True)
+        return philox_dropout(x, self.p, stream)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+# ------------------------------------------------------------------ shared pieces
+
+def timestep_embedding(t, dim):
+    """Sinusoidal embedding (Vaswani et al. 2017 sec. 3.5, as DDPM): [sin(t f_i),
+    cos(t f_i)], f_i = exp(-ln(1e4) i / (half-1)) in float32, zero column appended
+    for odd dim. t: (B) timesteps, any dtype (used as float32)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0)
+                      * torch.arange(half, dtype=torch.float32, device=t.device) / (half - 1))
+    args = t.float()[:, None] * freqs[None, :]
+    emb = torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+    if dim % 2 == 1:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
+def _labels(y, batch, num_classes, device):
+    """y (B) ints in 0..num_classes (num_classes = null) or None -> long tensor."""
+    if y is None:
+        return torch.full((batch,), num_classes, dtype=torch.long, device=device)
+    y = torch.as_tensor(y, device=device).long().reshape(-1)
+    if y.numel() != batch:
+        raise ValueError(f"y has {y.numel()} labels for a batch of {batch}")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) > num_classes):
+        raise ValueError(f"labels must be in 0..{num_classes} ({num_classes} = null class), "
+                         f"got {int(y.min())}..{int(y.max())}")
+    return y
+
+
+# ------------------------------------------------------------------ U-Net
+
+class ResBlock(nn.Module):
+    """h = conv1(silu(norm1(x))) + temb_proj(silu(temb));
+    h = conv2(dropout(silu(norm2(h)))); out = skip(x) + h (skip: 1x1 conv if the
+    channel count changes, else identity)."""
+
+    def __init__(self, in_ch, out_ch, temb_ch, dropout, groups, eps):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, in_ch, eps=eps)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.temb_proj = nn.Linear(temb_ch, out_ch)
+        self.norm2 = nn.GroupNorm(groups, out_ch, eps=eps)
+        self.dropout = Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else None
+
+    def forward(self, x, temb, stream=None):
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.temb_proj(F.silu(temb))[:, :, None, None]
+        h = self.conv2(self.dropout(F.silu(self.norm2(h)), stream))
+        return (x if self.skip is None else self.skip(x)) + h
+
+
+class AttnBlock(nn.Module):
+    """x + proj_out(MHA(norm(x))) over the H*W positions, heads of D = C/heads
+    consecutive channels: w = softmax_keys(q^T k * D**-0.5), out = v w^T."""
+
+    def __init__(self, c, heads, groups, eps):
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(groups, c, eps=eps)
+        self.q = nn.Conv2d(c, c, 1)
+        self.k = nn.Conv2d(c, c, 1)
+        self.v = nn.Conv2d(c, c, 1)
+        self.proj_out = nn.Conv2d(c, c, 1)
+
+    def forward(self, x):
+        B, C, H, W = x.shape
+        nh, D = self.heads, C // self.heads
+        h = self.norm(x)
+        q = self.q(h).reshape(B * nh, D, H * W).permute(0, 2, 1)  # B*nh, HW, D
+        k = self.k(h).reshape(B * nh, D, H * W)                   # B*nh, D, HW
+        w = torch.bmm(q, k) * (D ** -0.5)                         # B*nh, HWq, HWk
+        w = F.softmax(w, dim=2)
+        v = self.v(h).reshape(B * nh, D, H * W)                   # B*nh, D, HW
+        h = torch.bmm(v, w.permute(0, 2, 1))                      # B*nh, D, HWq
+        return x + self.proj_out(h.reshape(B, C, H, W))
+
+
+class Downsample(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class UNet(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        cfg = make_config(dict(cfg, kind="unet"))
+        self.cfg = cfg
+        ch, g, eps, p = cfg["channels"], cfg["groups"], cfg["norm_eps"], cfg["dropout"]
+        heads, attn_res = cfg["heads"], cfg["attn_resolutions"]
+        temb_ch = 4 * ch
+        self.temb = nn.Sequential(nn.Linear(ch, temb_ch), nn.SiLU(), nn.Linear(temb_ch, temb_ch))
+        if cfg["num_classes"] > 0:
+            self.label_emb = nn.Embedding(cfg["num_classes"] + 1, temb_ch)
+        self.conv_in = nn.Conv2d(cfg["in_channels"], ch, 3, padding=1)
+
+        def attn(c, res):
+            return AttnBlock(c, heads, g, eps) if res in attn_res else nn.Identity()
+
+        self.down = nn.ModuleList()
+        skip_chs = [ch]
+        cur, res = ch, cfg["resolution"]
+        nlev = len(cfg["ch_mult"])
+        for l, m in enumerate(cfg["ch_mult"]):
+            level = nn.Module()
+            level.blocks = nn.ModuleList()
+            level.attns = nn.ModuleList()
+            for _ in range(cfg["num_res_blocks"]):
+                level.blocks.append(ResBlock(cur, ch * m, temb_ch, p, g, eps))
+                cur = ch * m
+                level.attns.append(attn(cur, res))
+                skip_chs.append(cur)
+            if l != nlev - 1:
+                level.downsample = Downsample(cur)
+                res //= 2
+                skip_chs.append(cur)
+            else:
+                level.downsample = None
+            self.down.append(level)
+
+        self.mid_block1 = ResBlock(cur, cur, temb_ch, p, g, eps)
+        self.mid_attn = AttnBlock(cur, heads, g, eps)
+        self.mid_block2 = ResBlock(cur, cur, temb_ch, p, g, eps)
+
+        self.up = nn.ModuleList()
+        for l in reversed(range(nlev)):
+            level = nn.Module()
+            level.blocks = nn.ModuleList()
+            level.attns = nn.ModuleList()
+            out = ch * cfg["ch_mult"][l]
+            for _ in range(cfg["num_res_blocks"] + 1):
+                level.blocks.append(ResBlock(cur + skip_chs.pop(), out, temb_ch, p, g, eps))
+                cur = out
+                level.attns.append(attn(cur, res))
+            if l != 0:
+                level.upsample = Upsample(cur)
+                res *= 2
+            else:
+                level.upsample = None
+            self.up.append(level)
+        assert not skip_chs
+
+        self.norm_out = nn.GroupNorm(g, cur, eps=eps)
+        self.conv_out = nn.Conv2d(cur, cfg["in_channels"], 3, padding=1)
+
+    def forward(self, x, t, y=None, stream=None):
+        """x (B,C,H,W), t (B) timesteps, y (B) labels or None; stream: a PhiloxStream
+        for dropout in training mode (None: torch's dropout)."""
+        # float32 like the reference; cast for a model in another dtype (float64 checks)
+        temb = self.temb(timestep_embedding(t, self.cfg["channels"]).to(x.dtype))
+        if self.cfg["num_classes"] > 0:
+            temb = temb + self.label_emb(_labels(y, x.shape[0], self.cfg["num_classes"], x.device))
+        hs = [self.conv_in(x)]
+        for level in self.down:
+            for block, attn in zip(level.blocks, level.attns):
+                hs.append(attn(block(hs[-1], temb, stream)))
+            if level.downsample is not None:
+                hs.append(level.downsample(hs[-1]))
+        h = self.mid_block1(hs[-1], temb, stream)
+        h = self.mid_attn(h)
+        h = self.mid_block2(h, temb, stream)
+        for level in self.up:
+            for block, attn in zip(level.blocks, level.attns):
+                h = attn(block(torch.cat([h, hs.pop()], dim=1), temb, stream))
+            if level.upsample is not None:
+                h = level.upsample(h)
+        assert not hs
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+    def input_shape(self, batch):
+        c = self.cfg
+        return (batch, c["in_channels"], c["resolution"], c["resolution"])
+
+
+# ------------------------------------------------------------------ MLP
+
+class MLPBlock(nn.Module):
+    """u = fc1(silu(h)) + temb_proj(silu(emb)); u = dropout(silu(u)); h + fc2(u)."""
+
+    def __init__(self, width, dropout):
+        super().__init__()
+        self.fc1 = nn.Linear(width, width)
+        self.temb_proj = nn.Linear(width, width)
+        self.fc2 = nn.Linear(width, width)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, h, emb, stream=None):
+        u = self.fc1(F.silu(h)) + self.temb_proj(F.silu(emb))
+        u = self.dropout(F.silu(u), stream)
+        return h + self.fc2(u)
+
+
+class MLP(nn.Module):
+    """emb = temb(sinusoidal(t, W)) [+ label_emb(y)]; h = inp(x);
+    h = blocks(h, emb); out = out(silu(h))."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        cfg = make_config(dict(cfg, kind="mlp"))
+        self.cfg = cfg
+        W = cfg["width"]
+        self.temb = nn.Sequential(nn.Linear(W, W), nn.SiLU(), nn.Linear(W, W))
+        if cfg["num_classes"] > 0:
+            self.label_emb = nn.Embedding(cfg["num_classes"] + 1, W)
+        self.inp = nn.Linear(cfg["dim"], W)
+        self.blocks = nn.ModuleList([MLPBlock(W, cfg["dropout"]) for _ in range(cfg["depth"])])
+        self.out = nn.Linear(W, cfg["dim"])
+
+    def forward(self, x, t, y=None, stream=None):
+        emb = self.temb(timestep_embedding(t, self.cfg["width"]).to(x.dtype))
+        if self.cfg["num_classes"] > 0:
+            emb = emb + self.label_emb(_labels(y, x.shape[0], self.cfg["num_classes"], x.device))
+        h = self.inp(x)
+        for block in self.blocks:
+            h = block(h, emb, stream)
+        return self.out(F.silu(h))
+
+    def input_shape(self, batch):
+        return (batch, self.cfg["dim"])
+
+
+# ------------------------------------------------------------------ helpers
+
+def build(cfg):
+    """A model from a config (dict, JSON string or preset name), PyTorch default init
+    drawn from torch's global generator."""
+    cfg = make_config(cfg)
+    return UNet(cfg) if cfg["kind"] == "unet" else MLP(cfg)
+
+
+def config_json(cfg):
+    """The config as the compact JSON text stored in checkpoint metadata."""
+    return json.dumps(make_config(cfg), separators=(",", ":"))
+
+
+def count_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def main(argv):
+    if len(argv) > 2 or (len(argv) == 2 and argv[1] in ("-h", "--help")):
+        print(__doc__)
+        return 0 if len(argv) == 2 else 2
+    try:
+        cfg = make_config(argv[1] if len(argv) == 2 else "fmnist-small")
+    except ConfigError as e:
+        print(f"torch_twin.py: {e}", file=sys.stderr)
+        return 1
+    model = build(cfg)
+    print(config_json(cfg))
+    print(f"parameters: {count_params(model):,}")
+    for name, t in model.state_dict().items():
+        print(f"  {name} {list(t.shape)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
