@@ -37,7 +37,7 @@ $1 == "c" && $2 == "model" { model = $3 }
 $1 == "c" && ($2 == "train" || $2 == "infer") { k = $3 " " $2 " " val("batch"); c[k] = val("img_per_s"); g[k] = val("gflops"); order[++n] = k }
 $1 == "torch" && ($2 == "train" || $2 == "infer") { k = $3 " " $2 " " val("batch"); t[k] = val("img_per_s") }
 $1 == "c" && $2 ~ /^peak_rss_mb=/ { split($2, kv, "="); cmem[model] = kv[2] }
-$1 == "torch" && /peak_rss_mb=/ { tmem[model] = val("peak_rss_mb") }
+$1 == "torch" && $2 == "peak_rss" { tmem[val("preset")] = val("mib") }
 END {
     for (i = 1; i <= n; i++) {
         k = order[i]; split(k, p, " ")
