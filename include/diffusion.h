@@ -448,6 +448,340 @@ dfn_batch_state dfn_batch_iter_state(const dfn_batch_iter *it);
 /* DFN_ERR_ARG if the state was saved for a dataset of another size or its
  * position is past the end. */
 dfn_status dfn_batch_iter_restore(dfn_batch_iter *it, const dfn_batch_state *state);
+/* ================================================================
+ * noise processes, predictions, objectives
+ *   src/process/schedule.c  discrete beta schedules
+ *   src/process/sde.c       continuous processes (score SDEs), sigma ladders
+ *   src/process/prediction.c conversions between eps / x0 / v / score / flow
+ *   src/train/objective.c   training inputs, targets, weights and losses
+ *
+ * Every process here is Gaussian given x_0:  x_t = alpha x_0 + sigma eps,
+ * eps ~ N(0, I). Tensors are float32; per-sample coefficients (alpha, sigma,
+ * variances) are double, as the schedules that produce them are.
+ * ================================================================ */
+
+/* ---------------------------------------------------------------- discrete schedules */
+
+/* Step indexing: every array below is 0-based, and entry i is the papers' step
+ * t = i + 1 (t = 1..T). So beta[0] = b_1, alpha_bar[T-1] = abar_T, and the
+ * integer a network sees as its timestep is the index i (as improved-diffusion
+ * and diffusers do). */
+typedef enum {
+    DFN_BETA_LINEAR,    /* "linear": linspace(beta_start, beta_end, T) (Ho et al. 2020) */
+    DFN_BETA_COSINE,    /* "cosine": Nichol & Dhariwal 2021 eq. 17, s = 0.008, clip 0.999 */
+    DFN_BETA_SIGMOID,   /* "sigmoid": sigmoid(linspace(-6, 6, T)) (end - start) + start */
+    DFN_BETA_CONSTANT,  /* "constant": beta_end at every step (DDPM's "const") */
+    DFN_BETA_QUADRATIC, /* "quadratic": linspace(sqrt(start), sqrt(end), T)^2
+                           (diffusers' "scaled_linear") */
+    DFN_BETA_FILE,      /* "file": betas listed in a text file (params.path) */
+    DFN_BETA_KIND_COUNT
+} dfn_beta_kind;
+
+/* "linear", "cosine", ... and back. dfn_beta_kind_from_name also accepts the
+ * diffusers names "scaled_linear" (quadratic) and "squaredcos_cap_v2" (cosine);
+ * for an unknown name it returns -1 and leaves a message listing the known
+ * names for dfn_last_error(). */
+const char *dfn_beta_kind_name(dfn_beta_kind kind);
+int dfn_beta_kind_from_name(const char *name);
+
+typedef struct {
+    dfn_beta_kind kind;
+    int T;              /* steps, 1000; ignored for DFN_BETA_FILE (the file decides) */
+    double beta_start;  /* 1e-4: first beta of linear, sigmoid, quadratic */
+    double beta_end;    /* 0.02: last beta of linear, sigmoid, quadratic; constant's beta */
+    double cosine_s;    /* 0.008: cosine offset s */
+    double max_beta;    /* 0.999: cosine betas are clipped to at most this */
+    const char *path;   /* DFN_BETA_FILE: the file (borrowed, not kept) */
+} dfn_schedule_params;
+
+/* Defaults above for `kind`. The endpoints are used as given for every T, as in
+ * DDPM (Ho et al. 2020, diffusion_utils_2.get_beta_schedule); improved-diffusion
+ * instead rescales linear endpoints by 1000/T: to reproduce it, set
+ * beta_start = 1e-4 * 1000/T and beta_end = 0.02 * 1000/T yourself. */
+dfn_schedule_params dfn_schedule_params_init(dfn_beta_kind kind);
+
+/* A schedule: T and per-step arrays (index i = step t = i + 1), all double.
+ *   beta            b_t
+ *   alpha           a_t = 1 - b_t
+ *   alpha_bar       abar_t = prod_{s<=t} a_s
+ *   alpha_bar_prev  abar_{t-1}, with abar_0 = 1
+ *   sqrt_alpha_bar, sqrt_one_minus_alpha_bar
+ *   snr             abar_t / (1 - abar_t);  log_snr its log
+ *   posterior_variance      b~_t = (1 - abar_{t-1}) / (1 - abar_t) b_t  (0 at t = 1)
+ *   posterior_log_variance_clipped  log b~_t, with the t = 1 entry replaced by
+ *                   t = 2's (improved-diffusion); for T = 1, log b_1
+ *   posterior_coef_x0  sqrt(abar_{t-1}) b_t / (1 - abar_t)
+ *   posterior_coef_xt  sqrt(a_t) (1 - abar_{t-1}) / (1 - abar_t)
+ * The arrays share one allocation owned by the struct: free it with
+ * dfn_schedule_free, never the arrays one by one. */
+typedef struct {
+    int T;
+    dfn_beta_kind kind;
+    double *beta, *alpha, *alpha_bar, *alpha_bar_prev;
+    double *sqrt_alpha_bar, *sqrt_one_minus_alpha_bar;
+    double *snr, *log_snr;
+    double *posterior_variance, *posterior_log_variance_clipped;
+    double *posterior_coef_x0, *posterior_coef_xt;
+} dfn_schedule;
+
+/* Builds the schedule `p` describes into *s. Fails with DFN_ERR_ARG (T < 1, an
+ * endpoint or s or max_beta out of range: every beta must lie in (0, 1)),
+ * DFN_ERR_IO (beta file missing or unreadable) or DFN_ERR_FORMAT (a field that is
+ * not a number, a beta outside (0, 1), no betas at all; the message names the
+ * file and the line). On failure *s is zeroed and owns nothing. */
+dfn_status dfn_schedule_init(dfn_schedule *s, const dfn_schedule_params *p);
+/* The same from T betas given by the caller (copied; kind = DFN_BETA_FILE).
+ * DFN_ERR_ARG if T < 1 or a beta lies outside (0, 1) (the message names its index). */
+dfn_status dfn_schedule_from_betas(dfn_schedule *s, const double *betas, int T);
+/* Reads a beta file: numbers separated by commas and/or newlines, blank lines
+ * and '#' comments ignored. *betas is malloc'ed (the caller frees it). Errors
+ * as dfn_schedule_init's. */
+dfn_status dfn_read_betas(double **betas, int *T, const char *path);
+/* Releases the arrays and zeroes *s; a zeroed struct may be freed again. */
+void dfn_schedule_free(dfn_schedule *s);
+
+/* The discrete-to-continuous link: step i as x_t = alpha x_0 + sigma eps,
+ * alpha = sqrt(abar_t), sigma = sqrt(1 - abar_t). */
+void dfn_schedule_alpha_sigma(const dfn_schedule *s, int i, double *alpha, double *sigma);
+
+/* q(x_t | x_0), DDPM eq. 4: x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, sample b
+ * at step index t[b]. x_t, x0, eps: (batch, dim); x_t may alias x0 or eps. */
+void dfn_q_sample(float *x_t, const dfn_schedule *s, const float *x0, const float *eps,
+                  const int *t, int batch, size_t dim);
+/* q(x_{t-1} | x_t, x_0) = N(mean, var I), DDPM eqs. 6-7: mean (batch, dim) =
+ * coef_x0 x0 + coef_xt x_t; var and log_var_clipped (batch) per sample. Any of
+ * the three outputs may be NULL (x0 and x_t are then unused if mean is). mean may
+ * alias x0 or x_t. */
+void dfn_q_posterior(float *mean, double *var, double *log_var_clipped, const dfn_schedule *s,
+                     const float *x0, const float *x_t, const int *t, int batch, size_t dim);
+
+/* ---------------------------------------------------------------- continuous processes */
+
+/* Score SDEs (Song et al. 2021) dx = f(t) x dt + g(t) dw on t in [0, 1], and the
+ * rectified-flow interpolation seen as one. All have p(x_t | x_0) = N(alpha(t) x_0,
+ * sigma(t)^2 I):
+ *   VP     (eq. 11) beta(t) = beta_min + t (beta_max - beta_min),
+ *          alpha = exp(-1/2 int_0^t beta), sigma = sqrt(1 - alpha^2),
+ *          f = -beta/2, g = sqrt(beta).
+ *   sub-VP (eq. 12) the same alpha and f, sigma = 1 - alpha^2 (a std, not a
+ *          variance: Song et al. appendix B), g = sqrt(beta (1 - alpha^4)).
+ *   VE     (eq. 9, NCSN++) sigma(t) = sigma_min (sigma_max/sigma_min)^t, alpha = 1,
+ *          f = 0, g = sigma(t) sqrt(2 log(sigma_max/sigma_min)).
+ *          The std reported is sigma(t) itself, as score_sde's marginal_prob: the
+ *          process is taken to start from data already blurred by N(0, sigma_min^2)
+ *          (var(0) = sigma_min^2), which keeps sigma > 0 and the score finite at
+ *          t = 0. The exact std from a noiseless x_0 would be
+ *          sqrt(sigma(t)^2 - sigma_min^2); the two differ by < sigma_min^2/(2 sigma).
+ *   flow   rectified flow (Liu et al. 2023): alpha = 1 - t, sigma = t; as an SDE
+ *          f = -1/(1-t), g = sqrt(2t/(1-t)) (infinite at t = 1); its
+ *          probability-flow drift is the velocity eps - x_0. */
+typedef enum {
+    DFN_SDE_VP,    /* "vp" */
+    DFN_SDE_SUBVP, /* "subvp" (also accepted: "sub-vp") */
+    DFN_SDE_VE,    /* "ve" */
+    DFN_SDE_FLOW,  /* "flow" */
+    DFN_SDE_KIND_COUNT
+} dfn_sde_kind;
+
+/* Names and back; from_name returns -1 for an unknown name and leaves a message
+ * listing the known ones. */
+const char *dfn_sde_kind_name(dfn_sde_kind kind);
+int dfn_sde_kind_from_name(const char *name);
+
+typedef struct {
+    dfn_sde_kind kind;
+    double beta_min, beta_max;   /* VP, sub-VP: 0.1, 20 */
+    double sigma_min, sigma_max; /* VE: 0.01, 50 */
+} dfn_sde;
+
+/* The defaults above for `kind`. */
+dfn_sde dfn_sde_init(dfn_sde_kind kind);
+/* DFN_ERR_ARG unless 0 <= beta_min <= beta_max, beta_max > 0 (VP, sub-VP) and
+ * 0 < sigma_min < sigma_max (VE). The functions below assume a valid process. */
+dfn_status dfn_sde_validate(const dfn_sde *sde);
+/* Marginal coefficients of p(x_t | x_0) at time t. */
+void dfn_sde_marginal(const dfn_sde *sde, double t, double *alpha, double *sigma);
+/* Drift coefficient f(t) (f(x, t) = f(t) x) and diffusion g(t). */
+void dfn_sde_coefficients(const dfn_sde *sde, double t, double *f, double *g);
+/* Std of the prior p_1 = N(0, std^2 I) that sampling starts from: 1 for VP,
+ * sub-VP and flow, sigma_max for VE (score_sde's prior_sampling). */
+double dfn_sde_prior_std(const dfn_sde *sde);
+/* lambda(t) = log(alpha(t)/sigma(t)), DPM-Solver's half log-SNR (Lu et al. 2022
+ * section 3.1) - half of the full log SNR that dfn_schedule.log_snr holds - and
+ * its inverse in closed form (VP linear: t = 2L / (beta_min + sqrt(beta_min^2 +
+ * 2 (beta_max - beta_min) L)), L = log(1 + e^{-2 lambda}), as DPM-Solver's
+ * NoiseScheduleVP.inverse_lambda). The inverse solves the process's formula, so
+ * a lambda outside [lambda(1), lambda(0)] maps to a t outside [0, 1]. */
+double dfn_sde_lambda(const dfn_sde *sde, double t);
+double dfn_sde_t_from_lambda(const dfn_sde *sde, double lambda);
+
+/* Noise-level ladders for k-diffusion style samplers, written to sigmas[0..n-1]
+ * in decreasing order (no trailing zero: k-diffusion appends one; add it if
+ * your sampler wants it).
+ *   karras:    sigma_i = (smax^(1/rho) + i/(n-1) (smin^(1/rho) - smax^(1/rho)))^rho
+ *              (Karras et al. 2022 eq. 5; rho = 7 there); n = 1 gives smax.
+ *   geometric: sigma_i = smax (smin/smax)^(i/(n-1)), NCSN's sigma_1 > ... > sigma_L
+ *              (Song & Ermon 2019 section 4.2); n = 1 gives smax.
+ * DFN_ERR_ARG unless n >= 1, 0 < sigma_min <= sigma_max and rho > 0. */
+dfn_status dfn_sigmas_karras(double *sigmas, int n, double sigma_min, double sigma_max,
+                             double rho);
+dfn_status dfn_sigmas_geometric(double *sigmas, int n, double sigma_min, double sigma_max);
+
+/* ---------------------------------------------------------------- predictions */
+
+/* What a network outputs, for x_t = alpha x0 + sigma eps:
+ *   eps    the noise                     (Ho et al. 2020)
+ *   x0     the clean data
+ *   v      alpha eps - sigma x0          (Salimans & Ho 2022, section 4)
+ *   score  grad log p(x_t) = -eps/sigma  (Song et al. 2021; Vincent 2011)
+ *   flow   u = eps - x0, the velocity dx_t/dt of rectified flow (alpha = 1 - t,
+ *          sigma = t; Liu et al. 2023). Defined as eps - x0 for any alpha, sigma. */
+typedef enum {
+    DFN_PRED_EPS,
+    DFN_PRED_X0,
+    DFN_PRED_V,
+    DFN_PRED_SCORE,
+    DFN_PRED_FLOW,
+    DFN_PRED_COUNT
+} dfn_prediction;
+
+/* "eps", "x0", "v", "score", "flow" and back; from_name returns -1 for an unknown
+ * name and leaves a message listing the known ones. */
+const char *dfn_prediction_name(dfn_prediction kind);
+int dfn_prediction_from_name(const char *name);
+
+/* out = the pred_kind prediction `pred` at x_t, re-expressed as out_kind; n
+ * elements sharing one alpha, sigma. Arithmetic in double; out may alias pred or
+ * x_t; x_t may be NULL when out_kind == pred_kind (a copy). The conversion
+ * divides by alpha (eps or score -> x0, v, flow), by sigma
+ * (x0 -> eps, score, v, flow; anything -> score), by alpha^2 + sigma^2 (from v) or
+ * by alpha + sigma (from flow); where that is 0 the result is Inf/NaN, as the
+ * mathematics says. */
+void dfn_prediction_convert(float *out, dfn_prediction out_kind, const float *pred,
+                            dfn_prediction pred_kind, const float *x_t, double alpha,
+                            double sigma, size_t n);
+/* The same for a batch: (batch, dim) tensors, sample b at alpha[b], sigma[b]. */
+void dfn_prediction_convert_batch(float *out, dfn_prediction out_kind, const float *pred,
+                                  dfn_prediction pred_kind, const float *x_t,
+                                  const double *alpha, const double *sigma, int batch,
+                                  size_t dim);
+/* The exact `kind` value for known x0 and eps (a training target): n elements. */
+void dfn_prediction_target(float *out, dfn_prediction kind, const float *x0, const float *eps,
+                           double alpha, double sigma, size_t n);
+/* |d kind / d x0| at fixed x_t: an error e in x0 is an error gain * e in `kind`
+ * (eps: alpha/sigma, x0: 1, v: (alpha^2 + sigma^2)/sigma, score: alpha/sigma^2,
+ * flow: (alpha + sigma)/sigma). Weightings use it to move between targets. */
+double dfn_prediction_x0_gain(dfn_prediction kind, double alpha, double sigma);
+
+/* ---------------------------------------------------------------- objectives */
+
+typedef enum {
+    DFN_LOSS_L2,    /* "l2" (also "mse"): r^2 */
+    DFN_LOSS_L1,    /* "l1": |r| */
+    DFN_LOSS_HUBER, /* "huber": r^2/2 if |r| < delta, else delta (|r| - delta/2), as
+                       torch.nn.HuberLoss (smooth_l1 with beta = huber / delta) */
+    DFN_LOSS_COUNT
+} dfn_loss_kind;
+
+/* Per-sample loss weights. Each is a weight on the loss in the space of the
+ * chosen prediction, derived for L2:
+ *   uniform  1 (L_simple for eps, Ho et al. 2020 eq. 14)
+ *   vlb      the variational bound's weight (discrete schedules only): for eps
+ *            lambda_t = b_t^2 / (2 b~_t a_t (1 - abar_t)) (Ho et al. 2020 eq. 12
+ *            against eq. 14), moved to other predictions with
+ *            dfn_prediction_x0_gain. At t = 1, where b~_1 = 0, b~ is the clipped
+ *            exp(posterior_log_variance_clipped) = b~_2, as improved-diffusion
+ *            clips it (the bound's t = 1 term is really the decoder NLL).
+ *   min-snr  min(SNR, gamma) in x0 space (Hang et al. 2023 section 3): eps
+ *            min(SNR, gamma)/SNR, x0 min(SNR, gamma), v (VP)
+ *            min(SNR, gamma)/(SNR + 1); SNR = alpha^2/sigma^2.
+ *   sigma2   sigma^2 (Song & Ermon 2019 section 4.2, eqs. 5-6: lambda(sigma) =
+ *            sigma^2), meant for score prediction, where it equals uniform
+ *            weight on eps. */
+typedef enum {
+    DFN_WEIGHT_UNIFORM, /* "uniform" */
+    DFN_WEIGHT_VLB,     /* "vlb" */
+    DFN_WEIGHT_MIN_SNR, /* "min-snr" */
+    DFN_WEIGHT_SIGMA2,  /* "sigma2" */
+    DFN_WEIGHT_COUNT
+} dfn_weighting;
+
+const char *dfn_loss_kind_name(dfn_loss_kind kind);
+int dfn_loss_kind_from_name(const char *name);  /* -1 + message for unknown names */
+const char *dfn_weighting_name(dfn_weighting w);
+int dfn_weighting_from_name(const char *name);  /* -1 + message for unknown names */
+
+/* A training objective. Recipes:
+ *   DDPM           prediction eps, uniform (on a dfn_schedule)
+ *   x0 / v         prediction x0 or v; min-snr with gamma 5 is Hang et al.'s
+ *   score SDE      prediction score, sigma2 (score_sde's likelihood-free
+ *                  weighting: loss of eps) or prediction eps, uniform, on a dfn_sde
+ *   NCSN           sigmas from dfn_sigmas_geometric, labels from
+ *                  dfn_sample_timesteps, alpha = 1, sigma = sigmas[label]:
+ *                  prediction score with sigma2 (the network outputs a plain
+ *                  score, Song & Ermon 2019 eqs. 5-6), or NCSNv2's sigma-scaled
+ *                  output (net = sigma * score = -eps): prediction eps with
+ *                  uniform, the same loss with the output's sign flipped.
+ *   rectified flow a dfn_sde of kind flow, t from dfn_sample_times(0, 1),
+ *                  prediction flow, uniform (Liu et al. 2023 eq. 1).
+ * Losses are means over all batch * dim elements of weight[b] * loss(r); NCSN's
+ * and score_sde's sums over dimensions (and NCSN's 1/2) differ by a constant
+ * factor only. */
+typedef struct {
+    dfn_prediction prediction; /* eps */
+    dfn_loss_kind loss;        /* l2 */
+    double huber_delta;        /* 1.0 */
+    dfn_weighting weighting;   /* uniform */
+    double min_snr_gamma;      /* 5.0 */
+} dfn_objective;
+
+dfn_objective dfn_objective_init(void);
+/* DFN_ERR_ARG for huber_delta <= 0, min_snr_gamma <= 0, or vlb weighting on a
+ * continuous process (discrete = 0). */
+dfn_status dfn_objective_validate(const dfn_objective *obj, int discrete);
+
+/* Training times from the seeded generator (dfn_rng_uniform; one uniform per
+ * sample, rng advanced): integer steps t[b] = floor(u T) in 0..T-1, and
+ * continuous t[b] = t_min + u (t_max - t_min) in (t_min, t_max) (score_sde uses
+ * t_min = 1e-5, t_max = 1; rectified flow 0 and 1). */
+void dfn_sample_timesteps(int *t, int batch, int T, dfn_rng *rng);
+void dfn_sample_times(float *t, int batch, double t_min, double t_max, dfn_rng *rng);
+
+/* The weight of one sample. `_discrete` takes a schedule step index and serves
+ * every weighting; the other takes alpha, sigma and aborts on vlb. */
+double dfn_objective_weight(const dfn_objective *obj, double alpha, double sigma);
+double dfn_objective_weight_discrete(const dfn_objective *obj, const dfn_schedule *s, int i);
+
+/* Network input x_t = alpha x0 + sigma eps, the target for obj->prediction and
+ * the per-sample weight, for x0, eps of shape (batch, dim). x_t and target:
+ * (batch, dim); weight: (batch), or NULL if not wanted. Three ways to give the
+ * noise level of sample b: per-sample alpha[b], sigma[b]; a schedule step index
+ * t[b]; a process time t[b]. */
+void dfn_objective_batch(float *x_t, float *target, float *weight, const dfn_objective *obj,
+                         const float *x0, const float *eps, const double *alpha,
+                         const double *sigma, int batch, size_t dim);
+void dfn_objective_batch_discrete(float *x_t, float *target, float *weight,
+                                  const dfn_objective *obj, const dfn_schedule *s,
+                                  const float *x0, const float *eps, const int *t, int batch,
+                                  size_t dim);
+void dfn_objective_batch_sde(float *x_t, float *target, float *weight, const dfn_objective *obj,
+                             const dfn_sde *sde, const float *x0, const float *eps,
+                             const float *t, int batch, size_t dim);
+
+/* loss = 1/(batch dim) sum_b weight[b] sum_d loss(pred[b,d] - target[b,d]),
+ * accumulated in double in a fixed order; weight NULL means 1. If dpred is not
+ * NULL it receives d loss / d pred (overwritten), for the model's backward. The
+ * L1 and Huber derivatives at a kink are torch's (sign(0) = 0). delta is used by
+ * Huber only. */
+double dfn_loss(float *dpred, dfn_loss_kind kind, double delta, const float *pred,
+                const float *target, const float *weight, int batch, size_t dim);
+/* dfn_loss with obj->loss and obj->huber_delta. */
+double dfn_objective_loss(float *dpred, const dfn_objective *obj, const float *pred,
+                          const float *target, const float *weight, int batch, size_t dim);
+
+/* ================================================================
+ * end of: noise processes, predictions, objectives
+ * ================================================================ */
 
 #ifdef __cplusplus
 }
