@@ -76,8 +76,9 @@ typedef struct {
 } dfn_rng;
 
 dfn_rng dfn_rng_init(uint64_t seed);
-/* Uniform floats in (0, 1): element i comes from block counter + i/4, lane i%4;
- * the counter advances by ceil(n/4). */
+/* Uniform floats strictly inside (0, 1), (k + 1/2) / 2^23 with k the top 23 bits
+ * of a Philox word: element i comes from block counter + i/4, lane i%4; the
+ * counter advances by ceil(n/4). */
 void dfn_rng_uniform(dfn_rng *rng, float *out, size_t n);
 /* Standard normal floats by Box-Muller: elements 2j and 2j+1 come from block
  * counter + j (lanes 0 and 1); the counter advances by ceil(n/2). */
@@ -187,11 +188,13 @@ dfn_status dfn_model_load(dfn_model **out, const char *path);
 
 /* ---------------------------------------------------------------- optimisation */
 
+/* Scalars are doubles, as PyTorch's are Python floats: 1 - beta2 from a float
+ * 0.999 would be off by 1.3e-5 relative. */
 typedef struct {
-    float lr;           /* 1e-3 */
-    float beta1, beta2; /* 0.9, 0.999 */
-    float eps;          /* 1e-8 */
-    float weight_decay; /* 0.01 (decoupled, Loshchilov & Hutter 2019) */
+    double lr;           /* 1e-3 */
+    double beta1, beta2; /* 0.9, 0.999 */
+    double eps;          /* 1e-8 */
+    double weight_decay; /* 0.01 (decoupled, Loshchilov & Hutter 2019) */
 } dfn_adamw_params;
 
 dfn_adamw_params dfn_adamw_params_init(void);

@@ -20,6 +20,7 @@ Each file holds, for one model config (tests/ref/README.md has the full contract
   final.<name>             parameters after `steps` steps of: training forward (the
                            Philox stream continuing), loss = mean((out - target)^2),
                            backward, clip_grad_norm_(clip), AdamW step
+  final64.<name>           the same steps in float64 (F64): the yardstick for final.*
 """
 import argparse
 import json
@@ -115,6 +116,27 @@ def make_case(name, spec):
     for n, p in model.named_parameters():
         tensors[f"final.{n}"] = f32(p)
 
+    # The same steps in float64, from the same initial parameters and dropout
+    # masks: how far float32 PyTorch itself lands from exact arithmetic, which is
+    # the yardstick for the C side's parameters after the steps.
+    model64 = torch_twin.build(cfg).double()
+    with torch.no_grad():
+        for n, p in model64.named_parameters():
+            p.copy_(torch.from_numpy(tensors[f"init.{n}"]).double())
+    model64.train()
+    opt64 = torch.optim.AdamW(model64.parameters(), lr=ADAMW["lr"],
+                              betas=(ADAMW["beta1"], ADAMW["beta2"]), eps=ADAMW["eps"],
+                              weight_decay=ADAMW["weight_decay"], foreach=False)
+    stream64 = torch_twin.PhiloxStream(DROPOUT_SEED, 0)
+    for step in range(1, STEPS + 1):
+        opt64.zero_grad(set_to_none=True)
+        out = model64(x.double(), t.double(), y, stream64)
+        torch.mean((out - target.double()) ** 2).backward()
+        torch.nn.utils.clip_grad_norm_(model64.parameters(), CLIP)
+        opt64.step()
+    for n, p in model64.named_parameters():
+        tensors[f"final64.{n}"] = p.detach().numpy().astype(np.float64)
+
     per_forward = {c2 - c1 for c1, c2 in zip(counters, counters[1:])}
     assert len(per_forward) == 1, counters
     metadata = {
@@ -131,20 +153,48 @@ def make_case(name, spec):
     return tensors, metadata, losses, float(tensors["grad_norm"][0])
 
 
+def make_adamw_case():
+    """The optimizer alone: STEPS steps of clip_grad_norm_ + AdamW on one parameter
+    vector with given gradients spanning seven orders of magnitude, so that the C
+    AdamW is compared with PyTorch's without the network's rounding in between."""
+    torch.manual_seed(5)
+    n = 4096
+    init = torch.randn(n) * 0.1
+    grads = torch.randn(STEPS, n) * torch.logspace(-6, 1, n)[None, :]
+    param = init.clone().requires_grad_(True)
+    opt = torch.optim.AdamW([param], lr=ADAMW["lr"], betas=(ADAMW["beta1"], ADAMW["beta2"]),
+                            eps=ADAMW["eps"], weight_decay=ADAMW["weight_decay"], foreach=False)
+    for k in range(STEPS):
+        param.grad = grads[k].clone()
+        torch.nn.utils.clip_grad_norm_([param], CLIP)
+        opt.step()
+    state = opt.state[param]
+    tensors = {"init": f32(init), "grads": f32(grads), "final": f32(param),
+               "exp_avg": f32(state["exp_avg"]), "exp_avg_sq": f32(state["exp_avg_sq"])}
+    metadata = {"case": "adamw", "steps": str(STEPS), "clip": repr(CLIP),
+                "adamw": json.dumps(ADAMW, separators=(",", ":")), "torch_version": torch.__version__}
+    return tensors, metadata
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("cases", nargs="*", help=f"cases (default all: {' '.join(CASES)})")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                   "..", "tests", "ref"))
     args = ap.parse_args()
-    unknown = [c for c in args.cases if c not in CASES]
+    unknown = [c for c in args.cases if c not in CASES and c != "adamw"]
     if unknown:
         print(f"gen_reference.py: unknown case(s) {unknown}; known: {list(CASES)}", file=sys.stderr)
         return 2
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     os.makedirs(args.out, exist_ok=True)
-    for name in args.cases or CASES:
+    if not args.cases or "adamw" in args.cases:
+        tensors, meta = make_adamw_case()
+        path = os.path.join(args.out, "adamw.safetensors")
+        safetensors_io.save(path, tensors, meta)
+        print(f"adamw: {os.path.getsize(path) / 1e6:.2f} MB -> {path}")
+    for name in [c for c in args.cases if c != "adamw"] or ([] if args.cases else CASES):
         tensors, meta, losses, gnorm = make_case(name, CASES[name])
         path = os.path.join(args.out, f"{name}.safetensors")
         safetensors_io.save(path, tensors, meta)

@@ -186,10 +186,10 @@ def _blocks(counter, nblocks):
 
 
 def u32_to_unit(w):
-    """24 high bits to a float32 strictly inside (0, 1): ((w >> 8) + 0.5) * 2**-24,
-    every operation in float32 (as the C code)."""
+    """23 high bits to a float32 strictly inside (0, 1): ((w >> 9) + 0.5) * 2**-23,
+    exact in float32 (as the C code: 24 bits would round up to 1.0 at the top)."""
     w = np.asarray(w, dtype=np.uint32)
-    return ((w >> np.uint32(8)).astype(np.float32) + np.float32(0.5)) * np.float32(1.0 / 16777216.0)
+    return ((w >> np.uint32(9)).astype(np.float32) + np.float32(0.5)) * np.float32(1.0 / 8388608.0)
 
 
 def philox_uniform(seed, counter, n):

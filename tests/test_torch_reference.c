@@ -8,8 +8,21 @@
  * them from the same Philox stream. Here the C engine repeats all of it from the
  * same initial parameters.
  *
- * Norm: for each tensor, max|c - torch| / max|torch| (inf-norm relative error);
- * every tensor must be within 1e-4. The worst tensor of each case is printed. */
+ * Norms (the worst tensor of each case is printed):
+ *   - outputs, d loss/d x, the loss of every step, the gradient norm: per tensor,
+ *     max|c - torch| / max|torch| (inf-norm relative error) <= 1e-4;
+ *   - parameter gradients: per tensor, max|c - torch| / max(max|torch|, 1e-3 G)
+ *     <= 1e-4, where G = max|torch| over all parameter gradients. The floor only
+ *     matters for tensors whose gradient is zero in exact arithmetic (attention
+ *     k.bias: softmax ignores a per-query constant; biases followed by an instance
+ *     norm): both sides hold rounding noise there, ~1e-10;
+ *   - parameters after 3 steps (forward, backward, clip, AdamW): max|c - torch|
+ *     <= 0.1 lr. AdamW divides by sqrt(v), so a gradient that is pure rounding
+ *     noise still moves its weight by up to lr, in a direction set by the noise:
+ *     tensors whose step-1 gradient is below 1e-6 G (zero in exact arithmetic,
+ *     see above) are only held to AdamW's bound, |change| <= 1.01 lr per step on
+ *     both sides. The optimizer itself is compared with PyTorch in the "adamw"
+ *     case (given gradients, 1e-6). */
 #include <string.h>
 
 #include "diffusion.h"
@@ -23,16 +36,31 @@ typedef struct {
     double err;
 } worst;
 
-static void compare(worst *w, const char *case_name, const char *tensor, const float *got,
-                    const float *want, size_t n) {
-    char label[160];
-    snprintf(label, sizeof label, "%s/%s", case_name, tensor);
-    double e = rel_error(got, want, n);
-    check_tensor(label, got, want, n, TOL);
+/* max|a - b| / max(max|b|, floor) */
+static double floored_error(const float *a, const float *b, size_t n, double floor) {
+    double maxdiff = 0, maxref = floor;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= maxdiff)) maxdiff = d;
+        if (fabs((double)b[i]) > maxref) maxref = fabs((double)b[i]);
+    }
+    return maxref > 0 ? maxdiff / maxref : maxdiff;
+}
+
+static void compare_floor(worst *w, const char *case_name, const char *tensor, const float *got,
+                          const float *want, size_t n, double floor, double tol) {
+    double e = floored_error(got, want, n, floor);
+    CHECK(e <= tol, "%s/%s (n=%zu): error %.3e > %.1e (first values: got %.8g want %.8g)", case_name,
+          tensor, n, e, tol, got[0], want[0]);
     if (!(e <= w->err)) { /* also catches NaN */
         w->err = e;
         w->name = tensor;
     }
+}
+
+static void compare(worst *w, const char *case_name, const char *tensor, const float *got,
+                    const float *want, size_t n) {
+    compare_floor(w, case_name, tensor, got, want, n, 0.0, TOL);
 }
 
 static float *read_f32(const dfn_st_file *f, const char *name, size_t expect) {
@@ -108,13 +136,16 @@ static void run_case(const char *case_name) {
     dfn_adamw_params opt = dfn_adamw_params_init();
     if (adamw_s) {
         const char *p;
-        if ((p = strstr(adamw_s, "\"lr\":"))) opt.lr = strtof(p + 5, NULL);
-        if ((p = strstr(adamw_s, "\"weight_decay\":"))) opt.weight_decay = strtof(p + 15, NULL);
-        if ((p = strstr(adamw_s, "\"eps\":"))) opt.eps = strtof(p + 6, NULL);
-        if ((p = strstr(adamw_s, "\"beta1\":"))) opt.beta1 = strtof(p + 8, NULL);
-        if ((p = strstr(adamw_s, "\"beta2\":"))) opt.beta2 = strtof(p + 8, NULL);
+        if ((p = strstr(adamw_s, "\"lr\":"))) opt.lr = strtod(p + 5, NULL);
+        if ((p = strstr(adamw_s, "\"weight_decay\":"))) opt.weight_decay = strtod(p + 15, NULL);
+        if ((p = strstr(adamw_s, "\"eps\":"))) opt.eps = strtod(p + 6, NULL);
+        if ((p = strstr(adamw_s, "\"beta1\":"))) opt.beta1 = strtod(p + 8, NULL);
+        if ((p = strstr(adamw_s, "\"beta2\":"))) opt.beta2 = strtod(p + 8, NULL);
     }
     float *losses = read_f32(f, "loss", steps);
+    float *init = malloc(P * sizeof(float));
+    memcpy(init, params, P * sizeof(float));
+    char *noise_only = calloc((size_t)dfn_model_num_tensors(m), 1);
     float *mom = calloc(P, sizeof(float)), *vel = calloc(P, sizeof(float));
     for (int s = 1; s <= steps; s++) {
         dfn_model_forward(m, out, x, t, y, B, 1, &rng);
@@ -139,12 +170,18 @@ static void run_case(const char *case_name) {
             float *g = dfn_model_grads(m);
             float *ref = calloc(P, sizeof(float));
             CHECK(dfn_st_read_model_tensors(f, m, "grad.", ref) == DFN_OK, "%s", dfn_last_error());
+            double G = 0;
+            for (size_t i = 0; i < P; i++) G = fmax(G, fabs(ref[i]));
             for (int i = 0; i < dfn_model_num_tensors(m); i++) {
                 int shape[4], nd = dfn_model_tensor_shape(m, i, shape);
                 size_t k = 1;
                 for (int d = 0; d < nd; d++) k *= shape[d];
                 size_t off = dfn_model_tensor_offset(m, i);
-                compare(&w, case_name, dfn_model_tensor_name(m, i), g + off, ref + off, k);
+                compare_floor(&w, case_name, dfn_model_tensor_name(m, i), g + off, ref + off, k,
+                              1e-3 * G, TOL);
+                double tmax = 0;
+                for (size_t j = 0; j < k; j++) tmax = fmax(tmax, fabs(ref[off + j]));
+                noise_only[i] = tmax < 1e-6 * G;
             }
             free(ref);
             float norm = (float)dfn_grad_norm(g, P);
@@ -156,19 +193,35 @@ static void run_case(const char *case_name) {
     }
     float *ref = calloc(P, sizeof(float));
     CHECK(dfn_st_read_model_tensors(f, m, "final.", ref) == DFN_OK, "%s", dfn_last_error());
+    double final_err = 0;
+    const char *final_worst = "(none)";
+    int n_noise = 0;
     for (int i = 0; i < dfn_model_num_tensors(m); i++) {
         int shape[4], nd = dfn_model_tensor_shape(m, i, shape);
         size_t k = 1;
         for (int d = 0; d < nd; d++) k *= shape[d];
         size_t off = dfn_model_tensor_offset(m, i);
-        char label[96];
-        snprintf(label, sizeof label, "final.%s", dfn_model_tensor_name(m, i));
-        double e = rel_error(params + off, ref + off, k);
-        check_tensor(label, params + off, ref + off, k, TOL);
-        if (!(e <= w.err)) { w.err = e; w.name = "a final.* parameter"; }
+        double e = 0;
+        if (noise_only[i]) {
+            n_noise++;
+            for (size_t j = 0; j < k; j++) {
+                e = fmax(e, fabs((double)params[off + j] - init[off + j]));
+                e = fmax(e, fabs((double)ref[off + j] - init[off + j]));
+            }
+            CHECK(e <= 1.01 * steps * opt.lr + 1e-6, "%s/final.%s (gradient zero in exact arithmetic): "
+                  "moved %.3e, more than AdamW's bound", case_name, dfn_model_tensor_name(m, i), e);
+            continue;
+        }
+        for (size_t j = 0; j < k; j++) e = fmax(e, fabs((double)params[off + j] - ref[off + j]));
+        CHECK(e <= 0.1 * opt.lr, "%s/final.%s: max abs error %.3e > 0.1 lr", case_name,
+              dfn_model_tensor_name(m, i), e);
+        if (!(e <= final_err)) { final_err = e; final_worst = dfn_model_tensor_name(m, i); }
     }
-    printf("%-20s B=%d params=%zu steps=%d: worst tensor %s, rel error %.2e (tolerance %.0e)\n",
-           case_name, B, P, steps, w.name, w.err, TOL);
+    printf("%-20s B=%d params=%zu: worst of outputs/grads %s at %.2e (tol %.0e); "
+           "after %d steps worst %s at %.2e lr (tol 0.1 lr; %d noise-only tensors)\n",
+           case_name, B, P, w.name, w.err, TOL, steps, final_worst, final_err / opt.lr, n_noise);
+    free(init);
+    free(noise_only);
     free(ref); free(mom); free(vel); free(losses);
     free(x); free(t); free(target); free(out); free(dout); free(dx);
 done:
@@ -176,8 +229,51 @@ done:
     dfn_st_close(f);
 }
 
+/* The optimizer alone: gradients from the file, clip + AdamW, 3 steps. */
+static void run_adamw_case(void) {
+    const char *path = "tests/ref/adamw.safetensors";
+    dfn_st_file *f;
+    if (dfn_st_open(&f, path) != DFN_OK) {
+        CHECK(0, "%s", dfn_last_error());
+        return;
+    }
+    const dfn_st_tensor *gt;
+    if (dfn_st_get(f, "grads", DFN_DTYPE_F32, -1, NULL, &gt) != DFN_OK) {
+        CHECK(0, "%s", dfn_last_error());
+        dfn_st_close(f);
+        return;
+    }
+    if (gt->ndim != 2) {
+        CHECK(0, "%s: grads must be (steps, n)", path);
+        dfn_st_close(f);
+        return;
+    }
+    int steps = (int)gt->shape[0];
+    size_t n = (size_t)gt->shape[1];
+    float *p = read_f32(f, "init", n), *g = malloc(n * sizeof(float));
+    float *m = calloc(n, sizeof(float)), *v = calloc(n, sizeof(float));
+    dfn_adamw_params opt = dfn_adamw_params_init();
+    for (int s = 0; s < steps; s++) {
+        memcpy(g, (const float *)gt->data + (size_t)s * n, n * sizeof(float));
+        dfn_clip_grad_norm(g, n, 1.0);
+        dfn_adamw_step(p, g, m, v, n, s + 1, &opt);
+    }
+    float *want;
+    worst w = {"(none)", 0.0};
+    const char *names[3] = {"final", "exp_avg", "exp_avg_sq"};
+    float *got[3] = {p, m, v};
+    for (int i = 0; i < 3; i++) {
+        if ((want = read_f32(f, names[i], n))) compare_floor(&w, "adamw", names[i], got[i], want, n, 0, 1e-6);
+        free(want);
+    }
+    printf("%-20s n=%zu steps=%d: worst %s at %.2e (tol 1e-6)\n", "adamw", n, steps, w.name, w.err);
+    free(p); free(g); free(m); free(v);
+    dfn_st_close(f);
+}
+
 int main(void) {
     const char *cases[] = {"unet_tiny", "unet_small_reduced", "mlp", "unet_attn28"};
+    run_adamw_case();
     for (int i = 0; i < 4; i++) run_case(cases[i]);
     TEST_MAIN_END();
 }

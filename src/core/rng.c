@@ -42,9 +42,11 @@ dfn_rng dfn_rng_init(uint64_t seed) {
     return r;
 }
 
-/* 24 random bits to a float strictly inside (0, 1). */
+/* 23 random bits to a float strictly inside (0, 1): (k + 1/2) 2^-23 for
+ * k = w >> 9 is (2k + 1) 2^-24, exact in float32, from 2^-24 to 1 - 2^-24.
+ * (With 24 bits, k + 1/2 would need 25 and round up to 1.0 at the top.) */
 static inline float u32_to_unit(uint32_t u) {
-    return ((float)(u >> 8) + 0.5f) * (1.0f / 16777216.0f);
+    return ((float)(u >> 9) + 0.5f) * (1.0f / 8388608.0f);
 }
 
 void dfn_rng_uniform(dfn_rng *rng, float *out, size_t n) {

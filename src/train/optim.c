@@ -5,7 +5,7 @@
 #include "core.h"
 
 dfn_adamw_params dfn_adamw_params_init(void) {
-    dfn_adamw_params p = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f};
+    dfn_adamw_params p = {1e-3, 0.9, 0.999, 1e-8, 0.01};
     return p;
 }
 
@@ -17,14 +17,14 @@ dfn_adamw_params dfn_adamw_params_init(void) {
 void dfn_adamw_step(float *params, const float *grads, float *m, float *v, size_t n, long step,
                     const dfn_adamw_params *p) {
     DFN_ASSERT(step >= 1);
-    const float decay = (float)(1.0 - (double)p->lr * p->weight_decay);
-    const float b1 = p->beta1, b2 = p->beta2;
+    const float decay = (float)(1.0 - p->lr * p->weight_decay);
+    const float b1 = (float)p->beta1, b2 = (float)p->beta2;
     const float one_minus_b1 = (float)(1.0 - p->beta1), one_minus_b2 = (float)(1.0 - p->beta2);
     const double bc1 = 1.0 - pow(p->beta1, (double)step);
     const double bc2 = 1.0 - pow(p->beta2, (double)step);
     const float step_size = (float)(p->lr / bc1);
     const float bc2_sqrt = (float)sqrt(bc2);
-    const float eps = p->eps;
+    const float eps = (float)p->eps;
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
         float g = grads[i];
