@@ -30,8 +30,8 @@
 
 #include "core.h"
 
-/* The largest side we agree to write: far above any sensible grid, and it keeps
- * every size computation below well inside int. */
+/* The largest side we agree to write: far above any sensible grid, the limit of
+ * cairo's image surfaces (captions), and it keeps every size below inside int. */
 #define MAX_SIDE 32767
 
 /* ---------------------------------------------------------------- file output */
