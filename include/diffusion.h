@@ -784,7 +784,6 @@ double dfn_objective_loss(float *dpred, const dfn_objective *obj, const float *p
 /* ================================================================
  * end of: noise processes, predictions, objectives
  * ================================================================ */
-=======
 /* ---------------------------------------------------------------- images and plots */
 
 /* Images are float (C, H, W) planes, NCHW for batches, with values in [-1, 1]

@@ -16,13 +16,14 @@
  *     matters for tensors whose gradient is zero in exact arithmetic (attention
  *     k.bias: softmax ignores a per-query constant; biases followed by an instance
  *     norm): both sides hold rounding noise there, ~1e-10;
- *   - parameters after 3 steps (forward, backward, clip, AdamW): max|c - torch|
- *     <= 0.1 lr. AdamW divides by sqrt(v), so a gradient that is pure rounding
- *     noise still moves its weight by up to lr, in a direction set by the noise:
- *     tensors whose step-1 gradient is below 1e-6 G (zero in exact arithmetic,
- *     see above) are only held to AdamW's bound, |change| <= 1.01 lr per step on
- *     both sides. The optimizer itself is compared with PyTorch in the "adamw"
- *     case (given gradients, 1e-6). */
+ *   - parameters after 3 steps (forward, backward, clip, AdamW): AdamW divides
+ *     by sqrt(v), so a gradient element that is mostly rounding noise still
+ *     moves its weight by up to lr, in a direction set by the noise; no float32
+ *     implementation reproduces another's there. The yardstick is PyTorch's own
+ *     float32 error: the file also holds the same steps run in float64
+ *     (final64.*), and per tensor max|c - f64| <= 2 max|torch32 - f64| + 1e-3 lr.
+ *     The optimizer alone is compared with PyTorch in the "adamw" case (given
+ *     gradients, tolerance 1e-6). */
 #include <string.h>
 
 #include "diffusion.h"
@@ -143,9 +144,7 @@ static void run_case(const char *case_name) {
         if ((p = strstr(adamw_s, "\"beta2\":"))) opt.beta2 = strtod(p + 8, NULL);
     }
     float *losses = read_f32(f, "loss", steps);
-    float *init = malloc(P * sizeof(float));
-    memcpy(init, params, P * sizeof(float));
-    char *noise_only = calloc((size_t)dfn_model_num_tensors(m), 1);
+
     float *mom = calloc(P, sizeof(float)), *vel = calloc(P, sizeof(float));
     for (int s = 1; s <= steps; s++) {
         dfn_model_forward(m, out, x, t, y, B, 1, &rng);
@@ -179,9 +178,6 @@ static void run_case(const char *case_name) {
                 size_t off = dfn_model_tensor_offset(m, i);
                 compare_floor(&w, case_name, dfn_model_tensor_name(m, i), g + off, ref + off, k,
                               1e-3 * G, TOL);
-                double tmax = 0;
-                for (size_t j = 0; j < k; j++) tmax = fmax(tmax, fabs(ref[off + j]));
-                noise_only[i] = tmax < 1e-6 * G;
             }
             free(ref);
             float norm = (float)dfn_grad_norm(g, P);
@@ -193,35 +189,35 @@ static void run_case(const char *case_name) {
     }
     float *ref = calloc(P, sizeof(float));
     CHECK(dfn_st_read_model_tensors(f, m, "final.", ref) == DFN_OK, "%s", dfn_last_error());
-    double final_err = 0;
+    double worst_ratio = 0;
     const char *final_worst = "(none)";
-    int n_noise = 0;
     for (int i = 0; i < dfn_model_num_tensors(m); i++) {
         int shape[4], nd = dfn_model_tensor_shape(m, i, shape);
         size_t k = 1;
         for (int d = 0; d < nd; d++) k *= shape[d];
         size_t off = dfn_model_tensor_offset(m, i);
-        double e = 0;
-        if (noise_only[i]) {
-            n_noise++;
-            for (size_t j = 0; j < k; j++) {
-                e = fmax(e, fabs((double)params[off + j] - init[off + j]));
-                e = fmax(e, fabs((double)ref[off + j] - init[off + j]));
-            }
-            CHECK(e <= 1.01 * steps * opt.lr + 1e-6, "%s/final.%s (gradient zero in exact arithmetic): "
-                  "moved %.3e, more than AdamW's bound", case_name, dfn_model_tensor_name(m, i), e);
+        char name64[96];
+        snprintf(name64, sizeof name64, "final64.%s", dfn_model_tensor_name(m, i));
+        const dfn_st_tensor *t64;
+        if (dfn_st_get(f, name64, DFN_DTYPE_F64, -1, NULL, &t64) != DFN_OK || t64->numel != k) {
+            CHECK(0, "%s", dfn_last_error());
             continue;
         }
-        for (size_t j = 0; j < k; j++) e = fmax(e, fabs((double)params[off + j] - ref[off + j]));
-        CHECK(e <= 0.1 * opt.lr, "%s/final.%s: max abs error %.3e > 0.1 lr", case_name,
-              dfn_model_tensor_name(m, i), e);
-        if (!(e <= final_err)) { final_err = e; final_worst = dfn_model_tensor_name(m, i); }
+        const double *exact = t64->data;
+        double err_c = 0, err_torch = 0;
+        for (size_t j = 0; j < k; j++) {
+            err_c = fmax(err_c, fabs((double)params[off + j] - exact[j]));
+            err_torch = fmax(err_torch, fabs((double)ref[off + j] - exact[j]));
+        }
+        double bound = 2 * err_torch + 1e-3 * opt.lr;
+        CHECK(err_c <= bound, "%s/final.%s: C is %.3e from float64, PyTorch float32 %.3e", case_name,
+              dfn_model_tensor_name(m, i), err_c, err_torch);
+        if (!(err_c / bound <= worst_ratio)) { worst_ratio = err_c / bound; final_worst = dfn_model_tensor_name(m, i); }
     }
     printf("%-20s B=%d params=%zu: worst of outputs/grads %s at %.2e (tol %.0e); "
-           "after %d steps worst %s at %.2e lr (tol 0.1 lr; %d noise-only tensors)\n",
-           case_name, B, P, w.name, w.err, TOL, steps, final_worst, final_err / opt.lr, n_noise);
-    free(init);
-    free(noise_only);
+           "after %d steps worst %s at %.2f of its bound\n",
+           case_name, B, P, w.name, w.err, TOL, steps, final_worst, worst_ratio);
+
     free(ref); free(mom); free(vel); free(losses);
     free(x); free(t); free(target); free(out); free(dout); free(dx);
 done:
