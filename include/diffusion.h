@@ -879,6 +879,83 @@ dfn_status dfn_plot_save(const dfn_plot *plot, const char *path);
  * a program run under a leak checker; no other thread may be drawing then. */
 void dfn_plot_release_caches(void);
 
+/* ---------------------------------------------------------------- training */
+
+/* The noise process a model is trained on, and therefore sampled with; stored
+ * in every checkpoint's metadata ("process") so that samplers know it.
+ *   discrete:   DDPM steps 0..T-1 of a beta schedule; the network's time input
+ *               is the step index;
+ *   continuous: an SDE or rectified flow on t in [t_min, 1]; the network's time
+ *               input is time_scale * t (1000 by default, so that the sinusoidal
+ *               embedding resolves it as it does DDPM's steps; score_sde does
+ *               the same with 999). */
+typedef struct {
+    int continuous;               /* 0: discrete schedule, 1: dfn_sde */
+    dfn_schedule_params schedule; /* discrete */
+    dfn_sde sde;                  /* continuous: VP, sub-VP, VE or flow */
+    double t_min;                 /* continuous: training times ~ U(t_min, 1); 1e-5 (1e-3 flow) */
+    double time_scale;            /* continuous: network time = time_scale * t; 1000 */
+} dfn_process_params;
+
+/* Discrete linear schedule, T = 1000. */
+dfn_process_params dfn_process_params_init(void);
+/* Process -> JSON (checkpoint metadata "process"; malloc'ed). A discrete
+ * process stores its betas themselves (pass its schedule), so a checkpoint
+ * needs no beta file to be sampled. */
+char *dfn_process_to_json(const dfn_process_params *p, const dfn_schedule *schedule);
+/* JSON -> process; for a discrete one also builds `schedule` from the stored
+ * betas (free it with dfn_schedule_free). DFN_ERR_FORMAT naming the problem. */
+dfn_status dfn_process_from_json(dfn_process_params *p, dfn_schedule *schedule, const char *json);
+/* Objective <-> JSON (checkpoint metadata "objective"). */
+char *dfn_objective_to_json(const dfn_objective *obj);
+dfn_status dfn_objective_from_json(dfn_objective *obj, const char *json);
+
+typedef struct {
+    const char *run_dir;    /* where everything goes (created) */
+    long steps;             /* optimizer steps, 10000 */
+    int batch_size;         /* 128 */
+    int grad_accum;         /* micro-batches per step, 1 */
+    dfn_adamw_params adamw; /* lr 2e-4, weight decay 0 */
+    long warmup;            /* linear learning-rate warm-up steps, 200 */
+    double lr_min_ratio;    /* cosine decay to lr * this at the last step, 0.1 */
+    double clip;            /* max gradient norm, 1.0 (0: off) */
+    float ema_decay;        /* 0.999 */
+    int ema_warmup;         /* 1: decay_k = min(decay, (1 + k) / (10 + k)) so that short
+                               runs do not average in the random initial weights */
+    double p_uncond;        /* label dropout for classifier-free guidance, 0.1 (models with classes) */
+    int hflip;              /* random horizontal flips of images, 0 */
+    int val_every;          /* validation loss every K steps (0: off), 500 */
+    int val_batches;        /* batches of the validation set per evaluation, 4 */
+    int ckpt_every;         /* keep ckpt-<step>.safetensors every K steps (0: only latest), 0 */
+    int save_every;         /* rewrite latest.safetensors every K steps, 500 */
+    int sample_every;       /* write samples/step-<k>.png every K steps (0: off), 0 */
+    int sample_count;       /* images in a preview grid (points in a scatter), 64 */
+    int log_every;          /* log.csv row and progress every K steps, 10 */
+    int progress;           /* -1: a bar on a terminal, plain lines otherwise; 0: quiet */
+    uint64_t seed;          /* 0 */
+    int resume;             /* continue the run in run_dir bit-identically */
+    int force;              /* overwrite a run_dir that holds another run */
+    long stop_after;        /* stop (with a checkpoint) after this many steps of this
+                               invocation, as an interruption would; 0: run to `steps` */
+    dfn_process_params process;
+    dfn_objective objective;
+} dfn_train_params;
+
+dfn_train_params dfn_train_params_init(void);
+
+/* Trains `model` on `train` (validation loss on `val`, may be NULL) and leaves in
+ * run_dir: config.json (model, process, objective, every setting), log.csv (step,
+ * loss, val_loss, lr, grad_norm, img_per_s, seconds), latest.safetensors (the
+ * full state: weights, EMA, AdamW moments, step, random streams: --resume
+ * continues bit-identically), best.safetensors (EMA weights with the lowest
+ * validation loss), model.safetensors (final EMA weights, what `diffusion
+ * sample` reads), ckpt-<step>.safetensors if asked, loss.png and sample
+ * previews. A run_dir that holds a different run is refused unless resume or
+ * force. Non-finite loss or gradients stop training with DFN_ERR_NUMERIC and a
+ * message; the last good latest.safetensors is kept. */
+dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_dataset *val,
+                     const dfn_train_params *params);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,6 +6,7 @@
 #include "tools.h"
 
 static const dfn_command commands[] = {
+    {"train", "train a diffusion model on images or vectors; writes a run directory", cmd_train},
     {"info", "print a model's configuration and parameter table", cmd_info},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))

@@ -11,5 +11,6 @@ typedef struct {
 } dfn_command;
 
 int cmd_info(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 
 #endif

@@ -1,0 +1,31 @@
+/* args.h - table-driven option parsing for the subcommands: every option has a
+ * name, a type, where its value goes and a help line that shows its default,
+ * so `--help` documents exactly what the parser accepts. */
+#ifndef DFN_ARGS_H
+#define DFN_ARGS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum { ARG_FLAG, ARG_INT, ARG_LONG, ARG_U64, ARG_DOUBLE, ARG_FLOAT, ARG_STRING } dfn_arg_kind;
+
+typedef struct {
+    const char *name; /* "--steps" */
+    dfn_arg_kind kind;
+    void *value;      /* int* (FLAG, INT), long*, uint64_t*, double*, float*, const char** */
+    const char *meta; /* "N" */
+    const char *help; /* one line; the default is printed after it */
+    int seen;         /* set by the parser */
+} dfn_arg;
+
+/* Parses argv[1..argc-1] into the table. Returns 0 on success, 1 if --help
+ * was printed, 2 after printing a message naming the bad option on stderr. */
+int dfn_args_parse(const char *cmd, dfn_arg *args, int n, int argc, char **argv,
+                   const char *usage_line);
+void dfn_args_help(FILE *f, const char *cmd, const dfn_arg *args, int n, const char *usage_line);
+/* The table entry for name (for "was it given?"). */
+const dfn_arg *dfn_args_find(const dfn_arg *args, int n, const char *name);
+/* "1,2,2" -> {1, 2, 2}; returns the count, or -1 (message on stderr) if bad. */
+int dfn_parse_int_list(const char *cmd, const char *opt, const char *text, int *out, int max);
+
+#endif

@@ -1,0 +1,237 @@
+/* cmd_train.c - `diffusion train`: data + model + process + objective +
+ * optimiser settings -> a run directory (see dfn_train in diffusion.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "data_source.h"
+#include "diffusion.h"
+#include "tools.h"
+
+#define MAX_ARGS 64
+
+int cmd_train(int argc, char **argv) {
+    dfn_train_params p = dfn_train_params_init();
+    const char *data = "fashion-mnist", *val_spec = NULL, *out = NULL, *preset = NULL;
+    const char *model_kind = NULL, *ch_mult = NULL, *attn = NULL, *schedule = "linear", *sde = NULL;
+    const char *betas_file = NULL, *prediction = "eps", *loss = "l2", *weighting = "uniform";
+    int channels = 0, res_blocks = 0, heads = 0, groups = 0, width = 0, depth = 0, cond = 0;
+    int threads = 0, T = 1000, quiet = 0, no_ema_warmup = 0, image_size = 0, image_channels = 0;
+    int label_column = -1;
+    double dropout = -1, val_fraction = -1, epochs = 0, beta_start = 1e-4, beta_end = 0.02;
+    long n_toy = 20000;
+    p.sample_every = 0;
+    dfn_arg args[MAX_ARGS] = {
+        {"--data", ARG_STRING, &data, "SPEC", "fashion-mnist[:train|:test], mnist:DIR, idx:IMG[,LAB], images:DIR, npy:FILE, csv:FILE, toy:NAME", 0},
+        {"--out", ARG_STRING, &out, "DIR", "run directory (required)", 0},
+        {"--val", ARG_STRING, &val_spec, "SPEC", "validation data (default: fashion-mnist:test for fashion-mnist, else a split)", 0},
+        {"--val-fraction", ARG_DOUBLE, &val_fraction, "F", "hold out this fraction of --data for validation (-1: 0.05 when no --val)", 0},
+        {"--n", ARG_LONG, &n_toy, "N", "samples drawn by toy: generators", 0},
+        {"--image-size", ARG_INT, &image_size, "S", "images: resize/crop to S x S (0: first image's size)", 0},
+        {"--image-channels", ARG_INT, &image_channels, "C", "images: 1 gray or 3 RGB (0: first image's)", 0},
+        {"--label-column", ARG_INT, &label_column, "K", "csv: column holding integer labels (-1: none)", 0},
+        {"--preset", ARG_STRING, &preset, "NAME", "fmnist-tiny, fmnist-small, mlp-2d, mlp-curves (default: by data)", 0},
+        {"--model", ARG_STRING, &model_kind, "KIND", "unet or mlp (default: by data)", 0},
+        {"--channels", ARG_INT, &channels, "C", "U-Net base channels (0: preset's)", 0},
+        {"--ch-mult", ARG_STRING, &ch_mult, "LIST", "U-Net channel multipliers, e.g. 1,2,2", 0},
+        {"--res-blocks", ARG_INT, &res_blocks, "N", "U-Net ResBlocks per level (0: preset's)", 0},
+        {"--attn", ARG_STRING, &attn, "LIST", "U-Net attention resolutions, e.g. 7 or '' for none", 0},
+        {"--heads", ARG_INT, &heads, "H", "attention heads (0: preset's)", 0},
+        {"--groups", ARG_INT, &groups, "G", "GroupNorm groups (0: preset's)", 0},
+        {"--dropout", ARG_DOUBLE, &dropout, "P", "dropout probability (-1: preset's)", 0},
+        {"--width", ARG_INT, &width, "W", "MLP width (0: preset's)", 0},
+        {"--depth", ARG_INT, &depth, "D", "MLP residual blocks (0: preset's)", 0},
+        {"--cond", ARG_FLAG, &cond, "", "condition on the data's class labels (classifier-free guidance)", 0},
+        {"--schedule", ARG_STRING, &schedule, "KIND", "discrete betas: linear, cosine, sigmoid, constant, quadratic", 0},
+        {"--T", ARG_INT, &T, "T", "discrete steps", 0},
+        {"--beta-start", ARG_DOUBLE, &beta_start, "B", "first beta (linear, sigmoid, quadratic)", 0},
+        {"--beta-end", ARG_DOUBLE, &beta_end, "B", "last beta", 0},
+        {"--betas", ARG_STRING, &betas_file, "FILE", "read the betas from a file (one per line or comma-separated)", 0},
+        {"--sde", ARG_STRING, &sde, "KIND", "train a continuous process instead: vp, subvp, ve, flow", 0},
+        {"--prediction", ARG_STRING, &prediction, "KIND", "network target: eps, x0, v, score, flow", 0},
+        {"--loss", ARG_STRING, &loss, "KIND", "l2, l1, huber", 0},
+        {"--weighting", ARG_STRING, &weighting, "KIND", "uniform, vlb, min-snr, sigma2", 0},
+        {"--min-snr-gamma", ARG_DOUBLE, &p.objective.min_snr_gamma, "G", "gamma of min-SNR weighting", 0},
+        {"--huber-delta", ARG_DOUBLE, &p.objective.huber_delta, "D", "delta of the Huber loss", 0},
+        {"--steps", ARG_LONG, &p.steps, "N", "optimizer steps", 0},
+        {"--epochs", ARG_DOUBLE, &epochs, "E", "train for E passes over the data instead of --steps", 0},
+        {"--batch", ARG_INT, &p.batch_size, "B", "batch size", 0},
+        {"--accum", ARG_INT, &p.grad_accum, "K", "gradient accumulation: micro-batches per step", 0},
+        {"--lr", ARG_DOUBLE, &p.adamw.lr, "LR", "peak learning rate (AdamW)", 0},
+        {"--weight-decay", ARG_DOUBLE, &p.adamw.weight_decay, "W", "AdamW decoupled weight decay", 0},
+        {"--warmup", ARG_LONG, &p.warmup, "N", "linear learning-rate warm-up steps", 0},
+        {"--lr-min-ratio", ARG_DOUBLE, &p.lr_min_ratio, "R", "cosine decay ends at lr * R", 0},
+        {"--clip", ARG_DOUBLE, &p.clip, "C", "clip the gradient norm to C (0: off)", 0},
+        {"--ema", ARG_FLOAT, &p.ema_decay, "D", "EMA decay of the weights", 0},
+        {"--no-ema-warmup", ARG_FLAG, &no_ema_warmup, "", "use the EMA decay from step 1", 0},
+        {"--p-uncond", ARG_DOUBLE, &p.p_uncond, "P", "with --cond: drop labels with probability P", 0},
+        {"--hflip", ARG_FLAG, &p.hflip, "", "random horizontal flips of images", 0},
+        {"--val-every", ARG_INT, &p.val_every, "K", "validation loss every K steps (0: off)", 0},
+        {"--val-batches", ARG_INT, &p.val_batches, "N", "validation batches per evaluation", 0},
+        {"--save-every", ARG_INT, &p.save_every, "K", "rewrite latest.safetensors every K steps", 0},
+        {"--ckpt-every", ARG_INT, &p.ckpt_every, "K", "also keep ckpt-<step>.safetensors every K steps (0: off)", 0},
+        {"--sample-every", ARG_INT, &p.sample_every, "K", "write samples/step-<k>.png every K steps (0: off)", 0},
+        {"--samples", ARG_INT, &p.sample_count, "N", "samples in a preview (0: none at the end either)", 0},
+        {"--log-every", ARG_INT, &p.log_every, "K", "log.csv row and progress every K steps", 0},
+        {"--seed", ARG_U64, &p.seed, "S", "random seed", 0},
+        {"--threads", ARG_INT, &threads, "N", "threads (0: all cores); results do not depend on it", 0},
+        {"--resume", ARG_FLAG, &p.resume, "", "continue the run in --out exactly where it stopped", 0},
+        {"--force", ARG_FLAG, &p.force, "", "overwrite a run directory that holds another run", 0},
+        {"--stop-after", ARG_LONG, &p.stop_after, "N", "stop after N steps of this invocation (resume later)", 0},
+        {"--quiet", ARG_FLAG, &quiet, "", "no progress output", 0},
+    };
+    int n_args = 0;
+    while (n_args < MAX_ARGS && args[n_args].name) n_args++;
+    int rc = dfn_args_parse("train", args, n_args, argc, argv, "--out DIR [options]");
+    if (rc) return rc == 1 ? 0 : 2;
+    if (!out) {
+        fprintf(stderr, "diffusion train: --out DIR is required (the run directory)\n");
+        return 2;
+    }
+    if (threads < 0) {
+        fprintf(stderr, "diffusion train: --threads must be >= 0\n");
+        return 2;
+    }
+    if (threads > 0) dfn_set_threads(threads);
+    p.run_dir = out;
+    p.ema_warmup = !no_ema_warmup;
+    if (quiet) p.progress = 0;
+
+    /* data */
+    dfn_data_options dopt = {(size_t)n_toy, p.seed, image_size, image_channels, label_column};
+    dfn_dataset *train = NULL, *val = NULL, *all = NULL;
+    dfn_model *model = NULL;
+    int status = 1;
+    if (n_toy < 1) {
+        fprintf(stderr, "diffusion train: --n must be >= 1\n");
+        return 2;
+    }
+    if (dfn_cli_load_data(&all, data, &dopt)) goto fail;
+    if (val_spec) {
+        dfn_data_options vopt = dopt;
+        vopt.seed = p.seed + 1;
+        if (dfn_cli_load_data(&val, val_spec, &vopt)) goto fail;
+        train = all;
+        all = NULL;
+    } else if (!strncmp(data, "fashion-mnist", 13) && val_fraction < 0) {
+        if (dfn_dataset_load_fashion_mnist(&val, DFN_FASHION_MNIST_DIR, "test")) goto fail;
+        train = all;
+        all = NULL;
+    } else {
+        double f = val_fraction < 0 ? (dfn_dataset_count(all) >= 1000 ? 0.05 : 0.0) : val_fraction;
+        if (f > 0) {
+            if (dfn_dataset_split(all, f, p.seed, &train, &val)) goto fail;
+        } else {
+            train = all;
+            all = NULL;
+        }
+    }
+
+    /* model */
+    int dims[DFN_DATASET_MAX_DIMS], nd = dfn_dataset_shape(train, dims);
+    int is_image = nd == 3;
+    dfn_model_config cfg;
+    if (!preset) preset = is_image ? "fmnist-tiny" : dims[0] == 2 ? "mlp-2d" : "mlp-curves";
+    if (dfn_model_config_preset(&cfg, preset)) goto fail;
+    if (model_kind) {
+        int k = dfn_model_kind_from_name(model_kind);
+        if (k < 0) {
+            fprintf(stderr, "diffusion train: --model '%s': unknown (unet, mlp)\n", model_kind);
+            status = 2;
+            goto done;
+        }
+        if ((dfn_model_kind)k != cfg.kind) {
+            dfn_model_config_init(&cfg, (dfn_model_kind)k);
+            if (k == DFN_MODEL_UNET) cfg.groups = 8;
+        }
+    }
+    if (cfg.kind == DFN_MODEL_UNET) {
+        if (!is_image) {
+            fprintf(stderr, "diffusion train: a U-Net needs images; %s holds vectors of %d (use --model mlp)\n", data, dims[0]);
+            status = 2;
+            goto done;
+        }
+        cfg.in_channels = dims[0];
+        cfg.resolution = dims[1];
+        if (dims[1] != dims[2]) {
+            fprintf(stderr, "diffusion train: %s: images are %dx%d; the U-Net needs square images (--image-size)\n", data, dims[1], dims[2]);
+            status = 2;
+            goto done;
+        }
+    } else {
+        cfg.dim = (int)dfn_dataset_sample_size(train);
+    }
+    if (channels) cfg.channels = channels;
+    if (res_blocks) cfg.num_res_blocks = res_blocks;
+    if (heads) cfg.heads = heads;
+    if (groups) cfg.groups = groups;
+    if (width) cfg.width = width;
+    if (depth) cfg.depth = depth;
+    if (dropout >= 0) cfg.dropout = (float)dropout;
+    if (ch_mult && (cfg.n_levels = dfn_parse_int_list("train", "--ch-mult", ch_mult, cfg.ch_mult, DFN_MAX_LEVELS)) < 0) {
+        status = 2;
+        goto done;
+    }
+    if (attn && (cfg.n_attn = dfn_parse_int_list("train", "--attn", attn, cfg.attn_resolutions, DFN_MAX_LEVELS)) < 0) {
+        status = 2;
+        goto done;
+    }
+    if (cond) {
+        cfg.num_classes = dfn_dataset_num_classes(train);
+        if (cfg.num_classes == 0) {
+            fprintf(stderr, "diffusion train: --cond needs labelled data; %s has no labels\n", data);
+            status = 2;
+            goto done;
+        }
+    }
+
+    /* process and objective */
+    if (sde) {
+        int k = dfn_sde_kind_from_name(sde);
+        if (k < 0) goto fail;
+        p.process.continuous = 1;
+        p.process.sde = dfn_sde_init((dfn_sde_kind)k);
+        if (k == DFN_SDE_FLOW) p.process.t_min = 1e-3;
+    } else {
+        int k = betas_file ? DFN_BETA_FILE : dfn_beta_kind_from_name(schedule);
+        if (k < 0) goto fail;
+        p.process.schedule = dfn_schedule_params_init((dfn_beta_kind)k);
+        p.process.schedule.T = T;
+        p.process.schedule.beta_start = beta_start;
+        p.process.schedule.beta_end = beta_end;
+        p.process.schedule.path = betas_file;
+    }
+    int k;
+    if ((k = dfn_prediction_from_name(prediction)) < 0) goto fail;
+    p.objective.prediction = (dfn_prediction)k;
+    if ((k = dfn_loss_kind_from_name(loss)) < 0) goto fail;
+    p.objective.loss = (dfn_loss_kind)k;
+    if ((k = dfn_weighting_from_name(weighting)) < 0) goto fail;
+    p.objective.weighting = (dfn_weighting)k;
+    if (epochs > 0) p.steps = (long)ceil(epochs * (double)dfn_dataset_count(train) / ((double)p.batch_size * p.grad_accum));
+
+    if (dfn_model_new(&model, &cfg, p.seed)) goto fail;
+    if (!quiet) {
+        char *json = dfn_model_config_to_json(&cfg);
+        printf("diffusion train: %zu training samples%s, model %s (%zu parameters), %ld steps of batch %d -> %s\n",
+               dfn_dataset_count(train), val ? " (+ validation)" : "", json, dfn_model_num_params(model),
+               p.steps, p.batch_size, out);
+        free(json);
+        fflush(stdout);
+    }
+    if (dfn_train(model, train, val, &p)) goto fail;
+    if (!quiet) printf("diffusion train: done; model in %s/model.safetensors, log in %s/log.csv\n", out, out);
+    status = 0;
+    goto done;
+fail:
+    fprintf(stderr, "diffusion train: %s\n", dfn_last_error());
+    status = dfn_last_error()[0] ? 1 : 2;
+done:
+    dfn_model_free(model);
+    dfn_dataset_free(train);
+    dfn_dataset_free(val);
+    dfn_dataset_free(all);
+    dfn_plot_release_caches();
+    return status;
+}

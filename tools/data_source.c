@@ -1,0 +1,106 @@
+/* data_source.c - `--data SPEC`: where the training (or reference) data come from.
+ *
+ *   fashion-mnist[:train|:test]   Debian's dataset-fashion-mnist
+ *   mnist:DIR[:train|:test]       MNIST-style gzipped IDX files in DIR
+ *   idx:IMAGES[,LABELS]           one IDX image file (and its labels)
+ *   images:DIR                    a folder of PNG/JPEG images (--image-size, --image-channels)
+ *   npy:FILE                      N x D vectors or N x C x H x W images (uint8 scaled to [-1, 1])
+ *   csv:FILE                      N rows of D numbers (--label-column for labels)
+ *   toy:NAME                      moons, 8gaussians, swissroll, checkerboard, curves (--n samples)
+ */
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core.h"
+#include "data_source.h"
+#include "io/npy.h"
+
+static dfn_status load_npy(dfn_dataset **out, const char *path) {
+    dfn_npy_array a;
+    dfn_status st = dfn_npy_read(path, &a);
+    if (st) return st;
+    int dims[3], nd = 0;
+    if (a.ndim == 2) {
+        dims[0] = (int)a.shape[1];
+        nd = 1;
+    } else if (a.ndim == 3 || a.ndim == 4) {
+        dims[0] = a.ndim == 4 ? (int)a.shape[1] : 1;
+        dims[1] = (int)a.shape[a.ndim - 2];
+        dims[2] = (int)a.shape[a.ndim - 1];
+        nd = 3;
+    } else {
+        dfn_npy_free(&a);
+        return dfn_set_error(DFN_ERR_FORMAT,
+                                    "%s: an array of %d dimensions; expected N x D vectors, N x H x W or "
+                                    "N x C x H x W images",
+                                    path, a.ndim);
+    }
+    if (a.dtype == DFN_DTYPE_U8)
+        for (size_t i = 0; i < a.numel; i++) a.data[i] = a.data[i] / 127.5f - 1.0f;
+    st = dfn_dataset_from_array(out, a.data, (size_t)a.shape[0], nd, dims, NULL, 0);
+    if (st) st = dfn_set_error(st, "%s: %s", path, dfn_last_error());
+    dfn_npy_free(&a);
+    return st;
+}
+
+/* dir/name.gz if it exists, else dir/name (the loader reports a missing file). */
+static const char *idx_file(char *buf, size_t n, const char *dir, const char *name) {
+    struct stat st;
+    if (snprintf(buf, n, "%s/%s.gz", dir, name) < (int)n && stat(buf, &st) == 0) return buf;
+    if (snprintf(buf, n, "%s/%s", dir, name) >= (int)n) buf[0] = 0;
+    return buf;
+}
+
+dfn_status dfn_cli_load_data(dfn_dataset **out, const char *spec, const dfn_data_options *o) {
+    *out = NULL;
+    const char *colon = strchr(spec, ':');
+    size_t klen = colon ? (size_t)(colon - spec) : strlen(spec);
+    const char *arg = colon ? colon + 1 : "";
+    char kind[32];
+    snprintf(kind, sizeof kind, "%.*s", (int)(klen < sizeof kind ? klen : sizeof kind - 1), spec);
+    if (!strcmp(kind, "fashion-mnist")) {
+        const char *split = *arg ? arg : "train";
+        return dfn_dataset_load_fashion_mnist(out, DFN_FASHION_MNIST_DIR, split);
+    }
+    if (!strcmp(kind, "mnist")) {
+        char dir[2048], img[4096], lab[4096];
+        snprintf(dir, sizeof dir, "%s", arg);
+        const char *split = "train";
+        char *c = strrchr(dir, ':');
+        if (c && (!strcmp(c + 1, "train") || !strcmp(c + 1, "test"))) {
+            split = !strcmp(c + 1, "test") ? "test" : "train";
+            *c = 0;
+        }
+        const char *stem = !strcmp(split, "test") ? "t10k" : "train";
+        char name[64];
+        snprintf(name, sizeof name, "%s-images-idx3-ubyte", stem);
+        idx_file(img, sizeof img, dir, name);
+        snprintf(name, sizeof name, "%s-labels-idx1-ubyte", stem);
+        idx_file(lab, sizeof lab, dir, name);
+        return dfn_dataset_load_idx(out, img, lab, 10);
+    }
+    if (!strcmp(kind, "idx")) {
+        char img[2048];
+        snprintf(img, sizeof img, "%s", arg);
+        char *comma = strchr(img, ',');
+        const char *labels = NULL;
+        if (comma) {
+            *comma = 0;
+            labels = comma + 1;
+        }
+        return dfn_dataset_load_idx(out, img, labels, labels ? 10 : 0);
+    }
+    if (!strcmp(kind, "images")) {
+        dfn_image_folder_params p = dfn_image_folder_params_init();
+        p.size = o->image_size;
+        p.channels = o->image_channels;
+        return dfn_dataset_load_image_folder(out, arg, &p);
+    }
+    if (!strcmp(kind, "npy")) return load_npy(out, arg);
+    if (!strcmp(kind, "csv")) return dfn_dataset_load_csv(out, arg, o->label_column);
+    if (!strcmp(kind, "toy")) return dfn_dataset_toy(out, arg, o->n, o->seed);
+    return dfn_set_error(DFN_ERR_ARG,
+                                "--data '%s': unknown source (fashion-mnist[:train|:test], mnist:DIR, "
+                                "idx:IMAGES[,LABELS], images:DIR, npy:FILE, csv:FILE, toy:NAME)",
+                                spec);
+}
