@@ -189,6 +189,10 @@ static float *run_all(const dfn_conv2d_shape *s, int threads, size_t *len) {
     omp_set_num_threads(threads);
     dfn_conv2d_forward(res, inp, w, b, s);
     dfn_conv2d_backward(res + z.out, res + z.out + z.in, res + z.out + z.in + z.w, dout, inp, w, s);
+    /* Every thread of the team frees its scratch: a worker that exits when the
+     * next team is smaller would otherwise leave its buffers behind. */
+#pragma omp parallel
+    dfn_scratch_release();
     omp_set_num_threads(2);
     free(inp), free(w), free(b), free(dout);
     return res;
@@ -241,6 +245,11 @@ int main(void) {
         SHAPE(1, 70, 9, 9, 25, 3, 3, 1, 1),
         SHAPE(2, 33, 8, 8, 12, 5, 5, 2, 2),
         SHAPE(2, 64, 6, 7, 5, 3, 3, 1, 0),
+        /* batches big enough for the cached panel maps (>= 2 panels per map) */
+        SHAPE(6, 8, 28, 28, 10, 3, 3, 1, 1),
+        SHAPE(24, 6, 28, 28, 9, 3, 3, 2, 1),
+        SHAPE(100, 3, 7, 7, 4, 3, 3, 1, 1),
+        SHAPE(100, 2, 7, 7, 3, 3, 3, 2, 1),
     };
     for (size_t i = 0; i < sizeof ref_shapes / sizeof ref_shapes[0]; i++)
         test_against_reference(ref_shapes[i]);
@@ -259,6 +268,7 @@ int main(void) {
     const dfn_conv2d_shape det_shapes[] = {
         SHAPE(16, 32, 28, 28, 32, 3, 3, 1, 1),
         SHAPE(8, 64, 28, 28, 64, 3, 3, 2, 1),
+        SHAPE(32, 32, 28, 28, 24, 3, 3, 2, 1), /* cached maps, col2im */
         SHAPE(32, 128, 7, 7, 128, 3, 3, 1, 1),
         SHAPE(1, 64, 14, 14, 64, 3, 3, 1, 1),
         SHAPE(1, 128, 7, 7, 128, 3, 3, 1, 1),
@@ -268,6 +278,7 @@ int main(void) {
     for (size_t i = 0; i < sizeof det_shapes / sizeof det_shapes[0]; i++)
         test_determinism(det_shapes[i]);
 
+#pragma omp parallel
     dfn_scratch_release();
     TEST_MAIN_END();
 }

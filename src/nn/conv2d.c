@@ -4,25 +4,32 @@
  *
  * with S = stride, P = zero padding (taps outside the image read 0).
  *
- * How it is computed (im2col + GEMM, with our own AVX-512 micro-kernel):
- *   Every output pixel of the batch is a "column" j = n*OH*OW + oh*OW + ow, and
- *   "row" r = (c*KH + kh)*KW + kw indexes the C*KH*KW taps. With col[r][j] the
- *   input value under tap r of column j (im2col) and W the weights as an
- *   (OC, C*KH*KW) matrix, the three passes are matrix products:
- *     forward        out[:, j]   = W col[:, j] + bias
- *     backward data  dcol[:, j]  = W^T dout[:, j], then dinp += col2im(dcol)
- *     backward weight dW        += sum_j dout[:, j] col[:, j]^T
- *   Columns are cut into panels of NR = 48 consecutive columns (a panel may run
- *   over an image boundary, which keeps the tiny 7x7 layers efficient). A panel's
- *   im2col is built in L2 by masked vector loads (a plain shifted copy for
- *   stride 1 "same" convs, gathers otherwise) and multiplied by an 8 x 48
- *   register-tile kernel. The weight GEMM uses dfn_gemm (oneDNN sgemm).
+ * How it is computed. Every output pixel of the batch is a "column"
+ * j = n*OH*OW + oh*OW + ow; row r = (kh*KW + kw)*C + c (or (c*KH + kh)*KW + kw)
+ * indexes the C*KH*KW taps; col[r][j] is the input under tap r of column j.
+ *   forward          out[:, j] = W col[:, j] + bias. Columns are cut into panels
+ *                    of NR = 48 (a panel may run over an image boundary, which keeps
+ *                    7x7 layers efficient); an 8 x 48 register tile of out is summed
+ *                    by an AVX-512 kernel. For stride 1 with OW == W every tap of a
+ *                    panel is a shifted, masked read of input rows, so the kernel
+ *                    reads the input directly (implicit GEMM, no im2col); other
+ *                    panels are im2col'ed (with gathers) into L2 first.
+ *   backward data    stride 1: dinp is the stride-1 conv of dout with the flipped,
+ *                    transposed kernel, run by the forward code (accumulating);
+ *                    other strides: dcol = W^T dout tile by tile, scattered back
+ *                    (col2im) into the images of the task.
+ *   backward weight  dW[oc,c,kh,kw] += sum_{n,oh,ow} dout[n,oc,oh,ow] inp[n,c,ih,iw]
+ *                    on channels-last copies of a few images at a time, a 12 x 32
+ *                    (out x in channels) register tile, pixels as the sum index
+ *                    (C >= 32); im2col + dfn_gemm (oneDNN sgemm) for small C.
+ *   backward bias    dbias[oc] += sum dout, in double, fixed lanes.
  *
  * Determinism: all work is split into tasks whose layout depends only on the
  * shape (panels, output-channel chunks, image slots, channel blocks); each task
- * runs single-threaded code with a fixed summation order, and the weight
- * gradients of the image slots are reduced in slot order. So the bits do not
- * depend on the number of threads or on which thread ran which task.
+ * runs single-threaded code with a fixed summation order and writes outputs no
+ * other task writes; the weight gradients of the image slots are reduced in slot
+ * order. So the bits do not depend on the number of threads or on which thread
+ * ran which task (tests/test_conv2d.c checks 1, 2 and 3 threads).
  */
 #include <immintrin.h>
 #include <omp.h>
@@ -32,9 +39,9 @@
 #include "core.h"
 #include "nn.h"
 
-#ifndef __AVX512F__
-#error "conv2d.c needs AVX-512F (build with -march=native on an AVX-512 machine)"
-#endif
+/* The fast kernels are AVX-512 code, compiled as such whatever the build flags
+ * (a Debug or sanitizer build has no -march=native); the public functions check
+ * the CPU at run time and use the reference loops on a CPU without AVX-512. */
 
 #define MR 8  /* rows of the register tile (output channels, or taps in backward) */
 #define NR 48 /* columns of the register tile (output pixels): three 16-float vectors */
@@ -117,7 +124,16 @@ void dfn_conv2d_backward_reference(float *dinp, float *dweight, float *dbias, co
         }
 }
 
+static void check_shape(const dfn_conv2d_shape *s) {
+    DFN_ASSERT(s->N > 0 && s->C > 0 && s->H > 0 && s->W > 0 && s->OC > 0 && s->KH > 0 &&
+               s->KW > 0 && s->stride > 0 && s->pad >= 0);
+    DFN_ASSERT(dfn_conv2d_out_h(s) > 0 && dfn_conv2d_out_w(s) > 0);
+}
+
 /* ------------------------------------------------------------ the micro-kernel */
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,bmi,bmi2")
 
 /* The register tile: 24 accumulators c<i><v>, row i (0..7) of the tile, vector v
  * (16 columns) of it. DFN_FMA_ROWS adds a[i] * b<v> to every c<i><v>. */
@@ -280,6 +296,68 @@ static void build_maps(tap_map *map, out_map *omap, const dfn_conv2d_shape *s, i
                     }
                 }
             }
+}
+
+/* Maps of full panels, cached. Panels start at multiples of 48, so a full
+ * panel's maps, taken relative to the image n0 = j0 / P it starts in, depend only
+ * on p0 = j0 mod P, one of P / gcd(P, 48) values; moving to image n0 shifts every
+ * input offset by n0*C*H*W and every output offset by n0*OC*OH*OW. */
+typedef struct {
+    int64_t step, count; /* p0 = e * step for entry e; count = 0: no cache */
+    tap_map *taps;       /* (count, KK, NV) */
+    out_map *outs;       /* (count, NV), or NULL */
+} map_cache;
+
+static int64_t gcd64(int64_t a, int64_t b) {
+    while (b) {
+        int64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* Bytes of the cache for `npanels` panels (0 when building maps per panel is
+ * cheaper: fewer than two panels per entry). Shape-only. */
+static size_t map_cache_bytes(const dfn_conv2d_shape *s, int64_t npanels, int with_out) {
+    const int64_t P = (int64_t)dfn_conv2d_out_h(s) * dfn_conv2d_out_w(s);
+    const int64_t count = P / gcd64(P, NR);
+    if (2 * count > npanels) return 0;
+    return (size_t)count * (s->KH * s->KW * NV * sizeof(tap_map) + (with_out ? NV * sizeof(out_map) : 0));
+}
+
+/* Builds the cache in `ws` (map_cache_bytes of it, 64-byte aligned), in parallel. */
+static void map_cache_init(map_cache *mc, void *ws, const dfn_conv2d_shape *s, int64_t npanels,
+                           int with_out) {
+    const int64_t P = (int64_t)dfn_conv2d_out_h(s) * dfn_conv2d_out_w(s);
+    const int KK = s->KH * s->KW;
+    mc->count = 0;
+    if (!map_cache_bytes(s, npanels, with_out)) return;
+    mc->step = gcd64(P, NR);
+    mc->count = P / mc->step;
+    mc->taps = (tap_map *)ws;
+    mc->outs = with_out ? (out_map *)(mc->taps + mc->count * KK * NV) : NULL;
+#pragma omp parallel for schedule(static)
+    for (int64_t e = 0; e < mc->count; e++)
+        build_maps(mc->taps + e * KK * NV, with_out ? mc->outs + e * NV : NULL, s, e * mc->step, NR);
+}
+
+/* The maps of the panel of columns j0 .. j0+ncols-1, relative to image *n0 =
+ * j0 / P: from the cache for a full panel, else built into tmp / otmp. */
+static const tap_map *panel_maps(const map_cache *mc, const dfn_conv2d_shape *s, int64_t j0,
+                                 int ncols, tap_map *tmp, out_map *otmp, const out_map **omap,
+                                 int64_t *n0) {
+    const int64_t P = (int64_t)dfn_conv2d_out_h(s) * dfn_conv2d_out_w(s);
+    *n0 = j0 / P;
+    const int64_t p0 = j0 - *n0 * P;
+    if (mc->count && ncols == NR) {
+        const int64_t e = p0 / mc->step;
+        if (omap) *omap = mc->outs + e * NV;
+        return mc->taps + e * s->KH * s->KW * NV;
+    }
+    build_maps(tmp, omap ? otmp : NULL, s, p0, ncols);
+    if (omap) *omap = otmp;
+    return tmp;
 }
 
 /* The 16 lanes of tap map `tm` read from channel base `base` (padding reads 0). */
@@ -516,7 +594,7 @@ static void pack_weights(float *wp, const float *w, int OC, int C, int KK, int f
  * output tiles); a panel uses the implicit kernel when all its reads are shifted
  * rows (stride 1 with OW == W), im2col + kernel_8x48 otherwise. */
 static void conv_forward_packed(float *out, int accumulate, const float *inp, const float *wp,
-                                const float *bias, const dfn_conv2d_shape *s) {
+                                const float *bias, const dfn_conv2d_shape *s, void *cache_ws) {
     const int OH = dfn_conv2d_out_h(s), OW = dfn_conv2d_out_w(s);
     const int KK = s->KH * s->KW, CKK = s->C * KK;
     const int64_t P = (int64_t)OH * OW, cols = s->N * P, HW = (int64_t)s->H * s->W;
@@ -529,6 +607,8 @@ static void conv_forward_packed(float *out, int accumulate, const float *inp, co
     const int tiles_per_chunk = (ntiles + nchunks - 1) / nchunks;
     nchunks = (ntiles + tiles_per_chunk - 1) / tiles_per_chunk;
 
+    map_cache mc;
+    map_cache_init(&mc, cache_ws, s, npanels, 1);
     const int64_t ntasks = npanels * nchunks;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t task = 0; task < ntasks; task++) {
@@ -536,26 +616,30 @@ static void conv_forward_packed(float *out, int accumulate, const float *inp, co
         const int chunk = (int)(task % nchunks);
         const int64_t j0 = panel * NR;
         const int ncols = (int)DFN_MIN((int64_t)NR, cols - j0);
-        tap_map *map = (tap_map *)dfn_scratch(3, (size_t)KK * NV * sizeof(tap_map) / sizeof(float) + 1);
-        out_map omap[NV];
+        tap_map *tmp = (tap_map *)dfn_scratch(3, (size_t)KK * NV * sizeof(tap_map) / sizeof(float) + 1);
+        out_map otmp[NV];
+        const out_map *omap;
+        int64_t n0;
+        const tap_map *map = panel_maps(&mc, s, j0, ncols, tmp, otmp, &omap, &n0);
+        const float *img = inp + n0 * s->C * HW; /* map offsets are relative to image n0 */
+        float *oimg = out + n0 * s->OC * P;
         float tile[MR * NR];
-        build_maps(map, omap, s, j0, ncols);
         int implicit = 1;
         for (int k = 0; k < KK * NV; k++) implicit &= map[k].nseg >= 0;
         float *col = NULL;
         if (!implicit) { /* col (KK*C, 48), rows (kk, c) to match wp */
             col = dfn_scratch(0, (size_t)CKK * NR);
-            im2col_panel(col, NR, 1, s->C, inp, map, s, 0, s->C);
+            im2col_panel(col, NR, 1, s->C, img, map, s, 0, s->C);
         }
         const int t1 = DFN_MIN(ntiles, (chunk + 1) * tiles_per_chunk);
         for (int t = chunk * tiles_per_chunk; t < t1; t++) {
             const float *a = wp + (size_t)t * CKK * MR;
-            if (implicit) kernel_implicit(s->C, KK, a, inp, HW, map, tile);
+            if (implicit) kernel_implicit(s->C, KK, a, img, HW, map, tile);
             else kernel_8x48(CKK, a, col, NR, tile);
             for (int i = 0; i < MR && t * MR + i < s->OC; i++) {
                 const int oc = t * MR + i;
                 const __m512 b = _mm512_set1_ps(bias ? bias[oc] : 0.0f);
-                float *orow = out + oc * P;
+                float *orow = oimg + oc * P;
                 for (int v = 0; v < NV; v++) {
                     const __m512 x = _mm512_loadu_ps(tile + i * NR + v * 16);
                     for (int g = 0; g < omap[v].nseg; g++) {
@@ -570,22 +654,18 @@ static void conv_forward_packed(float *out, int accumulate, const float *inp, co
     }
 }
 
-static void check_shape(const dfn_conv2d_shape *s) {
-    DFN_ASSERT(s->N > 0 && s->C > 0 && s->H > 0 && s->W > 0 && s->OC > 0 && s->KH > 0 &&
-               s->KW > 0 && s->stride > 0 && s->pad >= 0);
-    DFN_ASSERT(dfn_conv2d_out_h(s) > 0 && dfn_conv2d_out_w(s) > 0);
-}
 
 /* out (N,OC,OH,OW) = conv(inp (N,C,H,W), weight (OC,C,KH,KW)) + bias (OC or NULL). */
-void dfn_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
-                        const dfn_conv2d_shape *s) {
-    DFN_ASSERT(out && inp && weight && s);
-    check_shape(s);
+static void forward_fast(float *out, const float *inp, const float *weight, const float *bias,
+                         const dfn_conv2d_shape *s) {
     const int KK = s->KH * s->KW;
     /* packed weights in the calling thread's slot 2 (tasks use slots 0 and 3) */
-    float *wp = dfn_scratch(2, (size_t)(s->OC + MR - 1) / MR * MR * s->C * KK);
+    const size_t nwp = (size_t)(s->OC + MR - 1) / MR * MR * s->C * KK; /* floats, multiple of 8 */
+    const int64_t npanels = ((int64_t)s->N * dfn_conv2d_out_h(s) * dfn_conv2d_out_w(s) + NR - 1) / NR;
+    const size_t ncache = (map_cache_bytes(s, npanels, 1) + 63) / 64 * 16;
+    float *wp = dfn_scratch(2, nwp + 16 + ncache);
     pack_weights(wp, weight, s->OC, s->C, KK, 0);
-    conv_forward_packed(out, 0, inp, wp, bias, s);
+    conv_forward_packed(out, 0, inp, wp, bias, s, (void *)((uintptr_t)(wp + nwp + 15) & ~(uintptr_t)63));
 }
 
 /* ------------------------------------------------------------ backward */
@@ -596,22 +676,36 @@ void dfn_conv2d_forward(float *out, const float *inp, const float *weight, const
  *   dbias += sum over columns of dout                (OC)
  * Tasks: (image slot, channel block). A slot is a fixed range of images; its
  * weight gradient goes to its own partial, summed over slots in order at the end. */
-void dfn_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                         const float *inp, const float *weight, const dfn_conv2d_shape *s) {
-    DFN_ASSERT(dout && inp && weight && s);
-    check_shape(s);
+static void backward_fast(float *dinp, float *dweight, float *dbias, const float *dout,
+                          const float *inp, const float *weight, const dfn_conv2d_shape *s) {
     const int OH = dfn_conv2d_out_h(s), OW = dfn_conv2d_out_w(s);
     const int N = s->N, C = s->C, OC = s->OC, KK = s->KH * s->KW, CKK = C * KK;
     const int64_t P = (int64_t)OH * OW;
 
-    if (dbias) { /* dbias[oc] += sum_n sum_p dout[n,oc,p], in double, n then p ascending */
+    if (dbias) {
+        /* dbias[oc] += sum_{n,p} dout[n,oc,p], in double: element p of every image
+         * goes to lane p mod 32 of four 8-lane accumulators, which are summed at
+         * the end in a fixed order. */
 #pragma omp parallel for schedule(static)
         for (int oc = 0; oc < OC; oc++) {
-            double acc = 0;
+            __m512d d0 = _mm512_setzero_pd(), d1 = d0, d2 = d0, d3 = d0;
             for (int n = 0; n < N; n++) {
                 const float *g = dout + ((int64_t)n * OC + oc) * P;
-                for (int64_t p = 0; p < P; p++) acc += g[p];
+                for (int64_t p = 0; p < P; p += 32) {
+                    const int64_t left = P - p;
+                    const __mmask16 m0 = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+                    const __mmask16 m1 = left >= 32 ? 0xFFFF : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+                    const __m512 x0 = _mm512_maskz_loadu_ps(m0, g + p), x1 = _mm512_maskz_loadu_ps(m1, g + p + 16);
+                    d0 = _mm512_add_pd(d0, _mm512_cvtps_pd(_mm512_castps512_ps256(x0)));
+                    d1 = _mm512_add_pd(d1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(x0, 1)));
+                    d2 = _mm512_add_pd(d2, _mm512_cvtps_pd(_mm512_castps512_ps256(x1)));
+                    d3 = _mm512_add_pd(d3, _mm512_cvtps_pd(_mm512_extractf32x8_ps(x1, 1)));
+                }
             }
+            double lanes[8];
+            _mm512_storeu_pd(lanes, _mm512_add_pd(_mm512_add_pd(d0, d1), _mm512_add_pd(d2, d3)));
+            double acc = 0;
+            for (int l = 0; l < 8; l++) acc += lanes[l];
             dbias[oc] += (float)acc;
         }
     }
@@ -621,18 +715,22 @@ void dfn_conv2d_backward(float *dinp, float *dweight, float *dbias, const float 
     if (dinp && s->stride == 1 && s->KH == s->KW && s->pad <= s->KH - 1) {
         const dfn_conv2d_shape t = {N, OC, OH, OW, C, s->KH, s->KW, 1, s->KH - 1 - s->pad};
         DFN_ASSERT(dfn_conv2d_out_h(&t) == s->H && dfn_conv2d_out_w(&t) == s->W);
-        float *wp = dfn_scratch(2, (size_t)(C + MR - 1) / MR * MR * OC * KK);
+        const size_t nwp = (size_t)(C + MR - 1) / MR * MR * OC * KK;
+        const int64_t npanels = ((int64_t)N * s->H * s->W + NR - 1) / NR;
+        const size_t ncache = (map_cache_bytes(&t, npanels, 1) + 63) / 64 * 16;
+        float *wp = dfn_scratch(2, nwp + 16 + ncache);
         pack_weights(wp, weight, OC, C, KK, 1);
-        conv_forward_packed(dinp, 1, dout, wp, NULL, &t);
+        conv_forward_packed(dinp, 1, dout, wp, NULL, &t, (void *)((uintptr_t)(wp + nwp + 15) & ~(uintptr_t)63));
         dinp = NULL; /* done */
     }
     if (!dinp && !dweight) return;
 
-    /* Image slots: S in {1,2,4,6,12,24}, S <= N and S*OC*CKK (the reduction)
-     * small next to N*P*OC*CKK (the products). */
-    static const int slot_choices[] = {24, 12, 6, 4, 2, 1};
+    /* Image slots: S in {1,2,4,6,12} (divisible by 2 and 3 threads where
+     * possible), S <= N and S*OC*CKK (the reduction) small next to N*P*OC*CKK
+     * (the products). */
+    static const int slot_choices[] = {12, 6, 4, 2, 1};
     int S = 1;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 5; i++)
         if (slot_choices[i] <= N && slot_choices[i] * 256 <= N * P) { S = slot_choices[i]; break; }
     /* Images per product: enough columns (>= 384) for an efficient GEMM. */
     const int G = (int)DFN_MAX(1, DFN_MIN((int64_t)N, (384 + P - 1) / P));
@@ -656,9 +754,15 @@ void dfn_conv2d_backward(float *dinp, float *dweight, float *dbias, const float 
     /* Calling thread's slot 2: [S partial dW] [packed W^T]. Partials are
      * (OC, CKK) as dW, or (KK, OCp, Cp) for the channels-last kernel. */
     const size_t wsz = cl ? (size_t)KK * OCp * Cp : (size_t)OC * CKK;
-    float *buf = dfn_scratch(2, (dweight ? (size_t)S * wsz : 0) + (dinp ? (size_t)nrt * OC * MR : 0));
+    const int need_maps = (dweight && !cl) || dinp; /* im2col or col2im */
+    const size_t ncache = need_maps ? (map_cache_bytes(s, N * P / NR, 0) + 63) / 64 * 16 : 0;
+    const size_t npart = dweight ? (size_t)S * wsz : 0, nwtp = dinp ? (size_t)nrt * OC * MR : 0;
+    float *buf = dfn_scratch(2, npart + nwtp + 16 + ncache);
     float *part = buf;
-    float *wtp = buf + (dweight ? (size_t)S * wsz : 0);
+    float *wtp = buf + npart;
+    map_cache mc = {0, 0, NULL, NULL};
+    if (need_maps)
+        map_cache_init(&mc, (void *)((uintptr_t)(buf + npart + nwtp + 15) & ~(uintptr_t)63), s, N * P / NR, 0);
     if (dinp) { /* wtp[t][oc][i] = w[oc][t*8+i] (zero past CKK): A operand of W^T dout */
 #pragma omp parallel for schedule(static)
         for (int t = 0; t < nrt; t++)
@@ -675,7 +779,8 @@ void dfn_conv2d_backward(float *dinp, float *dweight, float *dbias, const float 
         const int c0 = cb * cblk, c1 = DFN_MIN(C, c0 + cblk);
         const int nrows = (c1 - c0) * KK;
         const int n_begin = (int)((int64_t)N * slot / S), n_end = (int)((int64_t)N * (slot + 1) / S);
-        tap_map *map = (tap_map *)dfn_scratch(3, (size_t)KK * NV * sizeof(tap_map) / sizeof(float) + 1);
+        tap_map *tmp = (tap_map *)dfn_scratch(3, (size_t)KK * NV * sizeof(tap_map) / sizeof(float) + 1);
+        const int64_t CHW = (int64_t)C * s->H * s->W;
         float tile[MR * NR];
         float *pslot = part + slot * wsz;
         if (cl) /* this task's columns of its slot's partial start at zero */
@@ -728,8 +833,10 @@ void dfn_conv2d_backward(float *dinp, float *dweight, float *dbias, const float 
                 /* col rows of channels c0..c1 as (nrows, Jt); part[slot][:, c0*KK..] (+)= gt col^T */
                 float *col = dfn_scratch(0, (size_t)nrows * Jt);
                 for (int64_t pn = 0; pn < npan; pn++) {
-                    build_maps(map, NULL, s, n0 * P + pn * NR, (int)DFN_MIN((int64_t)NR, J - pn * NR));
-                    im2col_panel(col + pn * NR, Jt, KK, 1, inp, map, s, c0, c1);
+                    int64_t ni;
+                    const tap_map *map = panel_maps(&mc, s, n0 * P + pn * NR, (int)DFN_MIN((int64_t)NR, J - pn * NR),
+                                                    tmp, NULL, NULL, &ni);
+                    im2col_panel(col + pn * NR, Jt, KK, 1, inp + ni * CHW, map, s, c0, c1);
                 }
                 dfn_gemm(0, 1, OC, nrows, (int)J, 1.0f, gt, (int)Jt, col, (int)Jt,
                          n0 == n_begin ? 0.0f : 1.0f, pslot + (size_t)c0 * KK, CKK);
@@ -737,10 +844,12 @@ void dfn_conv2d_backward(float *dinp, float *dweight, float *dbias, const float 
             if (dinp) {
                 /* dcol = W^T gt, tile by tile, each scattered back at once */
                 for (int64_t pn = 0; pn < npan; pn++) {
-                    build_maps(map, NULL, s, n0 * P + pn * NR, (int)DFN_MIN((int64_t)NR, J - pn * NR));
+                    int64_t ni;
+                    const tap_map *map = panel_maps(&mc, s, n0 * P + pn * NR, (int)DFN_MIN((int64_t)NR, J - pn * NR),
+                                                    tmp, NULL, NULL, &ni);
                     for (int r = c0 * KK; r < c1 * KK; r += MR) {
                         kernel_8x48(OC, wtp + (size_t)(r / MR) * OC * MR, gt + pn * NR, Jt, tile);
-                        col2im_rows(dinp, tile, r, DFN_MIN(MR, c1 * KK - r), map, s);
+                        col2im_rows(dinp + ni * CHW, tile, r, DFN_MIN(MR, c1 * KK - r), map, s);
                     }
                 }
             }
@@ -757,12 +866,40 @@ void dfn_conv2d_backward(float *dinp, float *dweight, float *dbias, const float 
     } else if (dweight) { /* dW[oc,c,kk] += sum over slots in order of part[slot][kk][oc][c] */
 #pragma omp parallel for schedule(static)
         for (int oc = 0; oc < OC; oc++)
-            for (int c = 0; c < C; c++)
-                for (int kk = 0; kk < KK; kk++) {
-                    const size_t i = ((size_t)kk * OCp + oc) * Cp + c;
-                    float acc = part[i];
-                    for (int sl = 1; sl < S; sl++) acc += part[sl * wsz + i];
-                    dweight[((size_t)oc * C + c) * KK + kk] += acc;
+            for (int kk = 0; kk < KK; kk++) {
+                const float *p0 = part + ((size_t)kk * OCp + oc) * Cp;
+                float *d = dweight + (size_t)oc * C * KK + kk;
+                for (int c = 0; c < C; c++) {
+                    float acc = p0[c];
+                    for (int sl = 1; sl < S; sl++) acc += p0[sl * wsz + c];
+                    d[(size_t)c * KK] += acc;
                 }
+            }
     }
+}
+
+#pragma GCC pop_options
+
+/* ------------------------------------------------------------ public entry points */
+
+static int have_avx512(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+}
+
+void dfn_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
+                        const dfn_conv2d_shape *s) {
+    DFN_ASSERT(out && inp && weight && s);
+    check_shape(s);
+    if (have_avx512()) forward_fast(out, inp, weight, bias, s);
+    else dfn_conv2d_forward_reference(out, inp, weight, bias, s);
+}
+
+void dfn_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *inp, const float *weight, const dfn_conv2d_shape *s) {
+    DFN_ASSERT(dout && inp && weight && s);
+    check_shape(s);
+    if (have_avx512()) backward_fast(dinp, dweight, dbias, dout, inp, weight, s);
+    else dfn_conv2d_backward_reference(dinp, dweight, dbias, dout, inp, weight, s);
 }
