@@ -21,7 +21,7 @@
  *   backward weight  dW[oc,c,kh,kw] += sum_{n,oh,ow} dout[n,oc,oh,ow] inp[n,c,ih,iw]
  *                    on channels-last copies of a few images at a time, a 12 x 32
  *                    (out x in channels) register tile, pixels as the sum index
- *                    (C >= 32); im2col + dfn_gemm (oneDNN sgemm) for small C.
+ *                    (C >= 32, KH*KW > 1); else im2col + dfn_gemm (oneDNN sgemm).
  *   backward bias    dbias[oc] += sum dout, in double, fixed lanes.
  *
  * Determinism: all work is split into tasks whose layout depends only on the
@@ -734,8 +734,10 @@ static void backward_fast(float *dinp, float *dweight, float *dbias, const float
         if (slot_choices[i] <= N && slot_choices[i] * 256 <= N * P) { S = slot_choices[i]; break; }
     /* Images per product: enough columns (>= 384) for an efficient GEMM. */
     const int G = (int)DFN_MAX(1, DFN_MIN((int64_t)N, (384 + P - 1) / P));
-    /* The weight gradient: channels-last kernel (C >= 32) or im2col + dfn_gemm. */
-    const int cl = dweight && C >= 32;
+    /* The weight gradient: channels-last kernel (C >= 32, several taps) or im2col +
+     * dfn_gemm (small C, where vectors over C would be mostly empty; 1x1, where
+     * the channels-last copies cost as much as the product). */
+    const int cl = dweight && C >= 32 && KK > 1;
     const int OCp = (OC + DW_MR - 1) / DW_MR * DW_MR, Cp = (C + DW_NR - 1) / DW_NR * DW_NR;
     const int64_t HW = (int64_t)s->H * s->W;
     /* Channel blocks (multiples of 8 channels, so that 8-row tiles of C*KK never
