@@ -1,4 +1,5 @@
 /* memory.c - aligned allocation that fails loudly, and per-thread scratch buffers. */
+#include <pthread.h>
 #include <string.h>
 
 #include "core.h"
@@ -23,9 +24,21 @@ void *dfn_calloc(size_t count, size_t size) {
 static _Thread_local float *scratch_buf[DFN_SCRATCH_SLOTS];
 static _Thread_local size_t scratch_len[DFN_SCRATCH_SLOTS];
 
+/* A thread's scratch is freed when the thread exits (an OpenMP team that
+ * shrinks ends threads): a pthread key whose destructor runs then. */
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static void scratch_at_exit(void *unused) {
+    (void)unused;
+    dfn_scratch_release();
+}
+static void scratch_key_init(void) { pthread_key_create(&scratch_key, scratch_at_exit); }
+
 float *dfn_scratch(int slot, size_t n) {
     DFN_ASSERT(slot >= 0 && slot < DFN_SCRATCH_SLOTS);
     if (scratch_len[slot] < n) {
+        pthread_once(&scratch_once, scratch_key_init);
+        pthread_setspecific(scratch_key, (void *)1); /* non-NULL: run the destructor */
         free(scratch_buf[slot]);
         size_t grown = n + n / 4;
         scratch_buf[slot] = dfn_malloc(grown * sizeof(float));

@@ -476,7 +476,9 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
         if ((st = save_ema_model(&tr, "model.safetensors"))) goto done;
         fclose(log);
         log = NULL;
-        if ((st = dfn_train_plot_log(run_file(&tr, "log.csv"), run_file(&tr, "loss.png")))) goto done;
+        char csv[4200];
+        snprintf(csv, sizeof csv, "%s", run_file(&tr, "log.csv"));
+        if ((st = dfn_train_plot_log(csv, run_file(&tr, "loss.png")))) goto done;
         if (p->sample_count > 0) {
             if ((st = dfn_train_preview(model, tr.ema, train, p, &tr.sched, run_file(&tr, "samples/final"))))
                 goto done;
