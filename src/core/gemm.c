@@ -31,7 +31,13 @@ void dfn_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
     if (omp_in_parallel()) {
         gemm_here(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     } else {
+        /* A one-thread region is inactive (omp_in_parallel() stays 0 inside),
+         * so oneDNN would still use omp_get_max_threads(): set the region's
+         * own thread count to 1, which lasts only as long as the region. */
 #pragma omp parallel num_threads(1)
-        gemm_here(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        {
+            omp_set_num_threads(1);
+            gemm_here(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        }
     }
 }
