@@ -180,6 +180,85 @@ static void test_groupnorm_forward(void) {
     }
 }
 
+/* Double-precision GroupNorm(+SiLU) backward, the textbook formula: dy = dout
+ * (times silu'(y)), dxhat = dy gamma, dx = rstd (dxhat - mean dxhat - xhat mean(dxhat xhat)),
+ * dgamma = sum dy xhat, dbeta = sum dy. Overwrites dx, dw, db. */
+static void gn_backward_reference(double *dx, double *dw, double *db, const float *dout,
+                                  const float *x, const float *w, const float *b, int N, int C,
+                                  int HW, int G, double eps, int silu) {
+    int cpg = C / G;
+    size_t M = (size_t)cpg * HW;
+    double *dxh = malloc(M * sizeof(double)), *xh = malloc(M * sizeof(double));
+    for (int c = 0; c < C; c++) dw[c] = db[c] = 0.0;
+    for (int n = 0; n < N; n++)
+        for (int g = 0; g < G; g++) {
+            size_t off = ((size_t)n * C + (size_t)g * cpg) * HW;
+            double mu = 0, var = 0;
+            for (size_t i = 0; i < M; i++) mu += x[off + i];
+            mu /= (double)M;
+            for (size_t i = 0; i < M; i++) var += (x[off + i] - mu) * (x[off + i] - mu);
+            var /= (double)M;
+            double rs = 1.0 / sqrt(var + eps), m1 = 0, m2 = 0;
+            for (size_t i = 0; i < M; i++) {
+                int c = g * cpg + (int)(i / HW);
+                xh[i] = (x[off + i] - mu) * rs;
+                double y = xh[i] * w[c] + b[c], dy = dout[off + i];
+                if (silu) {
+                    double sg = 1.0 / (1.0 + exp(-y));
+                    dy *= sg * (1.0 + y * (1.0 - sg));
+                }
+                dw[c] += dy * xh[i];
+                db[c] += dy;
+                dxh[i] = dy * w[c];
+                m1 += dxh[i];
+                m2 += dxh[i] * xh[i];
+            }
+            m1 /= (double)M;
+            m2 /= (double)M;
+            for (size_t i = 0; i < M; i++) dx[off + i] = rs * (dxh[i] - m1 - xh[i] * m2);
+        }
+    free(dxh);
+    free(xh);
+}
+
+/* Large shapes (several SUM_BLOCKs per group, tails) against the double formula. */
+static void test_groupnorm_backward_large(void) {
+    printf("groupnorm backward, large shapes, vs double formula\n");
+    struct { int N, C, HW, G, silu; } cases[] = {
+        {2, 64, 784, 32, 1}, {2, 64, 784, 1, 0}, {3, 128, 49, 32, 1}, {2, 32, 1000, 32, 0},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        int N = cases[ci].N, C = cases[ci].C, HW = cases[ci].HW, G = cases[ci].G, silu = cases[ci].silu;
+        size_t n = (size_t)N * C * HW;
+        float *x = frand(n, 251 + (unsigned)ci, -1.0f, 2.0f), *w = frand(C, 152, 0.5f, 1.5f),
+              *b = frand(C, 153, -0.5f, 0.5f), *R = frand(n, 154, -1.0f, 1.0f);
+        float *out = falloc(n), *mean = falloc((size_t)N * G), *rstd = falloc((size_t)N * G);
+        float *dx = falloc(n), *dw = falloc(C), *db = falloc(C);
+        double *rx = malloc(n * sizeof(double)), *rw = malloc(C * sizeof(double)), *rb = malloc(C * sizeof(double));
+        float *fx = falloc(n), *fw = falloc(C), *fb = falloc(C);
+        dfn_groupnorm_forward(out, mean, rstd, x, w, b, N, C, HW, G, 1e-5f, silu);
+        dfn_groupnorm_backward(dx, dw, db, R, x, w, b, mean, rstd, N, C, HW, G, silu);
+        gn_backward_reference(rx, rw, rb, R, x, w, b, N, C, HW, G, 1e-5, silu);
+        for (size_t i = 0; i < n; i++) fx[i] = (float)rx[i];
+        for (int c = 0; c < C; c++) {
+            fw[c] = (float)rw[c];
+            fb[c] = (float)rb[c];
+        }
+        char name[96];
+        snprintf(name, sizeof name, "gn bwd N%d C%d HW%d G%d silu%d dinp", N, C, HW, G, silu);
+        check_tensor(name, dx, fx, n, 1e-5);
+        printf("  %-40s rel err %.2e\n", name, rel_error(dx, fx, n));
+        snprintf(name, sizeof name, "gn bwd N%d C%d HW%d G%d silu%d dweight", N, C, HW, G, silu);
+        check_tensor(name, dw, fw, C, 1e-5);
+        printf("  %-40s rel err %.2e\n", name, rel_error(dw, fw, C));
+        snprintf(name, sizeof name, "gn bwd N%d C%d HW%d G%d silu%d dbias", N, C, HW, G, silu);
+        check_tensor(name, db, fb, C, 1e-5);
+        printf("  %-40s rel err %.2e\n", name, rel_error(db, fb, C));
+        free(x); free(w); free(b); free(R); free(out); free(mean); free(rstd); free(dx); free(dw);
+        free(db); free(rx); free(rw); free(rb); free(fx); free(fw); free(fb);
+    }
+}
+
 /* Wrong backward: dx = rstd gamma dy, the centring terms dropped. */
 static void gn_wrong_dinp(float *dinp, const float *dout, const float *w, const float *rstd,
                           int N, int C, int HW, int G) {
@@ -816,6 +895,7 @@ int main(void) {
     const int threads = omp_get_max_threads();
     test_groupnorm_forward();
     test_groupnorm_backward();
+    test_groupnorm_backward_large();
     test_linear();
     test_silu();
     test_dropout();
