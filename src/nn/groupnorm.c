@@ -19,10 +19,11 @@
 
 /* Partial sums run in 32 float lanes: two 16-float vectors of GNU C's vector
  * extension (one AVX-512 register each, or two AVX registers where there is no
- * AVX-512), so the adds form independent chains that stay in registers. Each
- * lane takes at most SUM_BLOCK / 32 = 16 values; then the lanes are converted
- * and added into 16 double lanes, which are summed in lane order at the end. The
- * order depends only on n, and float rounding never builds up. */
+ * AVX-512), so the adds form independent chains that stay in registers; a last
+ * 16 values go to the first vector. Each lane takes at most SUM_BLOCK / 32 + 1
+ * = 17 values; then the lanes are converted and added into 16 double lanes,
+ * which are summed in lane order at the end; the last n % 16 values are added
+ * in double. The order depends only on n, and float rounding never builds up. */
 typedef float f32x16 __attribute__((vector_size(64)));
 typedef double f64x16 __attribute__((vector_size(128)));
 /* 16 floats at any address (the usual GNU C idiom for an unaligned vector load) */
@@ -46,12 +47,16 @@ static inline double lanes_sum(const f64x16 *v) {
 static double sum1(const float *restrict x, size_t n) {
     f64x16 acc = {0};
     size_t i = 0;
-    while (i + 32 <= n) {
+    while (i + 16 <= n) {
         const size_t e = DFN_MIN(n, i + SUM_BLOCK);
         f32x16 a = {0}, b = {0};
         for (; i + 32 <= e; i += 32) {
             a += LOAD16(x + i);
             b += LOAD16(x + i + 16);
+        }
+        if (i + 16 <= e) { /* the last 16 of the last block */
+            a += LOAD16(x + i);
+            i += 16;
         }
         FLUSH(acc, a, b);
     }
@@ -64,7 +69,7 @@ static double sum1(const float *restrict x, size_t n) {
 static void sum_dev(const float *restrict x, size_t n, float c, double *s1, double *s2) {
     f64x16 acc1 = {0}, acc2 = {0};
     size_t i = 0;
-    while (i + 32 <= n) {
+    while (i + 16 <= n) {
         const size_t e = DFN_MIN(n, i + SUM_BLOCK);
         f32x16 a1 = {0}, b1 = {0}, a2 = {0}, b2 = {0};
         for (; i + 32 <= e; i += 32) {
@@ -73,6 +78,12 @@ static void sum_dev(const float *restrict x, size_t n, float c, double *s1, doub
             b1 += db;
             a2 += da * da;
             b2 += db * db;
+        }
+        if (i + 16 <= e) {
+            const f32x16 da = LOAD16(x + i) - c;
+            a1 += da;
+            a2 += da * da;
+            i += 16;
         }
         FLUSH(acc1, a1, b1);
         FLUSH(acc2, a2, b2);
@@ -92,7 +103,7 @@ static void sum_grad(const float *restrict g, const float *restrict x, size_t n,
                      double *s1, double *s2) {
     f64x16 acc1 = {0}, acc2 = {0};
     size_t i = 0;
-    while (i + 32 <= n) {
+    while (i + 16 <= n) {
         const size_t e = DFN_MIN(n, i + SUM_BLOCK);
         f32x16 a1 = {0}, b1 = {0}, a2 = {0}, b2 = {0};
         for (; i + 32 <= e; i += 32) {
@@ -101,6 +112,12 @@ static void sum_grad(const float *restrict g, const float *restrict x, size_t n,
             b1 += gb;
             a2 += ga * (LOAD16(x + i) - c);
             b2 += gb * (LOAD16(x + i + 16) - c);
+        }
+        if (i + 16 <= e) {
+            const f32x16 ga = LOAD16(g + i);
+            a1 += ga;
+            a2 += ga * (LOAD16(x + i) - c);
+            i += 16;
         }
         FLUSH(acc1, a1, b1);
         FLUSH(acc2, a2, b2);
