@@ -767,8 +767,12 @@ static void run_all(sink *s) {
             }
         free(x); free(w); free(b); free(R); free(out); free(mean); free(rstd); free(dx); free(dw); free(db);
     }
-    for (int big = 0; big <= 1; big++) { /* linear: serial (below the threshold) and parallel */
-        int B = big ? 128 : 8, IC = big ? 256 : 64, OC = big ? 512 : 32;
+    /* linear: serial (below the threshold); one task of one row and of 32 rows
+     * (shapes where oneDNN's sgemm, called outside an active parallel region,
+     * gives other bits with 2 threads than with 1); parallel */
+    for (int k = 0; k < 4; k++) {
+        const int Bs[4] = {8, 1, 32, 128}, ICs[4] = {64, 512, 4096, 256}, OCs[4] = {32, 512, 512, 512};
+        int B = Bs[k], IC = ICs[k], OC = OCs[k];
         float *x = frand((size_t)B * IC, 121, -1, 1), *w = frand((size_t)OC * IC, 122, -1, 1),
               *b = frand(OC, 123, -1, 1), *R = frand((size_t)B * OC, 124, -1, 1);
         float *out = falloc((size_t)B * OC), *dx = falloc((size_t)B * IC), *dw = falloc((size_t)OC * IC),
