@@ -4,11 +4,13 @@
  * bit-identical results for 1, 2 and 3 threads.
  *
  * Gradient checks: L = sum(out * R) with a fixed random R, accumulated in
- * double; dL/dx_i ~ (L(x_i + h) - L(x_i - h)) / (2h) for every element of every
- * differentiated input; the analytic gradient (backward called with dout = R,
- * on top of a random base to check that it accumulates) must agree in inf-norm
- * relative error (test_util.h) within GRAD_TOL. A wrong GroupNorm backward (the
- * centring terms dropped) and a wrong SiLU derivative are checked to fail it.
+ * double; dL/dx_i ~ (L(x_i + h) - L(x_i - h)) / (2h), h = 1e-2, for every
+ * element of every differentiated input; the analytic gradient (backward called
+ * with dout = R, on top of a random base to check that it accumulates) must
+ * agree in inf-norm relative error (test_util.h) within GRAD_TOL = 1e-2 (seen:
+ * 1e-4 and below). A wrong GroupNorm backward (the centring terms dropped) and a
+ * wrong SiLU derivative are checked to miss it by 10x. GroupNorm's backward on
+ * large shapes is also held to 1e-5 against the formula evaluated in double.
  *
  * DFN_BENCH=1 in the environment also times the layers on (128,64,28,28) after
  * the tests; DFN_BENCH=only times them alone. */
