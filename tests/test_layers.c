@@ -884,16 +884,16 @@ static void bench(void) {
     c.w = frand(c.C, 3, 0.5f, 1.5f); c.b = frand(c.C, 4, -1, 1);
     c.dw = falloc((size_t)c.N * c.C); c.db = falloc(c.C);
     c.mean = falloc((size_t)c.N * c.G); c.rstd = falloc((size_t)c.N * c.G);
-    printf("timing on (128,64,28,28), %d threads, best of 10\n", omp_get_max_threads());
+    printf("timing on (128,64,28,28), %d threads, best of 20\n", omp_get_max_threads());
     for (int silu = 0; silu <= 1; silu++) {
         c.silu = silu;
-        double f = best_of(10, bench_gn_fwd, &c), b = best_of(10, bench_gn_bwd, &c);
+        double f = best_of(20, bench_gn_fwd, &c), b = best_of(20, bench_gn_bwd, &c);
         printf("  groupnorm%s forward %.2f ms, backward %.2f ms\n", silu ? "+silu" : "     ", f * 1e3, b * 1e3);
     }
-    printf("  silu forward %.2f ms, backward %.2f ms\n", best_of(10, bench_silu_fwd, &c) * 1e3,
-           best_of(10, bench_silu_bwd, &c) * 1e3);
-    printf("  dropout forward %.2f ms\n", best_of(10, bench_dropout, &c) * 1e3);
-    printf("  add_channel backward %.2f ms\n", best_of(10, bench_add_channel_bwd, &c) * 1e3);
+    printf("  silu forward %.2f ms, backward %.2f ms\n", best_of(20, bench_silu_fwd, &c) * 1e3,
+           best_of(20, bench_silu_bwd, &c) * 1e3);
+    printf("  dropout forward %.2f ms\n", best_of(20, bench_dropout, &c) * 1e3);
+    printf("  add_channel backward %.2f ms\n", best_of(20, bench_add_channel_bwd, &c) * 1e3);
     free(c.x); free(c.dout); free(c.out); free(c.dx); free(c.w); free(c.b); free(c.dw); free(c.db);
     free(c.mean); free(c.rstd);
 }

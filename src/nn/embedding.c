@@ -5,7 +5,6 @@
  * (each task owns a block of columns and walks the batch 0..B-1), so results are
  * bit-identical for any thread count. */
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 #include "core.h"

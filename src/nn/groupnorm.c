@@ -12,7 +12,6 @@
  * thread count. Tasks are handed out dynamically, 8 at a time: which thread runs
  * a task changes nothing in its result. */
 #include <math.h>
-#include <omp.h>
 
 #include "core.h"
 #include "nn/nn.h"
