@@ -686,11 +686,11 @@ static void test_embeddings(void) {
         for (int b = 0; b < B; b++) t[b] = b < 20 ? 0.5f * b : (float)(b * 25 % 1000);
         dfn_timestep_embedding(out, t, B, dim);
         double e_spec = 0, e_small = 0, e_large = 0;
-        float scale = (float)(-log(10000.0) / (half - 1));
+        const float neg_log = (float)-log(10000.0), denom = (float)(half - 1);
         for (int b = 0; b < B; b++)
             for (int i = 0; i < half; i++) {
                 /* the spec: float32 frequencies and arguments, sin/cos in double */
-                float fa = t[b] * expf((float)i * scale);
+                float fa = t[b] * expf(((float)i * neg_log) / denom); /* torch's order */
                 double s1 = sin((double)fa), c1 = cos((double)fa);
                 /* the formula entirely in double */
                 double a = t[b] * exp(-log(10000.0) * i / (half - 1));

@@ -183,6 +183,14 @@ static void run_case(const char *case_name) {
                               1e-3 * G, TOL);
             }
             free(ref);
+            if (getenv("DFN_REF_DUMP")) { /* diagnostics: the C gradients of step 1 */
+                char out[256];
+                snprintf(out, sizeof out, "%s/%s_cgrad.safetensors", getenv("DFN_REF_DUMP"), case_name);
+                dfn_st_writer *wr = dfn_st_writer_new();
+                dfn_st_writer_add_model_tensors(wr, m, "", g);
+                dfn_st_writer_save(wr, out);
+                dfn_st_writer_free(wr);
+            }
             float norm = (float)dfn_grad_norm(g, P);
             if ((want = read_f32(f, "grad_norm", 1))) compare(&w, case_name, "grad_norm", &norm, want, 1);
             free(want);

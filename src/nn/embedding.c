@@ -25,9 +25,11 @@
 void dfn_timestep_embedding(float *out, const float *t, int B, int dim) {
     DFN_ASSERT(out && t && B >= 0 && dim >= 4);
     const int half = dim / 2;
-    const float scale = (float)(-log(10000.0) / (double)(half - 1));
+    /* In the reference's float32 operation order, (i * -ln(1e4)) / (half - 1):
+     * t up to 1000 multiplies any difference in the last bit of f_i. */
+    const float neg_log = (float)-log(10000.0), denom = (float)(half - 1);
     float *freq = dfn_scratch(0, (size_t)half);
-    for (int i = 0; i < half; i++) freq[i] = expf((float)i * scale);
+    for (int i = 0; i < half; i++) freq[i] = expf(((float)i * neg_log) / denom);
 #pragma omp parallel for schedule(static) if ((long)B * dim >= EMB_SERIAL)
     for (int b = 0; b < B; b++) {
         float *o = out + (size_t)b * dim;

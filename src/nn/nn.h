@@ -106,7 +106,7 @@ void dfn_attention_backward(float *dq, float *dk, float *dv, const float *dout,
 /* ------------------------------------------------------------ embeddings */
 
 /* Sinusoidal timestep embedding (Vaswani et al. 2017 sec. 3.5, as DDPM uses it):
- * out (B,dim) = [sin(t f_i), cos(t f_i)], f_i = exp(-ln(10000) i / (half-1)),
+ * out (B,dim) = [sin(t f_i), cos(t f_i)], f_i = exp((i * -ln(10000)) / (half-1)) in float32 (torch's order),
  * half = dim/2, zero-padded when dim is odd. No backward: t is not learned. */
 void dfn_timestep_embedding(float *out, const float *t, int B, int dim);
 
