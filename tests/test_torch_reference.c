@@ -214,11 +214,14 @@ static void run_case(const char *case_name) {
             CHECK(0, "%s", dfn_last_error());
             continue;
         }
-        const double *exact = t64->data;
+        /* safetensors aligns nothing: F64 data may sit at any byte offset */
+        const unsigned char *exact = t64->data;
         double err_c = 0, err_torch = 0;
         for (size_t j = 0; j < k; j++) {
-            err_c = fmax(err_c, fabs((double)params[off + j] - exact[j]));
-            err_torch = fmax(err_torch, fabs((double)ref[off + j] - exact[j]));
+            double e;
+            memcpy(&e, exact + j * sizeof(double), sizeof e);
+            err_c = fmax(err_c, fabs((double)params[off + j] - e));
+            err_torch = fmax(err_torch, fabs((double)ref[off + j] - e));
         }
         double bound = 4 * err_torch + 0.01 * opt.lr;
         CHECK(err_c <= bound, "%s/final.%s: C is %.3e from float64, PyTorch float32 %.3e", case_name,

@@ -1,0 +1,94 @@
+/* test_checkpoint_torch.c - a checkpoint written by the C side loads into the
+ * PyTorch twin (scripts/torch_forward.py: names map one to one, strict load)
+ * and reproduces the C forward output to 1e-4 (inf-norm relative error).
+ * Needs Debian's python3-torch; where it is missing the test reports itself
+ * skipped (exit code 77, ctest's SKIP_RETURN_CODE). */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "diffusion.h"
+#include "io/safetensors.h"
+#include "test_util.h"
+
+#define PYTHON "/usr/bin/python3"
+
+static void round_trip(const char *dir, const dfn_model_config *cfg, int B, const char *name) {
+    dfn_model *m;
+    if (dfn_model_new(&m, cfg, 7) != DFN_OK) {
+        CHECK(0, "%s: %s", name, dfn_last_error());
+        return;
+    }
+    const dfn_model_config *c = dfn_model_get_config(m);
+    size_t D = c->kind == DFN_MODEL_UNET ? (size_t)c->in_channels * c->resolution * c->resolution : (size_t)c->dim;
+    float *x = malloc(sizeof(float) * B * D), *out = malloc(sizeof(float) * B * D), *t = malloc(sizeof(float) * B);
+    int *y = malloc(sizeof(int) * B);
+    dfn_rng rng = dfn_rng_init(3);
+    dfn_rng_normal(&rng, x, B * D);
+    for (int b = 0; b < B; b++) {
+        t[b] = (float)(b * 317 % 1000);
+        y[b] = c->num_classes ? b % (c->num_classes + 1) : 0;
+    }
+    dfn_model_forward(m, out, x, t, c->num_classes ? y : NULL, B, 0, NULL);
+    char ckpt[512], in[512], res[512], cmd[2048];
+    snprintf(ckpt, sizeof ckpt, "%s/%s.safetensors", dir, name);
+    snprintf(in, sizeof in, "%s/%s_in.safetensors", dir, name);
+    snprintf(res, sizeof res, "%s/%s_out.safetensors", dir, name);
+    CHECK(dfn_model_save(m, ckpt, NULL) == DFN_OK, "save: %s", dfn_last_error());
+    dfn_st_writer *w = dfn_st_writer_new();
+    int64_t xs[4] = {B, 0, 0, 0}, ts[1] = {B};
+    int nd = 2;
+    if (c->kind == DFN_MODEL_UNET) {
+        xs[1] = c->in_channels; xs[2] = c->resolution; xs[3] = c->resolution;
+        nd = 4;
+    } else {
+        xs[1] = c->dim;
+    }
+    dfn_st_writer_add(w, "x", DFN_DTYPE_F32, nd, xs, x);
+    dfn_st_writer_add(w, "t", DFN_DTYPE_F32, 1, ts, t);
+    if (c->num_classes) dfn_st_writer_add(w, "y", DFN_DTYPE_I32, 1, ts, y);
+    CHECK(dfn_st_writer_save(w, in) == DFN_OK, "inputs: %s", dfn_last_error());
+    dfn_st_writer_free(w);
+    snprintf(cmd, sizeof cmd, PYTHON " scripts/torch_forward.py %s %s %s", ckpt, in, res);
+    int rc = system(cmd);
+    CHECK(rc == 0, "%s: torch_forward.py failed (%d)", name, rc);
+    dfn_st_file *f;
+    if (rc == 0 && dfn_st_open(&f, res) == DFN_OK) {
+        const dfn_st_tensor *o;
+        if (dfn_st_get(f, "out", DFN_DTYPE_F32, -1, NULL, &o) == DFN_OK && o->numel == B * D) {
+            double e = rel_error(o->data, out, B * D);
+            check_tensor(name, o->data, out, B * D, 1e-4);
+            printf("%-14s PyTorch forward of the C checkpoint vs C: rel error %.2e\n", name, e);
+        } else {
+            CHECK(0, "%s: no output tensor", res);
+        }
+        dfn_st_close(f);
+    }
+    free(x); free(out); free(t); free(y);
+    dfn_model_free(m);
+}
+
+int main(void) {
+    if (system(PYTHON " -c 'import torch' > /dev/null 2>&1") != 0) {
+        printf("SKIPPED: PyTorch is not installed (apt-get install python3-torch python3-numpy)\n");
+        return 77;
+    }
+    char dir[] = "/tmp/dfn_ckpt_torch_XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp");
+        TEST_MAIN_END();
+    }
+    dfn_model_config c;
+    dfn_model_config_preset(&c, "fmnist-tiny");
+    round_trip(dir, &c, 3, "fmnist-tiny");
+    dfn_model_config_preset(&c, "fmnist-small");
+    c.channels = 32; c.groups = 8; c.heads = 2; c.num_classes = 10;
+    round_trip(dir, &c, 2, "unet-classes");
+    dfn_model_config_preset(&c, "mlp-2d");
+    c.num_classes = 4;
+    round_trip(dir, &c, 16, "mlp-classes");
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    TEST_MAIN_END();
+}
