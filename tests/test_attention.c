@@ -475,6 +475,8 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Wall-clock ms of forward and backward, best and median of reps (on a shared
+ * machine, compare the best of runs taken back to back). */
 static void bench(int N, int C, int HW, int heads, int reps) {
     problem p = problem_new(N, C, HW, heads, 1u, 1.0f);
     problem_run(&p); /* touch every page */
@@ -489,7 +491,7 @@ static void bench(int N, int C, int HW, int heads, int reps) {
     }
     qsort(tf, reps, sizeof(double), cmp_double);
     qsort(tb, reps, sizeof(double), cmp_double);
-    double gf = 4.0 * N * (double)C * HW * HW * 1e-9; /* two products of HW*HW*C MACs */
+    double gf = 4.0 * N * (double)C * HW * HW * 1e-9; /* forward: two products of HW*HW*C MACs */
     printf("bench N=%d C=%d HW=%d heads=%d threads=%d: forward %.2f ms (median %.2f, %.0f GFLOP/s), "
            "backward %.2f ms (median %.2f, %.0f GFLOP/s)\n",
            N, C, HW, heads, omp_get_max_threads(), tf[0], tf[reps / 2], gf / tf[0] * 1e3, tb[0],
