@@ -102,6 +102,8 @@ typedef struct {
     dfn_rng rng;
     dfn_batch_iter *it;
     double best_val;
+    double loss_acc; /* training losses since the last log row, and their count */
+    int loss_n;
     /* batch buffers */
     float *x0, *eps, *xt, *target, *weight, *pred, *dpred, *tnet, *tcont;
     int *tidx, *y;
@@ -210,6 +212,8 @@ static dfn_status save_state(trainer *tr) {
     META("iter_position", "%llu", (unsigned long long)bs.position);
     META("iter_count", "%llu", (unsigned long long)bs.count);
     META("best_val", "%.17g", tr->best_val);
+    META("log_loss_sum", "%.17g", tr->loss_acc);
+    META("log_loss_count", "%d", tr->loss_n);
 #undef META
     if ((st = dfn_st_writer_set_metadata(w, "format", "diffusion.c training state")) ||
         (st = dfn_st_writer_set_metadata(w, "config", tr->config_json)) ||
@@ -257,6 +261,9 @@ static dfn_status load_state(trainer *tr) {
     tr->rng.seed = seed;
     tr->rng.counter = counter;
     tr->best_val = strtod(dfn_st_metadata(f, "best_val"), NULL);
+    const char *acc = dfn_st_metadata(f, "log_loss_sum"), *cnt = dfn_st_metadata(f, "log_loss_count");
+    tr->loss_acc = acc ? strtod(acc, NULL) : 0;
+    tr->loss_n = cnt ? atoi(cnt) : 0;
     dfn_batch_state bs = {iseed, iepoch, ipos, icount};
     st = dfn_batch_iter_restore(tr->it, &bs);
 done:
@@ -404,8 +411,6 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
     long first_step = tr.step;
     double t_start = now_seconds(), t_mark = t_start;
     long mark_step = tr.step;
-    double loss_acc = 0;
-    int loss_n = 0;
     while (tr.step < p->steps && (p->stop_after <= 0 || tr.step - first_step < p->stop_after)) {
         long k = tr.step + 1;
         double lr = dfn_train_lr(p, k);
@@ -431,8 +436,8 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
         dfn_adamw_step(dfn_model_params(model), grads, tr.m, tr.v, tr.P, k, &opt);
         dfn_ema_update(tr.ema, dfn_model_params(model), tr.P, dfn_train_ema_decay(p, k));
         tr.step = k;
-        loss_acc += loss;
-        loss_n++;
+        tr.loss_acc += loss;
+        tr.loss_n++;
 
         double val_loss = NAN;
         int is_last = tr.step == p->steps;
@@ -446,7 +451,7 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
         if (tr.step % p->log_every == 0 || is_last || !isnan(val_loss)) {
             double t = now_seconds();
             double ips = (double)(tr.step - mark_step) * tr.B * p->grad_accum / (t - t_mark);
-            double mean_loss = loss_acc / loss_n;
+            double mean_loss = tr.loss_acc / tr.loss_n;
             fprintf(log, "%ld,%.6g,%s,%.6g,%.6g,%.2f,%.1f\n", tr.step, mean_loss,
                     isnan(val_loss) ? "" : (snprintf(tr.path, sizeof tr.path, "%.6g", val_loss), tr.path),
                     lr, gnorm, ips, t - t_start);
@@ -454,8 +459,8 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
             progress_line(&tr, mean_loss, lr, gnorm, ips, t - t_start, first_step);
             t_mark = t;
             mark_step = tr.step;
-            loss_acc = 0;
-            loss_n = 0;
+            tr.loss_acc = 0;
+            tr.loss_n = 0;
         }
         if (p->sample_every > 0 && tr.step % p->sample_every == 0 && !is_last) {
             char name[64];

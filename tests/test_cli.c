@@ -1,0 +1,84 @@
+/* test_cli.c - the `diffusion` program on bad input: each case must exit
+ * non-zero with a message that names the option or file and the problem, and
+ * must not crash (a signal) or leave a half-written file behind. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test_util.h"
+
+static const char *bin;
+static char dir[] = "/tmp/dfn_cli_XXXXXX";
+
+/* Runs `bin args` with stderr captured; returns the exit code (-1 for a signal). */
+static int run(const char *args, char *err, size_t n) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1 >/dev/null", bin, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -2;
+    size_t len = fread(err, 1, n - 1, p);
+    err[len] = 0;
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void expect(const char *args, int code, const char *needle) {
+    char err[8192];
+    int rc = run(args, err, sizeof err);
+    CHECK(rc == code && strstr(err, needle), "diffusion %s: exit %d (want %d), stderr: %s(want '%s')", args, rc,
+          code, err, needle);
+}
+
+int main(void) {
+    bin = getenv("DFN_BIN");
+    if (!bin) {
+        printf("SKIPPED: DFN_BIN (the diffusion program) is not set; run through ctest\n");
+        return 77;
+    }
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp");
+        TEST_MAIN_END();
+    }
+    char args[1024], err[4096];
+    CHECK(run("--version", err, sizeof err) == 0, "--version");
+    expect("", 2, "usage");
+    expect("frobnicate", 2, "unknown command 'frobnicate'");
+    expect("train --steps abc --out x", 2, "--steps needs a whole number, got 'abc'");
+    expect("train --bogus", 2, "unknown option '--bogus'");
+    expect("train --data toy:moons", 2, "--out DIR is required");
+    snprintf(args, sizeof args, "train --data toy:moons --out %s/a --preset huge", dir);
+    expect(args, 1, "unknown model preset 'huge'");
+    snprintf(args, sizeof args, "train --data nope:x --out %s/a", dir);
+    expect(args, 1, "--data 'nope:x': unknown source");
+    snprintf(args, sizeof args, "train --data idx:%s/missing.gz --out %s/a", dir, dir);
+    expect(args, 1, "missing.gz");
+    snprintf(args, sizeof args, "train --data toy:spirals --out %s/a", dir);
+    expect(args, 1, "spirals");
+    snprintf(args, sizeof args, "train --data toy:moons --n 100 --out %s/a --batch 500", dir);
+    expect(args, 1, "fewer than the batch size 500");
+    snprintf(args, sizeof args, "train --data toy:moons --out %s/a --schedule wavy", dir);
+    expect(args, 1, "wavy");
+    snprintf(args, sizeof args, "train --data toy:moons --out %s/a --ch-mult 1,x", dir);
+    expect(args, 2, "--ch-mult expects comma-separated whole numbers");
+    snprintf(args, sizeof args, "train --data toy:moons --out %s/a --model unet", dir);
+    expect(args, 2, "a U-Net needs images");
+    snprintf(args, sizeof args, "train --data fashion-mnist --out %s/a --channels 48", dir);
+    expect(args, 1, "not divisible by groups");
+    /* a finished small run, then the same directory again */
+    snprintf(args, sizeof args, "train --data toy:moons --n 256 --out %s/run --steps 3 --batch 32 --quiet --samples 0", dir);
+    CHECK(run(args, err, sizeof err) == 0, "small run: %s", err);
+    expect(args, 1, "already holds a training run");
+    /* checkpoints */
+    snprintf(args, sizeof args, "%s/run/model.safetensors", dir);
+    FILE *f = fopen(args, "r+b");
+    CHECK(f && ftruncate(fileno(f), 100) == 0, "truncate the checkpoint");
+    if (f) fclose(f);
+    snprintf(args, sizeof args, "info --checkpoint %s/run/model.safetensors", dir);
+    expect(args, 1, "model.safetensors");
+    snprintf(args, sizeof args, "info --checkpoint %s/none.safetensors", dir);
+    expect(args, 1, "none.safetensors");
+    snprintf(args, sizeof args, "rm -rf %s", dir);
+    if (system(args) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    TEST_MAIN_END();
+}

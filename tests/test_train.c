@@ -1,0 +1,244 @@
+/* test_train.c - the trainer: resuming is bit-identical to an uninterrupted
+ * run, run directories are protected, divergence stops cleanly, bad data are
+ * refused, and the learning-rate and EMA schedules follow their formulas. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "diffusion.h"
+#include "io/safetensors.h"
+#include "test_util.h"
+#include "train/train.h"
+
+static char tmpdir[] = "/tmp/dfn_train_XXXXXX";
+
+static char *path_in(const char *run, const char *file) {
+    static char buf[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s%s%s", tmpdir, run, file ? "/" : "", file ? file : "");
+    return buf[k];
+}
+
+static unsigned char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc((size_t)len + 1);
+    *n = fread(buf, 1, (size_t)len, f);
+    fclose(f);
+    return buf;
+}
+
+static int same_file(const char *a, const char *b) {
+    size_t na, nb;
+    unsigned char *x = slurp(a, &na), *y = slurp(b, &nb);
+    int same = x && y && na == nb && !memcmp(x, y, na);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* log.csv without the timing columns (img/s, seconds). */
+static char *log_without_timing(const char *path) {
+    size_t n;
+    char *text = (char *)slurp(path, &n);
+    if (!text) return NULL;
+    text[n] = 0;
+    char *out = calloc(n + 1, 1);
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        int commas = 0;
+        for (char *c = line; *c; c++)
+            if (*c == ',' && ++commas == 5) *c = 0;
+        strcat(out, line);
+        strcat(out, "\n");
+    }
+    free(text);
+    return out;
+}
+
+static dfn_train_params small_params(const char *run) {
+    dfn_train_params p = dfn_train_params_init();
+    p.run_dir = path_in(run, NULL);
+    p.steps = 24;
+    p.batch_size = 16;
+    p.warmup = 5;
+    p.save_every = 4;
+    p.val_every = 8;
+    p.val_batches = 2;
+    p.log_every = 4;
+    p.progress = 0;
+    p.sample_count = 0;
+    p.seed = 9;
+    p.adamw.lr = 1e-3;
+    return p;
+}
+
+static void run(const dfn_model_config *cfg, const dfn_dataset *train, const dfn_dataset *val,
+                dfn_train_params *p, dfn_status want, const char *what) {
+    dfn_model *m;
+    if (dfn_model_new(&m, cfg, p->seed) != DFN_OK) {
+        CHECK(0, "model: %s", dfn_last_error());
+        return;
+    }
+    dfn_status st = dfn_train(m, train, val, p);
+    CHECK(st == want, "%s: status %d, want %d: %s", what, st, want, dfn_last_error());
+    dfn_model_free(m);
+}
+
+static void resume_is_bit_identical(const dfn_model_config *cfg, const dfn_dataset *train,
+                                    const dfn_dataset *val, const char *name) {
+    char once[64], split[64];
+    snprintf(once, sizeof once, "%s-once", name);
+    snprintf(split, sizeof split, "%s-split", name);
+    dfn_train_params a = small_params(once);
+    run(cfg, train, val, &a, DFN_OK, "uninterrupted");
+    dfn_train_params b = small_params(split);
+    b.stop_after = 10; /* not a multiple of save_every: the log has rows past the checkpoint */
+    run(cfg, train, val, &b, DFN_OK, "first half");
+    CHECK(access(path_in(split, "model.safetensors"), F_OK) != 0, "an interrupted run has no final model");
+    b.stop_after = 0;
+    b.resume = 1;
+    run(cfg, train, val, &b, DFN_OK, "resumed");
+    CHECK(same_file(path_in(once, "latest.safetensors"), path_in(split, "latest.safetensors")),
+          "%s: latest.safetensors differs between 24 steps and 8 + resume + 16", name);
+    CHECK(same_file(path_in(once, "model.safetensors"), path_in(split, "model.safetensors")),
+          "%s: model.safetensors differs after resume", name);
+    CHECK(same_file(path_in(once, "best.safetensors"), path_in(split, "best.safetensors")),
+          "%s: best.safetensors differs after resume", name);
+    char *la = log_without_timing(path_in(once, "log.csv")), *lb = log_without_timing(path_in(split, "log.csv"));
+    CHECK(la && lb && !strcmp(la, lb), "%s: log.csv rows differ after resume:\n%s---\n%s", name, la, lb);
+    free(la);
+    free(lb);
+}
+
+static void run_directories_are_protected(const dfn_model_config *cfg, const dfn_dataset *train) {
+    dfn_train_params p = small_params("mlp-once"); /* holds a finished run */
+    run(cfg, train, NULL, &p, DFN_ERR_ARG, "same directory without --resume or --force");
+    CHECK(strstr(dfn_last_error(), "already holds a training run") && strstr(dfn_last_error(), "--force"),
+          "message: %s", dfn_last_error());
+    p.resume = 1;
+    p.batch_size = 8; /* a different run */
+    run(cfg, train, NULL, &p, DFN_ERR_CONFIG, "--resume with other settings");
+    CHECK(strstr(dfn_last_error(), "same model, process"), "message: %s", dfn_last_error());
+    dfn_train_params q = small_params("nothing-here");
+    q.resume = 1;
+    run(cfg, train, NULL, &q, DFN_ERR_ARG, "--resume of an empty directory");
+    CHECK(strstr(dfn_last_error(), "nothing to resume"), "message: %s", dfn_last_error());
+    p = small_params("mlp-once");
+    p.force = 1;
+    p.steps = 4;
+    run(cfg, train, NULL, &p, DFN_OK, "--force starts over");
+}
+
+static void divergence_stops_and_keeps_the_last_good_state(const dfn_model_config *cfg,
+                                                           const dfn_dataset *train) {
+    dfn_train_params p = small_params("diverge");
+    p.adamw.lr = 1e30;
+    p.warmup = 0;
+    p.clip = 0;
+    p.save_every = 1;
+    p.val_every = 0;
+    run(cfg, train, NULL, &p, DFN_ERR_NUMERIC, "lr 1e30");
+    CHECK(strstr(dfn_last_error(), "diverged at step") && strstr(dfn_last_error(), "latest.safetensors"),
+          "message: %s", dfn_last_error());
+    dfn_st_file *f;
+    CHECK(dfn_st_open(&f, path_in("diverge", "latest.safetensors")) == DFN_OK, "the last good state is readable");
+    if (f) {
+        const char *step = dfn_st_metadata(f, "step");
+        CHECK(step && atol(step) >= 1, "last good step %s", step ? step : "?");
+        dfn_st_close(f);
+    }
+}
+
+static void bad_data_is_refused(const dfn_model_config *mlp, const dfn_dataset *train) {
+    dfn_train_params p = small_params("bad");
+    p.batch_size = 100000;
+    run(mlp, train, NULL, &p, DFN_ERR_ARG, "batch larger than the data");
+    CHECK(strstr(dfn_last_error(), "fewer than the batch size"), "message: %s", dfn_last_error());
+    dfn_model_config c = *mlp;
+    c.dim = 3;
+    p = small_params("bad");
+    run(&c, train, NULL, &p, DFN_ERR_ARG, "vectors of the wrong length");
+    CHECK(strstr(dfn_last_error(), "vectors of 3"), "message: %s", dfn_last_error());
+    dfn_model_config u;
+    dfn_model_config_preset(&u, "fmnist-tiny");
+    run(&u, train, NULL, &p, DFN_ERR_ARG, "a U-Net on vectors");
+    CHECK(strstr(dfn_last_error(), "images"), "message: %s", dfn_last_error());
+    p.objective.weighting = DFN_WEIGHT_VLB;
+    p.process.continuous = 1;
+    run(mlp, train, NULL, &p, DFN_ERR_ARG, "vlb weighting on a continuous process");
+}
+
+static void schedules_follow_their_formulas(void) {
+    dfn_train_params p = dfn_train_params_init();
+    p.steps = 1000;
+    p.warmup = 100;
+    p.adamw.lr = 1e-3;
+    p.lr_min_ratio = 0.1;
+    CHECK(fabs(dfn_train_lr(&p, 50) - 5e-4) < 1e-12, "half-way through warm-up: %g", dfn_train_lr(&p, 50));
+    CHECK(fabs(dfn_train_lr(&p, 100) - 1e-3) < 1e-12, "end of warm-up");
+    CHECK(fabs(dfn_train_lr(&p, 550) - (1e-4 + 0.5 * 9e-4)) < 1e-12, "cosine midpoint: %g", dfn_train_lr(&p, 550));
+    CHECK(fabs(dfn_train_lr(&p, 1000) - 1e-4) < 1e-12, "last step reaches lr * lr_min_ratio");
+    CHECK(dfn_train_ema_decay(&p, 1) == (float)(2.0 / 11.0), "EMA warm-up at step 1");
+    CHECK(dfn_train_ema_decay(&p, 100000) == p.ema_decay, "EMA decay reached");
+    p.ema_warmup = 0;
+    CHECK(dfn_train_ema_decay(&p, 1) == p.ema_decay, "no warm-up");
+}
+
+int main(void) {
+    if (!mkdtemp(tmpdir)) {
+        CHECK(0, "mkdtemp");
+        TEST_MAIN_END();
+    }
+    dfn_set_threads(2);
+    schedules_follow_their_formulas();
+
+    /* an MLP with dropout and classes on labelled 2-D points */
+    dfn_dataset *all, *train, *val;
+    float w[3] = {0.5f, 0.3f, 0.2f}, means[6] = {-2, 0, 2, 0, 0, 2}, stds[3] = {0.3f, 0.3f, 0.3f};
+    dfn_mixture_params mp = {2, 3, w, means, NULL, stds};
+    CHECK(dfn_dataset_gaussian_mixture(&all, 600, &mp, 4) == DFN_OK, "mixture: %s", dfn_last_error());
+    CHECK(dfn_dataset_split(all, 0.2, 1, &train, &val) == DFN_OK, "split");
+    dfn_model_config mlp;
+    dfn_model_config_preset(&mlp, "mlp-2d");
+    mlp.width = 32;
+    mlp.depth = 2;
+    mlp.dropout = 0.1f;
+    mlp.num_classes = 3;
+    resume_is_bit_identical(&mlp, train, val, "mlp");
+    run_directories_are_protected(&mlp, train);
+    divergence_stops_and_keeps_the_last_good_state(&mlp, train);
+    bad_data_is_refused(&mlp, train);
+
+    /* a small U-Net with dropout on 8x8 images */
+    size_t n = 64;
+    float *img = malloc(n * 64 * sizeof(float));
+    dfn_rng r = dfn_rng_init(2);
+    dfn_rng_uniform(&r, img, n * 64);
+    for (size_t i = 0; i < n * 64; i++) img[i] = 2 * img[i] - 1;
+    dfn_dataset *images;
+    CHECK(dfn_dataset_from_array(&images, img, n, 3, (int[]){1, 8, 8}, NULL, 0) == DFN_OK, "images");
+    dfn_model_config u;
+    dfn_model_config_preset(&u, "fmnist-tiny");
+    u.resolution = 8;
+    u.channels = 8;
+    u.groups = 4;
+    u.ch_mult[0] = 1; u.ch_mult[1] = 2; u.n_levels = 2;
+    resume_is_bit_identical(&u, images, images, "unet");
+
+    dfn_dataset_free(all);
+    dfn_dataset_free(train);
+    dfn_dataset_free(val);
+    dfn_dataset_free(images);
+    free(img);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    dfn_plot_release_caches();
+    TEST_MAIN_END();
+}
