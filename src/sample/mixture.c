@@ -119,12 +119,13 @@ dfn_status dfn_mixture_new(dfn_mixture **out, const dfn_mixture_params *p) {
         jacobi_eigen(a, U, l, D);
         for (int i = 0; i < D; i++)
             if (!(l[i] > 1e-12 * scale)) {
+                const double bad = l[i];
                 free(a);
                 dfn_mixture_free(m);
                 return dfn_set_error(DFN_ERR_ARG,
                                      "mixture: covariance of component %d is not positive "
                                      "definite (eigenvalue %g)",
-                                     k, l[i]);
+                                     k, bad);
             }
     }
     free(a);
