@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include "diffusion.h"
 #include "io/npy.h"
 #include "io/safetensors.h"
+#include "train/train.h"
 #include "tools.h"
 
 #define MAX_ARGS 48
@@ -88,7 +90,6 @@ static dfn_status write_csv(const char *path, const float *x, int n, size_t dim)
     for (int b = 0; b < n; b++)
         for (size_t j = 0; j < dim; j++)
             len += (size_t)snprintf(text + len, cap - len, "%.9g%c", x[(size_t)b * dim + j], j + 1 == dim ? '\n' : ',');
-    extern dfn_status dfn_write_text_file(const char *path, const char *text);
     dfn_status st = dfn_write_text_file(path, text);
     free(text);
     return st;

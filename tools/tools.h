@@ -12,5 +12,6 @@ typedef struct {
 
 int cmd_info(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
 
 #endif

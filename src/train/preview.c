@@ -6,34 +6,21 @@
 #include "core.h"
 #include "train/train.h"
 
-/* x (n, D) <- samples of the model with the EMA weights: DDIM with eta = 0
- * (Song et al. 2021 eq. 12) over `steps` evenly spaced steps, x0 clipped to
- * [-1, 1] for images. */
-static void sample_ddim(dfn_model *model, const dfn_schedule *s, float *x, int n, size_t D,
-                        int steps, int clip, uint64_t seed) {
-    dfn_rng rng = dfn_rng_init(seed);
-    dfn_rng_normal(&rng, x, (size_t)n * D);
-    float *eps = dfn_malloc((size_t)n * D * sizeof(float)), *t = dfn_malloc((size_t)n * sizeof(float));
-    for (int k = steps - 1; k >= 0; k--) {
-        int i = (int)((long)k * s->T / steps), prev = k > 0 ? (int)((long)(k - 1) * s->T / steps) : -1;
-        for (int b = 0; b < n; b++) t[b] = (float)i;
-        dfn_model_forward(model, eps, x, t, NULL, n, 0, NULL);
-        double a = s->alpha_bar[i], a_prev = prev >= 0 ? s->alpha_bar[prev] : 1.0;
-        for (size_t j = 0; j < (size_t)n * D; j++) {
-            double x0 = (x[j] - sqrt(1 - a) * eps[j]) / sqrt(a);
-            if (clip) x0 = x0 < -1 ? -1 : x0 > 1 ? 1 : x0;
-            double e = (x[j] - sqrt(a) * x0) / sqrt(1 - a);
-            x[j] = (float)(sqrt(a_prev) * x0 + sqrt(1 - a_prev) * e);
-        }
+/* The sampler a preview uses for each process: DDIM (50 steps) for discrete
+ * schedules, DPM-Solver++(2M) for VP and sub-VP, EDM's Heun for VE, Euler for
+ * rectified flow. */
+static const char *preview_sampler(const dfn_process_params *proc) {
+    if (!proc->continuous) return "ddim";
+    switch (proc->sde.kind) {
+    case DFN_SDE_VE: return "heun";
+    case DFN_SDE_FLOW: return "flow-euler";
+    default: return "dpm++2m";
     }
-    free(eps);
-    free(t);
 }
 
 dfn_status dfn_train_preview(dfn_model *model, const float *ema, const dfn_dataset *data,
                              const dfn_train_params *p, const dfn_schedule *schedule,
                              const char *prefix) {
-    if (p->process.continuous || p->objective.prediction != DFN_PRED_EPS) return DFN_OK;
     size_t P = dfn_model_num_params(model), D = dfn_dataset_sample_size(data);
     int n = p->sample_count;
     float *params = dfn_model_params(model), *saved = dfn_malloc(P * sizeof(float));
@@ -42,12 +29,19 @@ dfn_status dfn_train_preview(dfn_model *model, const float *ema, const dfn_datas
     memcpy(params, ema, P * sizeof(float));
     const dfn_model_config *cfg = dfn_model_get_config(model);
     int image = cfg->kind == DFN_MODEL_UNET;
-    sample_ddim(model, schedule, x, n, D, 50, image, p->seed ^ 0x70726576696577ull); /* "preview" */
+    dfn_denoiser den;
+    dfn_model_denoiser(&den, model, p->objective.prediction, p->process.continuous ? NULL : schedule,
+                       p->process.continuous ? &p->process.sde : NULL, 256, p->process.time_scale);
+    dfn_sampler_params sp = dfn_sampler_params_init();
+    sp.steps = p->process.continuous && p->process.sde.kind == DFN_SDE_VE ? 30 : 50;
+    sp.clip_x0 = image;
+    dfn_rng rng = dfn_rng_init(p->seed ^ 0x70726576696577ull); /* "preview": the same noise each time */
+    dfn_status st = dfn_sample(preview_sampler(&p->process), &den, x, n, D, &sp, &rng, NULL);
     memcpy(params, saved, P * sizeof(float));
     free(saved);
+    if (st) goto done;
 
     char path[4200];
-    dfn_status st;
     snprintf(path, sizeof path, "%s", prefix); /* the folder of prefix must exist */
     char *slash = strrchr(path, '/');
     if (slash) {

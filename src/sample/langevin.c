@@ -1,0 +1,87 @@
+/* langevin.c - Langevin dynamics with a score, plain and annealed (Song & Ermon
+ * 2019, "Generative modeling by estimating gradients of the data distribution"). */
+#include <math.h>
+#include <string.h>
+
+#include "sample.h"
+
+/* Langevin dynamics (Song & Ermon 2019 eq. 4; Welling & Teh 2011):
+ * x <- x + c grad log p(x) + sqrt(2c) z, at the process's lowest noise level. */
+dfn_status dfn_sample_langevin(dfn_denoiser *d, float *x, int batch, size_t dim,
+                               const dfn_sampler_params *in, dfn_rng *rng,
+                               dfn_sample_stats *stats) {
+    dfn_sampler_params p;
+    const unsigned fits = DFN_FITS_DISCRETE | DFN_FITS_VP | DFN_FITS_SUBVP | DFN_FITS_VE;
+    dfn_status st = sample_begin("langevin", d, x, batch, dim, in, &p, fits, 1000);
+    if (st != DFN_OK) return st;
+    if (!(p.langevin_c > 0.0 && isfinite(p.langevin_c)))
+        return dfn_set_error(DFN_ERR_ARG, "langevin: step c = %g, need c > 0", p.langevin_c);
+    double t, t_hi;
+    dfn_denoiser_t_range(d, p.t_end, &t, &t_hi);
+    const size_t n = (size_t)batch * dim;
+    const long nfe0 = d->nfe;
+    float *score = dfn_malloc(n * sizeof(float)), *z = dfn_malloc(n * sizeof(float));
+    sample_prior(&p, x, n, d->sde ? dfn_sde_prior_std(d->sde) : 1.0, rng);
+    const double c = p.langevin_c;
+    for (int k = 0; k < p.steps; k++) {
+        dfn_denoiser_eval(d, score, DFN_PRED_SCORE, x, t, batch, dim);
+        for (size_t i = 0; i < n; i++) x[i] = (float)(x[i] + c * score[i]);
+        sample_add_noise(x, z, n, sqrt(2.0 * c), rng);
+        sample_progress(&p, k + 1, p.steps, t, x, NULL, batch, dim);
+    }
+    sample_denoise_final(d, &p, x, t, batch, dim);
+    free(score);
+    free(z);
+    sample_report(stats, d, nfe0, p.steps, 0);
+    return DFN_OK;
+}
+
+/* Annealed Langevin dynamics (Song & Ermon 2019 alg. 1): for sigma_1 > ... > sigma_L
+ * (geometric), alpha_i = eps sigma_i^2 / sigma_L^2, T steps of
+ * x <- x + alpha_i/2 s(x, sigma_i) + sqrt(alpha_i) z; then, with denoise_final,
+ * x <- x + sigma_L^2 s(x, sigma_L) = E[x0 | x] (Jolicoeur-Martineau et al. 2021). */
+dfn_status dfn_sample_annealed_langevin(dfn_denoiser *d, float *x, int batch, size_t dim,
+                                        const dfn_sampler_params *in, dfn_rng *rng,
+                                        dfn_sample_stats *stats) {
+    dfn_sampler_params p;
+    const int default_steps = in ? in->levels * in->steps_per_level : 1000;
+    dfn_status st = sample_begin("annealed-langevin", d, x, batch, dim, in, &p, DFN_FITS_VE,
+                                 default_steps > 0 ? default_steps : 1);
+    if (st != DFN_OK) return st;
+    if (p.levels < 1 || p.steps_per_level < 1)
+        return dfn_set_error(DFN_ERR_ARG, "annealed-langevin: levels = %d, steps_per_level = %d, "
+                                          "need >= 1",
+                             p.levels, p.steps_per_level);
+    if (!(p.langevin_eps > 0.0 && isfinite(p.langevin_eps)))
+        return dfn_set_error(DFN_ERR_ARG, "annealed-langevin: eps = %g, need > 0", p.langevin_eps);
+    const double smin = p.level_sigma_min > 0 ? p.level_sigma_min : d->sde->sigma_min;
+    const double smax = p.level_sigma_max > 0 ? p.level_sigma_max : d->sde->sigma_max;
+    double *sig = dfn_malloc((size_t)p.levels * sizeof(double));
+    st = dfn_sigmas_geometric(sig, p.levels, smin, smax);
+    if (st != DFN_OK) {
+        free(sig);
+        return st;
+    }
+    const size_t n = (size_t)batch * dim;
+    const long nfe0 = d->nfe;
+    float *score = dfn_malloc(n * sizeof(float)), *z = dfn_malloc(n * sizeof(float));
+    sample_prior(&p, x, n, smax, rng);
+    const int total = p.levels * p.steps_per_level;
+    double t = 1.0;
+    for (int i = 0; i < p.levels; i++) {
+        t = dfn_denoiser_t_from_lambda(d, -log(sig[i])); /* VE: sigma(t) = sigma_i */
+        const double a = p.langevin_eps * sig[i] * sig[i] / (sig[p.levels - 1] * sig[p.levels - 1]);
+        for (int k = 0; k < p.steps_per_level; k++) {
+            dfn_denoiser_eval(d, score, DFN_PRED_SCORE, x, t, batch, dim);
+            for (size_t j = 0; j < n; j++) x[j] = (float)(x[j] + 0.5 * a * score[j]);
+            sample_add_noise(x, z, n, sqrt(a), rng);
+            sample_progress(&p, i * p.steps_per_level + k + 1, total, t, x, NULL, batch, dim);
+        }
+    }
+    sample_denoise_final(d, &p, x, t, batch, dim);
+    free(sig);
+    free(score);
+    free(z);
+    sample_report(stats, d, nfe0, total, 0);
+    return DFN_OK;
+}
