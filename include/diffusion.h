@@ -168,12 +168,16 @@ double dfn_model_flops_per_sample(const dfn_model *model);
 /* Forward pass over a batch. x and out: (B, C, H, W) for a U-Net, (B, dim) for an
  * MLP; t: (B) timesteps (floats: discrete steps or continuous times); y: (B)
  * labels or NULL (unconditional; a model with classes then uses the null class).
- * training = 1 applies dropout with numbers from rng (advanced) and keeps the
- * activations for dfn_model_backward; training = 0 ignores rng (may be NULL). */
+ * mode: DFN_EVAL (0) ignores rng (may be NULL); DFN_TRAIN (1) applies dropout
+ * with numbers from rng (advanced) and keeps the activations for
+ * dfn_model_backward; DFN_EVAL_GRAD (2) is the eval function (no dropout) with
+ * its activations kept, for gradients of the evaluated network: vector-Jacobian
+ * products (likelihoods), classifier guidance. */
+enum { DFN_EVAL = 0, DFN_TRAIN = 1, DFN_EVAL_GRAD = 2 };
 void dfn_model_forward(dfn_model *model, float *out, const float *x, const float *t,
-                       const int *y, int batch, int training, dfn_rng *rng);
-/* Backward of the last training forward: accumulates d(loss)/d(params) into the
- * gradient array. dout: d(loss)/d(out), shaped like out. If dx is not NULL it
+                       const int *y, int batch, int mode, dfn_rng *rng);
+/* Backward of the last DFN_TRAIN or DFN_EVAL_GRAD forward: accumulates
+ * d(loss)/d(params) into the gradient array. dout: d(loss)/d(out), shaped like out. If dx is not NULL it
  * receives d(loss)/d(x) (overwritten). */
 void dfn_model_backward(dfn_model *model, const float *dout, float *dx);
 

@@ -311,18 +311,20 @@ static void prepare(dfn_model *m, int B) {
 }
 
 void dfn_model_forward(dfn_model *m, float *out, const float *x, const float *t, const int *y,
-                       int batch, int training, dfn_rng *rng) {
+                       int batch, int mode, dfn_rng *rng) {
     DFN_ASSERT(m && out && x && t && batch > 0);
-    DFN_ASSERT(!training || m->cfg.dropout == 0.0f || rng);
+    DFN_ASSERT(mode == DFN_EVAL || mode == DFN_TRAIN || mode == DFN_EVAL_GRAD);
+    DFN_ASSERT(mode != DFN_TRAIN || m->cfg.dropout == 0.0f || rng);
+    int training = mode == DFN_TRAIN; /* dropout */
     prepare(m, batch);
     if (m->cfg.kind == DFN_MODEL_UNET) dfn_unet_forward(m, out, x, t, y, batch, training, rng);
     else dfn_mlp_forward(m, out, x, t, y, batch, training, rng);
-    m->last_batch = training ? batch : 0;
+    m->last_batch = mode == DFN_EVAL ? 0 : batch;
 }
 
 void dfn_model_backward(dfn_model *m, const float *dout, float *dx) {
     DFN_ASSERT(m && dout);
-    DFN_ASSERT(m->last_batch > 0 && "dfn_model_backward needs a training forward first");
+    DFN_ASSERT(m->last_batch > 0 && "dfn_model_backward needs a DFN_TRAIN or DFN_EVAL_GRAD forward first");
     if (m->cfg.kind == DFN_MODEL_UNET) dfn_unet_backward(m, dout, dx);
     else dfn_mlp_backward(m, dout, dx);
 }
