@@ -181,6 +181,12 @@ static void every_sampler_matches_the_mixture(int D, int n) {
 
 int main(void) {
     every_sampler_matches_the_mixture(2, 4000);
+#ifdef DFN_SANITIZED
+    /* Under ASan/UBSan the 2-D run already takes every sampler through every
+     * process; the 16-D run repeats those paths with ~20x the arithmetic. */
+    printf("16-D run skipped in the sanitizer build (same code paths as 2-D)\n");
+#else
     every_sampler_matches_the_mixture(16, 1000);
+#endif
     TEST_MAIN_END();
 }
