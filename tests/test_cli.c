@@ -65,6 +65,14 @@ int main(void) {
     expect(args, 2, "a U-Net needs images");
     snprintf(args, sizeof args, "train --data fashion-mnist --out %s/a --channels 48", dir);
     expect(args, 1, "not divisible by groups");
+    snprintf(args, sizeof args, "%s/mix.json", dir);
+    FILE *mj = fopen(args, "w");
+    if (mj) {
+        fputs("{\"weights\": [1], \"means\": [1, 2]}", mj);
+        fclose(mj);
+    }
+    snprintf(args, sizeof args, "train --data mixture:%s/mix.json --out %s/a", dir, dir);
+    expect(args, 1, "mix.json: needs \"weights\"");
     /* a finished small run, then the same directory again */
     snprintf(args, sizeof args, "train --data toy:moons --n 256 --out %s/run --steps 3 --batch 32 --quiet --samples 0", dir);
     CHECK(run(args, err, sizeof err) == 0, "small run: %s", err);

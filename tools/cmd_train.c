@@ -23,7 +23,7 @@ int cmd_train(int argc, char **argv) {
     long n_toy = 20000;
     p.sample_every = 0;
     dfn_arg args[MAX_ARGS] = {
-        {"--data", ARG_STRING, &data, "SPEC", "fashion-mnist[:train|:test], mnist:DIR, idx:IMG[,LAB], images:DIR, npy:FILE, csv:FILE, toy:NAME", 0},
+        {"--data", ARG_STRING, &data, "SPEC", "fashion-mnist[:train|:test], mnist:DIR, idx:IMG[,LAB], images:DIR, npy:FILE, csv:FILE, toy:NAME, mixture:FILE (JSON)", 0},
         {"--out", ARG_STRING, &out, "DIR", "run directory (required)", 0},
         {"--val", ARG_STRING, &val_spec, "SPEC", "validation data (default: fashion-mnist:test for fashion-mnist, else a split)", 0},
         {"--val-fraction", ARG_DOUBLE, &val_fraction, "F", "hold out this fraction of --data for validation (-1: 0.05 when no --val)", 0},

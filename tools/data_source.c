@@ -7,13 +7,18 @@
  *   npy:FILE                      N x D vectors or N x C x H x W images (uint8 scaled to [-1, 1])
  *   csv:FILE                      N rows of D numbers (--label-column for labels)
  *   toy:NAME                      moons, 8gaussians, swissroll, checkerboard, curves (--n samples)
+ *   mixture:FILE                  a Gaussian mixture from JSON (--n samples):
+ *                                 {"weights": [0.7, 0.3], "means": [[-2, 0], [2, 0]],
+ *                                  "stds": [0.5, 0.5]}   or "covs": [[[..d x d..]], ...]
  */
+#include <cjson/cJSON.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "core.h"
 #include "data_source.h"
 #include "io/npy.h"
+#include "train/train.h"
 
 static dfn_status load_npy(dfn_dataset **out, const char *path) {
     dfn_npy_array a;
@@ -49,6 +54,69 @@ static const char *idx_file(char *buf, size_t n, const char *dir, const char *na
     if (snprintf(buf, n, "%s/%s.gz", dir, name) < (int)n && stat(buf, &st) == 0) return buf;
     if (snprintf(buf, n, "%s/%s", dir, name) >= (int)n) buf[0] = 0;
     return buf;
+}
+
+/* Reads a JSON array of numbers into out (at most max); returns the count or -1. */
+static int json_numbers(const cJSON *a, float *out, int max) {
+    int n = 0;
+    const cJSON *v;
+    if (!cJSON_IsArray(a)) return -1;
+    cJSON_ArrayForEach(v, a) {
+        if (cJSON_IsArray(v)) {
+            int k = json_numbers(v, out + n, max - n);
+            if (k < 0) return -1;
+            n += k;
+        } else if (cJSON_IsNumber(v) && n < max) {
+            out[n++] = (float)v->valuedouble;
+        } else {
+            return -1;
+        }
+    }
+    return n;
+}
+
+static dfn_status load_mixture(dfn_dataset **out, const char *path, const dfn_data_options *o) {
+    char *text = dfn_read_text_file(path);
+    if (!text) return dfn_set_error(DFN_ERR_IO, "%s: cannot read the mixture description", path);
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    dfn_status st = DFN_OK;
+    enum { MAXK = 64, MAXD = 64 };
+    static float w[MAXK], mu[MAXK * MAXD], sd[MAXK], cov[MAXK * MAXD * MAXD];
+    if (!j) return dfn_set_error(DFN_ERR_FORMAT, "%s: not valid JSON", path);
+    const cJSON *jw = cJSON_GetObjectItemCaseSensitive(j, "weights");
+    const cJSON *jm = cJSON_GetObjectItemCaseSensitive(j, "means");
+    const cJSON *js = cJSON_GetObjectItemCaseSensitive(j, "stds");
+    const cJSON *jc = cJSON_GetObjectItemCaseSensitive(j, "covs");
+    int K = json_numbers(jw, w, MAXK), nm = json_numbers(jm, mu, MAXK * MAXD);
+    if (K < 1 || nm < K || nm % K || nm / K > MAXD || !cJSON_IsArray(cJSON_GetArrayItem(jm, 0))) {
+        st = dfn_set_error(DFN_ERR_FORMAT, "%s: needs \"weights\" (K numbers) and \"means\" (K lists of D numbers), "
+                                          "K <= %d, D <= %d", path, MAXK, MAXD);
+        goto done;
+    }
+    int D = nm / K;
+    dfn_mixture_params mp = {D, K, w, mu, NULL, NULL};
+    if (js) {
+        if (json_numbers(js, sd, MAXK) != K) {
+            st = dfn_set_error(DFN_ERR_FORMAT, "%s: \"stds\" needs %d numbers", path, K);
+            goto done;
+        }
+        mp.stds = sd;
+    } else if (jc) {
+        if (json_numbers(jc, cov, MAXK * MAXD * MAXD) != K * D * D) {
+            st = dfn_set_error(DFN_ERR_FORMAT, "%s: \"covs\" needs %d matrices of %d x %d", path, K, D, D);
+            goto done;
+        }
+        mp.covs = cov;
+    } else {
+        st = dfn_set_error(DFN_ERR_FORMAT, "%s: needs \"stds\" or \"covs\"", path);
+        goto done;
+    }
+    st = dfn_dataset_gaussian_mixture(out, o->n, &mp, o->seed);
+    if (st) st = dfn_set_error(st, "%s: %s", path, dfn_last_error());
+done:
+    cJSON_Delete(j);
+    return st;
 }
 
 dfn_status dfn_cli_load_data(dfn_dataset **out, const char *spec, const dfn_data_options *o) {
@@ -99,8 +167,9 @@ dfn_status dfn_cli_load_data(dfn_dataset **out, const char *spec, const dfn_data
     if (!strcmp(kind, "npy")) return load_npy(out, arg);
     if (!strcmp(kind, "csv")) return dfn_dataset_load_csv(out, arg, o->label_column);
     if (!strcmp(kind, "toy")) return dfn_dataset_toy(out, arg, o->n, o->seed);
+    if (!strcmp(kind, "mixture")) return load_mixture(out, arg, o);
     return dfn_set_error(DFN_ERR_ARG,
                                 "--data '%s': unknown source (fashion-mnist[:train|:test], mnist:DIR, "
-                                "idx:IMAGES[,LABELS], images:DIR, npy:FILE, csv:FILE, toy:NAME)",
+                                "idx:IMAGES[,LABELS], images:DIR, npy:FILE, csv:FILE, toy:NAME, mixture:FILE)",
                                 spec);
 }
