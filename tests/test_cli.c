@@ -77,6 +77,23 @@ int main(void) {
     snprintf(args, sizeof args, "train --data toy:moons --n 256 --out %s/run --steps 3 --batch 32 --quiet --samples 0", dir);
     CHECK(run(args, err, sizeof err) == 0, "small run: %s", err);
     expect(args, 1, "already holds a training run");
+    /* sampling from that run */
+    snprintf(args, sizeof args, "sample --checkpoint %s/run/model.safetensors --out %s/s.csv --n 10 --steps 5 --quiet", dir, dir);
+    CHECK(run(args, err, sizeof err) == 0, "sample: %s", err);
+    snprintf(args, sizeof args, "sample --checkpoint %s/run/model.safetensors --out %s/s.png --sampler dpm++9", dir, dir);
+    expect(args, 2, "dpm++9");
+    snprintf(args, sizeof args, "sample --checkpoint %s/run/model.safetensors --out %s/s.png --steps 5000", dir, dir);
+    expect(args, 1, "5000");
+    snprintf(args, sizeof args, "sample --checkpoint %s/run/model.safetensors --out %s/s.png --sampler ode-rk45", dir, dir);
+    expect(args, 1, "does not fit this checkpoint's process");
+    snprintf(args, sizeof args, "sample --checkpoint %s/run/model.safetensors --out %s/s.png --spacing sideways", dir, dir);
+    expect(args, 2, "sideways");
+    snprintf(args, sizeof args, "sample --checkpoint %s/run/model.safetensors --out %s/s.png --class 3", dir, dir);
+    expect(args, 1, "trained unconditionally");
+    snprintf(args, sizeof args, "sample --checkpoint %s/nothing.safetensors --out %s/s.png", dir, dir);
+    expect(args, 1, "nothing.safetensors");
+    snprintf(args, sizeof args, "sample --checkpoint %s/run/model.safetensors --out %s/s.txt", dir, dir);
+    expect(args, 2, "use .png, .svg, .npy or .csv");
     /* checkpoints */
     snprintf(args, sizeof args, "%s/run/model.safetensors", dir);
     FILE *f = fopen(args, "r+b");
