@@ -10,7 +10,7 @@
  *   c peak_rss_mb=...
  * usage: bench_unet --preset NAME [--threads 2] [--steps 8] [--warmup 2]
  *                   [--train-batch 128] [--infer-batches 1,64] [--min-time 3]
- *                   [--profile]   (per-layer-kind time of one training step) */
+ *                   [--profile]   (time per kind of layer in a training step) */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -39,7 +39,7 @@ static double median(double *v, int n) {
 
 int main(int argc, char **argv) {
     const char *preset = "fmnist-tiny", *infer_list = "1,64";
-    int threads = 2, steps = 8, warmup = 2, train_batch = 128;
+    int threads = 2, steps = 8, warmup = 2, train_batch = 128, profile = 0;
     double min_time = 3.0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--preset") && i + 1 < argc) preset = argv[++i];
@@ -49,6 +49,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--train-batch") && i + 1 < argc) train_batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--infer-batches") && i + 1 < argc) infer_list = argv[++i];
         else if (!strcmp(argv[i], "--min-time") && i + 1 < argc) min_time = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--profile")) profile = 1;
         else {
             fprintf(stderr, "bench_unet: unknown option '%s'\n", argv[i]);
             return 2;
@@ -87,6 +88,10 @@ int main(int argc, char **argv) {
         double *times = malloc(sizeof(double) * (steps + warmup));
         double loss0 = 0, loss = 0;
         for (int s = 0; s < warmup + steps; s++) {
+            if (profile && s == warmup) {
+                dfn_profile_reset();
+                dfn_profile_enable(1);
+            }
             double t0 = now();
             dfn_rng_uniform(&rng, t, B);
             for (int b = 0; b < B; b++) t[b] = floorf(t[b] * 1000.0f);
@@ -109,6 +114,14 @@ int main(int argc, char **argv) {
             dfn_model_backward(m, dpred, NULL);
             dfn_adamw_step(dfn_model_params(m), dfn_model_grads(m), mom, vel, P, s + 1, &opt);
             times[s] = now() - t0;
+        }
+        double total_time = 0;
+        for (int s = warmup; s < warmup + steps; s++) total_time += times[s];
+        if (profile) {
+            dfn_profile_enable(0);
+            printf("c profile %s: one training step (batch %d), mean of %d steps: %.1f ms\n", preset, B,
+                   steps, 1e3 * total_time / steps);
+            dfn_profile_report(stdout, steps);
         }
         double med = median(times + warmup, steps);
         printf("c train %s batch=%d img_per_s=%.2f ms_per_step=%.1f gflops=%.1f loss=%.3f->%.3f\n",

@@ -34,6 +34,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -63,6 +64,14 @@ const char *dfn_version(void);
  * The number of threads changes speed, never results. */
 void dfn_set_threads(int n);
 int dfn_get_threads(void);
+
+/* Where the time goes: when enabled, every layer call of the networks and the
+ * optimizer steps are timed by kind (conv2d forward/backward, GroupNorm,
+ * attention, ...); dfn_profile_report prints milliseconds per kind divided by
+ * `divide_by` (e.g. the number of steps timed). */
+void dfn_profile_enable(int on);
+void dfn_profile_reset(void);
+void dfn_profile_report(FILE *f, double divide_by);
 
 /* ---------------------------------------------------------------- random numbers */
 

@@ -57,6 +57,28 @@ void dfn_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta,
               float *C, int ldc);
 
+/* Per-layer-kind timing (profile.c): DFN_PROF(slot, statement) times the
+ * statement when profiling is enabled. */
+enum {
+    DFN_PROF_CONV_FWD, DFN_PROF_CONV_BWD, DFN_PROF_NORM_FWD, DFN_PROF_NORM_BWD, DFN_PROF_ATTN_FWD,
+    DFN_PROF_ATTN_BWD, DFN_PROF_LINEAR, DFN_PROF_ELEMENTWISE, DFN_PROF_OPTIM, DFN_PROF_COUNT
+};
+extern int dfn_prof_on;
+extern double dfn_prof_seconds[DFN_PROF_COUNT];
+extern long dfn_prof_calls[DFN_PROF_COUNT];
+double dfn_prof_now(void);
+#define DFN_PROF(slot, stmt)                                                      \
+    do {                                                                          \
+        if (dfn_prof_on) {                                                        \
+            double prof_t0_ = dfn_prof_now();                                     \
+            stmt;                                                                 \
+            dfn_prof_seconds[slot] += dfn_prof_now() - prof_t0_;                  \
+            dfn_prof_calls[slot]++;                                               \
+        } else {                                                                  \
+            stmt;                                                                 \
+        }                                                                         \
+    } while (0)
+
 /* The Philox4x32-10 bijection on a full 128-bit counter (dfn_philox is the
  * case ctr = (block lo, block hi, 0, 0), key = (seed lo, seed hi)). */
 void dfn_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);

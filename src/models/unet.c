@@ -309,35 +309,35 @@ void dfn_unet_forward(dfn_model *m, float *out, const float *x, const float *t, 
         switch (o->kind) {
         case OP_CONV: {
             dfn_conv2d_shape s = conv_shape(B, o->cin, o->res, o->cout, o->k, o->stride);
-            dfn_conv2d_forward(dst, in, P + o->conv.w, P + o->conv.b, &s);
+            DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward(dst, in, P + o->conv.w, P + o->conv.b, &s));
             break;
         }
         case OP_RES: {
             /* h = conv1(silu(norm1(x))) + temb_proj(silu(emb)) */
-            dfn_groupnorm_forward(o->a1, o->mean1, o->rstd1, in, P + o->norm1.w, P + o->norm1.b,
-                                  B, o->cin, hw, G, eps, 1);
+            DFN_PROF(DFN_PROF_NORM_FWD, dfn_groupnorm_forward(o->a1, o->mean1, o->rstd1, in, P + o->norm1.w, P + o->norm1.b,
+                                  B, o->cin, hw, G, eps, 1));
             dfn_conv2d_shape s1 = conv_shape(B, o->cin, o->res, o->cout, 3, 1);
-            dfn_conv2d_forward(o->h1, o->a1, P + o->conv1.w, P + o->conv1.b, &s1);
-            dfn_linear_forward(o->tp, semb, P + o->temb_proj.w, P + o->temb_proj.b, B, E, o->cout);
-            dfn_add_channel_forward(o->h1, o->tp, B, o->cout, hw);
+            DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward(o->h1, o->a1, P + o->conv1.w, P + o->conv1.b, &s1));
+            DFN_PROF(DFN_PROF_LINEAR, dfn_linear_forward(o->tp, semb, P + o->temb_proj.w, P + o->temb_proj.b, B, E, o->cout));
+            DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_add_channel_forward(o->h1, o->tp, B, o->cout, hw));
             /* h = conv2(dropout(silu(norm2(h)))) */
-            dfn_groupnorm_forward(o->a2, o->mean2, o->rstd2, o->h1, P + o->norm2.w, P + o->norm2.b,
-                                  B, o->cout, hw, G, eps, 1);
+            DFN_PROF(DFN_PROF_NORM_FWD, dfn_groupnorm_forward(o->a2, o->mean2, o->rstd2, o->h1, P + o->norm2.w, P + o->norm2.b,
+                                  B, o->cout, hw, G, eps, 1));
             o->dropped = training && c->dropout > 0.0f;
             if (o->dropped) {
                 DFN_ASSERT(rng);
                 o->drop_seed = rng->seed;
                 o->drop_block = rng->counter;
-                dfn_dropout_forward(o->a2, o->a2, n_out, c->dropout, rng->seed, o->drop_block);
+                DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_dropout_forward(o->a2, o->a2, n_out, c->dropout, rng->seed, o->drop_block));
                 rng->counter += (n_out + 3) / 4;
             }
             dfn_conv2d_shape s2 = conv_shape(B, o->cout, o->res, o->cout, 3, 1);
-            dfn_conv2d_forward(dst, o->a2, P + o->conv2.w, P + o->conv2.b, &s2);
+            DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward(dst, o->a2, P + o->conv2.w, P + o->conv2.b, &s2));
             /* out = skip(x) + h */
             const float *skip = in;
             if (o->has_skip) {
                 dfn_conv2d_shape ss = conv_shape(B, o->cin, o->res, o->cout, 1, 1);
-                dfn_conv2d_forward(u->tmp[0], in, P + o->skip.w, P + o->skip.b, &ss);
+                DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward(u->tmp[0], in, P + o->skip.w, P + o->skip.b, &ss));
                 skip = u->tmp[0];
             }
             for (size_t j = 0; j < n_out; j++) dst[j] += skip[j];
@@ -345,31 +345,31 @@ void dfn_unet_forward(dfn_model *m, float *out, const float *x, const float *t, 
         }
         case OP_ATTN: {
             int C = o->cin;
-            dfn_groupnorm_forward(o->a1, o->mean1, o->rstd1, in, P + o->norm1.w, P + o->norm1.b,
-                                  B, C, hw, G, eps, 0);
+            DFN_PROF(DFN_PROF_NORM_FWD, dfn_groupnorm_forward(o->a1, o->mean1, o->rstd1, in, P + o->norm1.w, P + o->norm1.b,
+                                  B, C, hw, G, eps, 0));
             dfn_conv2d_shape s = conv_shape(B, C, o->res, C, 1, 1);
-            dfn_conv2d_forward(o->qa, o->a1, P + o->q.w, P + o->q.b, &s);
-            dfn_conv2d_forward(o->ka, o->a1, P + o->kk.w, P + o->kk.b, &s);
-            dfn_conv2d_forward(o->va, o->a1, P + o->v.w, P + o->v.b, &s);
-            dfn_attention_forward(o->o, o->att, o->qa, o->ka, o->va, B, C, hw, c->heads);
-            dfn_conv2d_forward(dst, o->o, P + o->proj.w, P + o->proj.b, &s);
+            DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward(o->qa, o->a1, P + o->q.w, P + o->q.b, &s));
+            DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward(o->ka, o->a1, P + o->kk.w, P + o->kk.b, &s));
+            DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward(o->va, o->a1, P + o->v.w, P + o->v.b, &s));
+            DFN_PROF(DFN_PROF_ATTN_FWD, dfn_attention_forward(o->o, o->att, o->qa, o->ka, o->va, B, C, hw, c->heads));
+            DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward(dst, o->o, P + o->proj.w, P + o->proj.b, &s));
             for (size_t j = 0; j < n_out; j++) dst[j] += in[j];
             break;
         }
         case OP_UP: {
-            dfn_upsample2x_forward(o->up, in, B, o->cin, o->res, o->res);
+            DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_upsample2x_forward(o->up, in, B, o->cin, o->res, o->res));
             dfn_conv2d_shape s = conv_shape(B, o->cin, 2 * o->res, o->cout, 3, 1);
-            dfn_conv2d_forward(dst, o->up, P + o->conv.w, P + o->conv.b, &s);
+            DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward(dst, o->up, P + o->conv.w, P + o->conv.b, &s));
             break;
         }
         case OP_CAT:
-            dfn_concat_forward(dst, in, u->nodes[o->in2].act, B, o->cin, o->cout - o->cin, hw);
+            DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_concat_forward(dst, in, u->nodes[o->in2].act, B, o->cin, o->cout - o->cin, hw));
             break;
         case OP_OUT: {
-            dfn_groupnorm_forward(o->a1, o->mean1, o->rstd1, in, P + o->norm1.w, P + o->norm1.b,
-                                  B, o->cin, hw, G, eps, 1);
+            DFN_PROF(DFN_PROF_NORM_FWD, dfn_groupnorm_forward(o->a1, o->mean1, o->rstd1, in, P + o->norm1.w, P + o->norm1.b,
+                                  B, o->cin, hw, G, eps, 1));
             dfn_conv2d_shape s = conv_shape(B, o->cin, o->res, o->cout, 3, 1);
-            dfn_conv2d_forward(dst, o->a1, P + o->conv.w, P + o->conv.b, &s);
+            DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward(dst, o->a1, P + o->conv.w, P + o->conv.b, &s));
             break;
         }
         }
@@ -407,42 +407,42 @@ void dfn_unet_backward(dfn_model *m, const float *dout, float *dx) {
         switch (o->kind) {
         case OP_CONV: {
             dfn_conv2d_shape s = conv_shape(B, o->cin, o->res, o->cout, o->k, o->stride);
-            dfn_conv2d_backward(din, Gr + o->conv.w, Gr + o->conv.b, g, in, P + o->conv.w, &s);
+            DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward(din, Gr + o->conv.w, Gr + o->conv.b, g, in, P + o->conv.w, &s));
             break;
         }
         case OP_RES: {
             /* out = skip(x) + h */
             if (o->has_skip) {
                 dfn_conv2d_shape ss = conv_shape(B, o->cin, o->res, o->cout, 1, 1);
-                dfn_conv2d_backward(din, Gr + o->skip.w, Gr + o->skip.b, g, in, P + o->skip.w, &ss);
+                DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward(din, Gr + o->skip.w, Gr + o->skip.b, g, in, P + o->skip.w, &ss));
             } else {
                 for (size_t j = 0; j < n_out; j++) din[j] += g[j];
             }
             /* h = conv2(dropout(silu(norm2(h1)))) */
             dfn_conv2d_shape s2 = conv_shape(B, o->cout, o->res, o->cout, 3, 1);
             zero(T0, n_out);
-            dfn_conv2d_backward(T0, Gr + o->conv2.w, Gr + o->conv2.b, g, o->a2, P + o->conv2.w, &s2);
+            DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward(T0, Gr + o->conv2.w, Gr + o->conv2.b, g, o->a2, P + o->conv2.w, &s2));
             float *d_a2 = T0;
             if (o->dropped) {
                 zero(T1, n_out);
-                dfn_dropout_backward(T1, T0, n_out, c->dropout, o->drop_seed, o->drop_block);
+                DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_dropout_backward(T1, T0, n_out, c->dropout, o->drop_seed, o->drop_block));
                 d_a2 = T1;
             }
             float *d_h1 = d_a2 == T0 ? T1 : T0;
             zero(d_h1, n_out);
-            dfn_groupnorm_backward(d_h1, Gr + o->norm2.w, Gr + o->norm2.b, d_a2, o->h1,
+            DFN_PROF(DFN_PROF_NORM_BWD, dfn_groupnorm_backward(d_h1, Gr + o->norm2.w, Gr + o->norm2.b, d_a2, o->h1,
                                    P + o->norm2.w, P + o->norm2.b, o->mean2, o->rstd2, B, o->cout,
-                                   hw, G, 1);
+                                   hw, G, 1));
             /* h1 = conv1(silu(norm1(x))) + temb_proj(silu(emb)) */
             zero(u->dtp, (size_t)B * o->cout);
-            dfn_add_channel_backward(u->dtp, d_h1, B, o->cout, hw);
-            dfn_linear_backward(u->te.d_silu_emb, Gr + o->temb_proj.w, Gr + o->temb_proj.b, u->dtp,
-                                semb, P + o->temb_proj.w, B, E, o->cout);
+            DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_add_channel_backward(u->dtp, d_h1, B, o->cout, hw));
+            DFN_PROF(DFN_PROF_LINEAR, dfn_linear_backward(u->te.d_silu_emb, Gr + o->temb_proj.w, Gr + o->temb_proj.b, u->dtp,
+                                semb, P + o->temb_proj.w, B, E, o->cout));
             dfn_conv2d_shape s1 = conv_shape(B, o->cin, o->res, o->cout, 3, 1);
             zero(T2, (size_t)B * o->cin * hw);
-            dfn_conv2d_backward(T2, Gr + o->conv1.w, Gr + o->conv1.b, d_h1, o->a1, P + o->conv1.w, &s1);
-            dfn_groupnorm_backward(din, Gr + o->norm1.w, Gr + o->norm1.b, T2, in, P + o->norm1.w,
-                                   P + o->norm1.b, o->mean1, o->rstd1, B, o->cin, hw, G, 1);
+            DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward(T2, Gr + o->conv1.w, Gr + o->conv1.b, d_h1, o->a1, P + o->conv1.w, &s1));
+            DFN_PROF(DFN_PROF_NORM_BWD, dfn_groupnorm_backward(din, Gr + o->norm1.w, Gr + o->norm1.b, T2, in, P + o->norm1.w,
+                                   P + o->norm1.b, o->mean1, o->rstd1, B, o->cin, hw, G, 1));
             break;
         }
         case OP_ATTN: {
@@ -451,35 +451,35 @@ void dfn_unet_backward(dfn_model *m, const float *dout, float *dx) {
             for (size_t j = 0; j < n; j++) din[j] += g[j];
             dfn_conv2d_shape s = conv_shape(B, C, o->res, C, 1, 1);
             zero(T0, n);
-            dfn_conv2d_backward(T0, Gr + o->proj.w, Gr + o->proj.b, g, o->o, P + o->proj.w, &s);
+            DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward(T0, Gr + o->proj.w, Gr + o->proj.b, g, o->o, P + o->proj.w, &s));
             zero(T1, n);
             zero(T2, n);
             zero(T3, n);
-            dfn_attention_backward(T1, T2, T3, T0, o->qa, o->ka, o->va, o->att, B, C, hw, c->heads);
+            DFN_PROF(DFN_PROF_ATTN_BWD, dfn_attention_backward(T1, T2, T3, T0, o->qa, o->ka, o->va, o->att, B, C, hw, c->heads));
             zero(T0, n);
-            dfn_conv2d_backward(T0, Gr + o->q.w, Gr + o->q.b, T1, o->a1, P + o->q.w, &s);
-            dfn_conv2d_backward(T0, Gr + o->kk.w, Gr + o->kk.b, T2, o->a1, P + o->kk.w, &s);
-            dfn_conv2d_backward(T0, Gr + o->v.w, Gr + o->v.b, T3, o->a1, P + o->v.w, &s);
-            dfn_groupnorm_backward(din, Gr + o->norm1.w, Gr + o->norm1.b, T0, in, P + o->norm1.w,
-                                   P + o->norm1.b, o->mean1, o->rstd1, B, C, hw, G, 0);
+            DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward(T0, Gr + o->q.w, Gr + o->q.b, T1, o->a1, P + o->q.w, &s));
+            DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward(T0, Gr + o->kk.w, Gr + o->kk.b, T2, o->a1, P + o->kk.w, &s));
+            DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward(T0, Gr + o->v.w, Gr + o->v.b, T3, o->a1, P + o->v.w, &s));
+            DFN_PROF(DFN_PROF_NORM_BWD, dfn_groupnorm_backward(din, Gr + o->norm1.w, Gr + o->norm1.b, T0, in, P + o->norm1.w,
+                                   P + o->norm1.b, o->mean1, o->rstd1, B, C, hw, G, 0));
             break;
         }
         case OP_UP: {
             dfn_conv2d_shape s = conv_shape(B, o->cin, 2 * o->res, o->cout, 3, 1);
             zero(T0, (size_t)B * o->cin * 4 * hw);
-            dfn_conv2d_backward(T0, Gr + o->conv.w, Gr + o->conv.b, g, o->up, P + o->conv.w, &s);
-            dfn_upsample2x_backward(din, T0, B, o->cin, o->res, o->res);
+            DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward(T0, Gr + o->conv.w, Gr + o->conv.b, g, o->up, P + o->conv.w, &s));
+            DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_upsample2x_backward(din, T0, B, o->cin, o->res, o->res));
             break;
         }
         case OP_CAT:
-            dfn_concat_backward(din, u->nodes[o->in2].grad, g, B, o->cin, o->cout - o->cin, hw);
+            DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_concat_backward(din, u->nodes[o->in2].grad, g, B, o->cin, o->cout - o->cin, hw));
             break;
         case OP_OUT: {
             dfn_conv2d_shape s = conv_shape(B, o->cin, o->res, o->cout, 3, 1);
             zero(T0, (size_t)B * o->cin * hw);
-            dfn_conv2d_backward(T0, Gr + o->conv.w, Gr + o->conv.b, g, o->a1, P + o->conv.w, &s);
-            dfn_groupnorm_backward(din, Gr + o->norm1.w, Gr + o->norm1.b, T0, in, P + o->norm1.w,
-                                   P + o->norm1.b, o->mean1, o->rstd1, B, o->cin, hw, G, 1);
+            DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward(T0, Gr + o->conv.w, Gr + o->conv.b, g, o->a1, P + o->conv.w, &s));
+            DFN_PROF(DFN_PROF_NORM_BWD, dfn_groupnorm_backward(din, Gr + o->norm1.w, Gr + o->norm1.b, T0, in, P + o->norm1.w,
+                                   P + o->norm1.b, o->mean1, o->rstd1, B, o->cin, hw, G, 1));
             break;
         }
         }

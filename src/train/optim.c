@@ -14,8 +14,8 @@ dfn_adamw_params dfn_adamw_params_init(void) {
  *   p <- p (1 - lr wd)
  *   m <- b1 m + (1 - b1) g           v <- b2 v + (1 - b2) g^2
  *   p <- p - lr / (1 - b1^k) * m / (sqrt(v) / sqrt(1 - b2^k) + eps)          */
-void dfn_adamw_step(float *params, const float *grads, float *m, float *v, size_t n, long step,
-                    const dfn_adamw_params *p) {
+static void adamw_step(float *params, const float *grads, float *m, float *v, size_t n, long step,
+                       const dfn_adamw_params *p) {
     DFN_ASSERT(step >= 1);
     const float decay = (float)(1.0 - p->lr * p->weight_decay);
     const float b1 = (float)p->beta1, b2 = (float)p->beta2;
@@ -36,6 +36,11 @@ void dfn_adamw_step(float *params, const float *grads, float *m, float *v, size_
         m[i] = mi;
         v[i] = vi;
     }
+}
+
+void dfn_adamw_step(float *params, const float *grads, float *m, float *v, size_t n, long step,
+                    const dfn_adamw_params *p) {
+    DFN_PROF(DFN_PROF_OPTIM, adamw_step(params, grads, m, v, n, step, p));
 }
 
 /* Sum of squares over fixed chunks (independent of the thread count), then the
@@ -71,8 +76,12 @@ double dfn_clip_grad_norm(float *grads, size_t n, double max_norm) {
 }
 
 /* Exponential moving average of the weights (Polyak averaging): ema <- d ema + (1 - d) p. */
-void dfn_ema_update(float *ema, const float *params, size_t n, float decay) {
+static void ema_update(float *ema, const float *params, size_t n, float decay) {
     const float keep = decay, take = 1.0f - decay;
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) ema[i] = keep * ema[i] + take * params[i];
+}
+
+void dfn_ema_update(float *ema, const float *params, size_t n, float decay) {
+    DFN_PROF(DFN_PROF_OPTIM, ema_update(ema, params, n, decay));
 }
