@@ -2,6 +2,7 @@
  * gradients against central finite differences, training on a small synthetic
  * image set, determinism across thread counts, checkpoints and their errors. */
 #include <stdint.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core.h"
@@ -368,6 +369,75 @@ static void test_determinism(void) {
     free(p1), free(p2), free(f1), free(f2);
 }
 
+/* ------------------------------------------------------------ the command */
+
+static void put_be32(FILE *f, uint32_t v) {
+    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 8), (unsigned char)v};
+    fwrite(b, 1, 4, f);
+}
+
+/* The synthetic set as uncompressed IDX files (images, labels). */
+static void write_idx(const char *img, const char *lab, size_t n, int S) {
+    dfn_dataset *ds = synthetic(n, S, 21);
+    FILE *fi = fopen(img, "wb"), *fl = fopen(lab, "wb");
+    put_be32(fi, 0x803), put_be32(fi, (uint32_t)n), put_be32(fi, (uint32_t)S),
+        put_be32(fi, (uint32_t)S);
+    put_be32(fl, 0x801), put_be32(fl, (uint32_t)n);
+    uint8_t *px = dfn_malloc(n * S * S);
+    dfn_unit_to_pixels(px, dfn_dataset_data(ds), n * S * S);
+    fwrite(px, 1, n * S * S, fi);
+    for (size_t i = 0; i < n; i++) fputc(dfn_dataset_labels(ds)[i], fl);
+    fclose(fi), fclose(fl);
+    free(px);
+    dfn_dataset_free(ds);
+}
+
+static int run_cmd(const char *cmd, char *out, size_t size) {
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t got = fread(out, 1, size - 1, p);
+    out[got] = 0;
+    int rc = pclose(p);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void test_cli(void) {
+    const char *bin = getenv("DFN_BIN");
+    if (!bin) {
+        printf("  (DFN_BIN not set: command-line checks skipped; ctest sets it)\n");
+        return;
+    }
+    const char *img = tmp_path("img.idx"), *lab = tmp_path("lab.idx");
+    write_idx(img, lab, 400, 8);
+    char cmd[2048], out[8192];
+    const char *ckpt = tmp_path("cli.safetensors");
+    snprintf(cmd, sizeof cmd,
+             "%s train-classifier --data idx:%s,%s --out %s --steps 80 --batch 32 --channels 8 "
+             "--groups 4 --features 16 --warmup 10 --quiet --threads 1 2>&1",
+             bin, img, lab, ckpt);
+    int rc = run_cmd(cmd, out, sizeof out);
+    printf("  %s", out);
+    CHECK(rc == 0 && strstr(out, "test accuracy") && strstr(out, "10% of idx:"),
+          "train-classifier: rc %d: %s", rc, out);
+    const char *acc = strstr(out, "test accuracy ");
+    CHECK(acc && atof(acc + 14) >= 0.9, "CLI accuracy %s", acc ? acc + 14 : "-");
+    dfn_classifier *c = NULL;
+    CHECK(dfn_classifier_load(&c, ckpt) == DFN_OK, "load the CLI's checkpoint: %s",
+          dfn_last_error());
+    dfn_classifier_free(c);
+    snprintf(cmd, sizeof cmd, "%s train-classifier --data idx:%s,%s 2>&1", bin, img, lab);
+    rc = run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 2 && strstr(out, "--out"), "missing --out: rc %d: %s", rc, out);
+    snprintf(cmd, sizeof cmd, "%s train-classifier --data idx:%s --out %s 2>&1", bin, img, ckpt);
+    rc = run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 2 && strstr(out, "no labels"), "unlabelled: rc %d: %s", rc, out);
+    snprintf(cmd, sizeof cmd, "%s train-classifier --data idx:%s/none --out %s 2>&1", bin, tmpdir,
+             ckpt);
+    rc = run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "none"), "missing data: rc %d: %s", rc, out);
+}
+
 int main(void) {
     if (!mkdtemp(tmpdir)) {
         CHECK(0, "mkdtemp");
@@ -378,6 +448,7 @@ int main(void) {
     test_training();
     test_checkpoint_errors();
     test_determinism();
+    test_cli();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
