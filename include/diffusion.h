@@ -1331,8 +1331,7 @@ void dfn_classifier_forward(dfn_classifier *c, float *logits, float *features, c
 /* Backward of the last forward: accumulates d(loss)/d(params) into the
  * gradients; dx (B, C, H, W) receives d(loss)/d(x) (overwritten) unless NULL. */
 void dfn_classifier_backward(dfn_classifier *c, const float *dlogits, float *dx);
-/* Features (n, F) of n images (n, C, H, W), in batches; every image's features
- * are the same whatever n is. */
+/* Features (n, F) of n images (n, C, H, W), computed in batches of 64. */
 void dfn_classifier_features(dfn_classifier *c, float *features, const float *x, size_t n);
 
 /* Mean softmax cross-entropy -1/B sum_b log softmax(logits_b)[y_b], computed
