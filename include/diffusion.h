@@ -1288,6 +1288,153 @@ dfn_train_params dfn_train_params_init(void);
 dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_dataset *val,
                      const dfn_train_params *params);
 
+/* ================================================================
+ * classifier, FID and KID
+ *   src/models/classifier.c  a small CNN trained on the dataset itself
+ *   src/eval/fid.c           feature statistics, Frechet distance, FID
+ *   src/eval/kid.c           kernel inception distance
+ *
+ * FID and KID compare two sets of images in the feature space of a network.
+ * The papers use Inception-v3 on ImageNet; diffusion.c instead trains its own
+ * small classifier on the labelled training data (`diffusion train-classifier`)
+ * and uses its penultimate layer: numbers are comparable between runs that use
+ * the same classifier checkpoint, not with published Inception FIDs.
+ * ================================================================ */
+
+/* conv3x3(C -> ch) -> GN+SiLU -> conv3x3/2(ch -> 2ch) -> GN+SiLU ->
+ * conv3x3/2(2ch -> 4ch) -> GN+SiLU -> global average pool -> linear(4ch -> F)
+ * -> SiLU [= the features] -> linear(F -> classes) [= the logits]. */
+typedef struct {
+    int in_channels;  /* C of the images */
+    int height, width;/* H, W of the images */
+    int channels;     /* first convolution's channels ch: 32 */
+    int groups;       /* GroupNorm groups (must divide ch): 8 */
+    int feature_dim;  /* F: 128 */
+    int num_classes;  /* 10 */
+} dfn_classifier_config;
+
+/* The defaults above for images C x H x W and `num_classes` classes. */
+void dfn_classifier_config_init(dfn_classifier_config *cfg, int in_channels, int height,
+                                int width, int num_classes);
+/* DFN_ERR_CONFIG naming the field for anything that cannot be built. */
+dfn_status dfn_classifier_config_validate(const dfn_classifier_config *cfg);
+
+typedef struct dfn_classifier dfn_classifier;
+
+/* PyTorch's default initialisation (as dfn_model_new), drawn from `seed`. */
+dfn_status dfn_classifier_new(dfn_classifier **out, const dfn_classifier_config *cfg,
+                              uint64_t seed);
+void dfn_classifier_free(dfn_classifier *c);
+const dfn_classifier_config *dfn_classifier_get_config(const dfn_classifier *c);
+/* Parameters and gradients: one flat array each; tensors named as a PyTorch
+ * twin's state_dict: conv1, norm1, conv2, norm2, conv3, norm3, fc1, fc2. */
+size_t dfn_classifier_num_params(const dfn_classifier *c);
+float *dfn_classifier_params(dfn_classifier *c);
+float *dfn_classifier_grads(dfn_classifier *c);
+void dfn_classifier_zero_grad(dfn_classifier *c);
+
+/* logits (B, classes) of images x (B, C, H, W); features (B, F) or NULL. The
+ * activations are kept (x is copied) for one dfn_classifier_backward. */
+void dfn_classifier_forward(dfn_classifier *c, float *logits, float *features, const float *x,
+                            int batch);
+/* Backward of the last forward: accumulates d(loss)/d(params) into the
+ * gradients; dx (B, C, H, W) receives d(loss)/d(x) (overwritten) unless NULL. */
+void dfn_classifier_backward(dfn_classifier *c, const float *dlogits, float *dx);
+/* Features (n, F) of n images (n, C, H, W), computed in batches of 64. */
+void dfn_classifier_features(dfn_classifier *c, float *features, const float *x, size_t n);
+
+/* Mean softmax cross-entropy -1/B sum_b log softmax(logits_b)[y_b], computed
+ * in double with the max subtracted; dlogits (B, classes) gets its gradient
+ * (softmax - onehot) / B (overwritten) unless NULL. */
+double dfn_softmax_cross_entropy(float *dlogits, const float *logits, const int *labels,
+                                 int batch, int classes);
+
+typedef struct {
+    long steps;             /* optimizer steps: 3000 */
+    int batch_size;         /* 128 */
+    dfn_adamw_params adamw; /* lr 2e-3, weight decay 0.05 */
+    long warmup;            /* linear warm-up steps: 100 */
+    double lr_min_ratio;    /* cosine decay to lr * this at the last step: 0.01 */
+    double clip;            /* max gradient norm (0: off): 1 */
+    int hflip;              /* random horizontal flips: 0 */
+    uint64_t seed;          /* batch order and flips: 0 */
+    int log_every;          /* a progress line on stdout every K steps (0: quiet): 0 */
+} dfn_classifier_train_params;
+
+dfn_classifier_train_params dfn_classifier_train_params_init(void);
+/* Trains c on the labelled images `train` with AdamW. DFN_ERR_ARG for
+ * unlabelled data, labels >= the classifier's classes or images of another
+ * shape; DFN_ERR_NUMERIC (naming the step) for a non-finite loss. */
+dfn_status dfn_classifier_train(dfn_classifier *c, const dfn_dataset *train,
+                                const dfn_classifier_train_params *p);
+/* Fraction of ds classified correctly (argmax of the logits, first on ties). */
+dfn_status dfn_classifier_accuracy(dfn_classifier *c, const dfn_dataset *ds, double *accuracy);
+
+/* Safetensors with metadata "format" = "diffusion.c classifier", "kind" =
+ * "classifier", "config" (JSON: kind, in_channels, height, width, channels,
+ * groups, feature_dim, num_classes), "data_shape" ("[C, H, W]") and the
+ * caller's extra (key, value) pairs (NULL-terminated list or NULL). Written
+ * atomically. Loading checks every tensor and names the file in its messages
+ * (a diffusion model checkpoint is refused as one). */
+dfn_status dfn_classifier_save(const dfn_classifier *c, const char *path,
+                               const char *const *extra_metadata);
+dfn_status dfn_classifier_load(dfn_classifier **out, const char *path);
+/* DFN_ERR_ARG unless ds holds images of the classifier's C x H x W, with a
+ * message naming `what` ("samples") and the classifier's file if loaded. */
+dfn_status dfn_classifier_check_data(const dfn_classifier *c, const dfn_dataset *ds,
+                                     const char *what);
+
+/* -- Frechet distance (Heusel et al. 2017, eq. 6; Dowson & Landau 1982) */
+
+/* Mean (d) and unbiased covariance (d, d; divisor n - 1) of n feature vectors
+ * (n, d), in double. DFN_ERR_ARG for n < 2, DFN_ERR_NUMERIC for a non-finite
+ * value. */
+dfn_status dfn_feature_stats(double *mean, double *cov, const float *features, size_t n, int d);
+/* d^2 = |mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)), the trace of the root as
+ * tr((S1^(1/2) S2 S1^(1/2))^(1/2)) (the same eigenvalues), both roots by
+ * LAPACK's symmetric eigensolver with negative round-off eigenvalues clamped
+ * to 0. Covariances must be symmetric positive semi-definite.
+ * DFN_ERR_NUMERIC for non-finite input or a failed eigensolver. */
+dfn_status dfn_frechet_distance(double *out, const double *mu1, const double *cov1,
+                                const double *mu2, const double *cov2, int d);
+/* The Frechet distance of two feature sets (n1, d) and (n2, d). DFN_ERR_ARG
+ * unless each set has at least d + 1 vectors (a full-rank covariance is
+ * possible), DFN_ERR_NUMERIC for a non-finite value. */
+dfn_status dfn_fid_features(double *out, const float *f1, size_t n1, const float *f2, size_t n2,
+                            int d);
+/* FID of the images `samples` against `reference` in c's feature space.
+ * Errors (DFN_ERR_ARG unless noted): sets of different shapes, images the
+ * classifier was not trained for, fewer than F + 1 images in a set, a NaN or
+ * Inf pixel (DFN_ERR_NUMERIC, naming the set, the image and the element). */
+dfn_status dfn_fid(double *out, dfn_classifier *c, const dfn_dataset *samples,
+                   const dfn_dataset *reference);
+
+/* -- kernel inception distance (Binkowski et al. 2018, section 3 / appendix) */
+
+typedef struct {
+    int subset_size; /* m vectors drawn (without replacement) from each set per
+                        subset, at most the smaller set's size: 1000 */
+    int subsets;     /* subsets averaged: 100 */
+    uint64_t seed;   /* the draws: 0 */
+} dfn_kid_params;
+
+dfn_kid_params dfn_kid_params_init(void);
+/* Unbiased MMD^2 (Gretton et al. 2012, eq. 3) with the cubic polynomial kernel
+ * k(x, y) = (x.y / d + 1)^3, on `subsets` pairs of random subsets of size
+ * m = min(subset_size, n1, n2); *mean and *std (population, ddof 0, as
+ * torch-fidelity) over the subsets. std may be NULL. DFN_ERR_ARG for m < 2 or
+ * bad params, DFN_ERR_NUMERIC for a non-finite value. */
+dfn_status dfn_kid_features(double *mean, double *std, const float *f1, size_t n1,
+                            const float *f2, size_t n2, int d, const dfn_kid_params *p);
+/* KID of images, errors as dfn_fid (except the count: each set needs 2). p NULL:
+ * defaults. */
+dfn_status dfn_kid(double *mean, double *std, dfn_classifier *c, const dfn_dataset *samples,
+                   const dfn_dataset *reference, const dfn_kid_params *p);
+
+/* ================================================================
+ * end of: classifier, FID and KID
+ * ================================================================ */
+
 #ifdef __cplusplus
 }
 #endif

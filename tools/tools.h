@@ -13,5 +13,6 @@ typedef struct {
 int cmd_info(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+int cmd_train_classifier(int argc, char **argv);
 
 #endif

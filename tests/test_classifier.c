@@ -1,0 +1,457 @@
+/* test_classifier.c - the global-average-pool layer and the FID classifier:
+ * gradients against central finite differences, training on a small synthetic
+ * image set, determinism across thread counts, checkpoints and their errors. */
+#include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "diffusion.h"
+#include "io/safetensors.h"
+#include "nn/pool.h"
+#include "test_util.h"
+
+static char tmpdir[] = "/tmp/dfn_classifier_XXXXXX";
+
+static const char *tmp_path(const char *name) {
+    static char buf[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+    return buf[k];
+}
+
+/* ------------------------------------------------------------ pool layer */
+
+static double pool_loss(const float *x, const float *R, float *out, int N, int C, int HW) {
+    dfn_avgpool_forward(out, x, N, C, HW);
+    double L = 0.0;
+    for (int i = 0; i < N * C; i++) L += (double)out[i] * R[i];
+    return L;
+}
+
+static void test_pool(void) {
+    const int N = 2, C = 3, HW = 7;
+    const size_t n = (size_t)N * C * HW;
+    float *x = dfn_malloc(n * sizeof(float)), *R = dfn_malloc(N * C * sizeof(float));
+    float *out = dfn_malloc(N * C * sizeof(float)), *dx = dfn_malloc(n * sizeof(float));
+    float *fd = dfn_malloc(n * sizeof(float)), *base = dfn_malloc(n * sizeof(float));
+    fill_uniform(x, n, 1);
+    fill_uniform(R, (size_t)N * C, 2);
+    fill_uniform(base, n, 3);
+    /* forward against the obvious mean */
+    dfn_avgpool_forward(out, x, N, C, HW);
+    double worst = 0;
+    for (int p = 0; p < N * C; p++) {
+        double s = 0;
+        for (int i = 0; i < HW; i++) s += x[(size_t)p * HW + i];
+        worst = fmax(worst, fabs(out[p] - s / HW));
+    }
+    CHECK(worst < 1e-6, "avgpool forward off by %g", worst);
+    /* backward accumulates onto base */
+    memcpy(dx, base, n * sizeof(float));
+    dfn_avgpool_backward(dx, R, N, C, HW);
+    for (size_t i = 0; i < n; i++) dx[i] -= base[i];
+    const float h = 1e-2f;
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = v + h;
+        double Lp = pool_loss(x, R, out, N, C, HW);
+        x[i] = v - h;
+        double Lm = pool_loss(x, R, out, N, C, HW);
+        x[i] = v;
+        fd[i] = (float)((Lp - Lm) / (2.0 * h));
+    }
+    double err = rel_error(dx, fd, n);
+    printf("  avgpool backward vs finite differences: rel err %.2e\n", err);
+    check_tensor("avgpool dinp", dx, fd, n, 1e-3);
+    free(x), free(R), free(out), free(dx), free(fd), free(base);
+}
+
+/* ------------------------------------------------------------ classifier gradients */
+
+static double ce_loss(dfn_classifier *c, const float *x, const int *y, int B, float *logits) {
+    dfn_classifier_forward(c, logits, NULL, x, B);
+    return dfn_softmax_cross_entropy(NULL, logits, y, B, dfn_classifier_get_config(c)->num_classes);
+}
+
+static void test_classifier_grad(void) {
+    dfn_classifier_config cfg;
+    dfn_classifier_config_init(&cfg, 2, 6, 5, 3);
+    cfg.channels = 4;
+    cfg.groups = 2;
+    cfg.feature_dim = 6;
+    dfn_classifier *c;
+    CHECK(dfn_classifier_new(&c, &cfg, 7) == DFN_OK, "new: %s", dfn_last_error());
+    const int B = 3, K = 3;
+    const size_t in = 2 * 6 * 5, P = dfn_classifier_num_params(c);
+    float *x = dfn_malloc(B * in * sizeof(float)), *dx = dfn_malloc(B * in * sizeof(float));
+    float *logits = dfn_malloc(B * K * sizeof(float)), *dlog = dfn_malloc(B * K * sizeof(float));
+    float *feat = dfn_malloc((size_t)B * cfg.feature_dim * sizeof(float));
+    int y[3] = {0, 2, 1};
+    fill_uniform(x, B * in, 11);
+    /* biases and norm parameters away from their initial 0 / 1 */
+    float *params = dfn_classifier_params(c);
+    float *noise = dfn_malloc(P * sizeof(float));
+    fill_uniform(noise, P, 12);
+    for (size_t i = 0; i < P; i++) params[i] += 0.3f * noise[i];
+    free(noise);
+
+    dfn_classifier_zero_grad(c);
+    dfn_classifier_forward(c, logits, feat, x, B);
+    double L0 = dfn_softmax_cross_entropy(dlog, logits, y, B, K);
+    CHECK(isfinite(L0) && L0 > 0, "loss %g", L0);
+    dfn_classifier_backward(c, dlog, dx);
+    const float *g = dfn_classifier_grads(c);
+
+    /* the loss's own gradient: central differences in double */
+    {
+        double worst = 0, scale = 0;
+        for (int i = 0; i < B * K; i++) {
+            float v = logits[i];
+            const double hh = 1e-3;
+            logits[i] = (float)(v + hh);
+            double Lp = dfn_softmax_cross_entropy(NULL, logits, y, B, K);
+            logits[i] = (float)(v - hh);
+            double Lm = dfn_softmax_cross_entropy(NULL, logits, y, B, K);
+            logits[i] = v;
+            double fdv = (Lp - Lm) / ((double)(float)(v + hh) - (double)(float)(v - hh));
+            worst = fmax(worst, fabs(fdv - dlog[i]));
+            scale = fmax(scale, fabs(dlog[i]));
+        }
+        CHECK(worst <= 1e-3 * scale, "cross-entropy gradient off by %g (scale %g)", worst, scale);
+    }
+
+    /* 60 parameters picked across every tensor, and 20 input elements */
+    enum { NP = 60, NX = 20 };
+    float an[NP + NX], fd[NP + NX];
+    const float h = 1e-2f;
+    for (int k = 0; k < NP + NX; k++) {
+        float *v;
+        if (k < NP) {
+            size_t i = (size_t)(((uint64_t)k * 2654435761u) % P);
+            v = params + i;
+            an[k] = g[i];
+        } else {
+            size_t i = (size_t)(((uint64_t)(k - NP) * 40503u + 17) % (B * in));
+            v = x + i;
+            an[k] = dx[i];
+        }
+        float old = *v;
+        *v = old + h;
+        double Lp = ce_loss(c, x, y, B, logits);
+        *v = old - h;
+        double Lm = ce_loss(c, x, y, B, logits);
+        *v = old;
+        fd[k] = (float)((Lp - Lm) / ((double)(old + h) - (double)(old - h)));
+    }
+    double ep = rel_error(an, fd, NP), ex = rel_error(an + NP, fd + NP, NX);
+    printf("  classifier backward vs finite differences: params rel err %.2e, input rel err %.2e\n",
+           ep, ex);
+    check_tensor("classifier dparams (sampled)", an, fd, NP, 2e-2);
+    check_tensor("classifier dx (sampled)", an + NP, fd + NP, NX, 2e-2);
+    /* backward accumulates: a second pass doubles the gradients */
+    float *g1 = dfn_malloc(P * sizeof(float));
+    memcpy(g1, g, P * sizeof(float));
+    dfn_classifier_forward(c, logits, NULL, x, B);
+    dfn_classifier_backward(c, dlog, NULL);
+    double worst = 0;
+    for (size_t i = 0; i < P; i++) worst = fmax(worst, fabs(g[i] - 2 * g1[i]));
+    CHECK(worst < 1e-6, "backward does not accumulate (off by %g)", worst);
+    free(g1), free(x), free(dx), free(logits), free(dlog), free(feat);
+    dfn_classifier_free(c);
+}
+
+/* ------------------------------------------------------------ synthetic images */
+
+/* Three classes of 1 x S x S images in [-1, 1] plus noise: 0 a bright top
+ * half, 1 a bright left half, 2 a bright centre square. */
+static dfn_dataset *synthetic(size_t n, int S, uint64_t seed) {
+    int dims[3] = {1, S, S};
+    dfn_dataset *ds;
+    if (dfn_dataset_new(&ds, n, 3, dims, 3) != DFN_OK) return NULL;
+    float *x = dfn_dataset_data(ds);
+    int *y = dfn_dataset_labels(ds);
+    dfn_rng rng = dfn_rng_init(seed);
+    float *z = dfn_malloc((size_t)S * S * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        int k = (int)(i % 3);
+        y[i] = k;
+        dfn_rng_normal(&rng, z, (size_t)S * S);
+        for (int r = 0; r < S; r++)
+            for (int col = 0; col < S; col++) {
+                int on = k == 0 ? r < S / 2
+                       : k == 1 ? col < S / 2
+                                : (r >= S / 4 && r < S - S / 4 && col >= S / 4 && col < S - S / 4);
+                x[i * S * S + (size_t)r * S + col] = (on ? 0.5f : -0.5f) + 0.6f * z[r * S + col];
+            }
+    }
+    free(z);
+    return ds;
+}
+
+static dfn_classifier *small_classifier(int S, uint64_t seed) {
+    dfn_classifier_config cfg;
+    dfn_classifier_config_init(&cfg, 1, S, S, 3);
+    cfg.channels = 8;
+    cfg.groups = 4;
+    cfg.feature_dim = 16;
+    dfn_classifier *c = NULL;
+    if (dfn_classifier_new(&c, &cfg, seed) != DFN_OK) return NULL;
+    return c;
+}
+
+static void test_training(void) {
+    dfn_dataset *train = synthetic(600, 8, 1), *test = synthetic(300, 8, 2);
+    dfn_classifier *c = small_classifier(8, 3);
+    double acc0 = 0, acc = 0;
+    CHECK(dfn_classifier_accuracy(c, test, &acc0) == DFN_OK, "%s", dfn_last_error());
+    dfn_classifier_train_params p = dfn_classifier_train_params_init();
+    p.steps = 200;
+    p.batch_size = 32;
+    p.warmup = 20;
+    p.seed = 5;
+    CHECK(dfn_classifier_train(c, train, &p) == DFN_OK, "train: %s", dfn_last_error());
+    CHECK(dfn_classifier_accuracy(c, test, &acc) == DFN_OK, "%s", dfn_last_error());
+    printf("  synthetic 3-class 8x8 images: test accuracy %.3f before, %.3f after 200 steps\n", acc0,
+           acc);
+    CHECK(acc >= 0.95, "accuracy %.3f after training (want >= 0.95)", acc);
+
+    /* unlabelled data, wrong shapes */
+    dfn_dataset *unl = NULL, *wrong = synthetic(10, 16, 1);
+    int dims[3] = {1, 8, 8};
+    CHECK(dfn_dataset_new(&unl, 10, 3, dims, 0) == DFN_OK, "new");
+    CHECK(dfn_classifier_train(c, unl, &p) == DFN_ERR_ARG && strstr(dfn_last_error(), "no labels"),
+          "unlabelled: %s", dfn_last_error());
+    CHECK(dfn_classifier_train(c, wrong, &p) == DFN_ERR_ARG &&
+              strstr(dfn_last_error(), "1x16x16") && strstr(dfn_last_error(), "1x8x8"),
+          "wrong shape: %s", dfn_last_error());
+    CHECK(dfn_classifier_accuracy(c, wrong, &acc) == DFN_ERR_ARG, "accuracy on a wrong shape");
+
+    /* checkpoint round trip */
+    const char *path = tmp_path("clf.safetensors");
+    const char *extra[] = {"test_accuracy", "0.99", NULL};
+    CHECK(dfn_classifier_save(c, path, extra) == DFN_OK, "save: %s", dfn_last_error());
+    dfn_classifier *d = NULL;
+    CHECK(dfn_classifier_load(&d, path) == DFN_OK, "load: %s", dfn_last_error());
+    if (d) {
+        CHECK(dfn_classifier_num_params(d) == dfn_classifier_num_params(c) &&
+                  !memcmp(dfn_classifier_params(d), dfn_classifier_params(c),
+                          dfn_classifier_num_params(c) * sizeof(float)),
+              "loaded parameters differ");
+        double acc2 = 0;
+        dfn_classifier_accuracy(d, test, &acc2);
+        CHECK(acc2 == acc, "accuracy after load %.4f != %.4f", acc2, acc);
+        /* a loaded classifier names its file when the data do not fit */
+        CHECK(dfn_classifier_check_data(d, wrong, "samples") == DFN_ERR_ARG &&
+                  strstr(dfn_last_error(), path) && strstr(dfn_last_error(), "samples"),
+              "check_data: %s", dfn_last_error());
+        dfn_classifier_free(d);
+    }
+    dfn_st_file *f = NULL;
+    CHECK(dfn_st_open(&f, path) == DFN_OK, "open");
+    if (f) {
+        const char *kind = dfn_st_metadata(f, "kind"), *shape = dfn_st_metadata(f, "data_shape");
+        const char *cfg = dfn_st_metadata(f, "config");
+        CHECK(kind && !strcmp(kind, "classifier"), "kind metadata");
+        CHECK(shape && !strcmp(shape, "[1, 8, 8]"), "data_shape metadata %s", shape ? shape : "-");
+        CHECK(cfg && strstr(cfg, "\"feature_dim\":16") && strstr(cfg, "\"num_classes\":3"),
+              "config metadata %s", cfg ? cfg : "-");
+        CHECK(dfn_st_find(f, "conv1.weight") && dfn_st_find(f, "fc2.bias"), "tensor names");
+        dfn_st_close(f);
+    }
+    dfn_classifier_free(c);
+    dfn_dataset_free(train), dfn_dataset_free(test), dfn_dataset_free(unl), dfn_dataset_free(wrong);
+}
+
+/* ------------------------------------------------------------ checkpoint errors */
+
+static void test_checkpoint_errors(void) {
+    dfn_classifier *c = NULL;
+    const char *missing = tmp_path("nope.safetensors");
+    CHECK(dfn_classifier_load(&c, missing) == DFN_ERR_IO && !c &&
+              strstr(dfn_last_error(), "nope.safetensors"),
+          "missing: %s", dfn_last_error());
+    const char *junk = tmp_path("junk.safetensors");
+    FILE *fp = fopen(junk, "wb");
+    fputs("this is not a safetensors file at all", fp);
+    fclose(fp);
+    CHECK(dfn_classifier_load(&c, junk) == DFN_ERR_FORMAT && !c && strstr(dfn_last_error(), junk),
+          "corrupt: %s", dfn_last_error());
+    /* a diffusion model checkpoint */
+    dfn_model_config mc;
+    dfn_model_config_preset(&mc, "mlp-2d");
+    dfn_model *model = NULL;
+    const char *mpath = tmp_path("model.safetensors");
+    CHECK(dfn_model_new(&model, &mc, 1) == DFN_OK && dfn_model_save(model, mpath, NULL) == DFN_OK,
+          "model save");
+    dfn_model_free(model);
+    CHECK(dfn_classifier_load(&c, mpath) == DFN_ERR_FORMAT && !c &&
+              strstr(dfn_last_error(), "diffusion model checkpoint"),
+          "model as classifier: %s", dfn_last_error());
+    /* a truncated classifier */
+    dfn_classifier *good = small_classifier(8, 1);
+    const char *gpath = tmp_path("good.safetensors"), *tpath = tmp_path("trunc.safetensors");
+    CHECK(dfn_classifier_save(good, gpath, NULL) == DFN_OK, "save");
+    FILE *in = fopen(gpath, "rb"), *out = fopen(tpath, "wb");
+    char buf[4096];
+    size_t got = fread(buf, 1, sizeof buf, in);
+    fwrite(buf, 1, got / 2, out);
+    fclose(in), fclose(out);
+    CHECK(dfn_classifier_load(&c, tpath) == DFN_ERR_FORMAT && !c && strstr(dfn_last_error(), tpath),
+          "truncated: %s", dfn_last_error());
+    /* a checkpoint whose tensor has another shape */
+    dfn_st_writer *w = dfn_st_writer_new();
+    dfn_st_file *f = NULL;
+    dfn_st_open(&f, gpath);
+    for (int i = 0; i < dfn_st_num_metadata(f); i++)
+        dfn_st_writer_set_metadata(w, dfn_st_metadata_key(f, i), dfn_st_metadata_value(f, i));
+    for (int i = 0; i < dfn_st_num_tensors(f); i++) {
+        const dfn_st_tensor *t = dfn_st_tensor_at(f, i);
+        int64_t shape[DFN_ST_MAX_DIMS];
+        memcpy(shape, t->shape, sizeof shape);
+        if (!strcmp(t->name, "fc1.bias")) shape[0] = 1;
+        dfn_st_writer_add(w, t->name, t->dtype, t->ndim, shape, t->data);
+    }
+    const char *bpath = tmp_path("badshape.safetensors");
+    CHECK(dfn_st_writer_save(w, bpath) == DFN_OK, "save bad shape");
+    dfn_st_writer_free(w);
+    dfn_st_close(f);
+    CHECK(dfn_classifier_load(&c, bpath) == DFN_ERR_FORMAT && !c &&
+              strstr(dfn_last_error(), "fc1.bias"),
+          "bad shape: %s", dfn_last_error());
+    /* config errors */
+    dfn_classifier_config cfg;
+    dfn_classifier_config_init(&cfg, 1, 8, 8, 3);
+    cfg.groups = 5;
+    CHECK(dfn_classifier_new(&c, &cfg, 0) == DFN_ERR_CONFIG && !c &&
+              strstr(dfn_last_error(), "groups"),
+          "groups: %s", dfn_last_error());
+    dfn_classifier_free(good);
+}
+
+/* ------------------------------------------------------------ determinism */
+
+static void train_once(int threads, float *params_out, float *feat_out, size_t *np) {
+    dfn_set_threads(threads);
+    dfn_dataset *train = synthetic(256, 16, 9);
+    dfn_classifier_config cfg;
+    dfn_classifier_config_init(&cfg, 1, 16, 16, 3);
+    cfg.channels = 16;
+    cfg.feature_dim = 32;
+    dfn_classifier *c = NULL;
+    dfn_classifier_new(&c, &cfg, 4);
+    dfn_classifier_train_params p = dfn_classifier_train_params_init();
+    p.steps = 6;
+    p.batch_size = 64;
+    p.warmup = 2;
+    p.hflip = 1;
+    p.seed = 8;
+    CHECK(dfn_classifier_train(c, train, &p) == DFN_OK, "%s", dfn_last_error());
+    *np = dfn_classifier_num_params(c);
+    memcpy(params_out, dfn_classifier_params(c), *np * sizeof(float));
+    dfn_classifier_features(c, feat_out, dfn_dataset_sample(train, 0), 100);
+    dfn_classifier_free(c);
+    dfn_dataset_free(train);
+}
+
+static void test_determinism(void) {
+    float *p1 = dfn_malloc(1 << 22), *p2 = dfn_malloc(1 << 22);
+    float *f1 = dfn_malloc(100 * 32 * sizeof(float)), *f2 = dfn_malloc(100 * 32 * sizeof(float));
+    size_t n1 = 0, n2 = 0;
+    train_once(1, p1, f1, &n1);
+    train_once(2, p2, f2, &n2);
+    CHECK(n1 == n2 && !memcmp(p1, p2, n1 * sizeof(float)),
+          "trained parameters differ between 1 and 2 threads");
+    CHECK(!memcmp(f1, f2, 100 * 32 * sizeof(float)), "features differ between 1 and 2 threads");
+    printf("  determinism: %zu parameters and 100x32 features bit-identical on 1 and 2 threads\n",
+           n1);
+    free(p1), free(p2), free(f1), free(f2);
+}
+
+/* ------------------------------------------------------------ the command */
+
+static void put_be32(FILE *f, uint32_t v) {
+    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 8), (unsigned char)v};
+    fwrite(b, 1, 4, f);
+}
+
+/* The synthetic set as uncompressed IDX files (images, labels). */
+static void write_idx(const char *img, const char *lab, size_t n, int S) {
+    dfn_dataset *ds = synthetic(n, S, 21);
+    FILE *fi = fopen(img, "wb"), *fl = fopen(lab, "wb");
+    put_be32(fi, 0x803), put_be32(fi, (uint32_t)n), put_be32(fi, (uint32_t)S),
+        put_be32(fi, (uint32_t)S);
+    put_be32(fl, 0x801), put_be32(fl, (uint32_t)n);
+    uint8_t *px = dfn_malloc(n * S * S);
+    dfn_unit_to_pixels(px, dfn_dataset_data(ds), n * S * S);
+    fwrite(px, 1, n * S * S, fi);
+    for (size_t i = 0; i < n; i++) fputc(dfn_dataset_labels(ds)[i], fl);
+    fclose(fi), fclose(fl);
+    free(px);
+    dfn_dataset_free(ds);
+}
+
+static int run_cmd(const char *cmd, char *out, size_t size) {
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t got = fread(out, 1, size - 1, p);
+    out[got] = 0;
+    int rc = pclose(p);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void test_cli(void) {
+    const char *bin = getenv("DFN_BIN");
+    if (!bin) {
+        printf("  (DFN_BIN not set: command-line checks skipped; ctest sets it)\n");
+        return;
+    }
+    const char *img = tmp_path("img.idx"), *lab = tmp_path("lab.idx");
+    write_idx(img, lab, 400, 8);
+    char cmd[2048], out[8192];
+    const char *ckpt = tmp_path("cli.safetensors");
+    snprintf(cmd, sizeof cmd,
+             "%s train-classifier --data idx:%s,%s --out %s --steps 80 --batch 32 --channels 8 "
+             "--groups 4 --features 16 --warmup 10 --quiet --threads 1 2>&1",
+             bin, img, lab, ckpt);
+    int rc = run_cmd(cmd, out, sizeof out);
+    printf("  %s", out);
+    CHECK(rc == 0 && strstr(out, "test accuracy") && strstr(out, "10% of idx:"),
+          "train-classifier: rc %d: %s", rc, out);
+    const char *acc = strstr(out, "test accuracy ");
+    CHECK(acc && atof(acc + 14) >= 0.9, "CLI accuracy %s", acc ? acc + 14 : "-");
+    dfn_classifier *c = NULL;
+    CHECK(dfn_classifier_load(&c, ckpt) == DFN_OK, "load the CLI's checkpoint: %s",
+          dfn_last_error());
+    dfn_classifier_free(c);
+    snprintf(cmd, sizeof cmd, "%s train-classifier --data idx:%s,%s 2>&1", bin, img, lab);
+    rc = run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 2 && strstr(out, "--out"), "missing --out: rc %d: %s", rc, out);
+    snprintf(cmd, sizeof cmd, "%s train-classifier --data idx:%s --out %s 2>&1", bin, img, ckpt);
+    rc = run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 2 && strstr(out, "no labels"), "unlabelled: rc %d: %s", rc, out);
+    snprintf(cmd, sizeof cmd, "%s train-classifier --data idx:%s/none --out %s 2>&1", bin, tmpdir,
+             ckpt);
+    rc = run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "none"), "missing data: rc %d: %s", rc, out);
+}
+
+int main(void) {
+    if (!mkdtemp(tmpdir)) {
+        CHECK(0, "mkdtemp");
+        TEST_MAIN_END();
+    }
+    test_pool();
+    test_classifier_grad();
+    test_training();
+    test_checkpoint_errors();
+    test_determinism();
+    test_cli();
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    dfn_scratch_release();
+    TEST_MAIN_END();
+}

@@ -1,0 +1,143 @@
+/* cmd_train_classifier.c - `diffusion train-classifier`: the small CNN whose
+ * features FID and KID use (dfn_classifier_* in diffusion.h), trained on the
+ * labelled data, checked on a test set, saved as safetensors. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "args.h"
+#include "data_source.h"
+#include "diffusion.h"
+#include "tools.h"
+
+#define MAX_ARGS 32
+
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int cmd_train_classifier(int argc, char **argv) {
+    dfn_classifier_train_params p = dfn_classifier_train_params_init();
+    const char *data = "fashion-mnist", *val_spec = NULL, *out = NULL;
+    int threads = 0, quiet = 0, image_size = 0, image_channels = 0, label_column = -1;
+    int channels = 32, groups = 8, features = 128;
+    double val_fraction = 0.1;
+    p.log_every = 100;
+    dfn_arg args[MAX_ARGS] = {
+        {"--data", ARG_STRING, &data, "SPEC", "labelled images: fashion-mnist[:train|:test], mnist:DIR, idx:IMG,LAB, npy:FILE", 0},
+        {"--out", ARG_STRING, &out, "FILE", "classifier checkpoint to write (required)", 0},
+        {"--val", ARG_STRING, &val_spec, "SPEC", "test data for the accuracy (default: fashion-mnist:test for fashion-mnist, else a split of --data)", 0},
+        {"--val-fraction", ARG_DOUBLE, &val_fraction, "F", "without --val (and not fashion-mnist): hold out this fraction of --data", 0},
+        {"--image-size", ARG_INT, &image_size, "S", "images: resize/crop to S x S (0: first image's size)", 0},
+        {"--image-channels", ARG_INT, &image_channels, "C", "images: 1 gray or 3 RGB (0: first image's)", 0},
+        {"--label-column", ARG_INT, &label_column, "K", "csv: column holding integer labels", 0},
+        {"--channels", ARG_INT, &channels, "C", "channels of the first convolution (then 2C, 4C)", 0},
+        {"--groups", ARG_INT, &groups, "G", "GroupNorm groups", 0},
+        {"--features", ARG_INT, &features, "F", "feature dimension (the FID/KID space)", 0},
+        {"--steps", ARG_LONG, &p.steps, "N", "optimizer steps", 0},
+        {"--batch", ARG_INT, &p.batch_size, "B", "batch size", 0},
+        {"--lr", ARG_DOUBLE, &p.adamw.lr, "LR", "peak learning rate (AdamW)", 0},
+        {"--weight-decay", ARG_DOUBLE, &p.adamw.weight_decay, "W", "AdamW decoupled weight decay", 0},
+        {"--warmup", ARG_LONG, &p.warmup, "N", "linear learning-rate warm-up steps", 0},
+        {"--lr-min-ratio", ARG_DOUBLE, &p.lr_min_ratio, "R", "cosine decay ends at lr * R", 0},
+        {"--clip", ARG_DOUBLE, &p.clip, "C", "clip the gradient norm to C (0: off)", 0},
+        {"--hflip", ARG_FLAG, &p.hflip, "", "random horizontal flips", 0},
+        {"--log-every", ARG_INT, &p.log_every, "K", "progress line every K steps (0: none)", 0},
+        {"--seed", ARG_U64, &p.seed, "S", "random seed (weights, batches)", 0},
+        {"--threads", ARG_INT, &threads, "N", "threads (0: all cores); results do not depend on it", 0},
+        {"--quiet", ARG_FLAG, &quiet, "", "only the final accuracy line", 0},
+    };
+    int n_args = 0;
+    while (n_args < MAX_ARGS && args[n_args].name) n_args++;
+    int rc = dfn_args_parse("train-classifier", args, n_args, argc, argv, "--out FILE [options]");
+    if (rc) return rc == 1 ? 0 : 2;
+    if (!out) {
+        fprintf(stderr, "diffusion train-classifier: --out FILE is required (the classifier checkpoint)\n");
+        return 2;
+    }
+    if (threads < 0) {
+        fprintf(stderr, "diffusion train-classifier: --threads must be >= 0\n");
+        return 2;
+    }
+    if (threads > 0) dfn_set_threads(threads);
+    if (quiet) p.log_every = 0;
+
+    dfn_data_options dopt = {1000, p.seed, image_size, image_channels, label_column};
+    dfn_dataset *train = NULL, *val = NULL, *all = NULL;
+    dfn_classifier *c = NULL;
+    int status = 1;
+    char val_name[512];
+    if (dfn_cli_load_data(&all, data, &dopt)) goto fail;
+    if (val_spec) {
+        if (dfn_cli_load_data(&val, val_spec, &dopt)) goto fail;
+        snprintf(val_name, sizeof val_name, "%s", val_spec);
+        train = all;
+        all = NULL;
+    } else if (!strncmp(data, "fashion-mnist", 13) && strcmp(data, "fashion-mnist:test") != 0) {
+        if (dfn_dataset_load_fashion_mnist(&val, DFN_FASHION_MNIST_DIR, "test")) goto fail;
+        snprintf(val_name, sizeof val_name, "fashion-mnist:test");
+        train = all;
+        all = NULL;
+    } else {
+        if (!(val_fraction > 0 && val_fraction < 1)) {
+            fprintf(stderr, "diffusion train-classifier: --val-fraction must be in (0, 1)\n");
+            status = 2;
+            goto done;
+        }
+        if (dfn_dataset_split(all, val_fraction, p.seed, &train, &val)) goto fail;
+        snprintf(val_name, sizeof val_name, "%.0f%% of %s held out", 100 * val_fraction, data);
+    }
+    int dims[DFN_DATASET_MAX_DIMS];
+    if (dfn_dataset_shape(train, dims) != 3) {
+        fprintf(stderr, "diffusion train-classifier: %s holds vectors; the classifier needs images\n", data);
+        status = 2;
+        goto done;
+    }
+    if (dfn_dataset_num_classes(train) < 2) {
+        fprintf(stderr, "diffusion train-classifier: %s has %s; the classifier needs labels of at least 2 classes\n",
+                data, dfn_dataset_num_classes(train) ? "one class" : "no labels");
+        status = 2;
+        goto done;
+    }
+    dfn_classifier_config cfg;
+    dfn_classifier_config_init(&cfg, dims[0], dims[1], dims[2], dfn_dataset_num_classes(train));
+    cfg.channels = channels;
+    cfg.groups = groups;
+    cfg.feature_dim = features;
+    if (dfn_classifier_new(&c, &cfg, p.seed)) goto fail;
+    if (!quiet) {
+        printf("diffusion train-classifier: %zu training images %dx%dx%d, %d classes; %zu parameters; "
+               "%ld steps of batch %d; test on %s\n",
+               dfn_dataset_count(train), dims[0], dims[1], dims[2], cfg.num_classes,
+               dfn_classifier_num_params(c), p.steps, p.batch_size, val_name);
+        fflush(stdout);
+    }
+    double t0 = seconds_now();
+    if (dfn_classifier_train(c, train, &p)) goto fail;
+    double train_s = seconds_now() - t0;
+    double acc = 0;
+    if (dfn_classifier_accuracy(c, val, &acc)) goto fail;
+    char acc_text[32], steps_text[32], secs_text[32];
+    snprintf(acc_text, sizeof acc_text, "%.4f", acc);
+    snprintf(steps_text, sizeof steps_text, "%ld", p.steps);
+    snprintf(secs_text, sizeof secs_text, "%.1f", train_s);
+    const char *extra[] = {"data", data, "test_data", val_name, "test_accuracy", acc_text,
+                           "steps", steps_text, "train_seconds", secs_text, NULL};
+    if (dfn_classifier_save(c, out, extra)) goto fail;
+    printf("diffusion train-classifier: test accuracy %.4f on %s (%zu images) after %ld steps, %.1f s; "
+           "classifier in %s\n",
+           acc, val_name, dfn_dataset_count(val), p.steps, train_s, out);
+    status = 0;
+    goto done;
+fail:
+    fprintf(stderr, "diffusion train-classifier: %s\n", dfn_last_error());
+    status = dfn_last_error()[0] ? 1 : 2;
+done:
+    dfn_classifier_free(c);
+    dfn_dataset_free(train);
+    dfn_dataset_free(val);
+    dfn_dataset_free(all);
+    return status;
+}
