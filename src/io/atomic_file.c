@@ -105,3 +105,11 @@ void dfn_atomic_abort(dfn_atomic_file *af) {
     }
     release(af);
 }
+
+dfn_status dfn_atomic_write_file(const char *path, const void *data, size_t size) {
+    dfn_atomic_file af;
+    dfn_status st = dfn_atomic_open(&af, path);
+    if (st) return st;
+    dfn_atomic_write(&af, data, size);
+    return dfn_atomic_commit(&af);
+}

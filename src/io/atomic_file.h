@@ -53,4 +53,7 @@ dfn_status dfn_atomic_commit(dfn_atomic_file *af);
  * handle; harmless on a handle already committed or aborted. */
 void dfn_atomic_abort(dfn_atomic_file *af);
 
+/* The whole of a buffer into path, the same way: open, write, commit. */
+dfn_status dfn_atomic_write_file(const char *path, const void *data, size_t size);
+
 #endif

@@ -29,6 +29,7 @@
 #include <stb/stb_image_write.h>
 
 #include "core.h"
+#include "io/atomic_file.h"
 
 /* The largest side we agree to write: far above any sensible grid, the limit of
  * cairo's image surfaces (captions), and it keeps every size below inside int. */
@@ -36,34 +37,6 @@
 
 /* ---------------------------------------------------------------- file output */
 
-/* Writes size bytes to "<path>.tmp", flushes them to disk and renames the
- * temporary over path (rename(2) is atomic within a file system). On any
- * failure the temporary is removed and the message names path and the cause.
- * (The shared atomic-file helper of src/io can replace this one.) */
-static dfn_status write_atomic(const char *path, const void *data, size_t size) {
-    dfn_status st = DFN_OK;
-    size_t len = strlen(path);
-    char *tmp = dfn_malloc(len + 5);
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".tmp", 5);
-
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        st = dfn_set_error(DFN_ERR_IO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    int err = 0;
-    if (fwrite(data, 1, size, f) != size || fflush(f) != 0 || fsync(fileno(f)) != 0) err = errno;
-    if (fclose(f) != 0 && !err) err = errno;
-    if (!err && rename(tmp, path) != 0) err = errno;
-    if (err) {
-        remove(tmp);
-        st = dfn_set_error(DFN_ERR_IO, "%s: cannot write: %s", path, strerror(err));
-    }
-done:
-    free(tmp);
-    return st;
-}
 
 /* Image writers only write PNG: a name ending in anything else is almost
  * certainly a mistake, and better caught now than by an image viewer. */
@@ -213,7 +186,7 @@ static dfn_status write_cells(const char *path, const float *const *cells, int r
         st = dfn_set_error(DFN_ERR_IO, "%s: PNG encoding failed", path);
         goto done;
     }
-    st = write_atomic(path, out.data, out.size);
+    st = dfn_atomic_write_file(path, out.data, out.size);
 done:
     free(out.data);
     free(ink);

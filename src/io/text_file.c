@@ -36,9 +36,5 @@ char *dfn_read_text_file(const char *path) {
 }
 
 dfn_status dfn_write_text_file(const char *path, const char *text) {
-    dfn_atomic_file af;
-    dfn_status st = dfn_atomic_open(&af, path);
-    if (st) return st;
-    dfn_atomic_write(&af, text, strlen(text));
-    return dfn_atomic_commit(&af);
+    return dfn_atomic_write_file(path, text, strlen(text));
 }

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "io/atomic_file.h"
 
 #define PI 3.14159265358979323846
 #define FONT "DejaVu Sans"
@@ -824,7 +825,7 @@ typedef struct {
 } membuf;
 
 /* cairo hands the encoded file over in pieces; they are collected in memory
- * and written in one go by write_atomic(). */
+ * and written in one go by dfn_atomic_write_file(). */
 static cairo_status_t membuf_append(void *ctx, const unsigned char *data, unsigned int n) {
     membuf *b = ctx;
     if (b->size + n > b->cap) {
@@ -882,34 +883,6 @@ static void svg_renumber(membuf *b) {
     b->size = b->cap = (size_t)(o - out);
 }
 
-/* Writes size bytes to "<path>.tmp", flushes them to disk and renames the
- * temporary over path (rename(2) is atomic within a file system). On any
- * failure the temporary is removed and the message names path and the cause.
- * (The shared atomic-file helper of src/io can replace this one.) */
-static dfn_status write_atomic(const char *path, const void *data, size_t size) {
-    dfn_status st = DFN_OK;
-    size_t len = strlen(path);
-    char *tmp = dfn_malloc(len + 5);
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".tmp", 5);
-
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        st = dfn_set_error(DFN_ERR_IO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    int err = 0;
-    if (fwrite(data, 1, size, fp) != size || fflush(fp) != 0 || fsync(fileno(fp)) != 0) err = errno;
-    if (fclose(fp) != 0 && !err) err = errno;
-    if (!err && rename(tmp, path) != 0) err = errno;
-    if (err) {
-        remove(tmp);
-        st = dfn_set_error(DFN_ERR_IO, "%s: cannot write: %s", path, strerror(err));
-    }
-done:
-    free(tmp);
-    return st;
-}
 
 dfn_status dfn_plot_save(const dfn_plot *p, const char *path) {
     DFN_ASSERT(p && path);
@@ -944,7 +917,7 @@ dfn_status dfn_plot_save(const dfn_plot *p, const char *path) {
                            cairo_status_to_string(cs));
         goto done;
     }
-    st = write_atomic(path, out.data, out.size);
+    st = dfn_atomic_write_file(path, out.data, out.size);
 done:
     free(out.data);
     return st;
