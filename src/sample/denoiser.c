@@ -160,3 +160,64 @@ void sample_eval_x0_eps(dfn_denoiser *d, float *x0, float *eps, const float *x, 
     dfn_prediction_convert(x0, DFN_PRED_X0, eps, d->kind, x, a, s, n);
     dfn_prediction_convert(eps, DFN_PRED_EPS, eps, d->kind, x, a, s, n);
 }
+
+/* The vjp hook over rows [0, batch) in chunks of max_batch rows. */
+static void vjp_chunked(dfn_denoiser *d, float *pred, float *out, const float *x, const float *v,
+                        double t, double a, double s, const int *y, int batch, size_t dim) {
+    const int chunk = d->max_batch > 0 ? d->max_batch : batch;
+    for (int b0 = 0; b0 < batch; b0 += chunk) {
+        const int nb = DFN_MIN(chunk, batch - b0);
+        const size_t o = (size_t)b0 * dim;
+        d->vjp(d->ctx, pred + o, out + o, x + o, d->time_scale * t, a, s, v + o,
+               y ? y + b0 : NULL, nb, dim);
+    }
+}
+
+dfn_status dfn_denoiser_vjp(dfn_denoiser *d, float *pred, float *out, dfn_prediction out_kind,
+                            const float *x, const float *v, double t, int batch, size_t dim) {
+    DFN_ASSERT(d && out && x && v && out != x && out != v && batch >= 0);
+    DFN_ASSERT((int)out_kind >= 0 && out_kind < DFN_PRED_COUNT);
+    if (!d->vjp)
+        return dfn_set_error(DFN_ERR_ARG, "denoiser: no vector-Jacobian product (vjp is NULL); "
+                                          "dfn_model_denoiser and dfn_mixture_denoiser set one");
+    double a, s;
+    dfn_denoiser_marginal(d, t, &a, &s);
+    const size_t n = (size_t)batch * dim;
+    float *p = pred ? pred : dfn_malloc((n + 1) * sizeof(float));
+    if (!d->labels || d->guidance == 1.0) {
+        vjp_chunked(d, p, out, x, v, t, a, s, d->labels, batch, dim);
+    } else {
+        /* Guidance is affine in the two predictions (Ho & Salimans 2022 eq. 6),
+         * and so is its Jacobian: J = J(null) + s (J(c) - J(null)). */
+        float *x2 = dfn_malloc(2 * n * sizeof(float)), *v2 = dfn_malloc(2 * n * sizeof(float));
+        float *p2 = dfn_malloc(2 * n * sizeof(float)), *o2 = dfn_malloc(2 * n * sizeof(float));
+        int *y2 = dfn_malloc(2 * (size_t)batch * sizeof(int));
+        memcpy(x2, x, n * sizeof(float));
+        memcpy(x2 + n, x, n * sizeof(float));
+        memcpy(v2, v, n * sizeof(float));
+        memcpy(v2 + n, v, n * sizeof(float));
+        for (int b = 0; b < batch; b++) {
+            y2[b] = d->labels[b];
+            y2[batch + b] = d->null_label;
+        }
+        vjp_chunked(d, p2, o2, x2, v2, t, a, s, y2, 2 * batch, dim);
+        const double g = d->guidance;
+        for (size_t i = 0; i < n; i++) {
+            p[i] = (float)((double)p2[n + i] + g * ((double)p2[i] - (double)p2[n + i]));
+            out[i] = (float)((double)o2[n + i] + g * ((double)o2[i] - (double)o2[n + i]));
+        }
+        free(x2);
+        free(v2);
+        free(p2);
+        free(o2);
+        free(y2);
+    }
+    d->nfe++;
+    /* Every conversion is linear in (prediction, x_t) with scalar coefficients:
+     * out_kind = c_p pred + c_x x_t. Its Jacobian is c_p J + c_x I, so J^T v of
+     * the converted prediction is the same conversion applied to (J^T v, v). */
+    dfn_prediction_convert(out, out_kind, out, d->kind, v, a, s, n);
+    if (pred) dfn_prediction_convert(pred, out_kind, pred, d->kind, x, a, s, n);
+    else free(p);
+    return DFN_OK;
+}

@@ -178,6 +178,31 @@ void dfn_mixture_sample(const dfn_mixture *m, float *x, int *labels, int n, dfn_
     free(z);
 }
 
+/* For row x: zc[k*D + j] = (U_k^T (x - alpha m_k))_j / c_kj and lz[k] = log w_k
+ * - 1/2 sum_j z_j^2 / c_kj - 1/2 sum_j log c_kj (the log density up to
+ * -D/2 log 2 pi); returns max_k lz[k]. */
+static double component_terms(const dfn_mixture *m, const float *xb, double alpha, double sigma,
+                              double *zc, double *lz) {
+    const int D = m->D, K = m->K;
+    double lmax = -INFINITY;
+    for (int k = 0; k < K; k++) {
+        const double *U = m->U + (size_t)k * D * D, *l = m->l + (size_t)k * D;
+        const double *mu = m->means + (size_t)k * D;
+        double q = 0.0, logdet = 0.0;
+        for (int j = 0; j < D; j++) { /* z_j = (U^T (x - alpha m))_j */
+            double zj = 0.0;
+            for (int i = 0; i < D; i++) zj += U[i * D + j] * ((double)xb[i] - alpha * mu[i]);
+            double c = alpha * alpha * l[j] + sigma * sigma;
+            zc[(size_t)k * D + j] = zj / c;
+            q += zj * zj / c;
+            logdet += log(c);
+        }
+        lz[k] = m->w[k] > 0.0 ? log(m->w[k]) - 0.5 * q - 0.5 * logdet : -INFINITY;
+        if (lz[k] > lmax) lmax = lz[k];
+    }
+    return lmax;
+}
+
 void dfn_mixture_posterior(const dfn_mixture *m, float *x0, float *eps, const float *x,
                            double alpha, double sigma, int n) {
     DFN_ASSERT(m && x && n >= 0);
@@ -191,22 +216,7 @@ void dfn_mixture_posterior(const dfn_mixture *m, float *x0, float *eps, const fl
 #pragma omp for schedule(static)
         for (int b = 0; b < n; b++) {
             const float *xb = x + (size_t)b * D;
-            double lmax = -INFINITY;
-            for (int k = 0; k < K; k++) {
-                const double *U = m->U + (size_t)k * D * D, *l = m->l + (size_t)k * D;
-                const double *mu = m->means + (size_t)k * D;
-                double q = 0.0, logdet = 0.0;
-                for (int j = 0; j < D; j++) { /* z_j = (U^T (x - alpha m))_j */
-                    double zj = 0.0;
-                    for (int i = 0; i < D; i++) zj += U[i * D + j] * ((double)xb[i] - alpha * mu[i]);
-                    double c = alpha * alpha * l[j] + sigma * sigma;
-                    zc[(size_t)k * D + j] = zj / c;
-                    q += zj * zj / c;
-                    logdet += log(c);
-                }
-                lz[k] = m->w[k] > 0.0 ? log(m->w[k]) - 0.5 * q - 0.5 * logdet : -INFINITY;
-                if (lz[k] > lmax) lmax = lz[k];
-            }
+            const double lmax = component_terms(m, xb, alpha, sigma, zc, lz);
             double rsum = 0.0;
             for (int k = 0; k < K; k++) rsum += (lz[k] = exp(lz[k] - lmax));
             for (int i = 0; i < D; i++) acc_x0[i] = acc_eps[i] = 0.0;
@@ -237,6 +247,119 @@ void dfn_mixture_posterior(const dfn_mixture *m, float *x0, float *eps, const fl
     }
 }
 
+void dfn_mixture_log_prob(const dfn_mixture *m, double *out, const float *x, double alpha,
+                          double sigma, int n) {
+    DFN_ASSERT(m && out && x && n >= 0);
+    const int D = m->D, K = m->K;
+    const double log_2pi = 1.8378770664093454836; /* log 2 pi */
+#pragma omp parallel
+    {
+        double *zc = dfn_malloc((size_t)K * D * sizeof(double));
+        double *lz = dfn_malloc((size_t)K * sizeof(double));
+#pragma omp for schedule(static)
+        for (int b = 0; b < n; b++) { /* log sum_k exp(lz_k), max subtracted */
+            const double lmax = component_terms(m, x + (size_t)b * D, alpha, sigma, zc, lz);
+            double sum = 0.0;
+            for (int k = 0; k < K; k++) sum += exp(lz[k] - lmax);
+            out[b] = lmax + log(sum) - 0.5 * D * log_2pi;
+        }
+        free(zc);
+        free(lz);
+    }
+}
+
+/* J^T v of E[x0 | x] and of E[eps | x] in closed form. With responsibilities
+ * r_k, g_k = -C_k^{-1} (x - alpha m_k), s = sum_k r_k g_k (the score),
+ * d r_k / dx = r_k (g_k - s), and per component x0_k = m_k + alpha S_k C_k^{-1}
+ * (x - alpha m_k) (Bishop 2006 eq. 2.116):
+ *   J_s   = sum_k r_k (g_k g_k^T - C_k^{-1}) - s s^T   (symmetric)
+ *   J_eps = -sigma J_s
+ *   J_x0  = alpha sum_k r_k S_k C_k^{-1} + sum_k r_k x0_k (g_k - s)^T,
+ * so J_x0^T v = alpha sum_k r_k C_k^{-1} S_k v + sum_k r_k (g_k - s)(x0_k . v),
+ * C_k^{-1} S_k = U diag(l/c) U^T. Nothing divides by alpha: exact at alpha = 0
+ * (flow at t = 1). In double; jx0, jeps (n, D), either may be NULL. */
+static void mixture_vjp_x0_eps(const dfn_mixture *m, float *jx0, float *jeps, const float *x,
+                               const float *v, double alpha, double sigma, int n) {
+    const int D = m->D, K = m->K;
+#pragma omp parallel
+    {
+        double *zc = dfn_malloc((size_t)K * D * sizeof(double));
+        double *lz = dfn_malloc((size_t)K * sizeof(double));
+        double *g = dfn_malloc((size_t)K * D * sizeof(double)); /* g_k */
+        double *x0v = dfn_malloc((size_t)K * sizeof(double));   /* x0_k . v */
+        double *gv = dfn_malloc((size_t)K * sizeof(double));    /* g_k . v */
+        double *s = dfn_malloc((size_t)D * sizeof(double));
+        double *ax = dfn_malloc((size_t)D * sizeof(double));
+        double *ae = dfn_malloc((size_t)D * sizeof(double));
+        double *uv = dfn_malloc((size_t)D * sizeof(double));
+#pragma omp for schedule(static)
+        for (int b = 0; b < n; b++) {
+            const float *xb = x + (size_t)b * D, *vb = v + (size_t)b * D;
+            const double lmax = component_terms(m, xb, alpha, sigma, zc, lz);
+            double rsum = 0.0;
+            for (int k = 0; k < K; k++) rsum += (lz[k] = exp(lz[k] - lmax));
+            for (int i = 0; i < D; i++) s[i] = ax[i] = ae[i] = 0.0;
+            for (int k = 0; k < K; k++) {
+                const double r = lz[k] / rsum;
+                lz[k] = r;
+                if (r == 0.0) continue;
+                const double *U = m->U + (size_t)k * D * D, *l = m->l + (size_t)k * D;
+                const double *w = zc + (size_t)k * D, *mu = m->means + (size_t)k * D;
+                double *gk = g + (size_t)k * D;
+                gv[k] = x0v[k] = 0.0;
+                for (int i = 0; i < D; i++) {
+                    double ug = 0.0, ux = 0.0; /* (U (z/c))_i, (U (l z/c))_i */
+                    for (int j = 0; j < D; j++) {
+                        ug += U[i * D + j] * w[j];
+                        ux += U[i * D + j] * l[j] * w[j];
+                    }
+                    gk[i] = -ug;
+                    gv[k] += gk[i] * vb[i];
+                    x0v[k] += (mu[i] + alpha * ux) * vb[i];
+                    s[i] += r * gk[i];
+                }
+                for (int j = 0; j < D; j++) { /* uv = U^T v */
+                    double acc_u = 0.0;
+                    for (int i = 0; i < D; i++) acc_u += U[i * D + j] * vb[i];
+                    uv[j] = acc_u / (alpha * alpha * l[j] + sigma * sigma);
+                }
+                for (int i = 0; i < D; i++) {
+                    double civ = 0.0, csv = 0.0; /* (C^{-1} v)_i, (C^{-1} S v)_i */
+                    for (int j = 0; j < D; j++) {
+                        civ += U[i * D + j] * uv[j];
+                        csv += U[i * D + j] * l[j] * uv[j];
+                    }
+                    ae[i] += r * (gk[i] * gv[k] - civ);
+                    ax[i] += r * alpha * csv;
+                }
+            }
+            double sv = 0.0, x0sv = 0.0; /* s . v, sum_k r_k x0_k . v */
+            for (int i = 0; i < D; i++) sv += s[i] * vb[i];
+            for (int k = 0; k < K; k++)
+                if (lz[k] != 0.0) x0sv += lz[k] * x0v[k];
+            for (int k = 0; k < K; k++) {
+                if (lz[k] == 0.0) continue;
+                const double *gk = g + (size_t)k * D;
+                for (int i = 0; i < D; i++) ax[i] += lz[k] * gk[i] * x0v[k];
+            }
+            for (int i = 0; i < D; i++) {
+                /* sum_k r_k (g_k - s)(x0_k . v) = sum_k r_k g_k (x0_k . v) - s x0sv */
+                if (jx0) jx0[(size_t)b * D + i] = (float)(ax[i] - s[i] * x0sv);
+                if (jeps) jeps[(size_t)b * D + i] = (float)(-sigma * (ae[i] - s[i] * sv));
+            }
+        }
+        free(zc);
+        free(lz);
+        free(g);
+        free(x0v);
+        free(gv);
+        free(s);
+        free(ax);
+        free(ae);
+        free(uv);
+    }
+}
+
 /* One denoise function per output kind: the kind is not part of the context, so
  * one mixture serves several denoisers. */
 static void mixture_denoise(dfn_prediction kind, void *ctx, float *out, const float *x,
@@ -251,6 +374,22 @@ static void mixture_denoise(dfn_prediction kind, void *ctx, float *out, const fl
     free(eps);
 }
 
+/* The prediction as mixture_denoise gives it, and J^T v of it: every kind is
+ * a fixed linear combination of x0 and eps (dfn_prediction_target), and so is
+ * its Jacobian. */
+static void mixture_vjp(dfn_prediction kind, void *ctx, float *pred, float *out, const float *x,
+                        double alpha, double sigma, const float *v, int batch, size_t dim) {
+    const dfn_mixture *m = ctx;
+    DFN_ASSERT(dim == (size_t)m->D);
+    const size_t n = (size_t)batch * dim;
+    if (pred) mixture_denoise(kind, ctx, pred, x, alpha, sigma, batch, dim);
+    float *jx0 = dfn_malloc((n + 1) * sizeof(float)), *jeps = dfn_malloc((n + 1) * sizeof(float));
+    mixture_vjp_x0_eps(m, jx0, jeps, x, v, alpha, sigma, batch);
+    dfn_prediction_target(out, kind, jx0, jeps, alpha, sigma, n);
+    free(jx0);
+    free(jeps);
+}
+
 #define MIXTURE_FN(name, kind)                                                                  \
     static void name(void *ctx, float *out, const float *x, double t, double alpha,             \
                      double sigma, const int *y, int batch, size_t dim) {                       \
@@ -258,6 +397,18 @@ static void mixture_denoise(dfn_prediction kind, void *ctx, float *out, const fl
         (void)y;                                                                                \
         mixture_denoise(kind, ctx, out, x, alpha, sigma, batch, dim);                           \
     }
+#define MIXTURE_VJP(name, kind)                                                                 \
+    static void name(void *ctx, float *pred, float *out, const float *x, double t, double alpha, \
+                     double sigma, const float *v, const int *y, int batch, size_t dim) {       \
+        (void)t;                                                                                \
+        (void)y;                                                                                \
+        mixture_vjp(kind, ctx, pred, out, x, alpha, sigma, v, batch, dim);                      \
+    }
+MIXTURE_VJP(mixture_vjp_eps, DFN_PRED_EPS)
+MIXTURE_VJP(mixture_vjp_x0, DFN_PRED_X0)
+MIXTURE_VJP(mixture_vjp_v, DFN_PRED_V)
+MIXTURE_VJP(mixture_vjp_score, DFN_PRED_SCORE)
+MIXTURE_VJP(mixture_vjp_flow, DFN_PRED_FLOW)
 MIXTURE_FN(mixture_eps, DFN_PRED_EPS)
 MIXTURE_FN(mixture_x0, DFN_PRED_X0)
 MIXTURE_FN(mixture_v, DFN_PRED_V)
@@ -269,5 +420,8 @@ void dfn_mixture_denoiser(dfn_denoiser *d, dfn_mixture *m, dfn_prediction kind,
     static const dfn_denoise_fn fns[DFN_PRED_COUNT] = {mixture_eps, mixture_x0, mixture_v,
                                                        mixture_score, mixture_flow};
     DFN_ASSERT(d && m && (int)kind >= 0 && kind < DFN_PRED_COUNT);
+    static const dfn_denoise_vjp_fn vjps[DFN_PRED_COUNT] = {
+        mixture_vjp_eps, mixture_vjp_x0, mixture_vjp_v, mixture_vjp_score, mixture_vjp_flow};
     dfn_denoiser_init(d, fns[kind], m, kind, schedule, sde);
+    d->vjp = vjps[kind];
 }

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "rk45.h"
 #include "sample.h"
 
 #define SDE_FITS (DFN_FITS_VP | DFN_FITS_SUBVP | DFN_FITS_VE)
@@ -85,21 +86,27 @@ dfn_status dfn_sample_ode_rk4(dfn_denoiser *d, float *x, int batch, size_t dim,
     return ode_fixed("ode-rk4", &RK4, d, x, batch, dim, p, rng, stats);
 }
 
-/* Dormand-Prince 5(4) (Hairer et al. 1993 table II.5.2): 7 stages, the last
- * one at the new point (first same as last), the 5th-order solution advances. */
-static const double DP_C[7] = {0, 1.0 / 5, 3.0 / 10, 4.0 / 5, 8.0 / 9, 1, 1};
-static const double DP_A[7][6] = {
-    {0},
-    {1.0 / 5},
-    {3.0 / 40, 9.0 / 40},
-    {44.0 / 45, -56.0 / 15, 32.0 / 9},
-    {19372.0 / 6561, -25360.0 / 2187, 64448.0 / 6561, -212.0 / 729},
-    {9017.0 / 3168, -355.0 / 33, 46732.0 / 5247, 49.0 / 176, -5103.0 / 18656},
-    {35.0 / 384, 0, 500.0 / 1113, 125.0 / 192, -2187.0 / 6784, 11.0 / 84}};
-/* 5th minus 4th order weights: the local error estimate */
-static const double DP_E[7] = {71.0 / 57600,  0, -71.0 / 16695, 71.0 / 1920, -17253.0 / 339200,
-                               22.0 / 525, -1.0 / 40};
+/* The probability-flow drift as an rk45_rhs. */
+typedef struct {
+    dfn_denoiser *d;
+    int batch;
+    size_t dim;
+    const dfn_sampler_params *p;
+} rk45_ctx;
 
+static void rk45_drift(void *ctx, float *k, const float *x, double t) {
+    rk45_ctx *c = ctx;
+    drift(c->d, k, x, t, c->batch, c->dim);
+}
+
+static void rk45_progress(void *ctx, int accepted, double t, const float *x) {
+    rk45_ctx *c = ctx;
+    sample_progress(c->p, accepted, 0, t, x, NULL, c->batch, c->dim);
+}
+
+/* Dormand-Prince 5(4) from t = 1 to t_end by the shared stepper (rk45.c). The
+ * error norm is the RMS over the whole batch (one ODE, as score_sde flattens
+ * the batch for scipy). */
 dfn_status dfn_sample_ode_rk45(dfn_denoiser *d, float *x, int batch, size_t dim,
                                const dfn_sampler_params *in, dfn_rng *rng,
                                dfn_sample_stats *stats) {
@@ -114,54 +121,12 @@ dfn_status dfn_sample_ode_rk45(dfn_denoiser *d, float *x, int batch, size_t dim,
     dfn_denoiser_t_range(d, p.t_end, &t_lo, &t_hi);
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
-    float *k[7], *y = dfn_malloc(n * sizeof(float));
-    for (int j = 0; j < 7; j++) k[j] = dfn_malloc(n * sizeof(float));
     sample_prior(&p, x, n, dfn_sde_prior_std(d->sde), rng);
-    /* The error norm is the RMS over the whole batch (one ODE, as score_sde
-     * flattens the batch for scipy); the step size follows Hairer et al. II.4
-     * (safety 0.9, factor in [0.2, 10], exponent -1/5). */
-    double t = t_hi, h = -0.01 * (t_hi - t_lo);
-    drift(d, k[0], x, t, batch, dim);
+    rk45_ctx c = {d, batch, dim, &p};
+    rk45_options o = {p.rtol, p.atol, p.max_steps, rk45_progress, &c};
     int accepted = 0, rejected = 0;
-    while (t > t_lo) {
-        if (accepted + rejected >= p.max_steps) {
-            st = dfn_set_error(DFN_ERR_NUMERIC, "ode-rk45: %d steps without reaching t = %g "
-                                                "(at t = %g); loosen rtol/atol or raise max_steps",
-                               p.max_steps, t_lo, t);
-            break;
-        }
-        const int last = t + h <= t_lo;
-        if (last) h = t_lo - t;
-        for (int j = 1; j < 7; j++) {
-            axpy_n(y, x, h, DP_A[j], k, j, n);
-            drift(d, k[j], y, t + DP_C[j] * h, batch, dim);
-        }
-        double err = 0.0; /* y holds the 5th-order solution (stage 7's point) */
-        for (size_t i = 0; i < n; i++) {
-            double e = 0.0;
-            for (int j = 0; j < 7; j++) e += DP_E[j] * k[j][i];
-            double sc = p.atol + p.rtol * fmax(fabs(x[i]), fabs(y[i]));
-            err += (h * e / sc) * (h * e / sc);
-        }
-        err = sqrt(err / n);
-        if (err <= 1.0) {
-            t = last ? t_lo : t + h;
-            memcpy(x, y, n * sizeof(float));
-            float *tmp = k[0]; /* first same as last */
-            k[0] = k[6];
-            k[6] = tmp;
-            accepted++;
-            sample_progress(&p, accepted, 0, t, x, NULL, batch, dim);
-        } else {
-            rejected++;
-        }
-        double fac = err > 0.0 ? 0.9 * pow(err, -0.2) : 10.0;
-        if (!(fac == fac)) fac = 0.2; /* NaN: shrink */
-        h *= fmin(10.0, fmax(0.2, fac));
-    }
+    st = rk45_integrate("ode-rk45", rk45_drift, &c, x, n, t_hi, t_lo, &o, &accepted, &rejected);
     if (st == DFN_OK) sample_denoise_final(d, &p, x, t_lo, batch, dim);
-    for (int j = 0; j < 7; j++) free(k[j]);
-    free(y);
     sample_report(stats, d, nfe0, accepted, rejected);
     return st;
 }
