@@ -685,7 +685,9 @@ static int use_winograd(const dfn_conv2d_shape *s) {
      * most lanes of the transforms and run faster direct */
     if (TW > 15 || TW < 7) return 0;
     const int64_t tiles = (int64_t)s->N * ((s->H + 1) / 2) * TW;
-    return tiles >= 4 * WB;
+    /* >= 16 blocks: no output-channel chunks, whose tasks would each transform
+     * the block's input again (batch 1 runs faster direct) */
+    return tiles >= 16 * WB;
 }
 
 /* up[xi][t][c][i] = (G g G^T)[xi] of g = w[t*8+i, c] (3x3), zero past `rows`;
@@ -788,8 +790,9 @@ static void conv_winograd(float *out, int accumulate, const float *inp, const fl
 #pragma GCC unroll 4
                 for (int r = 0; r < 4; r++) {
                     const float *row = rows[r] + c * HW;
-                    _mm_prefetch((const char *)(row + 4 * HW), _MM_HINT_T0);
-                    _mm_prefetch((const char *)(row + 4 * HW + 16), _MM_HINT_T0);
+                    _mm_prefetch((const char *)fptr(row, 12 * HW - 1), _MM_HINT_T0); /* 12 channels on */
+                    _mm_prefetch((const char *)fptr(row, 12 * HW + 15), _MM_HINT_T0);
+                    _mm_prefetch((const char *)fptr(row, 12 * HW + W - 1), _MM_HINT_T0);
                     const __m512 w0 = _mm512_maskz_loadu_ps(m0r[r], fptr(row, -1));
                     const __m512 w1 = _mm512_maskz_loadu_ps(m1r[r], fptr(row, 15));
                     d[r][0] = _mm512_permutex2var_ps(w0, i0, w1);
