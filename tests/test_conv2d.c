@@ -250,6 +250,13 @@ int main(void) {
         SHAPE(24, 6, 28, 28, 9, 3, 3, 2, 1),
         SHAPE(100, 3, 7, 7, 4, 3, 3, 1, 1),
         SHAPE(100, 2, 7, 7, 3, 3, 3, 2, 1),
+        /* Winograd F(2x2,3x3) (3x3 same, C >= 16, 7 <= ceil(W/2) <= 15, >= 768 2x2 tiles):
+         * odd H and W (partial tiles), W = 29 and 30 (widest windows), ragged OC;
+         * OC >= 16 also runs backward data as Winograd */
+        SHAPE(14, 16, 13, 15, 10, 3, 3, 1, 1),
+        SHAPE(4, 17, 29, 29, 9, 3, 3, 1, 1),
+        SHAPE(4, 24, 30, 30, 16, 3, 3, 1, 1),
+        SHAPE(16, 40, 14, 14, 24, 3, 3, 1, 1),
     };
     for (size_t i = 0; i < sizeof ref_shapes / sizeof ref_shapes[0]; i++)
         test_against_reference(ref_shapes[i]);
@@ -274,6 +281,7 @@ int main(void) {
         SHAPE(1, 128, 7, 7, 128, 3, 3, 1, 1),
         SHAPE(3, 96, 14, 14, 64, 1, 1, 1, 0),
         SHAPE(5, 1, 28, 28, 32, 3, 3, 1, 1),
+        SHAPE(8, 20, 13, 27, 16, 3, 3, 1, 1), /* Winograd, odd sizes */
     };
     for (size_t i = 0; i < sizeof det_shapes / sizeof det_shapes[0]; i++)
         test_determinism(det_shapes[i]);

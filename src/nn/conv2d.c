@@ -14,8 +14,12 @@
  *                    panel is a shifted, masked read of input rows, so the kernel
  *                    reads the input directly (implicit GEMM, no im2col); other
  *                    panels are im2col'ed (with gathers) into L2 first.
+ *                    3x3 "same" convs on images 14..30 wide with enough tiles run
+ *                    as Winograd F(2x2,3x3) instead (2.25x fewer multiplications;
+ *                    see conv_winograd).
  *   backward data    stride 1: dinp is the stride-1 conv of dout with the flipped,
- *                    transposed kernel, run by the forward code (accumulating);
+ *                    transposed kernel, run by the forward code (accumulating;
+ *                    Winograd where the forward would use it);
  *                    other strides: dcol = W^T dout tile by tile, scattered back
  *                    (col2im) into the images of the task.
  *   backward weight  dW[oc,c,kh,kw] += sum_{n,oh,ow} dout[n,oc,oh,ow] inp[n,c,ih,iw]
@@ -655,6 +659,215 @@ static void conv_forward_packed(float *out, int accumulate, const float *inp, co
 }
 
 
+/* ------------------------------------------------------------ Winograd F(2x2, 3x3) */
+
+/* Stride-1 3x3 convs with pad 1 ("same") on images up to 30 wide, when there
+ * are enough tiles, run as Winograd F(2x2, 3x3) (Lavin & Gray 2016): the output
+ * is cut into 2x2 tiles (global tile index j = n*TH*TW + ty*TW + tx, TH = ceil(H/2),
+ * TW = ceil(W/2)); tile j reads the 4x4 input patch d at rows 2ty-1.., cols 2tx-1..
+ * (zero outside the image) and
+ *   out tile = A^T [ sum_c (G g[oc,c] G^T) .* (B^T d[c] B) ] A
+ * i.e. 16 products U[xi] (OC x C) V[xi] (C x tiles), 2.25x fewer multiplications
+ * than the direct conv. Tasks: (block of 48 tiles, chunk of 8-channel output tiles),
+ * shape-only as the direct path; each task transforms its block's input (all
+ * channels), runs kernel_8x48 per (xi, 8 output channels) with C as the sum
+ * index (channels ascending), and transforms back; a fixed order in every step. */
+#define WB NR /* tiles per block: the columns of kernel_8x48 */
+#ifndef DFN_CONV_WINOGRAD
+#define DFN_CONV_WINOGRAD 1 /* 0: every conv runs direct */
+#endif
+
+static int use_winograd(const dfn_conv2d_shape *s) {
+    if (!DFN_CONV_WINOGRAD) return 0;
+    if (s->KH != 3 || s->KW != 3 || s->stride != 1 || s->pad != 1 || s->C < 16 || s->OC < 8) return 0;
+    const int TW = (s->W + 1) / 2;
+    /* one 32-float window per input row of a tile row; narrow images (7x7) waste
+     * most lanes of the transforms and run faster direct */
+    if (TW > 15 || TW < 7) return 0;
+    const int64_t tiles = (int64_t)s->N * ((s->H + 1) / 2) * TW;
+    /* >= 16 blocks: no output-channel chunks, whose tasks would each transform
+     * the block's input again (batch 1 runs faster direct) */
+    return tiles >= 16 * WB;
+}
+
+/* up[xi][t][c][i] = (G g G^T)[xi] of g = w[t*8+i, c] (3x3), zero past `rows`;
+ * with `flip_transpose`, g = w[c, t*8+i] rotated by 180 degrees (the transposed
+ * conv of stride-1 backward data). rows = OC (C), cols = C (OC). */
+static void pack_winograd(float *up, const float *w, int OC, int C, int flip_transpose) {
+    const int rows = flip_transpose ? C : OC, cols = flip_transpose ? OC : C;
+    const int ntiles = (rows + MR - 1) / MR;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < ntiles; t++)
+        for (int c = 0; c < cols; c++) {
+            double g[3][3][MR], gg[4][3][MR], u[4][4][MR]; /* lane i: row t*8+i */
+            for (int i = 0; i < MR; i++) {
+                const int r = t * MR + i;
+                for (int k = 0; k < 9; k++)
+                    g[k / 3][k % 3][i] = r >= rows ? 0.0
+                                         : flip_transpose ? w[((size_t)c * C + r) * 9 + 8 - k]
+                                                          : w[((size_t)r * C + c) * 9 + k];
+            }
+            for (int k = 0; k < 3; k++) /* G g: rows g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2 */
+                for (int i = 0; i < MR; i++) {
+                    gg[0][k][i] = g[0][k][i];
+                    gg[1][k][i] = 0.5 * (g[0][k][i] + g[1][k][i] + g[2][k][i]);
+                    gg[2][k][i] = 0.5 * (g[0][k][i] - g[1][k][i] + g[2][k][i]);
+                    gg[3][k][i] = g[2][k][i];
+                }
+            for (int a = 0; a < 4; a++) /* (G g) G^T */
+                for (int i = 0; i < MR; i++) {
+                    u[a][0][i] = gg[a][0][i];
+                    u[a][1][i] = 0.5 * (gg[a][0][i] + gg[a][1][i] + gg[a][2][i]);
+                    u[a][2][i] = 0.5 * (gg[a][0][i] - gg[a][1][i] + gg[a][2][i]);
+                    u[a][3][i] = gg[a][2][i];
+                }
+            for (int xi = 0; xi < 16; xi++)
+                for (int i = 0; i < MR; i++)
+                    up[(((size_t)xi * ntiles + t) * cols + c) * MR + i] = (float)u[xi / 4][xi % 4][i];
+        }
+}
+
+static inline __mmask16 lane_range(int lo, int hi) { /* lanes lo <= l < hi of 0..15 */
+    if (lo < 0) lo = 0;
+    if (hi > 16) hi = 16;
+    if (hi <= lo) return 0;
+    return (__mmask16)((((uint32_t)1 << hi) - 1) & ~(((uint32_t)1 << lo) - 1));
+}
+
+/* out (N,OC,H,W) = (accumulate ? out : bias (OC or NULL)) + conv(inp (N,C,H,W), g),
+ * up from pack_winograd; use_winograd(s) holds. */
+static void conv_winograd(float *out, int accumulate, const float *inp, const float *up,
+                          const float *bias, const dfn_conv2d_shape *s) {
+    const int C = s->C, OC = s->OC, H = s->H, W = s->W;
+    const int TH = (H + 1) / 2, TW = (W + 1) / 2;
+    const int64_t HW = (int64_t)H * W, T = (int64_t)TH * TW, NT = s->N * T;
+    const int64_t nblk = (NT + WB - 1) / WB;
+    const int ntiles = (OC + MR - 1) / MR;
+    int nchunks = 1;
+    if (nblk < 16) nchunks = DFN_MIN(ntiles, (int)((16 + nblk - 1) / nblk));
+    const int tiles_per_chunk = (ntiles + nchunks - 1) / nchunks;
+    nchunks = (ntiles + tiles_per_chunk - 1) / tiles_per_chunk;
+    /* lane tx of the tile row picks window element 2tx+u (u = 0..3) */
+    int32_t idxv[4][16];
+    for (int u = 0; u < 4; u++)
+        for (int l = 0; l < 16; l++) idxv[u][l] = DFN_MIN(31, 2 * l + u);
+    int32_t ilo[16], ihi[16]; /* interleave y0, y1 lanes: col 2tx -> y0[tx], 2tx+1 -> y1[tx] */
+    for (int k = 0; k < 16; k++) ilo[k] = k / 2 + (k & 1) * 16, ihi[k] = (k + 16) / 2 + (k & 1) * 16;
+    const int64_t ntasks = nblk * nchunks;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t task = 0; task < ntasks; task++) {
+        const int64_t blk = task / nchunks;
+        const int chunk = (int)(task % nchunks);
+        const int64_t j0 = blk * WB;
+        const int nj = (int)DFN_MIN((int64_t)WB, NT - j0);
+        const int t0 = chunk * tiles_per_chunk, t1 = DFN_MIN(ntiles, t0 + tiles_per_chunk);
+        const int nt = t1 - t0;
+        float *V = dfn_scratch(0, (size_t)16 * C * WB);
+        float *M = dfn_scratch(1, (size_t)16 * nt * MR * WB);
+        const int64_t R0 = j0 / TW, R1 = (j0 + nj - 1) / TW; /* tile rows n*TH + ty of the block */
+        if (nj < WB)
+            for (int64_t r = 0; r < 16 * C; r++) memset(V + r * WB + nj, 0, (size_t)(WB - nj) * sizeof(float));
+        const __m512i i0 = _mm512_loadu_si512(idxv[0]), i1 = _mm512_loadu_si512(idxv[1]);
+        const __m512i i2 = _mm512_loadu_si512(idxv[2]), i3 = _mm512_loadu_si512(idxv[3]);
+        const __mmask16 mw0 = lane_range(1, W + 1), mw1 = lane_range(0, W - 15);
+        /* V[xi][c][q] = (B^T d B)[xi] of tile j0 + q */
+        for (int64_t R = R0; R <= R1; R++) {
+            const int64_t n = R / TH;
+            const int ty = (int)(R % TH);
+            const int q0 = (int)(R * TW - j0); /* column of lane 0 (tx = 0) */
+            const __mmask16 m = lane_range(-q0, DFN_MIN(TW, nj - q0));
+            const float *rows[4];
+            __mmask16 m0r[4], m1r[4];
+            for (int r = 0; r < 4; r++) { /* rows outside the image read as zeros (empty masks) */
+                const int ih = 2 * ty - 1 + r, in = ih >= 0 && ih < H;
+                rows[r] = inp + (int64_t)n * C * HW + (int64_t)(in ? ih : 0) * W;
+                m0r[r] = in ? mw0 : 0;
+                m1r[r] = in ? mw1 : 0;
+            }
+            float *v = fptr(V, q0);
+            for (int c = 0; c < C; c++, v += WB) {
+                __m512 d[4][4];
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) {
+                    const float *row = rows[r] + c * HW;
+                    _mm_prefetch((const char *)fptr(row, 12 * HW - 1), _MM_HINT_T0); /* 12 channels on */
+                    _mm_prefetch((const char *)fptr(row, 12 * HW + 15), _MM_HINT_T0);
+                    _mm_prefetch((const char *)fptr(row, 12 * HW + W - 1), _MM_HINT_T0);
+                    const __m512 w0 = _mm512_maskz_loadu_ps(m0r[r], fptr(row, -1));
+                    const __m512 w1 = _mm512_maskz_loadu_ps(m1r[r], fptr(row, 15));
+                    d[r][0] = _mm512_permutex2var_ps(w0, i0, w1);
+                    d[r][1] = _mm512_permutex2var_ps(w0, i1, w1);
+                    d[r][2] = _mm512_permutex2var_ps(w0, i2, w1);
+                    d[r][3] = _mm512_permutex2var_ps(w0, i3, w1);
+                }
+                __m512 e[4][4]; /* B^T d: rows d0-d2, d1+d2, d2-d1, d1-d3 */
+#pragma GCC unroll 4
+                for (int u = 0; u < 4; u++) {
+                    e[0][u] = _mm512_sub_ps(d[0][u], d[2][u]);
+                    e[1][u] = _mm512_add_ps(d[1][u], d[2][u]);
+                    e[2][u] = _mm512_sub_ps(d[2][u], d[1][u]);
+                    e[3][u] = _mm512_sub_ps(d[1][u], d[3][u]);
+                }
+#pragma GCC unroll 4
+                for (int a = 0; a < 4; a++) { /* (B^T d) B: the same on columns */
+                    const ptrdiff_t xs = (ptrdiff_t)4 * a * C * WB;
+                    _mm512_mask_storeu_ps(v + xs, m, _mm512_sub_ps(e[a][0], e[a][2]));
+                    _mm512_mask_storeu_ps(v + xs + (ptrdiff_t)C * WB, m, _mm512_add_ps(e[a][1], e[a][2]));
+                    _mm512_mask_storeu_ps(v + xs + (ptrdiff_t)2 * C * WB, m, _mm512_sub_ps(e[a][2], e[a][1]));
+                    _mm512_mask_storeu_ps(v + xs + (ptrdiff_t)3 * C * WB, m, _mm512_sub_ps(e[a][1], e[a][3]));
+                }
+            }
+        }
+        /* M[xi][oc - t0*8][q] = sum_c U[xi][oc][c] V[xi][c][q] */
+        for (int xi = 0; xi < 16; xi++)
+            for (int t = t0; t < t1; t++)
+                kernel_8x48(C, up + ((size_t)xi * ntiles + t) * C * MR, V + (size_t)xi * C * WB, WB,
+                            M + ((size_t)xi * nt + (t - t0)) * MR * WB);
+        /* out tile = A^T M A: A^T rows (1,1,1,0), (0,1,-1,-1) */
+        const __m512i jlo = _mm512_loadu_si512(ilo), jhi = _mm512_loadu_si512(ihi);
+        const ptrdiff_t xs = (ptrdiff_t)nt * MR * WB;
+        for (int oc = t0 * MR; oc < DFN_MIN(OC, t1 * MR); oc++) {
+            const __m512 b = _mm512_set1_ps(bias ? bias[oc] : 0.0f);
+            const float *mo = M + (ptrdiff_t)(oc - t0 * MR) * WB;
+            for (int64_t R = R0; R <= R1; R++) {
+                const int64_t n = R / TH;
+                const int ty = (int)(R % TH);
+                const int q0 = (int)(R * TW - j0);
+                const int txa = DFN_MAX(0, -q0), txb = DFN_MIN(TW, nj - q0);
+                const __mmask16 m = lane_range(txa, txb);
+                const float *mp = fptr(mo, q0);
+                __m512 x[16];
+#pragma GCC unroll 16
+                for (int k = 0; k < 16; k++) x[k] = _mm512_maskz_loadu_ps(m, mp + k * xs);
+                __m512 f[2][4];
+#pragma GCC unroll 4
+                for (int u = 0; u < 4; u++) {
+                    f[0][u] = _mm512_add_ps(_mm512_add_ps(x[u], x[4 + u]), x[8 + u]);
+                    f[1][u] = _mm512_sub_ps(_mm512_sub_ps(x[4 + u], x[8 + u]), x[12 + u]);
+                }
+                const int ca = 2 * txa, cb = DFN_MIN(2 * txb, W);
+                const __mmask16 mlo = lane_range(ca, cb), mhi = lane_range(ca - 16, cb - 16);
+#pragma GCC unroll 2
+                for (int a = 0; a < 2; a++) {
+                    const int oh = 2 * ty + a;
+                    if (oh >= H) break;
+                    const __m512 y0 = _mm512_add_ps(_mm512_add_ps(f[a][0], f[a][1]), f[a][2]);
+                    const __m512 y1 = _mm512_sub_ps(_mm512_sub_ps(f[a][1], f[a][2]), f[a][3]);
+                    const __m512 lo = _mm512_permutex2var_ps(y0, jlo, y1), hi = _mm512_permutex2var_ps(y0, jhi, y1);
+                    float *o = out + (((int64_t)n * OC + oc) * H + oh) * W;
+                    if (accumulate) {
+                        _mm512_mask_storeu_ps(o, mlo, _mm512_add_ps(_mm512_maskz_loadu_ps(mlo, o), lo));
+                        _mm512_mask_storeu_ps(o + 16, mhi, _mm512_add_ps(_mm512_maskz_loadu_ps(mhi, o + 16), hi));
+                    } else {
+                        _mm512_mask_storeu_ps(o, mlo, _mm512_add_ps(b, lo));
+                        _mm512_mask_storeu_ps(o + 16, mhi, _mm512_add_ps(b, hi));
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* out (N,OC,OH,OW) = conv(inp (N,C,H,W), weight (OC,C,KH,KW)) + bias (OC or NULL). */
 static void forward_fast(float *out, const float *inp, const float *weight, const float *bias,
                          const dfn_conv2d_shape *s) {
@@ -663,6 +876,12 @@ static void forward_fast(float *out, const float *inp, const float *weight, cons
     const size_t nwp = (size_t)(s->OC + MR - 1) / MR * MR * s->C * KK; /* floats, multiple of 8 */
     const int64_t npanels = ((int64_t)s->N * dfn_conv2d_out_h(s) * dfn_conv2d_out_w(s) + NR - 1) / NR;
     const size_t ncache = (map_cache_bytes(s, npanels, 1) + 63) / 64 * 16;
+    if (use_winograd(s)) {
+        float *up = dfn_scratch(2, nwp / KK * 16);
+        pack_winograd(up, weight, s->OC, s->C, 0);
+        conv_winograd(out, 0, inp, up, bias, s);
+        return;
+    }
     float *wp = dfn_scratch(2, nwp + 16 + ncache);
     pack_weights(wp, weight, s->OC, s->C, KK, 0);
     conv_forward_packed(out, 0, inp, wp, bias, s, (void *)((uintptr_t)(wp + nwp + 15) & ~(uintptr_t)63));
@@ -716,11 +935,17 @@ static void backward_fast(float *dinp, float *dweight, float *dbias, const float
         const dfn_conv2d_shape t = {N, OC, OH, OW, C, s->KH, s->KW, 1, s->KH - 1 - s->pad};
         DFN_ASSERT(dfn_conv2d_out_h(&t) == s->H && dfn_conv2d_out_w(&t) == s->W);
         const size_t nwp = (size_t)(C + MR - 1) / MR * MR * OC * KK;
-        const int64_t npanels = ((int64_t)N * s->H * s->W + NR - 1) / NR;
-        const size_t ncache = (map_cache_bytes(&t, npanels, 1) + 63) / 64 * 16;
-        float *wp = dfn_scratch(2, nwp + 16 + ncache);
-        pack_weights(wp, weight, OC, C, KK, 1);
-        conv_forward_packed(dinp, 1, dout, wp, NULL, &t, (void *)((uintptr_t)(wp + nwp + 15) & ~(uintptr_t)63));
+        if (use_winograd(&t)) {
+            float *up = dfn_scratch(2, nwp / KK * 16);
+            pack_winograd(up, weight, OC, C, 1);
+            conv_winograd(dinp, 1, dout, up, NULL, &t);
+        } else {
+            const int64_t npanels = ((int64_t)N * s->H * s->W + NR - 1) / NR;
+            const size_t ncache = (map_cache_bytes(&t, npanels, 1) + 63) / 64 * 16;
+            float *wp = dfn_scratch(2, nwp + 16 + ncache);
+            pack_weights(wp, weight, OC, C, KK, 1);
+            conv_forward_packed(dinp, 1, dout, wp, NULL, &t, (void *)((uintptr_t)(wp + nwp + 15) & ~(uintptr_t)63));
+        }
         dinp = NULL; /* done */
     }
     if (!dinp && !dweight) return;
