@@ -59,6 +59,13 @@ CASES = {
                     num_res_blocks=1, attn_resolutions=[28, 14], heads=4, groups=4,
                     norm_eps=1e-6, dropout=0.0, num_classes=0),
         batch=2, t=[3, 999], y=None, seed=4),
+    # batch 4 at 28x28 with 16 channels: 784 Winograd tiles, so the fast 3x3
+    # path of conv2d (forward and backward data) is what is compared here
+    "unet_winograd": dict(
+        config=dict(kind="unet", in_channels=1, resolution=28, channels=16, ch_mult=[1, 2],
+                    num_res_blocks=1, attn_resolutions=[], heads=1, groups=8, norm_eps=1e-6,
+                    dropout=0.1, num_classes=0),
+        batch=4, t=[3, 250, 600, 999], y=None, seed=6),
 }
 
 
