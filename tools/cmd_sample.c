@@ -12,7 +12,7 @@
 #include "core.h"
 #include "diffusion.h"
 #include "io/npy.h"
-#include "io/safetensors.h"
+#include "model_source.h"
 #include "train/train.h"
 #include "tools.h"
 
@@ -182,50 +182,24 @@ int cmd_sample(int argc, char **argv) {
     if ((k = dfn_time_grid_from_name(grid_name)) < 0) goto bad_option;
     sp.time_grid = (dfn_time_grid)k;
 
-    dfn_model *model = NULL;
-    dfn_st_file *f = NULL;
-    dfn_schedule sched;
-    memset(&sched, 0, sizeof sched);
-    dfn_process_params proc;
-    dfn_objective obj = dfn_objective_init();
-    float *x = NULL, *all = NULL;
+    dfn_cli_model cm;
+    memset(&cm, 0, sizeof cm);
+    float *all = NULL;
     int *labels = NULL, status = 1;
     progress_ctx pc;
     memset(&pc, 0, sizeof pc);
-    if (dfn_model_load(&model, ckpt)) goto fail;
-    if (dfn_st_open(&f, ckpt)) goto fail;
-    const char *pj = dfn_st_metadata(f, "process"), *oj = dfn_st_metadata(f, "objective");
-    if (pj) {
-        if (dfn_process_from_json(&proc, &sched, pj)) {
-            dfn_set_error(DFN_ERR_FORMAT, "%s: process metadata: %s", ckpt, dfn_last_error());
-            goto fail;
-        }
-    } else {
-        /* a bare model checkpoint: DDPM's linear schedule */
-        proc = dfn_process_params_init();
-        if (dfn_schedule_init(&sched, &proc.schedule)) goto fail;
-        if (!quiet) fprintf(stderr, "diffusion sample: %s has no process metadata; assuming DDPM's linear schedule, T = 1000, eps prediction\n", ckpt);
-    }
-    if (oj && dfn_objective_from_json(&obj, oj)) {
-        dfn_set_error(DFN_ERR_FORMAT, "%s: objective metadata: %s", ckpt, dfn_last_error());
-        goto fail;
-    }
-    const dfn_model_config *cfg = dfn_model_get_config(model);
+    if (dfn_cli_model_load(&cm, ckpt, batch, quiet)) goto fail;
+    const dfn_model_config *cfg = dfn_model_get_config(cm.model);
     if (label >= 0 && (cfg->num_classes == 0 || label >= cfg->num_classes)) {
         dfn_set_error(DFN_ERR_ARG, "--class %d: the model has %d classes%s", label, cfg->num_classes,
                       cfg->num_classes ? "" : " (it was trained unconditionally)");
         goto fail;
     }
-    size_t dim = cfg->kind == DFN_MODEL_UNET ? (size_t)cfg->in_channels * cfg->resolution * cfg->resolution
-                                             : (size_t)cfg->dim;
-    int image = cfg->kind == DFN_MODEL_UNET;
+    size_t dim = cm.dim;
+    int image = cm.image;
     if (!image) sp.clip_x0 = 0; /* vectors are not scaled to [-1, 1] */
-
-    dfn_denoiser den;
-    dfn_model_denoiser(&den, model, obj.prediction, proc.continuous ? NULL : &sched,
-                       proc.continuous ? &proc.sde : NULL, batch,
-                       proc.continuous ? proc.time_scale : 1.0);
-    if (dfn_denoiser_validate(&den)) goto fail;
+    dfn_denoiser den = cm.denoiser;
+    const dfn_process_params proc = cm.process;
     if (!(info->fits & dfn_denoiser_process_flag(&den))) {
         dfn_set_error(DFN_ERR_ARG, "sampler '%s' does not fit this checkpoint's process (%s); see --list", sampler,
                       proc.continuous ? dfn_sde_kind_name(proc.sde.kind) : "discrete schedule");
@@ -321,11 +295,8 @@ done:
     free(pc.traj);
     free(pc.traj_step);
     free(all);
-    free(x);
     free(labels);
-    dfn_st_close(f);
-    dfn_schedule_free(&sched);
-    dfn_model_free(model);
+    dfn_cli_model_free(&cm);
     dfn_plot_release_caches();
     return status;
 }

@@ -8,6 +8,7 @@
 static const dfn_command commands[] = {
     {"train", "train a diffusion model on images or vectors; writes a run directory", cmd_train},
     {"sample", "generate samples from a checkpoint with any sampler (--list)", cmd_sample},
+    {"eval", "likelihood (bound, ODE) and sample quality (FID, KID, MMD, SWD)", cmd_eval},
     {"info", "print a model's configuration and parameter table", cmd_info},
     {"train-classifier", "train the small CNN whose features FID and KID use", cmd_train_classifier},
 };

@@ -13,6 +13,7 @@ typedef struct {
 int cmd_info(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_train_classifier(int argc, char **argv);
 
 #endif

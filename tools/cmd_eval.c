@@ -1,0 +1,246 @@
+/* cmd_eval.c - `diffusion eval METRIC`: likelihoods of a checkpoint on data,
+ * and sample quality of a checkpoint's samples (or of a .npy of samples)
+ * against a data set. Human-readable by default, one JSON object with --json. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "core.h"
+#include "data_source.h"
+#include "diffusion.h"
+#include "io/npy.h"
+#include "model_source.h"
+#include "tools.h"
+
+#define MAX_ARGS 40
+
+static const char *const metrics[] = {"bound", "nll", "fid", "kid", "mmd", "swd", "vectors"};
+#define N_METRICS ((int)(sizeof metrics / sizeof metrics[0]))
+
+/* n samples: from --samples (.npy) or drawn from the checkpoint with a sampler. */
+static dfn_status get_samples(dfn_dataset **out, const char *npy, dfn_cli_model *cm, const char *sampler,
+                              int steps, int n, int batch, uint64_t seed) {
+    if (npy) {
+        dfn_npy_array a;
+        dfn_status st = dfn_npy_read(npy, &a);
+        if (st) return st;
+        int dims[3], nd;
+        if (a.ndim == 2) {
+            dims[0] = (int)a.shape[1];
+            nd = 1;
+        } else if (a.ndim == 4) {
+            dims[0] = (int)a.shape[1];
+            dims[1] = (int)a.shape[2];
+            dims[2] = (int)a.shape[3];
+            nd = 3;
+        } else {
+            dfn_npy_free(&a);
+            return dfn_set_error(DFN_ERR_FORMAT, "%s: samples must be N x D or N x C x H x W, not %d-dimensional",
+                                 npy, a.ndim);
+        }
+        st = dfn_dataset_from_array(out, a.data, (size_t)a.shape[0], nd, dims, NULL, 0);
+        if (st) st = dfn_set_error(st, "%s: %s", npy, dfn_last_error());
+        dfn_npy_free(&a);
+        return st;
+    }
+    const dfn_model_config *cfg = dfn_model_get_config(cm->model);
+    float *x = dfn_malloc((size_t)n * cm->dim * sizeof(float));
+    dfn_sampler_params sp = dfn_sampler_params_init();
+    sp.steps = steps;
+    sp.clip_x0 = cm->image;
+    dfn_rng rng = dfn_rng_init(seed);
+    dfn_status st = DFN_OK;
+    for (int s = 0; s < n && !st; s += batch) {
+        int b = n - s < batch ? n - s : batch;
+        st = dfn_sample(sampler, &cm->denoiser, x + (size_t)s * cm->dim, b, cm->dim, &sp, &rng, NULL);
+    }
+    if (!st) {
+        int dims[3] = {cm->image ? cfg->in_channels : cfg->dim, cfg->resolution, cfg->resolution};
+        st = dfn_dataset_from_array(out, x, (size_t)n, cm->image ? 3 : 1, dims, NULL, 0);
+    }
+    free(x);
+    return st;
+}
+
+int cmd_eval(int argc, char **argv) {
+    if (argc < 2 || argv[1][0] == '-') {
+        if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+            printf("usage: diffusion eval METRIC [options]   (diffusion eval METRIC --help)\n"
+                   "  bound    variational bound of a checkpoint on --data, bits/dim\n"
+                   "  nll      exact likelihood through the probability-flow ODE, bits/dim\n"
+                   "  fid      Frechet distance in a --classifier's features, samples vs --data\n"
+                   "  kid      kernel inception distance, same inputs as fid\n"
+                   "  mmd      MMD^2 (RBF, median bandwidth) of vector samples vs --data\n"
+                   "  swd      sliced Wasserstein distance of vector samples vs --data\n"
+                   "  vectors  all vector metrics (mmd, swd, energy, mean and covariance errors)\n");
+            return 0;
+        }
+        fprintf(stderr, "diffusion eval: name a metric: bound, nll, fid, kid, mmd, swd, vectors\n");
+        return 2;
+    }
+    const char *metric = argv[1];
+    int which = -1;
+    for (int i = 0; i < N_METRICS; i++)
+        if (!strcmp(metric, metrics[i])) which = i;
+    if (which < 0) {
+        fprintf(stderr, "diffusion eval: unknown metric '%s' (bound, nll, fid, kid, mmd, swd, vectors)\n", metric);
+        return 2;
+    }
+    const char *ckpt = NULL, *data = NULL, *samples_npy = NULL, *classifier = NULL, *sampler = "ddim";
+    const char *variance = "beta", *divergence = "rademacher";
+    int n = 1000, batch = 100, steps = 50, threads = 0, json = 0, t_samples = 0, probes = 1, draws = 2;
+    int dequantize = -1;
+    uint64_t seed = 0;
+    double rtol = 1e-5, atol = 1e-5;
+    dfn_arg args[MAX_ARGS] = {
+        {"--checkpoint", ARG_STRING, &ckpt, "FILE", "a model checkpoint", 0},
+        {"--data", ARG_STRING, &data, "SPEC", "data: evaluation points (bound, nll) or the reference set", 0},
+        {"--samples", ARG_STRING, &samples_npy, "FILE", "samples as .npy instead of sampling the checkpoint", 0},
+        {"--classifier", ARG_STRING, &classifier, "FILE", "fid, kid: a checkpoint of diffusion train-classifier", 0},
+        {"--n", ARG_INT, &n, "N", "points evaluated / samples drawn", 0},
+        {"--batch", ARG_INT, &batch, "B", "rows per network call", 0},
+        {"--sampler", ARG_STRING, &sampler, "NAME", "sampler for drawing samples (diffusion sample --list)", 0},
+        {"--steps", ARG_INT, &steps, "N", "sampler steps", 0},
+        {"--variance", ARG_STRING, &variance, "KIND", "bound: reverse variance beta or beta-tilde", 0},
+        {"--t-samples", ARG_INT, &t_samples, "K", "bound: estimate from K sampled t (0: all T terms)", 0},
+        {"--divergence", ARG_STRING, &divergence, "KIND", "nll: exact, rademacher, gaussian", 0},
+        {"--probes", ARG_INT, &probes, "K", "nll: Hutchinson probes per integration", 0},
+        {"--draws", ARG_INT, &draws, "K", "nll: integrations per point (>= 2 gives the estimator's error)", 0},
+        {"--dequantize", ARG_INT, &dequantize, "0|1", "nll: uniform dequantisation of 8-bit data (-1: for images)", 0},
+        {"--rtol", ARG_DOUBLE, &rtol, "R", "nll: RK45 relative tolerance", 0},
+        {"--atol", ARG_DOUBLE, &atol, "A", "nll: RK45 absolute tolerance", 0},
+        {"--seed", ARG_U64, &seed, "S", "random seed", 0},
+        {"--threads", ARG_INT, &threads, "N", "threads (0: all cores)", 0},
+        {"--json", ARG_FLAG, &json, "", "print one JSON object instead of text", 0},
+    };
+    int n_args = 0;
+    while (n_args < MAX_ARGS && args[n_args].name) n_args++;
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "eval %s", metric);
+    int rc = dfn_args_parse(cmd, args, n_args, argc - 1, argv + 1, "--data SPEC [--checkpoint FILE | --samples FILE] [options]");
+    if (rc) return rc == 1 ? 0 : 2;
+    if (n < 1 || batch < 1 || steps < 0 || threads < 0) {
+        fprintf(stderr, "diffusion %s: --n and --batch must be >= 1, --steps and --threads >= 0\n", cmd);
+        return 2;
+    }
+    if (!data) {
+        fprintf(stderr, "diffusion %s: --data SPEC is required\n", cmd);
+        return 2;
+    }
+    int needs_model = which <= 1 || !samples_npy;
+    if (needs_model && !ckpt) {
+        fprintf(stderr, "diffusion %s: --checkpoint FILE is required%s\n", cmd, which <= 1 ? "" : " (or --samples FILE)");
+        return 2;
+    }
+    if ((which == 2 || which == 3) && !classifier) {
+        fprintf(stderr, "diffusion %s: --classifier FILE is required (diffusion train-classifier makes one)\n", cmd);
+        return 2;
+    }
+    if (threads > 0) dfn_set_threads(threads);
+
+    dfn_cli_model cm;
+    memset(&cm, 0, sizeof cm);
+    dfn_dataset *ref = NULL, *samples = NULL;
+    dfn_classifier *cls = NULL;
+    int status = 1;
+    dfn_data_options dopt = {(size_t)n, seed + 1, 0, 0, -1};
+    if (dfn_cli_load_data(&ref, data, &dopt)) goto fail;
+    if (needs_model && dfn_cli_model_load(&cm, ckpt, batch, json)) goto fail;
+    dfn_rng rng = dfn_rng_init(seed);
+
+    if (which <= 1) { /* likelihoods on the first n points of the data */
+        size_t count = dfn_dataset_count(ref) < (size_t)n ? dfn_dataset_count(ref) : (size_t)n;
+        if (dfn_dataset_sample_size(ref) != cm.dim) {
+            dfn_set_error(DFN_ERR_ARG, "--data %s: samples of %zu values, the model's are %zu", data,
+                          dfn_dataset_sample_size(ref), cm.dim);
+            goto fail;
+        }
+        const float *x = dfn_dataset_sample(ref, 0);
+        if (which == 0) {
+            dfn_bound_params bp = dfn_bound_params_init();
+            int k = dfn_ddpm_variance_from_name(variance);
+            if (k < 0) goto fail;
+            bp.variance = (dfn_ddpm_variance)k;
+            bp.decoder = cm.image ? DFN_DECODER_8BIT : DFN_DECODER_GAUSSIAN;
+            bp.t_samples = t_samples;
+            bp.clip_x0 = cm.image;
+            dfn_bound_result r;
+            if (dfn_variational_bound(&cm.denoiser, x, (int)count, cm.dim, &bp, &rng, NULL, &r)) goto fail;
+            if (json)
+                printf("{\"metric\":\"bound\",\"bpd\":%.6f,\"bpd_se\":%.6f,\"prior_bpd\":%.6f,\"kl_bpd\":%.6f,"
+                       "\"decoder_bpd\":%.6f,\"points\":%zu,\"nfe\":%ld,\"variance\":\"%s\",\"decoder\":\"%s\"}\n",
+                       r.bpd, r.bpd_se, r.prior_bpd, r.kl_bpd, r.decoder_bpd, count, r.nfe, variance,
+                       dfn_decoder_name(bp.decoder));
+            else
+                printf("variational bound: %.4f bits/dim (+- %.4f) on %zu points of %s  [L_T %.4f, sum L_t %.4f, "
+                       "L_0 %.4f; %s decoder, %s variance, %ld network evaluations]\n",
+                       r.bpd, r.bpd_se, count, data, r.prior_bpd, r.kl_bpd, r.decoder_bpd,
+                       dfn_decoder_name(bp.decoder), variance, r.nfe);
+        } else {
+            dfn_nll_params np = dfn_nll_params_init();
+            int k = dfn_divergence_from_name(divergence);
+            if (k < 0) goto fail;
+            np.divergence = (dfn_divergence)k;
+            np.probes = probes;
+            np.draws = draws;
+            np.rtol = rtol;
+            np.atol = atol;
+            np.dequantize = dequantize < 0 ? cm.image : dequantize;
+            dfn_nll_result r;
+            if (dfn_ode_nll(&cm.denoiser, x, (int)count, cm.dim, &np, &rng, NULL, NULL, &r)) goto fail;
+            if (json)
+                printf("{\"metric\":\"nll\",\"bpd\":%.6f,\"bpd_se\":%.6f,\"estimator_se\":%.6f,\"nats\":%.6f,"
+                       "\"points\":%zu,\"nfe\":%ld,\"divergence\":\"%s\",\"probes\":%d,\"draws\":%d}\n",
+                       r.bpd, r.bpd_se, r.estimator_se, r.nll, count, r.nfe, divergence, probes, draws);
+            else
+                printf("ODE likelihood: %.4f bits/dim (+- %.4f over points, +- %.4f from the estimator) on %zu "
+                       "points of %s  [%s divergence, %d probes x %d draws, %ld evaluations]\n",
+                       r.bpd, r.bpd_se, r.estimator_se, count, data, divergence, probes, draws, r.nfe);
+        }
+    } else {
+        if (get_samples(&samples, samples_npy, &cm, sampler, steps, n, batch, seed)) goto fail;
+        if (which <= 3) {
+            if (dfn_classifier_load(&cls, classifier)) goto fail;
+            double v, sd = 0;
+            if (which == 2 ? dfn_fid(&v, cls, samples, ref) : dfn_kid(&v, &sd, cls, samples, ref, NULL)) goto fail;
+            if (json)
+                printf("{\"metric\":\"%s\",\"value\":%.6f,\"std\":%.6f,\"samples\":%zu,\"reference\":%zu}\n", metric, v,
+                       sd, dfn_dataset_count(samples), dfn_dataset_count(ref));
+            else
+                printf("%s: %.4f%s%.4f  (%zu samples%s%s vs %zu of %s)\n", which == 2 ? "FID" : "KID", v,
+                       which == 2 ? "" : " +- ", which == 2 ? 0.0 : sd, dfn_dataset_count(samples),
+                       samples_npy ? " from " : " drawn with ", samples_npy ? samples_npy : sampler,
+                       dfn_dataset_count(ref), data);
+        } else {
+            size_t ns = dfn_dataset_count(samples), nr = dfn_dataset_count(ref);
+            int ds = (int)dfn_dataset_sample_size(samples), dr = (int)dfn_dataset_sample_size(ref);
+            dfn_vector_metrics vm;
+            if (dfn_vector_metrics_compute(&vm, dfn_dataset_sample(samples, 0), ns, ds, dfn_dataset_sample(ref, 0),
+                                           nr, dr, seed))
+                goto fail;
+            if (json)
+                printf("{\"metric\":\"%s\",\"mmd2\":%.6g,\"mmd_bandwidth\":%.6g,\"sliced_w2\":%.6g,\"energy\":%.6g,"
+                       "\"mean_error\":%.6g,\"cov_error\":%.6g,\"samples\":%zu,\"reference\":%zu}\n",
+                       metric, vm.mmd2, vm.mmd_bandwidth, vm.sliced_w2, vm.energy, vm.mean_error, vm.cov_error, ns, nr);
+            else if (which == 4)
+                printf("MMD^2: %.6g (RBF bandwidth %.4g; %zu samples vs %zu)\n", vm.mmd2, vm.mmd_bandwidth, ns, nr);
+            else if (which == 5)
+                printf("sliced Wasserstein (W2, 128 projections): %.6g (%zu samples vs %zu)\n", vm.sliced_w2, ns, nr);
+            else
+                printf("MMD^2 %.6g (bandwidth %.4g), sliced W2 %.6g, energy distance %.6g, mean error %.6g, "
+                       "covariance error %.6g  (%zu samples vs %zu)\n",
+                       vm.mmd2, vm.mmd_bandwidth, vm.sliced_w2, vm.energy, vm.mean_error, vm.cov_error, ns, nr);
+        }
+    }
+    status = 0;
+    goto done;
+fail:
+    fprintf(stderr, "diffusion %s: %s\n", cmd, dfn_last_error());
+done:
+    dfn_classifier_free(cls);
+    dfn_dataset_free(samples);
+    dfn_dataset_free(ref);
+    dfn_cli_model_free(&cm);
+    return status;
+}
