@@ -67,6 +67,7 @@ END {
         if (p[2] == "ddim50") tk = t[p[1] " infer 64"] / 50            # 50 forwards of batch 64
         if (p[2] == "ddim50" || p[2] == "train-cli") t[k] = tk
         r = (tk > 0) ? sprintf("%.2fx", c[k] / tk) : "?"
-        printf "| %s | %s batch %s | %.1f | %.1f | %s | %.0f | %s | %s |\n", p[1], p[2], p[3], c[k], t[k], r, g[k], cmem[p[1]], tmem[p[1]]
+        gf = g[k] > 0 ? sprintf("%.0f", g[k]) : "-"
+        printf "| %s | %s batch %s | %.1f | %.1f | %s | %s | %s | %s |\n", p[1], p[2], p[3], c[k], t[k], r, gf, cmem[p[1]], tmem[p[1]]
     }
 }' "$log"

@@ -14,27 +14,9 @@
 
 #include "core.h"
 #include "io/safetensors.h"
+#include "test_tmpdir.h"
 #include "test_util.h"
 
-static char tmpdir[64];
-static char created[32][256];
-static int n_created;
-
-static const char *tmp_path(const char *name) {
-    DFN_ASSERT(n_created < 32);
-    snprintf(created[n_created], sizeof created[0], "%s/%s", tmpdir, name);
-    return created[n_created++];
-}
-
-static void cleanup(void) {
-    char buf[300];
-    for (int i = 0; i < n_created; i++) {
-        remove(created[i]);
-        snprintf(buf, sizeof buf, "%.255s.tmp", created[i]);
-        remove(buf);
-    }
-    rmdir(tmpdir);
-}
 
 /* A U-Net small enough to build in milliseconds: 1x8x8 images, channels 8 and
  * 16, attention at 4x4. */

@@ -11,27 +11,9 @@
 
 #include "core.h"
 #include "io/npy.h"
+#include "test_tmpdir.h"
 #include "test_util.h"
 
-static char tmpdir[64];
-static char created[64][256];
-static int n_created;
-
-static const char *tmp_path(const char *name) {
-    DFN_ASSERT(n_created < 64);
-    snprintf(created[n_created], sizeof created[0], "%s/%s", tmpdir, name);
-    return created[n_created++];
-}
-
-static void cleanup(void) {
-    char buf[300];
-    for (int i = 0; i < n_created; i++) {
-        remove(created[i]);
-        snprintf(buf, sizeof buf, "%.255s.tmp", created[i]);
-        remove(buf);
-    }
-    rmdir(tmpdir);
-}
 
 /* An .npy file from parts: version, the header dict (padded with spaces and
  * '\n' to a multiple of `align` bytes from the file start), then data. */

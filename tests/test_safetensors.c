@@ -11,30 +11,10 @@
 
 #include "core.h"
 #include "io/safetensors.h"
+#include "test_tmpdir.h"
 #include "test_util.h"
 
 /* ---------------------------------------------------------------- temp files */
-
-static char tmpdir[64];
-static char created[64][256];
-static int n_created;
-
-/* tmpdir/name, remembered for cleanup (with its ".tmp" sibling). */
-static const char *tmp_path(const char *name) {
-    DFN_ASSERT(n_created < 64);
-    snprintf(created[n_created], sizeof created[0], "%s/%s", tmpdir, name);
-    return created[n_created++];
-}
-
-static void cleanup(void) {
-    char buf[300];
-    for (int i = 0; i < n_created; i++) {
-        remove(created[i]);
-        snprintf(buf, sizeof buf, "%.255s.tmp", created[i]);
-        remove(buf);
-    }
-    rmdir(tmpdir);
-}
 
 static void write_bytes(const char *path, const void *data, size_t n) {
     FILE *fp = fopen(path, "wb");
