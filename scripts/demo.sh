@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The main job (`make demo`): train the fmnist-tiny U-Net on Fashion-MNIST for a
 # few minutes on the CPU and write a sample grid, the loss curve and a 2-D toy
-# run, all in runs/. Environment: STEPS (default 900), THREADS (all cores).
+# run, all in runs/. Environment: STEPS (default 800), THREADS (all cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 bin="$build/diffusion"
-steps=${STEPS:-900}
+steps=${STEPS:-800}
 threads=${THREADS:-0}
 mkdir -p runs
 echo "== 1/2: a U-Net on Fashion-MNIST ($steps steps of 64 images; runs/fmnist)"
