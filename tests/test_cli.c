@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "io/npy.h"
 #include "test_util.h"
 
 static const char *bin;
@@ -94,6 +95,23 @@ int main(void) {
     expect(args, 1, "nothing.safetensors");
     snprintf(args, sizeof args, "sample --checkpoint %s/run/model.safetensors --out %s/s.txt", dir, dir);
     expect(args, 2, "use .png, .svg, .npy or .csv");
+    /* eval on bad input */
+    expect("eval", 2, "name a metric");
+    expect("eval likelihood --data toy:moons", 2, "unknown metric 'likelihood'");
+    expect("eval bound --data toy:moons", 2, "--checkpoint FILE is required");
+    snprintf(args, sizeof args, "eval fid --data fashion-mnist:test --checkpoint %s/run/model.safetensors", dir);
+    expect(args, 2, "--classifier FILE is required");
+    float three[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, nan_rows[8] = {0, 1, 2, 3, 0.0f / 0.0f, 5, 6, 7};
+    snprintf(args, sizeof args, "%s/three.npy", dir);
+    CHECK(dfn_npy_write_f32(args, three, 2, (int64_t[]){4, 3}) == DFN_OK, "npy");
+    snprintf(args, sizeof args, "eval vectors --data toy:moons --samples %s/three.npy", dir);
+    expect(args, 1, "dimension");
+    snprintf(args, sizeof args, "%s/nan.npy", dir);
+    CHECK(dfn_npy_write_f32(args, nan_rows, 2, (int64_t[]){4, 2}) == DFN_OK, "npy");
+    snprintf(args, sizeof args, "eval mmd --data toy:moons --samples %s/nan.npy", dir);
+    expect(args, 1, "nan.npy: dataset: sample 2, element 0 is NaN");
+    snprintf(args, sizeof args, "eval nll --data toy:moons --checkpoint %s/run/model.safetensors --divergence psychic", dir);
+    expect(args, 1, "psychic");
     /* checkpoints */
     snprintf(args, sizeof args, "%s/run/model.safetensors", dir);
     FILE *f = fopen(args, "r+b");

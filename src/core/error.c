@@ -1,6 +1,7 @@
 /* error.c - status names and the per-thread last-error message. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core.h"
 
@@ -22,10 +23,14 @@ const char *dfn_last_error(void) { return last_error; }
 
 const char *dfn_version(void) { return DFN_VERSION; }
 
+/* Formats into a local buffer first, so that a message may quote the previous
+ * one: dfn_set_error(st, "%s: %s", path, dfn_last_error()). */
 dfn_status dfn_set_error(dfn_status status, const char *fmt, ...) {
+    char buf[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(last_error, buf, sizeof last_error);
     return status;
 }
