@@ -215,6 +215,9 @@ dfn_adamw_params dfn_adamw_params_init(void);
  * moment arrays, zero before the first step; all arrays have n elements. */
 void dfn_adamw_step(float *params, const float *grads, float *m, float *v, size_t n,
                     long step, const dfn_adamw_params *p);
+/* The learning rate at step k (1-based): linear warm-up to lr over `warmup`
+ * steps, then cosine decay to lr * min_ratio at step `steps`. */
+double dfn_lr_warmup_cosine(double lr, long warmup, long steps, double min_ratio, long k);
 /* Global L2 norm of the gradients (computed in double, fixed summation order). */
 double dfn_grad_norm(const float *grads, size_t n);
 /* Scales grads so that their norm is at most max_norm (as torch's

@@ -449,15 +449,9 @@ dfn_classifier_train_params dfn_classifier_train_params_init(void) {
     return p;
 }
 
-/* Linear warm-up, then cosine decay to lr * min_ratio (Loshchilov & Hutter 2017). */
+/* Linear warm-up, then cosine decay to lr * min_ratio. */
 static double lr_at(const dfn_classifier_train_params *p, long step) {
-    double lr = p->adamw.lr;
-    if (p->warmup > 0 && step <= p->warmup) return lr * (double)step / (double)p->warmup;
-    long span = p->steps - p->warmup;
-    if (span <= 0) return lr;
-    double u = (double)(step - p->warmup) / (double)span;
-    double min_lr = lr * p->lr_min_ratio;
-    return min_lr + 0.5 * (lr - min_lr) * (1.0 + cos(3.14159265358979323846 * u));
+    return dfn_lr_warmup_cosine(p->adamw.lr, p->warmup, p->steps, p->lr_min_ratio, step);
 }
 
 static dfn_status check_labels(const dfn_classifier *m, const dfn_dataset *ds, const char *what) {

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "core.h"
+#include "nn/exp_poly.h"
 #include "nn.h"
 
 /* Query rows per block: blocks keep a block of att (rows x HW floats) in cache
@@ -177,14 +178,7 @@ static inline float exp_nonpositive(float x) {
     const float n = t - EXP_SHIFT;
     float r = fmaf(n, -EXP_LN2_HI, xc);
     r = fmaf(n, -EXP_LN2_LO, r);
-    float p = 1.0f / 5040.0f;
-    p = fmaf(p, r, 1.0f / 720.0f);
-    p = fmaf(p, r, 1.0f / 120.0f);
-    p = fmaf(p, r, 1.0f / 24.0f);
-    p = fmaf(p, r, 1.0f / 6.0f);
-    p = fmaf(p, r, 0.5f);
-    p = fmaf(p, r, 1.0f);
-    p = fmaf(p, r, 1.0f);
+    const float p = dfn_exp_poly7(r);
     /* p * 2^n rounded once, as AVX-512's scalef: n >= -150, so 2^(n+64) is a
      * normal float and p * 2^(n+64) is exact; the multiply by 2^-64 rounds.
      * t = EXP_SHIFT + n exactly, so the low bits of t hold n and the exponent

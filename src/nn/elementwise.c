@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "nn/exp_poly.h"
 #include "nn/nn.h"
 
 /* Elements per parallel task of the flat elementwise loops (a multiple of 4,
@@ -63,14 +64,7 @@ static inline float exp_f32(float x, float lo, float hi) {
     float nf = (x * log2e + round_magic) - round_magic;
     float r = fmaf(nf, -ln2_hi, x);
     r = fmaf(nf, -ln2_lo, r);
-    float p = 1.0f / 5040.0f;
-    p = fmaf(p, r, 1.0f / 720.0f);
-    p = fmaf(p, r, 1.0f / 120.0f);
-    p = fmaf(p, r, 1.0f / 24.0f);
-    p = fmaf(p, r, 1.0f / 6.0f);
-    p = fmaf(p, r, 0.5f);
-    p = fmaf(p, r, 1.0f);
-    p = fmaf(p, r, 1.0f);
+    const float p = dfn_exp_poly7(r);
     return p * bits_to_f32(((int32_t)nf + 127) << 23); /* n = 128 gives the bits of +inf */
 }
 

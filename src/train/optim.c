@@ -43,6 +43,18 @@ void dfn_adamw_step(float *params, const float *grads, float *m, float *v, size_
     DFN_PROF(DFN_PROF_OPTIM, adamw_step(params, grads, m, v, n, step, p));
 }
 
+/* Linear warm-up over `warmup` steps, then cosine decay (Loshchilov & Hutter
+ * 2017, eq. 5) to lr * min_ratio at step `steps`; k is 1-based. */
+double dfn_lr_warmup_cosine(double lr, long warmup, long steps, double min_ratio, long k) {
+    if (warmup > 0 && k <= warmup) return lr * (double)k / (double)warmup;
+    long span = steps - warmup;
+    if (span <= 0) return lr;
+    double progress = (double)(k - warmup) / (double)span;
+    if (progress > 1) progress = 1;
+    double lo = lr * min_ratio;
+    return lo + 0.5 * (lr - lo) * (1.0 + cos(3.14159265358979323846 * progress));
+}
+
 /* Sum of squares over fixed chunks (independent of the thread count), then the
  * chunks' partial sums in order: the same bits for any number of threads. */
 #define NORM_CHUNK 16384

@@ -45,17 +45,9 @@ dfn_train_params dfn_train_params_init(void) {
     return p;
 }
 
-/* Learning rate at step k (1-based): linear warm-up to lr over `warmup` steps,
- * then cosine decay (Loshchilov & Hutter 2017, eq. 5) to lr * lr_min_ratio. */
+/* Learning rate at step k (1-based): warm-up, then cosine decay. */
 double dfn_train_lr(const dfn_train_params *p, long k) {
-    double lr = p->adamw.lr;
-    if (p->warmup > 0 && k <= p->warmup) return lr * (double)k / (double)p->warmup;
-    long span = p->steps - p->warmup;
-    if (span <= 0) return lr;
-    double progress = (double)(k - p->warmup) / (double)span;
-    if (progress > 1) progress = 1;
-    double lo = lr * p->lr_min_ratio;
-    return lo + 0.5 * (lr - lo) * (1.0 + cos(3.14159265358979323846 * progress));
+    return dfn_lr_warmup_cosine(p->adamw.lr, p->warmup, p->steps, p->lr_min_ratio, k);
 }
 
 /* EMA decay at step k: with warm-up, min(decay, (1 + k) / (10 + k)). */

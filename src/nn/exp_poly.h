@@ -1,0 +1,21 @@
+/* exp_poly.h - the polynomial both vectorisable exps use (SiLU, softmax):
+ * e^r for |r| <= ln2/2 by its degree-7 Taylor polynomial in Horner form,
+ * after the caller's Cody-Waite reduction x = n ln2 + r. */
+#ifndef DFN_EXP_POLY_H
+#define DFN_EXP_POLY_H
+
+#include <math.h>
+
+static inline float dfn_exp_poly7(float r) {
+    float p = 1.0f / 5040.0f;
+    p = fmaf(p, r, 1.0f / 720.0f);
+    p = fmaf(p, r, 1.0f / 120.0f);
+    p = fmaf(p, r, 1.0f / 24.0f);
+    p = fmaf(p, r, 1.0f / 6.0f);
+    p = fmaf(p, r, 0.5f);
+    p = fmaf(p, r, 1.0f);
+    p = fmaf(p, r, 1.0f);
+    return p;
+}
+
+#endif
