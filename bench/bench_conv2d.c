@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "core.h"
+#include "core/core.h"
 #include "nn/nn.h"
 
 typedef struct {

@@ -63,7 +63,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     double gflop = dfn_model_flops_per_sample(m) / 1e9;
-    size_t D = (size_t)cfg.in_channels * cfg.resolution * cfg.resolution;
+    size_t D = (size_t)cfg.unet.in_channels * cfg.unet.resolution * cfg.unet.resolution;
     size_t P = dfn_model_num_params(m);
     printf("c model %s params=%zu gflop_per_image=%.3f threads=%d\n", preset, P, gflop, threads);
     fflush(stdout);

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "core.h"
+#include "core/core.h"
 #include "nn/nn.h"
 #include "test_util.h"
 

@@ -18,7 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core.h"
+#include "core/core.h"
 #include "test_util.h"
 
 #define BOUND_GAP 0.05
@@ -161,9 +161,9 @@ static void test_trained(void) {
     const int D = 2, B = 128, STEPS = 400, N = 200;
     dfn_model_config cfg;
     dfn_model_config_init(&cfg, DFN_MODEL_MLP);
-    cfg.dim = D;
-    cfg.width = 64;
-    cfg.depth = 2;
+    cfg.mlp.dim = D;
+    cfg.mlp.width = 64;
+    cfg.mlp.depth = 2;
     dfn_model *net;
     DFN_ASSERT(dfn_model_new(&net, &cfg, 1) == DFN_OK);
     dfn_schedule sc;

@@ -20,7 +20,7 @@ static void round_trip(const char *dir, const dfn_model_config *cfg, int B, cons
         return;
     }
     const dfn_model_config *c = dfn_model_get_config(m);
-    size_t D = c->kind == DFN_MODEL_UNET ? (size_t)c->in_channels * c->resolution * c->resolution : (size_t)c->dim;
+    size_t D = c->kind == DFN_MODEL_UNET ? (size_t)c->unet.in_channels * c->unet.resolution * c->unet.resolution : (size_t)c->mlp.dim;
     float *x = malloc(sizeof(float) * B * D), *out = malloc(sizeof(float) * B * D), *t = malloc(sizeof(float) * B);
     int *y = malloc(sizeof(int) * B);
     dfn_rng rng = dfn_rng_init(3);
@@ -39,10 +39,10 @@ static void round_trip(const char *dir, const dfn_model_config *cfg, int B, cons
     int64_t xs[4] = {B, 0, 0, 0}, ts[1] = {B};
     int nd = 2;
     if (c->kind == DFN_MODEL_UNET) {
-        xs[1] = c->in_channels; xs[2] = c->resolution; xs[3] = c->resolution;
+        xs[1] = c->unet.in_channels; xs[2] = c->unet.resolution; xs[3] = c->unet.resolution;
         nd = 4;
     } else {
-        xs[1] = c->dim;
+        xs[1] = c->mlp.dim;
     }
     dfn_st_writer_add(w, "x", DFN_DTYPE_F32, nd, xs, x);
     dfn_st_writer_add(w, "t", DFN_DTYPE_F32, 1, ts, t);
@@ -82,7 +82,7 @@ int main(void) {
     dfn_model_config_preset(&c, "fmnist-tiny");
     round_trip(dir, &c, 3, "fmnist-tiny");
     dfn_model_config_preset(&c, "fmnist-small");
-    c.channels = 32; c.groups = 8; c.heads = 2; c.num_classes = 10;
+    c.unet.channels = 32; c.unet.groups = 8; c.unet.heads = 2; c.num_classes = 10;
     round_trip(dir, &c, 2, "unet-classes");
     dfn_model_config_preset(&c, "mlp-2d");
     c.num_classes = 4;

@@ -1,11 +1,13 @@
-/* test_classifier.c - the global-average-pool layer and the FID classifier:
- * gradients against central finite differences, training on a small synthetic
- * image set, determinism across thread counts, checkpoints and their errors. */
+/* test_classifier.c - the global-average-pool layer and the FID classifier (a
+ * dfn_model of kind classifier): gradients against central finite differences,
+ * training through the one training loop on a small synthetic image set,
+ * determinism across thread counts, checkpoints (and version 1 classifier
+ * files) and their errors. */
 #include <stdint.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core.h"
+#include "core/core.h"
 #include "diffusion.h"
 #include "io/safetensors.h"
 #include "nn/pool.h"
@@ -70,39 +72,69 @@ static void test_pool(void) {
 
 /* ------------------------------------------------------------ classifier gradients */
 
-static double ce_loss(dfn_classifier *c, const float *x, const int *y, int B, float *logits) {
-    dfn_classifier_forward(c, logits, NULL, x, B);
-    return dfn_softmax_cross_entropy(NULL, logits, y, B, dfn_classifier_get_config(c)->num_classes);
+static double ce_loss(dfn_model *c, const float *x, const int *y, int B, float *logits) {
+    dfn_model_forward(c, logits, x, NULL, NULL, B, DFN_EVAL, NULL);
+    return dfn_softmax_cross_entropy(NULL, logits, y, B, dfn_model_get_config(c)->num_classes);
+}
+
+/* A classifier config for C x H x W images and K classes, as small as asked. */
+static dfn_model_config classifier_config(int C, int H, int W, int K, int ch, int groups, int F) {
+    dfn_model_config cfg;
+    dfn_model_config_init(&cfg, DFN_MODEL_CLASSIFIER);
+    cfg.num_classes = K;
+    cfg.classifier.in_channels = C;
+    cfg.classifier.height = H;
+    cfg.classifier.width = W;
+    cfg.classifier.channels = ch;
+    cfg.classifier.groups = groups;
+    cfg.classifier.feature_dim = F;
+    return cfg;
+}
+
+/* The train-classifier recipe, in memory (no run directory). */
+static dfn_train_params classifier_params(long steps, int batch, long warmup, uint64_t seed) {
+    dfn_train_params p = dfn_train_params_init();
+    p.steps = steps;
+    p.batch_size = batch;
+    p.adamw.lr = 2e-3;
+    p.adamw.weight_decay = 0.05;
+    p.warmup = warmup;
+    p.lr_min_ratio = 0.01;
+    p.ema_decay = 0;
+    p.val_every = 0;
+    p.progress = 0;
+    p.seed = seed;
+    return p;
 }
 
 static void test_classifier_grad(void) {
-    dfn_classifier_config cfg;
-    dfn_classifier_config_init(&cfg, 2, 6, 5, 3);
-    cfg.channels = 4;
-    cfg.groups = 2;
-    cfg.feature_dim = 6;
-    dfn_classifier *c;
-    CHECK(dfn_classifier_new(&c, &cfg, 7) == DFN_OK, "new: %s", dfn_last_error());
+    dfn_model_config cfg = classifier_config(2, 6, 5, 3, 4, 2, 6);
+    dfn_model *c;
+    CHECK(dfn_model_new(&c, &cfg, 7) == DFN_OK, "new: %s", dfn_last_error());
+    CHECK(dfn_model_feature_dim(c) == 6 && dfn_model_output_size(c) == 3 &&
+              dfn_model_input_size(c) == 60 && !dfn_model_takes_time(c),
+          "classifier shapes");
     const int B = 3, K = 3;
-    const size_t in = 2 * 6 * 5, P = dfn_classifier_num_params(c);
+    const size_t in = 2 * 6 * 5, P = dfn_model_num_params(c);
     float *x = dfn_malloc(B * in * sizeof(float)), *dx = dfn_malloc(B * in * sizeof(float));
     float *logits = dfn_malloc(B * K * sizeof(float)), *dlog = dfn_malloc(B * K * sizeof(float));
-    float *feat = dfn_malloc((size_t)B * cfg.feature_dim * sizeof(float));
+    float *feat = dfn_malloc((size_t)B * cfg.classifier.feature_dim * sizeof(float));
     int y[3] = {0, 2, 1};
     fill_uniform(x, B * in, 11);
     /* biases and norm parameters away from their initial 0 / 1 */
-    float *params = dfn_classifier_params(c);
+    float *params = dfn_model_params(c);
     float *noise = dfn_malloc(P * sizeof(float));
     fill_uniform(noise, P, 12);
     for (size_t i = 0; i < P; i++) params[i] += 0.3f * noise[i];
     free(noise);
 
-    dfn_classifier_zero_grad(c);
-    dfn_classifier_forward(c, logits, feat, x, B);
+    dfn_model_zero_grad(c);
+    dfn_model_forward(c, logits, x, NULL, NULL, B, DFN_TRAIN, NULL);
+    dfn_model_features(c, feat);
     double L0 = dfn_softmax_cross_entropy(dlog, logits, y, B, K);
     CHECK(isfinite(L0) && L0 > 0, "loss %g", L0);
-    dfn_classifier_backward(c, dlog, dx);
-    const float *g = dfn_classifier_grads(c);
+    dfn_model_backward(c, dlog, dx);
+    const float *g = dfn_model_grads(c);
 
     /* the loss's own gradient: central differences in double */
     {
@@ -153,13 +185,13 @@ static void test_classifier_grad(void) {
     /* backward accumulates: a second pass doubles the gradients */
     float *g1 = dfn_malloc(P * sizeof(float));
     memcpy(g1, g, P * sizeof(float));
-    dfn_classifier_forward(c, logits, NULL, x, B);
-    dfn_classifier_backward(c, dlog, NULL);
+    dfn_model_forward(c, logits, x, NULL, NULL, B, DFN_TRAIN, NULL);
+    dfn_model_backward(c, dlog, NULL);
     double worst = 0;
     for (size_t i = 0; i < P; i++) worst = fmax(worst, fabs(g[i] - 2 * g1[i]));
     CHECK(worst < 1e-6, "backward does not accumulate (off by %g)", worst);
     free(g1), free(x), free(dx), free(logits), free(dlog), free(feat);
-    dfn_classifier_free(c);
+    dfn_model_free(c);
 }
 
 /* ------------------------------------------------------------ synthetic images */
@@ -190,28 +222,20 @@ static dfn_dataset *synthetic(size_t n, int S, uint64_t seed) {
     return ds;
 }
 
-static dfn_classifier *small_classifier(int S, uint64_t seed) {
-    dfn_classifier_config cfg;
-    dfn_classifier_config_init(&cfg, 1, S, S, 3);
-    cfg.channels = 8;
-    cfg.groups = 4;
-    cfg.feature_dim = 16;
-    dfn_classifier *c = NULL;
-    if (dfn_classifier_new(&c, &cfg, seed) != DFN_OK) return NULL;
+static dfn_model *small_classifier(int S, uint64_t seed) {
+    dfn_model_config cfg = classifier_config(1, S, S, 3, 8, 4, 16);
+    dfn_model *c = NULL;
+    if (dfn_model_new(&c, &cfg, seed) != DFN_OK) return NULL;
     return c;
 }
 
 static void test_training(void) {
     dfn_dataset *train = synthetic(600, 8, 1), *test = synthetic(300, 8, 2);
-    dfn_classifier *c = small_classifier(8, 3);
+    dfn_model *c = small_classifier(8, 3);
     double acc0 = 0, acc = 0;
     CHECK(dfn_classifier_accuracy(c, test, &acc0) == DFN_OK, "%s", dfn_last_error());
-    dfn_classifier_train_params p = dfn_classifier_train_params_init();
-    p.steps = 200;
-    p.batch_size = 32;
-    p.warmup = 20;
-    p.seed = 5;
-    CHECK(dfn_classifier_train(c, train, &p) == DFN_OK, "train: %s", dfn_last_error());
+    dfn_train_params p = classifier_params(200, 32, 20, 5);
+    CHECK(dfn_train(c, train, NULL, &p) == DFN_OK, "train: %s", dfn_last_error());
     CHECK(dfn_classifier_accuracy(c, test, &acc) == DFN_OK, "%s", dfn_last_error());
     printf("  synthetic 3-class 8x8 images: test accuracy %.3f before, %.3f after 200 steps\n", acc0,
            acc);
@@ -221,9 +245,9 @@ static void test_training(void) {
     dfn_dataset *unl = NULL, *wrong = synthetic(10, 16, 1);
     int dims[3] = {1, 8, 8};
     CHECK(dfn_dataset_new(&unl, 10, 3, dims, 0) == DFN_OK, "new");
-    CHECK(dfn_classifier_train(c, unl, &p) == DFN_ERR_ARG && strstr(dfn_last_error(), "no labels"),
+    CHECK(dfn_train(c, unl, NULL, &p) == DFN_ERR_ARG && strstr(dfn_last_error(), "no labels"),
           "unlabelled: %s", dfn_last_error());
-    CHECK(dfn_classifier_train(c, wrong, &p) == DFN_ERR_ARG &&
+    CHECK(dfn_train(c, wrong, NULL, &p) == DFN_ERR_ARG &&
               strstr(dfn_last_error(), "1x16x16") && strstr(dfn_last_error(), "1x8x8"),
           "wrong shape: %s", dfn_last_error());
     CHECK(dfn_classifier_accuracy(c, wrong, &acc) == DFN_ERR_ARG, "accuracy on a wrong shape");
@@ -231,52 +255,54 @@ static void test_training(void) {
     /* checkpoint round trip */
     const char *path = tmp_path("clf.safetensors");
     const char *extra[] = {"test_accuracy", "0.99", NULL};
-    CHECK(dfn_classifier_save(c, path, extra) == DFN_OK, "save: %s", dfn_last_error());
-    dfn_classifier *d = NULL;
-    CHECK(dfn_classifier_load(&d, path) == DFN_OK, "load: %s", dfn_last_error());
+    CHECK(dfn_model_save(c, path, extra) == DFN_OK, "save: %s", dfn_last_error());
+    dfn_model *d = NULL;
+    CHECK(dfn_model_load(&d, path) == DFN_OK, "load: %s", dfn_last_error());
     if (d) {
-        CHECK(dfn_classifier_num_params(d) == dfn_classifier_num_params(c) &&
-                  !memcmp(dfn_classifier_params(d), dfn_classifier_params(c),
-                          dfn_classifier_num_params(c) * sizeof(float)),
+        CHECK(dfn_model_num_params(d) == dfn_model_num_params(c) &&
+                  !memcmp(dfn_model_params(d), dfn_model_params(c),
+                          dfn_model_num_params(c) * sizeof(float)),
               "loaded parameters differ");
         double acc2 = 0;
         dfn_classifier_accuracy(d, test, &acc2);
         CHECK(acc2 == acc, "accuracy after load %.4f != %.4f", acc2, acc);
         /* a loaded classifier names its file when the data do not fit */
-        CHECK(dfn_classifier_check_data(d, wrong, "samples") == DFN_ERR_ARG &&
-                  strstr(dfn_last_error(), path) && strstr(dfn_last_error(), "samples"),
-              "check_data: %s", dfn_last_error());
-        dfn_classifier_free(d);
+        CHECK(dfn_classifier_accuracy(d, wrong, &acc2) == DFN_ERR_ARG &&
+                  strstr(dfn_last_error(), path) && strstr(dfn_last_error(), "1x16x16"),
+              "wrong data: %s", dfn_last_error());
+        dfn_model_free(d);
     }
     dfn_st_file *f = NULL;
     CHECK(dfn_st_open(&f, path) == DFN_OK, "open");
     if (f) {
-        const char *kind = dfn_st_metadata(f, "kind"), *shape = dfn_st_metadata(f, "data_shape");
-        const char *cfg = dfn_st_metadata(f, "config");
-        CHECK(kind && !strcmp(kind, "classifier"), "kind metadata");
-        CHECK(shape && !strcmp(shape, "[1, 8, 8]"), "data_shape metadata %s", shape ? shape : "-");
-        CHECK(cfg && strstr(cfg, "\"feature_dim\":16") && strstr(cfg, "\"num_classes\":3"),
+        const char *format = dfn_st_metadata(f, "format"), *version = dfn_st_metadata(f, "format_version");
+        const char *cfg = dfn_st_metadata(f, "config"), *ta = dfn_st_metadata(f, "test_accuracy");
+        CHECK(format && !strcmp(format, "diffusion.c checkpoint") && version && !strcmp(version, "2"),
+              "format metadata");
+        CHECK(cfg && strstr(cfg, "\"kind\":\"classifier\"") && strstr(cfg, "\"feature_dim\":16") &&
+                  strstr(cfg, "\"num_classes\":3") && strstr(cfg, "\"height\":8"),
               "config metadata %s", cfg ? cfg : "-");
+        CHECK(ta && !strcmp(ta, "0.99"), "extra metadata");
         CHECK(dfn_st_find(f, "conv1.weight") && dfn_st_find(f, "fc2.bias"), "tensor names");
         dfn_st_close(f);
     }
-    dfn_classifier_free(c);
+    dfn_model_free(c);
     dfn_dataset_free(train), dfn_dataset_free(test), dfn_dataset_free(unl), dfn_dataset_free(wrong);
 }
 
 /* ------------------------------------------------------------ checkpoint errors */
 
 static void test_checkpoint_errors(void) {
-    dfn_classifier *c = NULL;
+    dfn_model *c = NULL;
     const char *missing = tmp_path("nope.safetensors");
-    CHECK(dfn_classifier_load(&c, missing) == DFN_ERR_IO && !c &&
+    CHECK(dfn_model_load(&c, missing) == DFN_ERR_IO && !c &&
               strstr(dfn_last_error(), "nope.safetensors"),
           "missing: %s", dfn_last_error());
     const char *junk = tmp_path("junk.safetensors");
     FILE *fp = fopen(junk, "wb");
     fputs("this is not a safetensors file at all", fp);
     fclose(fp);
-    CHECK(dfn_classifier_load(&c, junk) == DFN_ERR_FORMAT && !c && strstr(dfn_last_error(), junk),
+    CHECK(dfn_model_load(&c, junk) == DFN_ERR_FORMAT && !c && strstr(dfn_last_error(), junk),
           "corrupt: %s", dfn_last_error());
     /* a diffusion model checkpoint */
     dfn_model_config mc;
@@ -286,19 +312,26 @@ static void test_checkpoint_errors(void) {
     CHECK(dfn_model_new(&model, &mc, 1) == DFN_OK && dfn_model_save(model, mpath, NULL) == DFN_OK,
           "model save");
     dfn_model_free(model);
-    CHECK(dfn_classifier_load(&c, mpath) == DFN_ERR_FORMAT && !c &&
-              strstr(dfn_last_error(), "diffusion model checkpoint"),
+    CHECK(dfn_model_load(&model, mpath) == DFN_OK, "model load: %s", dfn_last_error());
+    dfn_dataset *imgs = synthetic(200, 8, 3);
+    double acc = 0, fid = 0;
+    CHECK(dfn_classifier_accuracy(model, imgs, &acc) == DFN_ERR_ARG &&
+              strstr(dfn_last_error(), "not a classifier") && strstr(dfn_last_error(), mpath),
           "model as classifier: %s", dfn_last_error());
+    CHECK(dfn_fid(&fid, model, imgs, imgs) == DFN_ERR_ARG && strstr(dfn_last_error(), "not a classifier"),
+          "model as classifier (FID): %s", dfn_last_error());
+    dfn_model_free(model);
+    dfn_dataset_free(imgs);
     /* a truncated classifier */
-    dfn_classifier *good = small_classifier(8, 1);
+    dfn_model *good = small_classifier(8, 1);
     const char *gpath = tmp_path("good.safetensors"), *tpath = tmp_path("trunc.safetensors");
-    CHECK(dfn_classifier_save(good, gpath, NULL) == DFN_OK, "save");
+    CHECK(dfn_model_save(good, gpath, NULL) == DFN_OK, "save");
     FILE *in = fopen(gpath, "rb"), *out = fopen(tpath, "wb");
     char buf[4096];
     size_t got = fread(buf, 1, sizeof buf, in);
     fwrite(buf, 1, got / 2, out);
     fclose(in), fclose(out);
-    CHECK(dfn_classifier_load(&c, tpath) == DFN_ERR_FORMAT && !c && strstr(dfn_last_error(), tpath),
+    CHECK(dfn_model_load(&c, tpath) == DFN_ERR_FORMAT && !c && strstr(dfn_last_error(), tpath),
           "truncated: %s", dfn_last_error());
     /* a checkpoint whose tensor has another shape */
     dfn_st_writer *w = dfn_st_writer_new();
@@ -317,17 +350,41 @@ static void test_checkpoint_errors(void) {
     CHECK(dfn_st_writer_save(w, bpath) == DFN_OK, "save bad shape");
     dfn_st_writer_free(w);
     dfn_st_close(f);
-    CHECK(dfn_classifier_load(&c, bpath) == DFN_ERR_FORMAT && !c &&
+    CHECK(dfn_model_load(&c, bpath) == DFN_ERR_FORMAT && !c &&
               strstr(dfn_last_error(), "fc1.bias"),
           "bad shape: %s", dfn_last_error());
+    /* a version 1 classifier file ("diffusion.c classifier", with "kind" and
+     * "data_shape") loads as the same model */
+    w = dfn_st_writer_new();
+    dfn_st_open(&f, gpath);
+    dfn_st_writer_set_metadata(w, "format", "diffusion.c classifier");
+    dfn_st_writer_set_metadata(w, "format_version", "1");
+    dfn_st_writer_set_metadata(w, "kind", "classifier");
+    dfn_st_writer_set_metadata(w, "config", dfn_st_metadata(f, "config"));
+    dfn_st_writer_set_metadata(w, "data_shape", "[1, 8, 8]");
+    for (int i = 0; i < dfn_st_num_tensors(f); i++) {
+        const dfn_st_tensor *t = dfn_st_tensor_at(f, i);
+        dfn_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data);
+    }
+    const char *v1path = tmp_path("v1.safetensors");
+    CHECK(dfn_st_writer_save(w, v1path) == DFN_OK, "save v1");
+    dfn_st_writer_free(w);
+    dfn_st_close(f);
+    CHECK(dfn_model_load(&c, v1path) == DFN_OK && c &&
+              !memcmp(dfn_model_params(c), dfn_model_params(good), dfn_model_num_params(good) * sizeof(float)),
+          "version 1 classifier: %s", dfn_last_error());
+    dfn_model_free(c);
+    c = NULL;
     /* config errors */
-    dfn_classifier_config cfg;
-    dfn_classifier_config_init(&cfg, 1, 8, 8, 3);
-    cfg.groups = 5;
-    CHECK(dfn_classifier_new(&c, &cfg, 0) == DFN_ERR_CONFIG && !c &&
+    dfn_model_config cfg = classifier_config(1, 8, 8, 3, 8, 5, 16);
+    CHECK(dfn_model_new(&c, &cfg, 0) == DFN_ERR_CONFIG && !c &&
               strstr(dfn_last_error(), "groups"),
           "groups: %s", dfn_last_error());
-    dfn_classifier_free(good);
+    cfg = classifier_config(1, 8, 8, 1, 8, 4, 16);
+    CHECK(dfn_model_new(&c, &cfg, 0) == DFN_ERR_CONFIG && !c &&
+              strstr(dfn_last_error(), "num_classes"),
+          "one class: %s", dfn_last_error());
+    dfn_model_free(good);
 }
 
 /* ------------------------------------------------------------ determinism */
@@ -335,23 +392,16 @@ static void test_checkpoint_errors(void) {
 static void train_once(int threads, float *params_out, float *feat_out, size_t *np) {
     dfn_set_threads(threads);
     dfn_dataset *train = synthetic(256, 16, 9);
-    dfn_classifier_config cfg;
-    dfn_classifier_config_init(&cfg, 1, 16, 16, 3);
-    cfg.channels = 16;
-    cfg.feature_dim = 32;
-    dfn_classifier *c = NULL;
-    dfn_classifier_new(&c, &cfg, 4);
-    dfn_classifier_train_params p = dfn_classifier_train_params_init();
-    p.steps = 6;
-    p.batch_size = 64;
-    p.warmup = 2;
+    dfn_model_config cfg = classifier_config(1, 16, 16, 3, 16, 8, 32);
+    dfn_model *c = NULL;
+    dfn_model_new(&c, &cfg, 4);
+    dfn_train_params p = classifier_params(6, 64, 2, 8);
     p.hflip = 1;
-    p.seed = 8;
-    CHECK(dfn_classifier_train(c, train, &p) == DFN_OK, "%s", dfn_last_error());
-    *np = dfn_classifier_num_params(c);
-    memcpy(params_out, dfn_classifier_params(c), *np * sizeof(float));
-    dfn_classifier_features(c, feat_out, dfn_dataset_sample(train, 0), 100);
-    dfn_classifier_free(c);
+    CHECK(dfn_train(c, train, NULL, &p) == DFN_OK, "%s", dfn_last_error());
+    *np = dfn_model_num_params(c);
+    memcpy(params_out, dfn_model_params(c), *np * sizeof(float));
+    dfn_model_extract_features(c, feat_out, dfn_dataset_sample(train, 0), 100);
+    dfn_model_free(c);
     dfn_dataset_free(train);
 }
 
@@ -422,10 +472,10 @@ static void test_cli(void) {
           "train-classifier: rc %d: %s", rc, out);
     const char *acc = strstr(out, "test accuracy ");
     CHECK(acc && atof(acc + 14) >= 0.9, "CLI accuracy %s", acc ? acc + 14 : "-");
-    dfn_classifier *c = NULL;
-    CHECK(dfn_classifier_load(&c, ckpt) == DFN_OK, "load the CLI's checkpoint: %s",
-          dfn_last_error());
-    dfn_classifier_free(c);
+    dfn_model *c = NULL;
+    CHECK(dfn_model_load(&c, ckpt) == DFN_OK && dfn_model_feature_dim(c) == 16,
+          "load the CLI's checkpoint: %s", dfn_last_error());
+    dfn_model_free(c);
     snprintf(cmd, sizeof cmd, "%s train-classifier --data idx:%s,%s 2>&1", bin, img, lab);
     rc = run_cmd(cmd, out, sizeof out);
     CHECK(rc == 2 && strstr(out, "--out"), "missing --out: rc %d: %s", rc, out);

@@ -3,7 +3,7 @@
  * every bad input. */
 #include <stdint.h>
 
-#include "core.h"
+#include "core/core.h"
 #include "diffusion.h"
 #include "test_util.h"
 
@@ -259,13 +259,15 @@ static dfn_dataset *images(size_t n, int c, int s, float level, uint64_t seed) {
 }
 
 static void test_image_sets(void) {
-    dfn_classifier_config cfg;
-    dfn_classifier_config_init(&cfg, 1, 8, 8, 3);
-    cfg.channels = 8;
-    cfg.groups = 4;
-    cfg.feature_dim = 8;
-    dfn_classifier *c = NULL;
-    CHECK(dfn_classifier_new(&c, &cfg, 1) == DFN_OK, "%s", dfn_last_error());
+    dfn_model_config cfg;
+    dfn_model_config_init(&cfg, DFN_MODEL_CLASSIFIER);
+    cfg.num_classes = 3;
+    cfg.classifier.height = cfg.classifier.width = 8;
+    cfg.classifier.channels = 8;
+    cfg.classifier.groups = 4;
+    cfg.classifier.feature_dim = 8;
+    dfn_model *c = NULL;
+    CHECK(dfn_model_new(&c, &cfg, 1) == DFN_OK, "%s", dfn_last_error());
     dfn_dataset *ref = images(300, 1, 8, -0.5f, 1), *same = images(300, 1, 8, -0.5f, 2);
     dfn_dataset *other = images(300, 1, 8, 0.3f, 3);
     double fid_self = -1, fid_same = -1, fid_other = -1;
@@ -318,7 +320,7 @@ static void test_image_sets(void) {
     dfn_dataset_free(ref), dfn_dataset_free(same), dfn_dataset_free(other);
     dfn_dataset_free(rgb), dfn_dataset_free(big), dfn_dataset_free(few);
     dfn_dataset_free(vec), dfn_dataset_free(vec2);
-    dfn_classifier_free(c);
+    dfn_model_free(c);
 }
 
 int main(void) {

@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core.h"
+#include "core/core.h"
 #include "test_util.h"
 
 static void gauss(float *x, size_t n, int D, float shift, uint64_t seed) {

@@ -19,39 +19,39 @@ static void expect_config_error(const dfn_model_config *c, const char *needle) {
 static void configs_that_cannot_be_built_are_refused_with_a_reason(void) {
     dfn_model_config c;
     dfn_model_config_preset(&c, "fmnist-small");
-    c.channels = 48; /* 48 % 32 */
+    c.unet.channels = 48; /* 48 % 32 */
     expect_config_error(&c, "not divisible by groups");
     dfn_model_config_preset(&c, "fmnist-tiny");
-    c.groups = 8;
-    c.channels = 24; c.ch_mult[1] = 3; /* concat 72 + 24 fine, but 96 % 8 ok; make heads fail */
-    c.heads = 5;
+    c.unet.groups = 8;
+    c.unet.channels = 24; c.unet.ch_mult[1] = 3; /* concat 72 + 24 fine, but 96 % 8 ok; make heads fail */
+    c.unet.heads = 5;
     expect_config_error(&c, "heads");
     dfn_model_config_preset(&c, "fmnist-small");
-    c.resolution = 14; /* 14 -> 7 -> odd 7 cannot halve */
+    c.unet.resolution = 14; /* 14 -> 7 -> odd 7 cannot halve */
     expect_config_error(&c, "does not halve");
     dfn_model_config_preset(&c, "fmnist-small");
-    c.attn_resolutions[0] = 5;
+    c.unet.attn_resolutions[0] = 5;
     expect_config_error(&c, "never occurs");
     dfn_model_config_preset(&c, "fmnist-small");
-    c.ch_mult[1] = 0;
+    c.unet.ch_mult[1] = 0;
     expect_config_error(&c, "ch_mult");
     dfn_model_config_preset(&c, "fmnist-small");
     c.dropout = 1.0f;
     expect_config_error(&c, "dropout");
     dfn_model_config_preset(&c, "fmnist-small");
-    c.groups = 0;
+    c.unet.groups = 0;
     expect_config_error(&c, "groups");
     dfn_model_config_preset(&c, "mlp-2d");
-    c.width = 2;
+    c.mlp.width = 2;
     expect_config_error(&c, "width");
     c.kind = (dfn_model_kind)7;
     expect_config_error(&c, "kind");
     /* concatenated channels must divide too: 64 + 32 with 64 groups */
     dfn_model_config_preset(&c, "fmnist-tiny");
-    c.channels = 64; c.groups = 64; c.ch_mult[0] = 1; c.ch_mult[1] = 1; c.ch_mult[2] = 1;
+    c.unet.channels = 64; c.unet.groups = 64; c.unet.ch_mult[0] = 1; c.unet.ch_mult[1] = 1; c.unet.ch_mult[2] = 1;
     CHECK(dfn_model_config_validate(&c) == DFN_OK, "64 channels, 64 groups, concat 128: fine: %s", dfn_last_error());
-    c.ch_mult[0] = 2; c.ch_mult[1] = 3; /* up path concat 192 + 128 = 320 = 5 * 64: ok; 128+64=192 ok */
-    c.channels = 32; c.groups = 64; /* 32 channels < 64 groups */
+    c.unet.ch_mult[0] = 2; c.unet.ch_mult[1] = 3; /* up path concat 192 + 128 = 320 = 5 * 64: ok; 128+64=192 ok */
+    c.unet.channels = 32; c.unet.groups = 64; /* 32 channels < 64 groups */
     expect_config_error(&c, "not divisible by groups");
 }
 
@@ -97,8 +97,8 @@ static void train_step(const dfn_model_config *c, int threads, float *after, siz
     omp_set_num_threads(threads);
     dfn_model *m;
     if (dfn_model_new(&m, c, 11) != DFN_OK) { CHECK(0, "new: %s", dfn_last_error()); return; }
-    size_t D = c->kind == DFN_MODEL_UNET ? (size_t)c->in_channels * c->resolution * c->resolution
-                                         : (size_t)c->dim;
+    size_t D = c->kind == DFN_MODEL_UNET ? (size_t)c->unet.in_channels * c->unet.resolution * c->unet.resolution
+                                         : (size_t)c->mlp.dim;
     float *x = malloc(sizeof(float) * B * D), *out = malloc(sizeof(float) * B * D);
     float *t = malloc(sizeof(float) * B), *dx = malloc(sizeof(float) * B * D);
     int *y = malloc(sizeof(int) * B);
@@ -125,8 +125,8 @@ static void train_step(const dfn_model_config *c, int threads, float *after, siz
 static void a_training_step_is_bit_identical_across_runs_and_thread_counts(void) {
     dfn_model_config cfgs[2];
     dfn_model_config_preset(&cfgs[0], "fmnist-tiny");
-    cfgs[0].channels = 16; cfgs[0].groups = 8; cfgs[0].heads = 2; cfgs[0].num_classes = 3;
-    cfgs[0].n_attn = 1; cfgs[0].attn_resolutions[0] = 14;
+    cfgs[0].unet.channels = 16; cfgs[0].unet.groups = 8; cfgs[0].unet.heads = 2; cfgs[0].num_classes = 3;
+    cfgs[0].unet.n_attn = 1; cfgs[0].unet.attn_resolutions[0] = 14;
     dfn_model_config_preset(&cfgs[1], "mlp-2d");
     cfgs[1].dropout = 0.2f; cfgs[1].num_classes = 2;
     int batches[2] = {3, 64};

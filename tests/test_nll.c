@@ -19,7 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core.h"
+#include "core/core.h"
 #include "test_util.h"
 
 #define TOL_EXACT 2e-3 /* nats/dim, centred data */
@@ -119,9 +119,9 @@ static void test_vjp(void) {
 
     dfn_model_config cfg;
     dfn_model_config_init(&cfg, DFN_MODEL_MLP);
-    cfg.dim = 3;
-    cfg.width = 32;
-    cfg.depth = 2;
+    cfg.mlp.dim = 3;
+    cfg.mlp.width = 32;
+    cfg.mlp.depth = 2;
     cfg.num_classes = 2;
     dfn_model *net;
     DFN_ASSERT(dfn_model_new(&net, &cfg, 5) == DFN_OK);

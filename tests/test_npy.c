@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core.h"
+#include "core/core.h"
 #include "io/npy.h"
 #include "test_tmpdir.h"
 #include "test_util.h"

@@ -6,7 +6,7 @@
 #include <omp.h>
 #include <string.h>
 
-#include "core.h"
+#include "core/core.h"
 #include "test_util.h"
 
 static double rel_diff(double a, double b) {

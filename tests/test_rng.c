@@ -5,7 +5,7 @@
 #include <omp.h>
 #include <string.h>
 
-#include "core.h"
+#include "core/core.h"
 #include "test_util.h"
 
 static void philox_matches_random123_known_answers(void) {

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core.h"
+#include "core/core.h"
 #include "test_sample_util.h"
 #include "test_util.h"
 

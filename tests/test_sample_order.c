@@ -18,7 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core.h"
+#include "core/core.h"
 #include "test_util.h"
 
 #define NPTS 16

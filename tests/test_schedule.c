@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core.h"
+#include "core/core.h"
 #include "test_util.h"
 
 #define PI 3.14159265358979323846

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "core.h"
+#include "core/core.h"
 #include "test_util.h"
 
 static double rel_diff(double a, double b) {

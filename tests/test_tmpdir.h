@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "core.h"
+#include "core/core.h"
 
 static char tmpdir[64];
 static char tmp_created[64][256];

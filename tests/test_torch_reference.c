@@ -33,6 +33,7 @@
 
 #include "diffusion.h"
 #include "io/safetensors.h"
+#include "models/models.h"
 #include "test_util.h"
 
 #define TOL 1e-4

@@ -161,7 +161,7 @@ static void bad_data_is_refused(const dfn_model_config *mlp, const dfn_dataset *
     run(mlp, train, NULL, &p, DFN_ERR_ARG, "batch larger than the data");
     CHECK(strstr(dfn_last_error(), "fewer than the batch size"), "message: %s", dfn_last_error());
     dfn_model_config c = *mlp;
-    c.dim = 3;
+    c.mlp.dim = 3;
     p = small_params("bad");
     run(&c, train, NULL, &p, DFN_ERR_ARG, "vectors of the wrong length");
     CHECK(strstr(dfn_last_error(), "vectors of 3"), "message: %s", dfn_last_error());
@@ -206,8 +206,8 @@ int main(void) {
     CHECK(dfn_dataset_split(all, 0.2, 1, &train, &val) == DFN_OK, "split");
     dfn_model_config mlp;
     dfn_model_config_preset(&mlp, "mlp-2d");
-    mlp.width = 32;
-    mlp.depth = 2;
+    mlp.mlp.width = 32;
+    mlp.mlp.depth = 2;
     mlp.dropout = 0.1f;
     mlp.num_classes = 3;
     resume_is_bit_identical(&mlp, train, val, "mlp");
@@ -225,10 +225,10 @@ int main(void) {
     CHECK(dfn_dataset_from_array(&images, img, n, 3, (int[]){1, 8, 8}, NULL, 0) == DFN_OK, "images");
     dfn_model_config u;
     dfn_model_config_preset(&u, "fmnist-tiny");
-    u.resolution = 8;
-    u.channels = 8;
-    u.groups = 4;
-    u.ch_mult[0] = 1; u.ch_mult[1] = 2; u.n_levels = 2;
+    u.unet.resolution = 8;
+    u.unet.channels = 8;
+    u.unet.groups = 4;
+    u.unet.ch_mult[0] = 1; u.unet.ch_mult[1] = 2; u.unet.n_levels = 2;
     resume_is_bit_identical(&u, images, images, "unet");
 
     dfn_dataset_free(all);

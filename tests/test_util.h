@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/core.h"
+#include "diffusion.h"
+
 static int test_passed, test_failed;
 
 #define CHECK(cond, ...)                                                        \

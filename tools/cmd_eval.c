@@ -6,11 +6,10 @@
 #include <string.h>
 
 #include "args.h"
-#include "core.h"
+#include "core/core.h"
 #include "data_source.h"
 #include "diffusion.h"
 #include "io/npy.h"
-#include "model_source.h"
 #include "tools.h"
 
 #define MAX_ARGS 40
@@ -19,7 +18,7 @@ static const char *const metrics[] = {"bound", "nll", "fid", "kid", "mmd", "swd"
 #define N_METRICS ((int)(sizeof metrics / sizeof metrics[0]))
 
 /* n samples: from --samples (.npy) or drawn from the checkpoint with a sampler. */
-static dfn_status get_samples(dfn_dataset **out, const char *npy, dfn_cli_model *cm, const char *sampler,
+static dfn_status get_samples(dfn_dataset **out, const char *npy, dfn_pipeline *pipe, const char *sampler,
                               int steps, int n, int batch, uint64_t seed) {
     if (npy) {
         dfn_npy_array a;
@@ -44,21 +43,16 @@ static dfn_status get_samples(dfn_dataset **out, const char *npy, dfn_cli_model 
         dfn_npy_free(&a);
         return st;
     }
-    const dfn_model_config *cfg = dfn_model_get_config(cm->model);
-    float *x = dfn_malloc((size_t)n * cm->dim * sizeof(float));
-    dfn_sampler_params sp = dfn_sampler_params_init();
-    sp.steps = steps;
-    sp.clip_x0 = cm->image;
-    dfn_rng rng = dfn_rng_init(seed);
-    dfn_status st = DFN_OK;
-    for (int s = 0; s < n && !st; s += batch) {
-        int b = n - s < batch ? n - s : batch;
-        st = dfn_sample(sampler, &cm->denoiser, x + (size_t)s * cm->dim, b, cm->dim, &sp, &rng, NULL);
-    }
-    if (!st) {
-        int dims[3] = {cm->image ? cfg->in_channels : cfg->dim, cfg->resolution, cfg->resolution};
-        st = dfn_dataset_from_array(out, x, (size_t)n, cm->image ? 3 : 1, dims, NULL, 0);
-    }
+    int dims[3], nd = dfn_pipeline_sample_shape(pipe, dims);
+    float *x = malloc((size_t)n * dfn_pipeline_sample_size(pipe) * sizeof(float));
+    if (!x) return dfn_set_error(DFN_ERR_ARG, "--n %d: no memory for that many samples", n);
+    dfn_pipeline_sample_params sp = dfn_pipeline_sample_params_init(pipe);
+    sp.sampler = sampler;
+    sp.sampler_params.steps = steps;
+    sp.batch = batch;
+    sp.seed = seed;
+    dfn_status st = dfn_pipeline_sample(pipe, x, n, &sp, NULL);
+    if (!st) st = dfn_dataset_from_array(out, x, (size_t)n, nd, dims, NULL, 0);
     free(x);
     return st;
 }
@@ -87,7 +81,7 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "diffusion eval: unknown metric '%s' (bound, nll, fid, kid, mmd, swd, vectors)\n", metric);
         return 2;
     }
-    const char *ckpt = NULL, *data = NULL, *samples_npy = NULL, *classifier = NULL, *sampler = "ddim";
+    const char *ckpt = NULL, *data = NULL, *samples_npy = NULL, *classifier = NULL, *sampler = NULL;
     const char *variance = "beta", *divergence = "rademacher";
     int n = 1000, batch = 100, steps = 50, threads = 0, json = 0, t_samples = 0, probes = 1, draws = 2;
     int dequantize = -1;
@@ -100,7 +94,7 @@ int cmd_eval(int argc, char **argv) {
         {"--classifier", ARG_STRING, &classifier, "FILE", "fid, kid: a checkpoint of diffusion train-classifier", 0},
         {"--n", ARG_INT, &n, "N", "points evaluated / samples drawn", 0},
         {"--batch", ARG_INT, &batch, "B", "rows per network call", 0},
-        {"--sampler", ARG_STRING, &sampler, "NAME", "sampler for drawing samples (diffusion sample --list)", 0},
+        {"--sampler", ARG_STRING, &sampler, "NAME", "sampler for drawing samples (diffusion sample --list; default: the process's)", 0},
         {"--steps", ARG_INT, &steps, "N", "sampler steps", 0},
         {"--variance", ARG_STRING, &variance, "KIND", "bound: reverse variance beta or beta-tilde", 0},
         {"--t-samples", ARG_INT, &t_samples, "K", "bound: estimate from K sampled t (0: all T terms)", 0},
@@ -139,21 +133,24 @@ int cmd_eval(int argc, char **argv) {
     }
     if (threads > 0) dfn_set_threads(threads);
 
-    dfn_cli_model cm;
-    memset(&cm, 0, sizeof cm);
+    dfn_pipeline *pipe = NULL;
     dfn_dataset *ref = NULL, *samples = NULL;
-    dfn_classifier *cls = NULL;
+    dfn_model *cls = NULL;
     int status = 1;
     dfn_data_options dopt = {(size_t)n, seed + 1, 0, 0, -1};
     if (dfn_cli_load_data(&ref, data, &dopt)) goto fail;
-    if (needs_model && dfn_cli_model_load(&cm, ckpt, batch, json)) goto fail;
+    if (needs_model && dfn_pipeline_load(&pipe, ckpt)) goto fail;
     dfn_rng rng = dfn_rng_init(seed);
+    dfn_denoiser den;
+    if (pipe) dfn_pipeline_denoiser(pipe, &den, batch);
+    const size_t model_dim = pipe ? dfn_pipeline_sample_size(pipe) : 0;
+    const int image = pipe && dfn_pipeline_is_image(pipe);
 
     if (which <= 1) { /* likelihoods on the first n points of the data */
         size_t count = dfn_dataset_count(ref) < (size_t)n ? dfn_dataset_count(ref) : (size_t)n;
-        if (dfn_dataset_sample_size(ref) != cm.dim) {
+        if (dfn_dataset_sample_size(ref) != model_dim) {
             dfn_set_error(DFN_ERR_ARG, "--data %s: samples of %zu values, the model's are %zu", data,
-                          dfn_dataset_sample_size(ref), cm.dim);
+                          dfn_dataset_sample_size(ref), model_dim);
             goto fail;
         }
         const float *x = dfn_dataset_sample(ref, 0);
@@ -162,11 +159,11 @@ int cmd_eval(int argc, char **argv) {
             int k = dfn_ddpm_variance_from_name(variance);
             if (k < 0) goto fail;
             bp.variance = (dfn_ddpm_variance)k;
-            bp.decoder = cm.image ? DFN_DECODER_8BIT : DFN_DECODER_GAUSSIAN;
+            bp.decoder = image ? DFN_DECODER_8BIT : DFN_DECODER_GAUSSIAN;
             bp.t_samples = t_samples;
-            bp.clip_x0 = cm.image;
+            bp.clip_x0 = image;
             dfn_bound_result r;
-            if (dfn_variational_bound(&cm.denoiser, x, (int)count, cm.dim, &bp, &rng, NULL, &r)) goto fail;
+            if (dfn_variational_bound(&den, x, (int)count, model_dim, &bp, &rng, NULL, &r)) goto fail;
             if (json)
                 printf("{\"metric\":\"bound\",\"bpd\":%.6f,\"bpd_se\":%.6f,\"prior_bpd\":%.6f,\"kl_bpd\":%.6f,"
                        "\"decoder_bpd\":%.6f,\"points\":%zu,\"nfe\":%ld,\"variance\":\"%s\",\"decoder\":\"%s\"}\n",
@@ -186,9 +183,9 @@ int cmd_eval(int argc, char **argv) {
             np.draws = draws;
             np.rtol = rtol;
             np.atol = atol;
-            np.dequantize = dequantize < 0 ? cm.image : dequantize;
+            np.dequantize = dequantize < 0 ? image : dequantize;
             dfn_nll_result r;
-            if (dfn_ode_nll(&cm.denoiser, x, (int)count, cm.dim, &np, &rng, NULL, NULL, &r)) goto fail;
+            if (dfn_ode_nll(&den, x, (int)count, model_dim, &np, &rng, NULL, NULL, &r)) goto fail;
             if (json)
                 printf("{\"metric\":\"nll\",\"bpd\":%.6f,\"bpd_se\":%.6f,\"estimator_se\":%.6f,\"nats\":%.6f,"
                        "\"points\":%zu,\"nfe\":%ld,\"divergence\":\"%s\",\"probes\":%d,\"draws\":%d}\n",
@@ -199,19 +196,23 @@ int cmd_eval(int argc, char **argv) {
                        r.bpd, r.bpd_se, r.estimator_se, count, data, divergence, probes, draws, r.nfe);
         }
     } else {
-        if (get_samples(&samples, samples_npy, &cm, sampler, steps, n, batch, seed)) goto fail;
+        if (get_samples(&samples, samples_npy, pipe, sampler, steps, n, batch, seed)) goto fail;
         if (which <= 3) {
-            if (dfn_classifier_load(&cls, classifier)) goto fail;
+            if (dfn_model_load(&cls, classifier)) goto fail;
             double v, sd = 0;
             if (which == 2 ? dfn_fid(&v, cls, samples, ref) : dfn_kid(&v, &sd, cls, samples, ref, NULL)) goto fail;
             if (json)
                 printf("{\"metric\":\"%s\",\"value\":%.6f,\"std\":%.6f,\"samples\":%zu,\"reference\":%zu}\n", metric, v,
                        sd, dfn_dataset_count(samples), dfn_dataset_count(ref));
-            else
-                printf("%s: %.4f%s%.4f  (%zu samples%s%s vs %zu of %s)\n", which == 2 ? "FID" : "KID", v,
-                       which == 2 ? "" : " +- ", which == 2 ? 0.0 : sd, dfn_dataset_count(samples),
-                       samples_npy ? " from " : " drawn with ", samples_npy ? samples_npy : sampler,
+            else {
+                char value[64];
+                if (which == 2) snprintf(value, sizeof value, "FID: %.4f", v);
+                else snprintf(value, sizeof value, "KID: %.5f +- %.5f", v, sd);
+                printf("%s  (%zu samples%s%s vs %zu of %s)\n", value, dfn_dataset_count(samples),
+                       samples_npy ? " from " : " drawn with ",
+                       samples_npy ? samples_npy : sampler ? sampler : dfn_pipeline_default_sampler(pipe),
                        dfn_dataset_count(ref), data);
+            }
         } else {
             size_t ns = dfn_dataset_count(samples), nr = dfn_dataset_count(ref);
             int ds = (int)dfn_dataset_sample_size(samples), dr = (int)dfn_dataset_sample_size(ref);
@@ -238,9 +239,9 @@ int cmd_eval(int argc, char **argv) {
 fail:
     fprintf(stderr, "diffusion %s: %s\n", cmd, dfn_last_error());
 done:
-    dfn_classifier_free(cls);
+    dfn_model_free(cls);
     dfn_dataset_free(samples);
     dfn_dataset_free(ref);
-    dfn_cli_model_free(&cm);
+    dfn_pipeline_free(pipe);
     return status;
 }

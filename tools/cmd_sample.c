@@ -9,20 +9,13 @@
 #include <unistd.h>
 
 #include "args.h"
-#include "core.h"
+#include "core/files.h"
+#include "core/progress.h"
 #include "diffusion.h"
 #include "io/npy.h"
-#include "model_source.h"
-#include "train/train.h"
 #include "tools.h"
 
 #define MAX_ARGS 48
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
@@ -31,14 +24,14 @@ static int ends_with(const char *s, const char *suffix) {
 
 /* Progress and the trajectory of the first samples, through the sampler's callback. */
 typedef struct {
-    int progress;      /* draw a bar on stderr */
-    double start;
+    dfn_progress progress;
     int traj_samples, traj_frames;
     size_t dim;
     float *traj;       /* (frames, samples, dim) */
     int *traj_step;    /* the step of each frame */
     int frames_done;
-    int chunk_first;   /* this chunk holds sample 0 */
+    int last_step;     /* the callback's previous step: a smaller one starts a new batch */
+    int batches_done;  /* the trajectory follows the first batch's samples */
 } progress_ctx;
 
 static void on_step(void *vctx, int step, int steps, double t, const float *x, const float *x0,
@@ -46,22 +39,16 @@ static void on_step(void *vctx, int step, int steps, double t, const float *x, c
     (void)t;
     (void)x0;
     progress_ctx *c = vctx;
-    if (c->progress) {
-        double el = now() - c->start;
-        int width = 30, fill = steps > 0 ? (int)((double)width * (step + 1) / steps) : width;
-        char bar[40];
-        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
-        bar[width] = 0;
-        fprintf(stderr, "\r[%s] step %d/%d  %.1fs  ", bar, step + 1, steps, el);
-        fflush(stderr);
-    }
-    if (c->traj && c->chunk_first && c->frames_done < c->traj_frames) {
-        /* frames evenly spaced over the steps, the last one the final step */
-        int want = (int)((long)(c->frames_done + 1) * steps / c->traj_frames) - 1;
+    if (step <= c->last_step) c->batches_done++;
+    c->last_step = step;
+    dfn_progress_update(&c->progress, step, steps, "steps (batch %d)", c->batches_done + 1);
+    if (c->traj && c->batches_done == 0 && c->frames_done < c->traj_frames) {
+        /* frames evenly spaced over the steps 1..steps, the last one the final step */
+        int want = (int)((long)(c->frames_done + 1) * steps / c->traj_frames);
         if (step >= want) {
             int k = c->traj_samples < batch ? c->traj_samples : batch;
             memcpy(c->traj + (size_t)c->frames_done * c->traj_samples * dim, x, (size_t)k * dim * sizeof(float));
-            c->traj_step[c->frames_done++] = step + 1;
+            c->traj_step[c->frames_done++] = step;
         }
     }
 }
@@ -84,27 +71,31 @@ static dfn_status write_vectors_plot(const char *path, const float *x, int n, si
 }
 
 static dfn_status write_csv(const char *path, const float *x, int n, size_t dim) {
-    size_t cap = (size_t)n * dim * 18 + 16, len = 0;
-    char *text = dfn_malloc(cap);
-    text[0] = 0;
+    dfn_buf text = {0};
     for (int b = 0; b < n; b++)
         for (size_t j = 0; j < dim; j++)
-            len += (size_t)snprintf(text + len, cap - len, "%.9g%c", x[(size_t)b * dim + j], j + 1 == dim ? '\n' : ',');
-    dfn_status st = dfn_write_text_file(path, text);
-    free(text);
+            dfn_buf_printf(&text, "%.9g%c", x[(size_t)b * dim + j], j + 1 == dim ? '\n' : ',');
+    dfn_status st = dfn_write_text_file(path, text.data ? text.data : "");
+    dfn_buf_free(&text);
     return st;
 }
 
 static void list_samplers(void) {
-    printf("samplers (diffusion sample --sampler NAME):\n");
+    static const char *const process_names[] = {"discrete", "vp", "subvp", "ve", "flow"};
+    printf("samplers (diffusion sample --sampler NAME), and the processes each fits:\n");
     for (int i = 0; i < dfn_num_samplers(); i++) {
         const dfn_sampler_info *s = dfn_sampler_get(i);
-        printf("  %-16s %s\n", s->name, s->help);
+        char fits[64] = "";
+        for (int k = 0; k < 5; k++)
+            if (s->fits & (1u << k))
+                snprintf(fits + strlen(fits), sizeof fits - strlen(fits), "%s%s", fits[0] ? "," : "",
+                         process_names[k]);
+        printf("  %-18s %-26s %s\n", s->name, fits, s->help);
     }
 }
 
 int cmd_sample(int argc, char **argv) {
-    const char *ckpt = NULL, *out = NULL, *sampler = "ddim", *spacing = "leading", *variance = "beta-tilde";
+    const char *ckpt = NULL, *out = NULL, *sampler = NULL, *spacing = "leading", *variance = "beta-tilde";
     const char *trajectory = NULL, *grid_name = "lambda";
     int n = 64, batch = 64, steps = 0, threads = 0, label = -1, list = 0, no_clip = 0, dyn = 0;
     int traj_samples = 4, traj_frames = 10, quiet = 0, cols = 0;
@@ -113,7 +104,7 @@ int cmd_sample(int argc, char **argv) {
     dfn_arg args[MAX_ARGS] = {
         {"--checkpoint", ARG_STRING, &ckpt, "FILE", "a model checkpoint (e.g. RUN/model.safetensors)", 0},
         {"--out", ARG_STRING, &out, "FILE", "samples: .png (grid, or plot for vectors), .npy, .csv", 0},
-        {"--sampler", ARG_STRING, &sampler, "NAME", "see --list", 0},
+        {"--sampler", ARG_STRING, &sampler, "NAME", "see --list (default: ddim for a discrete schedule, dpm++2m for vp/subvp, heun for ve, flow-euler)", 0},
         {"--list", ARG_FLAG, &list, "", "list the samplers", 0},
         {"--steps", ARG_INT, &steps, "N", "sampling steps (0: the sampler's default: T for ddpm, else 50)", 0},
         {"--n", ARG_INT, &n, "N", "number of samples", 0},
@@ -158,8 +149,7 @@ int cmd_sample(int argc, char **argv) {
         fprintf(stderr, "diffusion sample: --out %s: use .png, .svg, .npy or .csv\n", out);
         return 2;
     }
-    const dfn_sampler_info *info = dfn_sampler_find(sampler);
-    if (!info) {
+    if (sampler && !dfn_sampler_find(sampler)) {
         fprintf(stderr, "diffusion sample: %s\n", dfn_last_error());
         return 2;
     }
@@ -182,82 +172,55 @@ int cmd_sample(int argc, char **argv) {
     if ((k = dfn_time_grid_from_name(grid_name)) < 0) goto bad_option;
     sp.time_grid = (dfn_time_grid)k;
 
-    dfn_cli_model cm;
-    memset(&cm, 0, sizeof cm);
+    dfn_pipeline *pipe = NULL;
     float *all = NULL;
-    int *labels = NULL, status = 1;
+    int status = 1;
     progress_ctx pc;
     memset(&pc, 0, sizeof pc);
-    if (dfn_cli_model_load(&cm, ckpt, batch, quiet)) goto fail;
-    const dfn_model_config *cfg = dfn_model_get_config(cm.model);
-    if (label >= 0 && (cfg->num_classes == 0 || label >= cfg->num_classes)) {
-        dfn_set_error(DFN_ERR_ARG, "--class %d: the model has %d classes%s", label, cfg->num_classes,
-                      cfg->num_classes ? "" : " (it was trained unconditionally)");
+    if (trajectory && !ends_with(trajectory, ".png")) {
+        dfn_set_error(DFN_ERR_ARG, "--trajectory %s: must be a .png", trajectory);
         goto fail;
     }
-    size_t dim = cm.dim;
-    int image = cm.image;
+    if (dfn_pipeline_load(&pipe, ckpt)) goto fail;
+    int dims[3];
+    const int image = dfn_pipeline_sample_shape(pipe, dims) == 3;
+    const size_t dim = dfn_pipeline_sample_size(pipe);
+    dfn_pipeline_sample_params psp = dfn_pipeline_sample_params_init(pipe);
     if (!image) sp.clip_x0 = 0; /* vectors are not scaled to [-1, 1] */
-    dfn_denoiser den = cm.denoiser;
-    const dfn_process_params proc = cm.process;
-    if (!(info->fits & dfn_denoiser_process_flag(&den))) {
-        dfn_set_error(DFN_ERR_ARG, "sampler '%s' does not fit this checkpoint's process (%s); see --list", sampler,
-                      proc.continuous ? dfn_sde_kind_name(proc.sde.kind) : "discrete schedule");
-        goto fail;
-    }
-    if (label >= 0) {
-        labels = dfn_malloc((size_t)batch * sizeof(int));
-        for (int b = 0; b < batch; b++) labels[b] = label;
-        den.labels = labels;
-        den.guidance = guidance;
-    }
+    psp.sampler = sampler;
+    psp.sampler_params = sp;
+    psp.batch = batch;
+    psp.label = label;
+    psp.guidance = guidance;
+    psp.seed = seed;
     all = dfn_malloc((size_t)n * dim * sizeof(float));
-    pc.progress = !quiet && isatty(STDERR_FILENO);
-    pc.start = now();
+    dfn_progress_init(&pc.progress, quiet ? 0 : 1);
     pc.dim = dim;
     if (trajectory) {
-        if (!ends_with(trajectory, ".png")) {
-            dfn_set_error(DFN_ERR_ARG, "--trajectory %s: must be a .png", trajectory);
-            goto fail;
-        }
         pc.traj_samples = traj_samples < n ? traj_samples : n;
         pc.traj_frames = traj_frames;
         pc.traj = dfn_calloc((size_t)traj_frames * pc.traj_samples * dim, sizeof(float));
         pc.traj_step = dfn_calloc((size_t)traj_frames, sizeof(int));
     }
-    sp.callback = on_step;
-    sp.callback_ctx = &pc;
-    dfn_rng rng = dfn_rng_init(seed);
-    dfn_sample_stats stats, total = {0, 0, 0};
-    double t0 = now();
-    for (int start = 0; start < n; start += batch) {
-        int b = n - start < batch ? n - start : batch;
-        pc.chunk_first = start == 0;
-        if (dfn_sample(sampler, &den, all + (size_t)start * dim, b, dim, &sp, &rng, &stats)) goto fail;
-        total.nfe += stats.nfe;
-        total.steps = stats.steps;
-    }
-    double secs = now() - t0;
-    if (pc.progress) fprintf(stderr, "\n");
+    psp.sampler_params.callback = on_step;
+    psp.sampler_params.callback_ctx = &pc;
+    dfn_sample_stats total;
+    double t0 = dfn_now_seconds();
+    if (dfn_pipeline_sample(pipe, all, n, &psp, &total)) goto fail;
+    double secs = dfn_now_seconds() - t0;
+    dfn_progress_end(&pc.progress);
 
     dfn_status st;
     if (ends_with(out, ".npy")) {
-        int64_t shape[4] = {n, 0, 0, 0};
-        int nd = 2;
-        if (image) {
-            shape[1] = cfg->in_channels; shape[2] = cfg->resolution; shape[3] = cfg->resolution;
-            nd = 4;
-        } else {
-            shape[1] = cfg->dim;
-        }
-        st = dfn_npy_write_f32(out, all, nd, shape);
+        int64_t shape[4] = {n, dims[0], dims[1], dims[2]};
+        st = dfn_npy_write_f32(out, all, image ? 4 : 2, shape);
     } else if (ends_with(out, ".csv")) {
         st = image ? dfn_set_error(DFN_ERR_ARG, "--out %s: CSV is for vectors; use .png or .npy for images", out)
                    : write_csv(out, all, n, dim);
     } else if (image) {
         st = ends_with(out, ".svg") ? dfn_set_error(DFN_ERR_ARG, "--out %s: image grids are PNG", out)
-                                    : dfn_png_write_grid(out, all, n, cfg->in_channels, cfg->resolution,
-                                                         cfg->resolution, cols, cfg->resolution < 64 ? 2 : 1);
+                                    : dfn_png_write_grid(out, all, n, dims[0], dims[1], dims[2], cols,
+                                                         dims[1] < 64 ? 2 : 1);
     } else {
         st = write_vectors_plot(out, all, n, dim);
     }
@@ -270,8 +233,8 @@ int cmd_sample(int argc, char **argv) {
                 snprintf(text[i], 32, "step %d", pc.traj_step[i]);
                 captions[i] = text[i];
             }
-            st = dfn_png_write_strip(trajectory, pc.traj, pc.frames_done, pc.traj_samples, cfg->in_channels,
-                                     cfg->resolution, cfg->resolution, cfg->resolution < 64 ? 2 : 1, captions);
+            st = dfn_png_write_strip(trajectory, pc.traj, pc.frames_done, pc.traj_samples, dims[0], dims[1],
+                                     dims[2], dims[1] < 64 ? 2 : 1, captions);
             free(captions);
             free(text);
         } else {
@@ -282,21 +245,21 @@ int cmd_sample(int argc, char **argv) {
     }
     if (!quiet)
         printf("diffusion sample: %d samples with %s (%d steps, %ld network evaluations) in %.1f s, %.1f samples/s -> %s\n",
-               n, sampler, total.steps, total.nfe, secs, n / secs, out);
+               n, psp.sampler ? psp.sampler : dfn_pipeline_default_sampler(pipe), total.steps, total.nfe, secs,
+               n / secs, out);
     status = 0;
     goto done;
 bad_option:
     fprintf(stderr, "diffusion sample: %s\n", dfn_last_error());
     return 2;
 fail:
-    if (pc.progress) fprintf(stderr, "\n");
+    dfn_progress_end(&pc.progress);
     fprintf(stderr, "diffusion sample: %s\n", dfn_last_error());
 done:
     free(pc.traj);
     free(pc.traj_step);
     free(all);
-    free(labels);
-    dfn_cli_model_free(&cm);
+    dfn_pipeline_free(pipe);
     dfn_plot_release_caches();
     return status;
 }

@@ -134,6 +134,11 @@ int cmd_train(int argc, char **argv) {
     dfn_model_config cfg;
     if (!preset) preset = is_image ? "fmnist-tiny" : dims[0] == 2 ? "mlp-2d" : "mlp-curves";
     if (dfn_model_config_preset(&cfg, preset)) goto fail;
+    if (cfg.kind == DFN_MODEL_CLASSIFIER) {
+        fprintf(stderr, "diffusion train: --preset %s is a classifier: use diffusion train-classifier\n", preset);
+        status = 2;
+        goto done;
+    }
     if (model_kind) {
         int k = dfn_model_kind_from_name(model_kind);
         if (k < 0) {
@@ -141,9 +146,14 @@ int cmd_train(int argc, char **argv) {
             status = 2;
             goto done;
         }
+        if (k == DFN_MODEL_CLASSIFIER) {
+            fprintf(stderr, "diffusion train: --model classifier: use diffusion train-classifier\n");
+            status = 2;
+            goto done;
+        }
         if ((dfn_model_kind)k != cfg.kind) {
             dfn_model_config_init(&cfg, (dfn_model_kind)k);
-            if (k == DFN_MODEL_UNET) cfg.groups = 8;
+            if (k == DFN_MODEL_UNET) cfg.unet.groups = 8;
         }
     }
     if (cfg.kind == DFN_MODEL_UNET) {
@@ -152,28 +162,28 @@ int cmd_train(int argc, char **argv) {
             status = 2;
             goto done;
         }
-        cfg.in_channels = dims[0];
-        cfg.resolution = dims[1];
+        cfg.unet.in_channels = dims[0];
+        cfg.unet.resolution = dims[1];
         if (dims[1] != dims[2]) {
             fprintf(stderr, "diffusion train: %s: images are %dx%d; the U-Net needs square images (--image-size)\n", data, dims[1], dims[2]);
             status = 2;
             goto done;
         }
     } else {
-        cfg.dim = (int)dfn_dataset_sample_size(train);
+        cfg.mlp.dim = (int)dfn_dataset_sample_size(train);
     }
-    if (channels) cfg.channels = channels;
-    if (res_blocks) cfg.num_res_blocks = res_blocks;
-    if (heads) cfg.heads = heads;
-    if (groups) cfg.groups = groups;
-    if (width) cfg.width = width;
-    if (depth) cfg.depth = depth;
+    if (channels) cfg.unet.channels = channels;
+    if (res_blocks) cfg.unet.num_res_blocks = res_blocks;
+    if (heads) cfg.unet.heads = heads;
+    if (groups) cfg.unet.groups = groups;
+    if (width) cfg.mlp.width = width;
+    if (depth) cfg.mlp.depth = depth;
     if (dropout >= 0) cfg.dropout = (float)dropout;
-    if (ch_mult && (cfg.n_levels = dfn_parse_int_list("train", "--ch-mult", ch_mult, cfg.ch_mult, DFN_MAX_LEVELS)) < 0) {
+    if (ch_mult && (cfg.unet.n_levels = dfn_parse_int_list("train", "--ch-mult", ch_mult, cfg.unet.ch_mult, DFN_MAX_LEVELS)) < 0) {
         status = 2;
         goto done;
     }
-    if (attn && (cfg.n_attn = dfn_parse_int_list("train", "--attn", attn, cfg.attn_resolutions, DFN_MAX_LEVELS)) < 0) {
+    if (attn && (cfg.unet.n_attn = dfn_parse_int_list("train", "--attn", attn, cfg.unet.attn_resolutions, DFN_MAX_LEVELS)) < 0) {
         status = 2;
         goto done;
     }

@@ -1,33 +1,45 @@
 /* cmd_train_classifier.c - `diffusion train-classifier`: the small CNN whose
- * features FID and KID use (dfn_classifier_* in diffusion.h), trained on the
- * labelled data, checked on a test set, saved as safetensors. */
+ * features FID and KID use (a dfn_model of kind classifier), trained through
+ * the one training loop (dfn_train) on the labelled data, checked on a test
+ * set, saved as a checkpoint. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "args.h"
+#include "core/core.h"
 #include "data_source.h"
 #include "diffusion.h"
 #include "tools.h"
 
 #define MAX_ARGS 32
 
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+/* The classifier's recipe: the loop's settings where they differ from a
+ * denoiser's. */
+static dfn_train_params classifier_recipe(void) {
+    dfn_train_params p = dfn_train_params_init();
+    p.steps = 3000;
+    p.batch_size = 128;
+    p.adamw.lr = 2e-3;
+    p.adamw.weight_decay = 0.05;
+    p.warmup = 100;
+    p.lr_min_ratio = 0.01;
+    p.clip = 1.0;
+    p.ema_decay = 0.0f; /* the trained weights themselves */
+    p.val_every = 0;    /* the test accuracy at the end */
+    p.log_every = 100;
+    return p;
 }
 
 int cmd_train_classifier(int argc, char **argv) {
-    dfn_classifier_train_params p = dfn_classifier_train_params_init();
-    const char *data = "fashion-mnist", *val_spec = NULL, *out = NULL;
+    dfn_train_params p = classifier_recipe();
+    const char *data = "fashion-mnist", *val_spec = NULL, *out = NULL, *run = NULL;
     int threads = 0, quiet = 0, image_size = 0, image_channels = 0, label_column = -1;
     int channels = 32, groups = 8, features = 128;
     double val_fraction = 0.1;
-    p.log_every = 100;
     dfn_arg args[MAX_ARGS] = {
         {"--data", ARG_STRING, &data, "SPEC", "labelled images: fashion-mnist[:train|:test], mnist:DIR, idx:IMG,LAB, npy:FILE", 0},
         {"--out", ARG_STRING, &out, "FILE", "classifier checkpoint to write (required)", 0},
+        {"--run", ARG_STRING, &run, "DIR", "also keep a run directory (log.csv, latest.safetensors for --resume)", 0},
         {"--val", ARG_STRING, &val_spec, "SPEC", "test data for the accuracy (default: fashion-mnist:test for fashion-mnist, else a split of --data)", 0},
         {"--val-fraction", ARG_DOUBLE, &val_fraction, "F", "without --val (and not fashion-mnist): hold out this fraction of --data", 0},
         {"--image-size", ARG_INT, &image_size, "S", "images: resize/crop to S x S (0: first image's size)", 0},
@@ -44,7 +56,10 @@ int cmd_train_classifier(int argc, char **argv) {
         {"--lr-min-ratio", ARG_DOUBLE, &p.lr_min_ratio, "R", "cosine decay ends at lr * R", 0},
         {"--clip", ARG_DOUBLE, &p.clip, "C", "clip the gradient norm to C (0: off)", 0},
         {"--hflip", ARG_FLAG, &p.hflip, "", "random horizontal flips", 0},
-        {"--log-every", ARG_INT, &p.log_every, "K", "progress line every K steps (0: none)", 0},
+        {"--ema", ARG_FLOAT, &p.ema_decay, "D", "EMA decay of the weights (0: none; the EMA weights are saved)", 0},
+        {"--val-every", ARG_INT, &p.val_every, "K", "validation loss and accuracy every K steps (0: only at the end)", 0},
+        {"--resume", ARG_FLAG, &p.resume, "", "continue the run in --run exactly where it stopped", 0},
+        {"--log-every", ARG_INT, &p.log_every, "K", "progress line every K steps", 0},
         {"--seed", ARG_U64, &p.seed, "S", "random seed (weights, batches)", 0},
         {"--threads", ARG_INT, &threads, "N", "threads (0: all cores); results do not depend on it", 0},
         {"--quiet", ARG_FLAG, &quiet, "", "only the final accuracy line", 0},
@@ -62,11 +77,12 @@ int cmd_train_classifier(int argc, char **argv) {
         return 2;
     }
     if (threads > 0) dfn_set_threads(threads);
-    if (quiet) p.log_every = 0;
+    p.run_dir = run;
+    p.progress = quiet ? 0 : -1;
 
     dfn_data_options dopt = {1000, p.seed, image_size, image_channels, label_column};
     dfn_dataset *train = NULL, *val = NULL, *all = NULL;
-    dfn_classifier *c = NULL;
+    dfn_model *c = NULL;
     int status = 1;
     char val_name[512];
     if (dfn_cli_load_data(&all, data, &dopt)) goto fail;
@@ -101,22 +117,26 @@ int cmd_train_classifier(int argc, char **argv) {
         status = 2;
         goto done;
     }
-    dfn_classifier_config cfg;
-    dfn_classifier_config_init(&cfg, dims[0], dims[1], dims[2], dfn_dataset_num_classes(train));
-    cfg.channels = channels;
-    cfg.groups = groups;
-    cfg.feature_dim = features;
-    if (dfn_classifier_new(&c, &cfg, p.seed)) goto fail;
+    dfn_model_config cfg;
+    dfn_model_config_init(&cfg, DFN_MODEL_CLASSIFIER);
+    cfg.num_classes = dfn_dataset_num_classes(train);
+    cfg.classifier.in_channels = dims[0];
+    cfg.classifier.height = dims[1];
+    cfg.classifier.width = dims[2];
+    cfg.classifier.channels = channels;
+    cfg.classifier.groups = groups;
+    cfg.classifier.feature_dim = features;
+    if (dfn_model_new(&c, &cfg, p.seed)) goto fail;
     if (!quiet) {
         printf("diffusion train-classifier: %zu training images %dx%dx%d, %d classes; %zu parameters; "
                "%ld steps of batch %d; test on %s\n",
                dfn_dataset_count(train), dims[0], dims[1], dims[2], cfg.num_classes,
-               dfn_classifier_num_params(c), p.steps, p.batch_size, val_name);
+               dfn_model_num_params(c), p.steps, p.batch_size, val_name);
         fflush(stdout);
     }
-    double t0 = seconds_now();
-    if (dfn_classifier_train(c, train, &p)) goto fail;
-    double train_s = seconds_now() - t0;
+    double t0 = dfn_now_seconds();
+    if (dfn_train(c, train, val, &p)) goto fail;
+    double train_s = dfn_now_seconds() - t0;
     double acc = 0;
     if (dfn_classifier_accuracy(c, val, &acc)) goto fail;
     char acc_text[32], steps_text[32], secs_text[32];
@@ -125,7 +145,7 @@ int cmd_train_classifier(int argc, char **argv) {
     snprintf(secs_text, sizeof secs_text, "%.1f", train_s);
     const char *extra[] = {"data", data, "test_data", val_name, "test_accuracy", acc_text,
                            "steps", steps_text, "train_seconds", secs_text, NULL};
-    if (dfn_classifier_save(c, out, extra)) goto fail;
+    if (dfn_model_save(c, out, extra)) goto fail;
     printf("diffusion train-classifier: test accuracy %.4f on %s (%zu images) after %ld steps, %.1f s; "
            "classifier in %s\n",
            acc, val_name, dfn_dataset_count(val), p.steps, train_s, out);
@@ -135,7 +155,7 @@ fail:
     fprintf(stderr, "diffusion train-classifier: %s\n", dfn_last_error());
     status = dfn_last_error()[0] ? 1 : 2;
 done:
-    dfn_classifier_free(c);
+    dfn_model_free(c);
     dfn_dataset_free(train);
     dfn_dataset_free(val);
     dfn_dataset_free(all);

@@ -15,10 +15,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core.h"
+#include "core/core.h"
+#include "core/files.h"
 #include "data_source.h"
 #include "io/npy.h"
-#include "train/train.h"
 
 static dfn_status load_npy(dfn_dataset **out, const char *path) {
     dfn_npy_array a;

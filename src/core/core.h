@@ -1,5 +1,7 @@
 /* core.h - what every module of diffusion.c includes: asserts, error reporting,
- * per-thread scratch memory and the single-threaded GEMM that the layers call.
+ * memory (aligned allocation, per-thread scratch, growable buffers), names of
+ * enum values, the clock, the single-threaded GEMM that the layers call and
+ * the profiler's timers. Files are in core/files.h.
  *
  * Two kinds of failure (style.md, "Errors"):
  *   - programmer errors (a NULL buffer, a shape that cannot happen): DFN_ASSERT
@@ -15,7 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "diffusion.h"
+#include "diffusion/core.h"
 
 #define DFN_ASSERT(cond)                                                          \
     do {                                                                          \
@@ -38,6 +40,33 @@ dfn_status dfn_set_error(dfn_status status, const char *fmt, ...)
  * Memory is 64-byte aligned and released with free(). */
 void *dfn_malloc(size_t bytes);
 void *dfn_calloc(size_t count, size_t size);
+/* A malloc'ed copy of a string. */
+char *dfn_strdup(const char *s);
+
+/* A growable buffer of bytes, kept NUL-terminated so that text appended to it
+ * is a C string. Zero-initialise ({0}) to start; free data with dfn_buf_free. */
+typedef struct {
+    char *data;
+    size_t len, cap;
+} dfn_buf;
+void dfn_buf_append(dfn_buf *b, const void *data, size_t n);
+void dfn_buf_printf(dfn_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void dfn_buf_free(dfn_buf *b);
+
+/* Names of enum values, one table per enum: names[i] names value i.
+ * dfn_name_of gives names[i], or "unknown" out of range. dfn_name_lookup gives
+ * the value whose name (or alias: a list ending in {NULL, 0}, or NULL) is
+ * `name`, else -1 and the message "unknown <what> 'name' (known: a, b, c)". */
+typedef struct {
+    const char *name;
+    int value;
+} dfn_name_alias;
+const char *dfn_name_of(const char *const *names, int count, int i);
+int dfn_name_lookup(const char *what, const char *name, const char *const *names, int count,
+                    const dfn_name_alias *aliases);
+
+/* Seconds on a monotonic clock (for durations only). */
+double dfn_now_seconds(void);
 
 /* A per-thread buffer of at least `n` floats that stays valid until the next call
  * with the same slot on the same thread. Layers use it for im2col columns and

@@ -9,7 +9,7 @@
 #include <dnnl.h>
 #include <omp.h>
 
-#include "core.h"
+#include "core/core.h"
 
 static void gemm_here(int trans_a, int trans_b, int M, int N, int K, float alpha,
                       const float *A, int lda, const float *B, int ldb, float beta,

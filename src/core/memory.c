@@ -2,7 +2,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "core.h"
+#include "core/core.h"
 
 void *dfn_malloc(size_t bytes) {
     size_t rounded = (bytes + 63) / 64 * 64;
@@ -18,6 +18,14 @@ void *dfn_calloc(size_t count, size_t size) {
     DFN_ASSERT(size == 0 || count <= SIZE_MAX / size);
     void *p = dfn_malloc(count * size);
     memset(p, 0, count * size);
+    return p;
+}
+
+char *dfn_strdup(const char *s) {
+    DFN_ASSERT(s);
+    size_t n = strlen(s) + 1;
+    char *p = dfn_malloc(n);
+    memcpy(p, s, n);
     return p;
 }
 

@@ -4,7 +4,7 @@
 #include <omp.h>
 #include <string.h>
 
-#include "core.h"
+#include "core/core.h"
 
 int dfn_prof_on;
 double dfn_prof_seconds[DFN_PROF_COUNT];

@@ -7,7 +7,7 @@
 #include <math.h>
 #include <omp.h>
 
-#include "core.h"
+#include "core/core.h"
 
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u

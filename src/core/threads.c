@@ -1,7 +1,7 @@
 /* threads.c - the thread count of every parallel loop. */
 #include <omp.h>
 
-#include "core.h"
+#include "core/core.h"
 
 void dfn_set_threads(int n) {
     if (n > 0) omp_set_num_threads(n);

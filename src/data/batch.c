@@ -9,7 +9,7 @@
  * recomputes the epoch's order and continues bit for bit. */
 #include <string.h>
 
-#include "data.h"
+#include "data/data.h"
 
 struct dfn_batch_iter {
     const dfn_dataset *ds; /* not owned */

@@ -11,7 +11,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "data.h"
+#include "data/data.h"
 
 /* Splits line in place at commas, trimming blanks around each field, into
  * fields (which must have room for one more entry than the line has commas);

@@ -10,7 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core.h"
+#include "core/core.h"
+#include "diffusion/data.h"
 
 struct dfn_dataset {
     size_t n;                       /* samples */

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "data.h"
+#include "data/data.h"
 
 /* ---------------------------------------------------------------- construction */
 

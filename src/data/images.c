@@ -14,7 +14,7 @@
 #include <stb/stb_image.h>
 #include <stb/stb_image_resize.h>
 
-#include "data.h"
+#include "data/data.h"
 
 dfn_image_folder_params dfn_image_folder_params_init(void) {
     dfn_image_folder_params p = {.channels = 0, .size = 0, .resize = 1};

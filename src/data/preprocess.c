@@ -2,7 +2,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "data.h"
+#include "data/data.h"
 
 /* x / 127.5 - 1 (Ho et al. 2020, section 3.3: "image data consists of integers
  * in {0, ..., 255} scaled linearly to [-1, 1]"). 255 / 127.5 is exactly 2 in

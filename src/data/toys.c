@@ -8,7 +8,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "data.h"
+#include "data/data.h"
 
 #define PI 3.141592653589793
 #define TWO_PI 6.283185307179586
@@ -325,14 +325,10 @@ static const char *const toy_names[] = {"curves", "moons", "8gaussians", "swissr
 _Static_assert(sizeof toy_names / sizeof toy_names[0] == DFN_TOY_COUNT,
                "toy_names must name every dfn_toy");
 
-const char *dfn_toy_name(dfn_toy toy) {
-    return (int)toy >= 0 && toy < DFN_TOY_COUNT ? toy_names[toy] : "?";
-}
+const char *dfn_toy_name(dfn_toy toy) { return dfn_name_of(toy_names, DFN_TOY_COUNT, (int)toy); }
 
 int dfn_toy_from_name(const char *name) {
-    for (int i = 0; name && i < DFN_TOY_COUNT; i++)
-        if (!strcmp(name, toy_names[i])) return i;
-    return -1;
+    return dfn_name_lookup("toy data set", name, toy_names, DFN_TOY_COUNT, NULL);
 }
 
 dfn_status dfn_dataset_toy(dfn_dataset **out, const char *name, size_t n, uint64_t seed) {

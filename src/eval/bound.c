@@ -13,15 +13,15 @@
 #include <math.h>
 #include <string.h>
 
-#include "eval.h"
+#include "eval/eval.h"
 
 static const char *const decoder_names[DFN_DECODER_COUNT] = {"gaussian", "8bit"};
 
 const char *dfn_decoder_name(dfn_decoder dec) {
-    return (int)dec >= 0 && dec < DFN_DECODER_COUNT ? decoder_names[dec] : "unknown";
+    return dfn_name_of(decoder_names, DFN_DECODER_COUNT, (int)dec);
 }
 int dfn_decoder_from_name(const char *name) {
-    return dfn_eval_lookup("decoder", name, decoder_names, DFN_DECODER_COUNT);
+    return dfn_name_lookup("decoder", name, decoder_names, DFN_DECODER_COUNT, NULL);
 }
 
 dfn_bound_params dfn_bound_params_init(void) {

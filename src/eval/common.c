@@ -1,18 +1,17 @@
-/* common.c - helpers of src/eval: name lookup with a helpful message, finiteness. */
+/* common.c - helpers of src/eval: the classifier check, finiteness. */
 #include <math.h>
 #include <string.h>
 
-#include "eval.h"
+#include "eval/eval.h"
 
-int dfn_eval_lookup(const char *what, const char *name, const char *const *names, int count) {
-    for (int i = 0; name && i < count; i++)
-        if (!strcmp(name, names[i])) return i;
-    char list[256] = "";
-    size_t len = 0;
-    for (int i = 0; i < count && len < sizeof(list); i++)
-        len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "", names[i]);
-    dfn_set_error(DFN_ERR_ARG, "unknown %s '%s' (known: %s)", what, name ? name : "(null)", list);
-    return -1;
+dfn_status dfn_eval_check_classifier(const dfn_model *m) {
+    if (dfn_model_get_config(m)->kind == DFN_MODEL_CLASSIFIER && dfn_model_feature_dim(m) > 0)
+        return DFN_OK;
+    const char *path = dfn_model_path(m);
+    return dfn_set_error(DFN_ERR_ARG,
+                         "%s%sa %s model, not a classifier (diffusion train-classifier makes one)",
+                         path ? path : "", path ? ": " : "",
+                         dfn_model_kind_name(dfn_model_get_config(m)->kind));
 }
 
 dfn_status dfn_eval_check_finite(const char *what, const float *x, size_t n, size_t dim) {

@@ -23,7 +23,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "core.h"
 #include "eval/eval.h"
 
 /* ================================================================ statistics */
@@ -198,7 +197,7 @@ static void shape_text(char *buf, size_t size, const dfn_dataset *ds) {
     else snprintf(buf, size, "vectors of %d", dims[0]);
 }
 
-dfn_status dfn_eval_check_sets(const dfn_classifier *c, const dfn_dataset *samples,
+dfn_status dfn_eval_check_sets(const dfn_model *c, const dfn_dataset *samples,
                                const dfn_dataset *reference, size_t min_count, const char *need) {
     int da[DFN_DATASET_MAX_DIMS], db[DFN_DATASET_MAX_DIMS];
     int na = dfn_dataset_shape(samples, da), nb = dfn_dataset_shape(reference, db);
@@ -214,7 +213,10 @@ dfn_status dfn_eval_check_sets(const dfn_classifier *c, const dfn_dataset *sampl
                              a, b);
     }
     dfn_status st;
-    if ((st = dfn_classifier_check_data(c, samples, "samples")) != DFN_OK) return st;
+    int dims[DFN_DATASET_MAX_DIMS], nd = dfn_dataset_shape(samples, dims);
+    if ((st = dfn_eval_check_classifier(c)) != DFN_OK ||
+        (st = dfn_model_check_input(c, nd, dims, "samples")) != DFN_OK)
+        return st;
     const dfn_dataset *sets[2] = {samples, reference};
     const char *names[2] = {"samples", "reference set"};
     for (int s = 0; s < 2; s++)
@@ -231,21 +233,23 @@ dfn_status dfn_eval_check_sets(const dfn_classifier *c, const dfn_dataset *sampl
     return DFN_OK;
 }
 
-float *dfn_eval_features(dfn_classifier *c, const dfn_dataset *ds) {
+float *dfn_eval_features(dfn_model *c, const dfn_dataset *ds) {
     size_t n = dfn_dataset_count(ds);
-    int F = dfn_classifier_get_config(c)->feature_dim;
+    int F = dfn_model_feature_dim(c);
     float *f = dfn_malloc(n * (size_t)F * sizeof(float));
-    dfn_classifier_features(c, f, dfn_dataset_sample(ds, 0), n);
+    dfn_model_extract_features(c, f, dfn_dataset_sample(ds, 0), n);
     return f;
 }
 
-dfn_status dfn_fid(double *out, dfn_classifier *c, const dfn_dataset *samples,
+dfn_status dfn_fid(double *out, dfn_model *c, const dfn_dataset *samples,
                    const dfn_dataset *reference) {
     DFN_ASSERT(out && c && samples && reference);
-    const int F = dfn_classifier_get_config(c)->feature_dim;
+    dfn_status st = dfn_eval_check_classifier(c);
+    if (st != DFN_OK) return st;
+    const int F = dfn_model_feature_dim(c);
     char need[96];
     snprintf(need, sizeof need, "FID needs at least D+1 = %d samples per set", F + 1);
-    dfn_status st = dfn_eval_check_sets(c, samples, reference, (size_t)F + 1, need);
+    st = dfn_eval_check_sets(c, samples, reference, (size_t)F + 1, need);
     if (st != DFN_OK) return st;
     float *fa = dfn_eval_features(c, samples);
     float *fb = dfn_eval_features(c, reference);

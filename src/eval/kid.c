@@ -25,7 +25,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "core.h"
 #include "eval/eval.h"
 
 dfn_kid_params dfn_kid_params_init(void) {
@@ -144,13 +143,13 @@ dfn_status dfn_kid_features(double *mean, double *std, const float *f1, size_t n
     return DFN_OK;
 }
 
-dfn_status dfn_kid(double *mean, double *std, dfn_classifier *c, const dfn_dataset *samples,
+dfn_status dfn_kid(double *mean, double *std, dfn_model *c, const dfn_dataset *samples,
                    const dfn_dataset *reference, const dfn_kid_params *p) {
     DFN_ASSERT(mean && c && samples && reference);
     dfn_status st = dfn_eval_check_sets(c, samples, reference, 2,
                                         "KID needs at least 2 samples per set");
     if (st != DFN_OK) return st;
-    const int F = dfn_classifier_get_config(c)->feature_dim;
+    const int F = dfn_model_feature_dim(c);
     float *fa = dfn_eval_features(c, samples);
     float *fb = dfn_eval_features(c, reference);
     st = dfn_kid_features(mean, std, fa, dfn_dataset_count(samples), fb,

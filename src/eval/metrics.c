@@ -12,7 +12,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "eval.h"
+#include "eval/eval.h"
 
 static dfn_status check_sets(const char *what, const float *x, size_t n, int dx, const float *y,
                              size_t m, int dy) {

@@ -11,17 +11,17 @@
 #include <math.h>
 #include <string.h>
 
-#include "eval.h"
+#include "eval/eval.h"
 #include "sample/rk45.h"
 
 static const char *const divergence_names[DFN_DIVERGENCE_COUNT] = {"exact", "rademacher",
                                                                    "gaussian"};
 
 const char *dfn_divergence_name(dfn_divergence div) {
-    return (int)div >= 0 && div < DFN_DIVERGENCE_COUNT ? divergence_names[div] : "unknown";
+    return dfn_name_of(divergence_names, DFN_DIVERGENCE_COUNT, (int)div);
 }
 int dfn_divergence_from_name(const char *name) {
-    return dfn_eval_lookup("divergence", name, divergence_names, DFN_DIVERGENCE_COUNT);
+    return dfn_name_lookup("divergence", name, divergence_names, DFN_DIVERGENCE_COUNT, NULL);
 }
 
 dfn_nll_params dfn_nll_params_init(void) {
@@ -194,7 +194,7 @@ dfn_status dfn_ode_nll(dfn_denoiser *d, const float *x, int batch, size_t dim,
         }
         for (int b = 0; b < batch; b++) y[n + b] = 0.0f;
         int acc = 0, rej = 0;
-        st = rk45_integrate("ode likelihood", ode_rhs, &c, y, n + batch, tau_lo, tau_hi, &o, &acc,
+        st = dfn_rk45_integrate("ode likelihood", ode_rhs, &c, y, n + batch, tau_lo, tau_hi, &o, &acc,
                             &rej);
         steps += acc;
         rejected += rej;

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core.h"
-#include "io/atomic_file.h"
+#include "core/core.h"
+#include "core/files.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "diffusion.c's file formats assume a little-endian host"

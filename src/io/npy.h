@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "diffusion.h"
+#include "diffusion/core.h"
 #include "io/safetensors.h" /* dfn_dtype */
 
 #define DFN_NPY_MAX_DIMS 8

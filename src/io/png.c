@@ -28,8 +28,9 @@
 
 #include <stb/stb_image_write.h>
 
-#include "core.h"
-#include "io/atomic_file.h"
+#include "core/core.h"
+#include "core/files.h"
+#include "diffusion/io.h"
 
 /* The largest side we agree to write: far above any sensible grid, the limit of
  * cairo's image surfaces (captions), and it keeps every size below inside int. */

@@ -14,8 +14,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core.h"
-#include "io/atomic_file.h"
+#include "core/core.h"
+#include "core/files.h"
 
 /* Tensor bytes are copied to and from memory as they are, which is only right
  * on a little-endian machine (every CPU this library targets). */

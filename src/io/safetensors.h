@@ -25,9 +25,8 @@
  * that the data section starts 8-byte aligned.
  *
  * Beyond model checkpoints (models/checkpoint.c) this is the general way to
- * store arrays: a trainer saves its optimizer moments or EMA weights with
- * dfn_st_writer_add_model_tensors under a prefix, and reads them back with
- * dfn_st_read_model_tensors, which checks each tensor like a checkpoint load.
+ * store arrays: a trainer saves its optimizer moments or EMA weights under a
+ * prefix (models/models.h).
  */
 #ifndef DFN_SAFETENSORS_H
 #define DFN_SAFETENSORS_H
@@ -35,7 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "diffusion.h"
+#include "diffusion/core.h"
 
 /* ---------------------------------------------------------------- element types */
 
@@ -149,23 +148,5 @@ dfn_status dfn_st_writer_set_metadata(dfn_st_writer *w, const char *key, const c
 /* Writes the file atomically ("<path>.tmp", then rename). The writer is not
  * changed and may be saved again. DFN_ERR_IO naming the path on failure. */
 dfn_status dfn_st_writer_save(const dfn_st_writer *w, const char *path);
-
-/* ---------------------------------------------------------------- model-shaped arrays
- * Defined in models/checkpoint.c (they use the model's tensor table). */
-
-/* Adds one F32 tensor per model tensor, named prefix + dfn_model_tensor_name
- * (prefix may be "" or NULL), shaped as dfn_model_tensor_shape, with data taken
- * from base + dfn_model_tensor_offset: base is any array laid out like
- * dfn_model_params (the parameters, EMA weights, Adam moments). base must stay
- * valid until dfn_st_writer_save. */
-dfn_status dfn_st_writer_add_model_tensors(dfn_st_writer *w, const dfn_model *model,
-                                           const char *prefix, const float *base);
-
-/* The reverse: for every model tensor, requires prefix + name in f with dtype
- * F32 and the model's shape, and copies it to base + offset. Messages name the
- * file and the tensor (see dfn_st_get). Tensors of f that the model lacks are
- * not checked here (dfn_model_load does that for whole checkpoints). */
-dfn_status dfn_st_read_model_tensors(const dfn_st_file *f, const dfn_model *model,
-                                     const char *prefix, float *base);
 
 #endif

@@ -1,26 +1,35 @@
-/* checkpoint.c - dfn_model_save / dfn_model_load: a model as a safetensors file.
+/* checkpoint.c - dfn_model_save / dfn_model_load: a model of any kind as a
+ * safetensors file.
  *
  * A checkpoint is an ordinary safetensors file that PyTorch can read with
  * safetensors.torch.load_file and feed to load_state_dict:
  *
  *   - one F32 tensor per parameter tensor, named exactly as in the PyTorch
  *     twin's state_dict (dfn_model_tensor_name) with its shape;
- *   - metadata "config" (dfn_model_config_to_json), "format" = "diffusion.c
- *     checkpoint", "format_version" = "1", plus the caller's extra pairs.
+ *   - metadata "format" = "diffusion.c checkpoint", "format_version" = "2",
+ *     "config" (dfn_model_config_to_json, which names the kind), plus the
+ *     caller's extra pairs (a pipeline's process and prediction, a trainer's
+ *     step, a classifier's test accuracy).
+ *
+ * Version 1 files load too: diffusion models ("diffusion.c checkpoint" "1",
+ * whose config JSON is the same) and classifiers ("diffusion.c classifier",
+ * version "1", whose config is the classifier kind's JSON).
  *
  * Loading rebuilds the model from the stored config and then insists that the
- * file and the model agree tensor by tensor (presence, dtype, shape) and that
- * the file holds nothing the model lacks: a checkpoint for a different
- * architecture fails with a message naming the first disagreement rather than
- * loading garbage.
+ * file and the model agree tensor by tensor (presence, dtype, shape), that the
+ * file holds nothing the model lacks, and that every weight is finite: a
+ * checkpoint for a different architecture fails with a message naming the
+ * first disagreement rather than loading garbage.
  */
+#include <math.h>
 #include <string.h>
 
-#include "core.h"
-#include "io/safetensors.h"
+#include "models/model.h"
+#include "models/models.h"
 
 #define CHECKPOINT_FORMAT "diffusion.c checkpoint"
-#define CHECKPOINT_VERSION "1"
+#define CHECKPOINT_VERSION "2"
+#define CLASSIFIER_FORMAT_V1 "diffusion.c classifier" /* read only */
 
 /* The tensor table's int shape as the int64 shape the safetensors code uses. */
 static int model_shape(const dfn_model *model, int i, int64_t shape[4]) {
@@ -33,11 +42,9 @@ static int model_shape(const dfn_model *model, int i, int64_t shape[4]) {
 
 /* prefix + name into a fresh buffer (freed by the caller). */
 static char *prefixed(const char *prefix, const char *name) {
-    size_t a = prefix ? strlen(prefix) : 0, b = strlen(name);
-    char *s = dfn_malloc(a + b + 1);
-    if (a) memcpy(s, prefix, a);
-    memcpy(s + a, name, b + 1);
-    return s;
+    dfn_buf b = {0};
+    dfn_buf_printf(&b, "%s%s", prefix ? prefix : "", name);
+    return b.data;
 }
 
 dfn_status dfn_st_writer_add_model_tensors(dfn_st_writer *w, const dfn_model *model,
@@ -98,11 +105,7 @@ dfn_status dfn_model_save(const dfn_model *model, const char *path,
     if ((st = dfn_st_writer_set_metadata(w, "config", config)) != DFN_OK) goto fail;
     for (const char *const *kv = extra_metadata; kv && kv[0]; kv += 2)
         if ((st = dfn_st_writer_set_metadata(w, kv[0], kv[1])) != DFN_OK) goto fail;
-
-    /* dfn_model_params takes a mutable model (training writes through it);
-     * saving only reads the array. */
-    const float *params = dfn_model_params((dfn_model *)model);
-    if ((st = dfn_st_writer_add_model_tensors(w, model, "", params)) != DFN_OK) goto fail;
+    if ((st = dfn_st_writer_add_model_tensors(w, model, "", model->params)) != DFN_OK) goto fail;
     st = dfn_st_writer_save(w, path);
 fail:
     free(config);
@@ -118,43 +121,58 @@ static dfn_status wrap_error(dfn_status st, const char *path, const char *what) 
     return dfn_set_error(st, "%s: %s: %s", path, what, inner);
 }
 
+/* Is the file's "format" / "format_version" one this code reads? */
+static dfn_status check_format(const dfn_st_file *f, const char *path) {
+    const char *format = dfn_st_metadata(f, "format");
+    const char *version = dfn_st_metadata(f, "format_version");
+    if (!dfn_st_metadata(f, "config"))
+        return dfn_set_error(DFN_ERR_FORMAT,
+                             "%s: not a diffusion.c checkpoint (no \"config\" in the safetensors "
+                             "metadata)",
+                             path);
+    if (format && !strcmp(format, CLASSIFIER_FORMAT_V1)) {
+        if (version && strcmp(version, "1") != 0)
+            return dfn_set_error(DFN_ERR_FORMAT,
+                                 "%s: classifier format_version \"%s\" is not supported (this "
+                                 "build reads version 1 classifiers and version " CHECKPOINT_VERSION
+                                 " checkpoints)",
+                                 path, version);
+        return DFN_OK;
+    }
+    if (format && strcmp(format, CHECKPOINT_FORMAT) != 0)
+        return dfn_set_error(DFN_ERR_FORMAT,
+                             "%s: not a diffusion.c checkpoint (metadata \"format\" is \"%s\")",
+                             path, format);
+    if (version && strcmp(version, "1") != 0 && strcmp(version, CHECKPOINT_VERSION) != 0)
+        return dfn_set_error(DFN_ERR_FORMAT,
+                             "%s: checkpoint format_version \"%s\" is not supported (this build "
+                             "reads versions 1 and " CHECKPOINT_VERSION "; a newer diffusion.c "
+                             "wrote it?)",
+                             path, version);
+    return DFN_OK;
+}
+
 dfn_status dfn_model_load(dfn_model **out, const char *path) {
     DFN_ASSERT(out && path);
     *out = NULL;
+    dfn_st_file *f = NULL;
+    dfn_status st = dfn_st_open(&f, path);
+    if (st == DFN_OK) st = dfn_model_load_from(out, f);
+    dfn_st_close(f);
+    return st;
+}
+
+dfn_status dfn_model_load_from(dfn_model **out, const dfn_st_file *f) {
+    DFN_ASSERT(out && f);
+    *out = NULL;
+    const char *path = dfn_st_path(f);
     dfn_status st;
     dfn_model *model = NULL;
-    dfn_st_file *f = NULL;
-    if ((st = dfn_st_open(&f, path)) != DFN_OK) goto fail;
+    if ((st = check_format(f, path)) != DFN_OK) goto fail;
 
-    /* 1. Is it ours? The config is what we need; "format" and its version, if
-     *    present, must be ones this code understands. */
-    const char *format = dfn_st_metadata(f, "format");
-    const char *version = dfn_st_metadata(f, "format_version");
-    const char *config = dfn_st_metadata(f, "config");
-    if (!config) {
-        st = dfn_set_error(DFN_ERR_FORMAT,
-                           "%s: not a diffusion.c checkpoint (no \"config\" in the safetensors "
-                           "metadata)",
-                           path);
-        goto fail;
-    }
-    if (format && strcmp(format, CHECKPOINT_FORMAT) != 0) {
-        st = dfn_set_error(DFN_ERR_FORMAT,
-                           "%s: not a diffusion.c checkpoint (metadata \"format\" is \"%s\")",
-                           path, format);
-        goto fail;
-    }
-    if (version && strcmp(version, CHECKPOINT_VERSION) != 0) {
-        st = dfn_set_error(DFN_ERR_FORMAT,
-                           "%s: checkpoint format_version \"%s\" is not supported (this build "
-                           "reads version " CHECKPOINT_VERSION ")",
-                           path, version);
-        goto fail;
-    }
-
-    /* 2. The architecture. */
+    /* The architecture. */
     dfn_model_config cfg;
-    if ((st = dfn_model_config_from_json(&cfg, config)) != DFN_OK) {
+    if ((st = dfn_model_config_from_json(&cfg, dfn_st_metadata(f, "config"))) != DFN_OK) {
         st = wrap_error(st, path, "bad model config in the metadata");
         goto fail;
     }
@@ -163,24 +181,31 @@ dfn_status dfn_model_load(dfn_model **out, const char *path) {
         goto fail;
     }
 
-    /* 3. Tensors: nothing the model lacks, then every tensor it has. */
+    /* Tensors: nothing the model lacks, then every tensor it has. */
     for (int i = 0; i < dfn_st_num_tensors(f); i++) {
         const char *name = dfn_st_tensor_at(f, i)->name;
         if (dfn_model_find_tensor(model, name) < 0) {
             st = dfn_set_error(DFN_ERR_FORMAT,
-                               "%s: unexpected tensor '%s' (the model of this config has no "
-                               "such tensor)",
-                               path, name);
+                               "%s: unexpected tensor '%s' (the %s of this config has no such "
+                               "tensor)",
+                               path, name, dfn_model_kind_name(cfg.kind));
             goto fail;
         }
     }
-    if ((st = dfn_st_read_model_tensors(f, model, "", dfn_model_params(model))) != DFN_OK)
-        goto fail;
-
+    if ((st = dfn_st_read_model_tensors(f, model, "", model->params)) != DFN_OK) goto fail;
+    for (int i = 0; i < model->tab.count; i++) {
+        const dfn_tensor_info *t = &model->tab.t[i];
+        for (size_t j = 0; j < t->numel; j++)
+            if (!isfinite(model->params[t->offset + j])) {
+                st = dfn_set_error(DFN_ERR_NUMERIC, "%s: tensor '%s' holds %g at element %zu",
+                                   path, t->name, (double)model->params[t->offset + j], j);
+                goto fail;
+            }
+    }
+    model->path = dfn_strdup(path);
     *out = model;
     model = NULL;
 fail:
-    if (model) dfn_model_free(model);
-    dfn_st_close(f);
+    dfn_model_free(model);
     return st;
 }

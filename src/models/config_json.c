@@ -7,7 +7,11 @@
  *           "ch_mult":[1,2,2],"num_res_blocks":2,"attn_resolutions":[7],
  *           "heads":1,"groups":32,"norm_eps":1e-06,"dropout":0.1,"num_classes":0}
  *   MLP:   {"kind":"mlp","dim":2,"width":128,"depth":3,"dropout":0.1,"num_classes":0}
+ *   classifier: {"kind":"classifier","in_channels":1,"height":28,"width":28,
+ *           "channels":32,"groups":8,"feature_dim":128,"num_classes":10}
  *
+ * One key table per kind drives both directions, so what is written is
+ * exactly what is read.
  * Parsing rejects an unknown kind, a missing, repeated or unknown key, a value
  * of the wrong type and arrays longer than DFN_MAX_LEVELS (DFN_ERR_CONFIG, the
  * message names the key), then runs dfn_model_config_validate, so a config
@@ -18,7 +22,63 @@
 #include <math.h>
 #include <string.h>
 
-#include "core.h"
+#include "models/model.h"
+
+/* ================================================================ keys */
+
+typedef enum { K_INT, K_FLOAT, K_INT_ARRAY } key_type;
+
+typedef struct {
+    const char *name;
+    key_type type;
+    size_t offset;       /* of the int/float/array in dfn_model_config */
+    size_t count_offset; /* K_INT_ARRAY: of the int that counts the entries */
+} key_spec;
+
+#define KEY(name, type, field) {name, type, offsetof(dfn_model_config, field), 0}
+#define ARRAY_KEY(name, field, count) \
+    {name, K_INT_ARRAY, offsetof(dfn_model_config, field), offsetof(dfn_model_config, count)}
+
+/* Each kind's keys, in the order they are written. */
+static const key_spec unet_keys[] = {
+    KEY("in_channels", K_INT, unet.in_channels),
+    KEY("resolution", K_INT, unet.resolution),
+    KEY("channels", K_INT, unet.channels),
+    ARRAY_KEY("ch_mult", unet.ch_mult, unet.n_levels),
+    KEY("num_res_blocks", K_INT, unet.num_res_blocks),
+    ARRAY_KEY("attn_resolutions", unet.attn_resolutions, unet.n_attn),
+    KEY("heads", K_INT, unet.heads),
+    KEY("groups", K_INT, unet.groups),
+    KEY("norm_eps", K_FLOAT, unet.norm_eps),
+    KEY("dropout", K_FLOAT, dropout),
+    KEY("num_classes", K_INT, num_classes),
+};
+static const key_spec mlp_keys[] = {
+    KEY("dim", K_INT, mlp.dim),
+    KEY("width", K_INT, mlp.width),
+    KEY("depth", K_INT, mlp.depth),
+    KEY("dropout", K_FLOAT, dropout),
+    KEY("num_classes", K_INT, num_classes),
+};
+static const key_spec classifier_keys[] = {
+    KEY("in_channels", K_INT, classifier.in_channels),
+    KEY("height", K_INT, classifier.height),
+    KEY("width", K_INT, classifier.width),
+    KEY("channels", K_INT, classifier.channels),
+    KEY("groups", K_INT, classifier.groups),
+    KEY("feature_dim", K_INT, classifier.feature_dim),
+    KEY("num_classes", K_INT, num_classes),
+};
+
+static const struct {
+    const key_spec *keys;
+    int count;
+} kind_keys[DFN_MODEL_KIND_COUNT] = {
+    [DFN_MODEL_UNET] = {unet_keys, (int)(sizeof unet_keys / sizeof unet_keys[0])},
+    [DFN_MODEL_MLP] = {mlp_keys, (int)(sizeof mlp_keys / sizeof mlp_keys[0])},
+    [DFN_MODEL_CLASSIFIER] = {classifier_keys, (int)(sizeof classifier_keys / sizeof classifier_keys[0])},
+};
+#define MAX_KEYS ((int)(sizeof unet_keys / sizeof unet_keys[0]))
 
 /* ================================================================ to JSON */
 
@@ -42,41 +102,31 @@ static void add_int_array(cJSON *obj, const char *key, const int *v, int n) {
 }
 
 char *dfn_model_config_to_json(const dfn_model_config *cfg) {
-    DFN_ASSERT(cfg);
-    DFN_ASSERT(cfg->kind == DFN_MODEL_UNET || cfg->kind == DFN_MODEL_MLP);
-    DFN_ASSERT(cfg->n_levels >= 0 && cfg->n_levels <= DFN_MAX_LEVELS);
-    DFN_ASSERT(cfg->n_attn >= 0 && cfg->n_attn <= DFN_MAX_LEVELS);
+    DFN_ASSERT(cfg && (int)cfg->kind >= 0 && cfg->kind < DFN_MODEL_KIND_COUNT);
     cJSON *o = cJSON_CreateObject();
     DFN_ASSERT(o);
-    /* Keys in a fixed order, so equal configs give equal text. */
-    if (cfg->kind == DFN_MODEL_UNET) {
-        cJSON_AddStringToObject(o, "kind", "unet");
-        cJSON_AddNumberToObject(o, "in_channels", cfg->in_channels);
-        cJSON_AddNumberToObject(o, "resolution", cfg->resolution);
-        cJSON_AddNumberToObject(o, "channels", cfg->channels);
-        add_int_array(o, "ch_mult", cfg->ch_mult, cfg->n_levels);
-        cJSON_AddNumberToObject(o, "num_res_blocks", cfg->num_res_blocks);
-        add_int_array(o, "attn_resolutions", cfg->attn_resolutions, cfg->n_attn);
-        cJSON_AddNumberToObject(o, "heads", cfg->heads);
-        cJSON_AddNumberToObject(o, "groups", cfg->groups);
-        cJSON_AddNumberToObject(o, "norm_eps", short_decimal(cfg->norm_eps));
-    } else {
-        cJSON_AddStringToObject(o, "kind", "mlp");
-        cJSON_AddNumberToObject(o, "dim", cfg->dim);
-        cJSON_AddNumberToObject(o, "width", cfg->width);
-        cJSON_AddNumberToObject(o, "depth", cfg->depth);
+    const char *base = (const char *)cfg;
+    cJSON_AddStringToObject(o, "kind", dfn_model_kind_name(cfg->kind));
+    for (int i = 0; i < kind_keys[cfg->kind].count; i++) { /* in table order: equal configs, equal text */
+        const key_spec *k = &kind_keys[cfg->kind].keys[i];
+        switch (k->type) {
+        case K_INT: cJSON_AddNumberToObject(o, k->name, *(const int *)(base + k->offset)); break;
+        case K_FLOAT:
+            cJSON_AddNumberToObject(o, k->name, short_decimal(*(const float *)(base + k->offset)));
+            break;
+        case K_INT_ARRAY: {
+            int n = *(const int *)(base + k->count_offset);
+            DFN_ASSERT(n >= 0 && n <= DFN_MAX_LEVELS);
+            add_int_array(o, k->name, (const int *)(base + k->offset), n);
+            break;
+        }
+        }
     }
-    cJSON_AddNumberToObject(o, "dropout", short_decimal(cfg->dropout));
-    cJSON_AddNumberToObject(o, "num_classes", cfg->num_classes);
-
     char *text = cJSON_PrintUnformatted(o);
     DFN_ASSERT(text);
     /* Hand back memory from malloc, as the header promises, whatever allocator
      * cJSON was configured with. */
-    size_t n = strlen(text) + 1;
-    char *out = malloc(n);
-    DFN_ASSERT(out);
-    memcpy(out, text, n);
+    char *out = dfn_strdup(text);
     cJSON_free(text);
     cJSON_Delete(o);
     return out;
@@ -84,39 +134,7 @@ char *dfn_model_config_to_json(const dfn_model_config *cfg) {
 
 /* ================================================================ from JSON */
 
-typedef enum { K_INT, K_FLOAT, K_INT_ARRAY } key_type;
 
-typedef struct {
-    const char *name;
-    key_type type;
-    size_t offset;       /* of the int/float/array in dfn_model_config */
-    size_t count_offset; /* K_INT_ARRAY: of the int that counts the entries */
-} key_spec;
-
-#define KEY(name, type, field) {name, type, offsetof(dfn_model_config, field), 0}
-#define ARRAY_KEY(name, field, count) \
-    {name, K_INT_ARRAY, offsetof(dfn_model_config, field), offsetof(dfn_model_config, count)}
-
-static const key_spec unet_keys[] = {
-    KEY("in_channels", K_INT, in_channels),
-    KEY("resolution", K_INT, resolution),
-    KEY("channels", K_INT, channels),
-    ARRAY_KEY("ch_mult", ch_mult, n_levels),
-    KEY("num_res_blocks", K_INT, num_res_blocks),
-    ARRAY_KEY("attn_resolutions", attn_resolutions, n_attn),
-    KEY("heads", K_INT, heads),
-    KEY("groups", K_INT, groups),
-    KEY("norm_eps", K_FLOAT, norm_eps),
-    KEY("dropout", K_FLOAT, dropout),
-    KEY("num_classes", K_INT, num_classes),
-};
-static const key_spec mlp_keys[] = {
-    KEY("dim", K_INT, dim),
-    KEY("width", K_INT, width),
-    KEY("depth", K_INT, depth),
-    KEY("dropout", K_FLOAT, dropout),
-    KEY("num_classes", K_INT, num_classes),
-};
 
 /* A JSON number that is a whole number within int range. */
 static int json_int(const cJSON *item, int *out) {
@@ -184,27 +202,28 @@ dfn_status dfn_model_config_from_json(dfn_model_config *cfg, const char *json) {
 
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(root, "kind");
     if (!kind) {
-        st = dfn_set_error(DFN_ERR_CONFIG, "config JSON: missing key 'kind' (\"unet\" or \"mlp\")");
+        st = dfn_set_error(DFN_ERR_CONFIG,
+                           "config JSON: missing key 'kind' (\"unet\", \"mlp\" or \"classifier\")");
         goto fail;
     }
-    if (!cJSON_IsString(kind) ||
-        (strcmp(kind->valuestring, "unet") != 0 && strcmp(kind->valuestring, "mlp") != 0)) {
+    int k = -1;
+    for (int i = 0; cJSON_IsString(kind) && i < DFN_MODEL_KIND_COUNT; i++)
+        if (!strcmp(kind->valuestring, dfn_model_kind_name((dfn_model_kind)i))) k = i;
+    if (k < 0) {
         st = dfn_set_error(DFN_ERR_CONFIG,
-                           "config JSON: key 'kind' must be \"unet\" or \"mlp\", got %s%s%s",
+                           "config JSON: key 'kind' must be \"unet\", \"mlp\" or \"classifier\", got %s%s%s",
                            cJSON_IsString(kind) ? "\"" : "",
                            cJSON_IsString(kind) ? kind->valuestring : "a non-string",
                            cJSON_IsString(kind) ? "\"" : "");
         goto fail;
     }
-    int is_unet = strcmp(kind->valuestring, "unet") == 0;
-    const key_spec *keys = is_unet ? unet_keys : mlp_keys;
-    int n_keys = is_unet ? (int)(sizeof unet_keys / sizeof unet_keys[0])
-                         : (int)(sizeof mlp_keys / sizeof mlp_keys[0]);
+    const key_spec *keys = kind_keys[k].keys;
+    const int n_keys = kind_keys[k].count;
 
-    /* Start from the kind's defaults so the fields of the other kind are sane,
+    /* Start from the kind's defaults so the fields of the other kinds are sane,
      * then require and read every key of this kind. */
     dfn_model_config c;
-    dfn_model_config_init(&c, is_unet ? DFN_MODEL_UNET : DFN_MODEL_MLP);
+    dfn_model_config_init(&c, (dfn_model_kind)k);
     for (int i = 0; i < n_keys; i++) {
         const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, keys[i].name);
         if (!item) {
@@ -218,7 +237,7 @@ dfn_status dfn_model_config_from_json(dfn_model_config *cfg, const char *json) {
     /* Every key present must be known and appear once: a typo ("chanels") or
      * a key of the other kind should not be silently ignored. Counting per
      * known key keeps this linear however many keys a hostile file holds. */
-    int seen[1 + sizeof unet_keys / sizeof unet_keys[0]] = {0};
+    int seen[MAX_KEYS + 1] = {0};
     const cJSON *item;
     cJSON_ArrayForEach(item, root) {
         int j = strcmp(item->string, "kind") == 0 ? n_keys : -1;

@@ -11,7 +11,7 @@
  */
 #include <string.h>
 
-#include "model.h"
+#include "models/model.h"
 #include "nn/nn.h"
 
 typedef struct {
@@ -31,13 +31,13 @@ typedef struct {
     float *t0, *t1;   /* backward temporaries (B, max(W, dim)) */
 } mlp;
 
-void dfn_mlp_build(dfn_model *m) {
-    const dfn_model_config *c = &m->cfg;
+static void build(dfn_model *m) {
+    const dfn_mlp_config *c = &m->cfg.mlp;
     mlp *n = calloc(1, sizeof *n);
     DFN_ASSERT(n);
     m->impl = n;
     int W = c->width;
-    dfn_time_embed_params(&n->te, &m->tab, W, W, c->num_classes);
+    dfn_time_embed_params(&n->te, &m->tab, W, W, m->cfg.num_classes);
     n->inp = dfn_param_linear(&m->tab, "inp", W, c->dim);
     n->blocks = calloc((size_t)c->depth, sizeof *n->blocks);
     n->h = calloc((size_t)c->depth + 1, sizeof *n->h);
@@ -55,7 +55,7 @@ void dfn_mlp_build(dfn_model *m) {
     n->outl = dfn_param_linear(&m->tab, "out", c->dim, W);
 }
 
-void dfn_mlp_free(dfn_model *m) {
+static void free_impl(dfn_model *m) {
     mlp *n = m->impl;
     if (!n) return;
     free(n->blocks);
@@ -65,9 +65,9 @@ void dfn_mlp_free(dfn_model *m) {
     m->impl = NULL;
 }
 
-void dfn_mlp_take(dfn_model *m, int B) {
+static void take(dfn_model *m, int B) {
     mlp *n = m->impl;
-    const dfn_model_config *c = &m->cfg;
+    const dfn_mlp_config *c = &m->cfg.mlp;
     size_t bw = (size_t)B * c->width, bmax = (size_t)B * DFN_MAX(c->width, c->dim);
     dfn_time_embed_take(&n->te, m, B);
     n->x = dfn_arena_take(&m->acts, (size_t)B * c->dim);
@@ -85,10 +85,10 @@ void dfn_mlp_take(dfn_model *m, int B) {
     n->t1 = dfn_arena_take(&m->grad_acts, bmax);
 }
 
-void dfn_mlp_forward(dfn_model *m, float *out, const float *x, const float *t, const int *y,
+static void forward(dfn_model *m, float *out, const float *x, const float *t, const int *y,
                      int B, int training, dfn_rng *rng) {
     mlp *n = m->impl;
-    const dfn_model_config *c = &m->cfg;
+    const dfn_mlp_config *c = &m->cfg.mlp;
     const float *P = m->params;
     int W = c->width;
     size_t bw = (size_t)B * W;
@@ -104,12 +104,12 @@ void dfn_mlp_forward(dfn_model *m, float *out, const float *x, const float *t, c
         for (size_t j = 0; j < bw; j++) b->u[j] += b->a[j];
         /* h_{i+1} = h_i + fc2(dropout(silu(u))) */
         dfn_silu_forward(b->a, b->u, bw);
-        b->dropped = training && c->dropout > 0.0f;
+        b->dropped = training && m->cfg.dropout > 0.0f;
         if (b->dropped) {
             DFN_ASSERT(rng);
             b->drop_seed = rng->seed;
             b->drop_block = rng->counter;
-            dfn_dropout_forward(b->a, b->a, bw, c->dropout, rng->seed, rng->counter);
+            dfn_dropout_forward(b->a, b->a, bw, m->cfg.dropout, rng->seed, rng->counter);
             rng->counter += (bw + 3) / 4;
         }
         dfn_linear_forward(n->h[i + 1], b->a, P + b->fc2.w, P + b->fc2.b, B, W, W);
@@ -119,9 +119,9 @@ void dfn_mlp_forward(dfn_model *m, float *out, const float *x, const float *t, c
     dfn_linear_forward(out, n->s_out, P + n->outl.w, P + n->outl.b, B, W, c->dim);
 }
 
-void dfn_mlp_backward(dfn_model *m, const float *dout, float *dx) {
+static void backward(dfn_model *m, const float *dout, float *dx) {
     mlp *n = m->impl;
-    const dfn_model_config *c = &m->cfg;
+    const dfn_mlp_config *c = &m->cfg.mlp;
     const float *P = m->params;
     float *G = m->grads;
     int B = m->last_batch, W = c->width;
@@ -140,7 +140,7 @@ void dfn_mlp_backward(dfn_model *m, const float *dout, float *dx) {
         float *d_a = n->t0;
         if (b->dropped) {
             memset(n->t1, 0, bw * sizeof(float));
-            dfn_dropout_backward(n->t1, n->t0, bw, c->dropout, b->drop_seed, b->drop_block);
+            dfn_dropout_backward(n->t1, n->t0, bw, m->cfg.dropout, b->drop_seed, b->drop_block);
             d_a = n->t1;
         }
         float *d_u = d_a == n->t0 ? n->t1 : n->t0;
@@ -159,8 +159,10 @@ void dfn_mlp_backward(dfn_model *m, const float *dout, float *dx) {
     dfn_time_embed_backward(&n->te, m, B);
 }
 
-double dfn_mlp_macs(const dfn_model *m) {
-    const dfn_model_config *c = &m->cfg;
+static double macs(const dfn_model *m) {
+    const dfn_mlp_config *c = &m->cfg.mlp;
     double W = c->width;
     return 2 * W * W + W * c->dim + c->depth * 3 * W * W + W * c->dim;
 }
+
+const dfn_model_ops dfn_mlp_ops = {build, free_impl, take, forward, backward, macs, NULL};

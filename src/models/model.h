@@ -1,14 +1,35 @@
-/* model.h - what the U-Net and the MLP share: the parameter table (one flat
- * allocation, PyTorch state_dict names), activation arenas, and the dispatch
- * behind the public dfn_model_* functions. */
+/* model.h - the framework every network of src/models is built on: the
+ * parameter table (named views into one flat allocation, PyTorch state_dict
+ * names), activation arenas, and the table of a kind's functions behind the
+ * public dfn_model_* calls. Private to src/models.
+ *
+ * A kind (unet.c, mlp.c, classifier.c) implements dfn_model_ops:
+ *   build     fill m->tab (its tensors, in order) and m->impl from m->cfg;
+ *   take      take every activation buffer of a batch of B from m->acts and
+ *             m->grad_acts, always in the same order (with NULL bases it only
+ *             counts: that is how the arenas are sized, once per batch size);
+ *   forward   out = f(x, t, y) over the buffers taken; `training` applies
+ *             dropout with numbers from rng (advanced);
+ *   backward  of the last kept forward (m->last_batch): accumulates into
+ *             m->grads, writes dx (B, input size) unless NULL;
+ *   macs      multiply-accumulates of one forward per sample;
+ *   features  the penultimate activation of the last forward, or NULL for a
+ *             kind without features (the op may be NULL).
+ * model.c does everything else: allocation and initialisation of the
+ * parameters, sizing the arenas, dispatch, shapes. Adding a network is one
+ * file with these functions plus its config in config.c. */
 #ifndef DFN_MODEL_H
 #define DFN_MODEL_H
 
 #include <stddef.h>
 
-#include "core.h"
+#include "core/core.h"
+#include "diffusion/models.h"
 
 #define DFN_MAX_TENSOR_NAME 64
+
+/* How a tensor is initialised (PyTorch's defaults, see params.c). */
+typedef enum { INIT_UNIFORM_FAN_IN, INIT_ONES, INIT_ZEROS, INIT_NORMAL } dfn_init_kind;
 
 /* One named parameter tensor: a view into the flat parameter array. */
 typedef struct {
@@ -17,8 +38,7 @@ typedef struct {
     int shape[4];
     size_t offset; /* in floats, into params / grads */
     size_t numel;
-    /* PyTorch default initialisation of the tensor (see param_table_init). */
-    enum { INIT_UNIFORM_FAN_IN, INIT_ONES, INIT_ZEROS, INIT_NORMAL } init;
+    dfn_init_kind init;
     int fan_in;
 } dfn_tensor_info;
 
@@ -29,8 +49,8 @@ typedef struct {
 } dfn_param_table;
 
 /* Appends a tensor and returns its offset; the name is printf-formatted. */
-size_t dfn_param_add(dfn_param_table *tab, int init, int fan_in, int ndim, const int *shape,
-                     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+size_t dfn_param_add(dfn_param_table *tab, dfn_init_kind init, int fan_in, int ndim,
+                     const int *shape, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* Offsets of a layer's weight and bias, named "<prefix>.weight" and "<prefix>.bias". */
 typedef struct {
     size_t w, b;
@@ -38,6 +58,9 @@ typedef struct {
 dfn_wb dfn_param_conv(dfn_param_table *tab, const char *prefix, int oc, int ic, int k);
 dfn_wb dfn_param_linear(dfn_param_table *tab, const char *prefix, int out, int in);
 dfn_wb dfn_param_norm(dfn_param_table *tab, const char *prefix, int c);
+/* Every tensor of the table initialised into params, drawn from one Philox
+ * stream of `seed` in table order. */
+void dfn_param_init(const dfn_param_table *tab, float *params, uint64_t seed);
 
 /* Activations: a bump allocator over one buffer that is sized for a batch by a
  * first "measuring" pass and then reused. */
@@ -47,41 +70,40 @@ typedef struct {
 } dfn_arena;
 float *dfn_arena_take(dfn_arena *a, size_t n); /* base == NULL: only counts */
 
+typedef struct dfn_model_ops dfn_model_ops;
+
 struct dfn_model {
     dfn_model_config cfg;
+    const dfn_model_ops *ops;
     dfn_param_table tab;
     float *params, *grads;
     int capacity;        /* batch the activation arenas are sized for */
     dfn_arena acts;      /* forward activations (and what backward needs) */
     dfn_arena grad_acts; /* gradients of activations */
-    int last_batch;      /* batch of the last training forward, 0 if none */
-    void *impl;          /* the U-Net's or MLP's own state */
+    int last_batch;      /* batch of the last kept forward, 0 if none */
+    int forward_batch;   /* batch of the last forward of any mode, 0 if none */
+    void *impl;          /* the kind's own state */
+    char *path;          /* the checkpoint it was loaded from, or NULL */
 };
 
-/* The kinds' hooks, implemented in unet.c and mlp.c:
- *   build:   fill m->tab and m->impl from m->cfg;
- *   take:    take every activation buffer of a batch of B from m->acts and
- *            m->grad_acts, always in the same order (with NULL bases it only
- *            counts: that is how the arenas are sized);
- *   forward, backward: compute over the buffers taken. */
-void dfn_unet_build(dfn_model *m);
-void dfn_unet_free(dfn_model *m);
-void dfn_unet_take(dfn_model *m, int B);
-void dfn_unet_forward(dfn_model *m, float *out, const float *x, const float *t, const int *y,
-                      int B, int training, dfn_rng *rng);
-void dfn_unet_backward(dfn_model *m, const float *dout, float *dx);
+struct dfn_model_ops {
+    void (*build)(dfn_model *m);
+    void (*free_impl)(dfn_model *m);
+    void (*take)(dfn_model *m, int B);
+    void (*forward)(dfn_model *m, float *out, const float *x, const float *t, const int *y, int B,
+                    int training, dfn_rng *rng);
+    void (*backward)(dfn_model *m, const float *dout, float *dx);
+    double (*macs)(const dfn_model *m);
+    const float *(*features)(const dfn_model *m);
+};
 
-void dfn_mlp_build(dfn_model *m);
-void dfn_mlp_free(dfn_model *m);
-void dfn_mlp_take(dfn_model *m, int B);
-void dfn_mlp_forward(dfn_model *m, float *out, const float *x, const float *t, const int *y,
-                     int B, int training, dfn_rng *rng);
-void dfn_mlp_backward(dfn_model *m, const float *dout, float *dx);
+extern const dfn_model_ops dfn_unet_ops, dfn_mlp_ops, dfn_classifier_ops;
 
-double dfn_unet_macs(const dfn_model *m);
-double dfn_mlp_macs(const dfn_model *m);
+/* The per-sample shapes of a (valid) config: input and output, ndim 1 or 3. */
+int dfn_config_input_shape(const dfn_model_config *cfg, int dims[3]);
+int dfn_config_output_shape(const dfn_model_config *cfg, int dims[3]);
 
-/* Shared pieces of both networks' time conditioning:
+/* Shared pieces of the denoisers' time conditioning (time_embed.c):
  * emb = temb.2(silu(temb.0(sinusoidal(t, dim)))) + label_emb(y), returned as silu(emb),
  * the form every block consumes. */
 typedef struct {

@@ -1,11 +1,12 @@
-/* params.c - the parameter table: named views into one flat allocation, and
- * the activation arena. */
+/* params.c - the parameter table: named views into one flat allocation, their
+ * initialisation, and the activation arena. */
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 
-#include "model.h"
+#include "models/model.h"
 
-size_t dfn_param_add(dfn_param_table *tab, int init, int fan_in, int ndim, const int *shape,
+size_t dfn_param_add(dfn_param_table *tab, dfn_init_kind init, int fan_in, int ndim, const int *shape,
                      const char *fmt, ...) {
     if (tab->count == tab->cap) {
         tab->cap = tab->cap ? 2 * tab->cap : 64;
@@ -66,4 +67,33 @@ float *dfn_arena_take(dfn_arena *a, size_t n) {
     if (!a->base) return NULL;
     DFN_ASSERT(a->used <= a->cap);
     return a->base + start;
+}
+
+/* PyTorch's default initialisation (torch.nn.Linear / Conv2d reset_parameters:
+ * kaiming_uniform with a = sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
+ * weights and biases; GroupNorm 1 and 0; Embedding N(0, 1)), drawn from a
+ * Philox stream in table order. */
+void dfn_param_init(const dfn_param_table *tab, float *params, uint64_t seed) {
+    dfn_rng rng = dfn_rng_init(seed);
+    for (int i = 0; i < tab->count; i++) {
+        const dfn_tensor_info *t = &tab->t[i];
+        float *p = params + t->offset;
+        switch (t->init) {
+        case INIT_UNIFORM_FAN_IN: {
+            float bound = 1.0f / sqrtf((float)t->fan_in);
+            dfn_rng_uniform(&rng, p, t->numel);
+            for (size_t j = 0; j < t->numel; j++) p[j] = (2.0f * p[j] - 1.0f) * bound;
+            break;
+        }
+        case INIT_ONES:
+            for (size_t j = 0; j < t->numel; j++) p[j] = 1.0f;
+            break;
+        case INIT_ZEROS:
+            memset(p, 0, t->numel * sizeof(float));
+            break;
+        case INIT_NORMAL:
+            dfn_rng_normal(&rng, p, t->numel);
+            break;
+        }
+    }
 }

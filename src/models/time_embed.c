@@ -4,7 +4,7 @@
  * classifier-free guidance (Ho & Salimans 2022), used when y is NULL. */
 #include <string.h>
 
-#include "model.h"
+#include "models/model.h"
 #include "nn/nn.h"
 
 void dfn_time_embed_params(dfn_time_embed *te, dfn_param_table *tab, int dim, int emb_dim,

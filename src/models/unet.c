@@ -21,7 +21,7 @@
  */
 #include <string.h>
 
-#include "model.h"
+#include "models/model.h"
 #include "nn/nn.h"
 
 typedef enum { OP_CONV, OP_RES, OP_ATTN, OP_UP, OP_CAT, OP_OUT } op_kind;
@@ -163,15 +163,15 @@ static int in_list(int v, const int *list, int n) {
     return 0;
 }
 
-void dfn_unet_build(dfn_model *m) {
-    const dfn_model_config *c = &m->cfg;
+static void build(dfn_model *m) {
+    const dfn_unet_config *c = &m->cfg.unet;
     dfn_param_table *tab = &m->tab;
     unet *u = calloc(1, sizeof *u);
     DFN_ASSERT(u);
     m->impl = u;
     char name[DFN_MAX_TENSOR_NAME];
 
-    dfn_time_embed_params(&u->te, tab, c->channels, 4 * c->channels, c->num_classes);
+    dfn_time_embed_params(&u->te, tab, c->channels, 4 * c->channels, m->cfg.num_classes);
     int x = add_node(u, c->in_channels, c->resolution);
     int h = add_conv(u, tab, "conv_in", x, c->channels, 3, 1);
     int hs[4 * DFN_MAX_LEVELS * 16], n_hs = 0;
@@ -221,7 +221,7 @@ void dfn_unet_build(dfn_model *m) {
     o->out = add_node(u, c->in_channels, c->resolution);
 }
 
-void dfn_unet_free(dfn_model *m) {
+static void free_impl(dfn_model *m) {
     unet *u = m->impl;
     if (!u) return;
     free(u->nodes);
@@ -230,9 +230,9 @@ void dfn_unet_free(dfn_model *m) {
     m->impl = NULL;
 }
 
-void dfn_unet_take(dfn_model *m, int B) {
+static void take(dfn_model *m, int B) {
     unet *u = m->impl;
-    const dfn_model_config *c = &m->cfg;
+    const dfn_unet_config *c = &m->cfg.unet;
     dfn_arena *A = &m->acts, *G = &m->grad_acts;
     dfn_time_embed_take(&u->te, m, B);
     for (int i = 0; i < u->n_nodes; i++) {
@@ -288,10 +288,10 @@ static dfn_conv2d_shape conv_shape(int B, int cin, int res, int cout, int k, int
     return s;
 }
 
-void dfn_unet_forward(dfn_model *m, float *out, const float *x, const float *t, const int *y,
+static void forward(dfn_model *m, float *out, const float *x, const float *t, const int *y,
                       int B, int training, dfn_rng *rng) {
     unet *u = m->impl;
-    const dfn_model_config *c = &m->cfg;
+    const dfn_unet_config *c = &m->cfg.unet;
     const float *P = m->params;
     int G = c->groups;
     float eps = c->norm_eps;
@@ -323,12 +323,12 @@ void dfn_unet_forward(dfn_model *m, float *out, const float *x, const float *t, 
             /* h = conv2(dropout(silu(norm2(h)))) */
             DFN_PROF(DFN_PROF_NORM_FWD, dfn_groupnorm_forward(o->a2, o->mean2, o->rstd2, o->h1, P + o->norm2.w, P + o->norm2.b,
                                   B, o->cout, hw, G, eps, 1));
-            o->dropped = training && c->dropout > 0.0f;
+            o->dropped = training && m->cfg.dropout > 0.0f;
             if (o->dropped) {
                 DFN_ASSERT(rng);
                 o->drop_seed = rng->seed;
                 o->drop_block = rng->counter;
-                DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_dropout_forward(o->a2, o->a2, n_out, c->dropout, rng->seed, o->drop_block));
+                DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_dropout_forward(o->a2, o->a2, n_out, m->cfg.dropout, rng->seed, o->drop_block));
                 rng->counter += (n_out + 3) / 4;
             }
             dfn_conv2d_shape s2 = conv_shape(B, o->cout, o->res, o->cout, 3, 1);
@@ -380,9 +380,9 @@ void dfn_unet_forward(dfn_model *m, float *out, const float *x, const float *t, 
 
 static void zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
 
-void dfn_unet_backward(dfn_model *m, const float *dout, float *dx) {
+static void backward(dfn_model *m, const float *dout, float *dx) {
     unet *u = m->impl;
-    const dfn_model_config *c = &m->cfg;
+    const dfn_unet_config *c = &m->cfg.unet;
     const float *P = m->params;
     float *Gr = m->grads;
     int B = m->last_batch, G = c->groups, E = u->te.emb_dim;
@@ -425,7 +425,7 @@ void dfn_unet_backward(dfn_model *m, const float *dout, float *dx) {
             float *d_a2 = T0;
             if (o->dropped) {
                 zero(T1, n_out);
-                DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_dropout_backward(T1, T0, n_out, c->dropout, o->drop_seed, o->drop_block));
+                DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_dropout_backward(T1, T0, n_out, m->cfg.dropout, o->drop_seed, o->drop_block));
                 d_a2 = T1;
             }
             float *d_h1 = d_a2 == T0 ? T1 : T0;
@@ -494,9 +494,8 @@ void dfn_unet_backward(dfn_model *m, const float *dout, float *dx) {
 /* Multiply-accumulates of one forward per sample, counted as the reference
  * does: convolutions (out elements x in channels x k^2), linear layers, and the
  * two attention products (2 HW^2 C); normalisations and activations excluded. */
-double dfn_unet_macs(const dfn_model *m) {
+static double macs(const dfn_model *m) {
     const unet *u = m->impl;
-    const dfn_model_config *c = &m->cfg;
     double E = u->te.emb_dim, macs = E * u->te.dim + E * E;
     for (int i = 0; i < u->n_ops; i++) {
         const op *o = &u->ops[i];
@@ -513,6 +512,7 @@ double dfn_unet_macs(const dfn_model *m) {
         case OP_CAT: break;
         }
     }
-    (void)c;
     return macs;
 }
+
+const dfn_model_ops dfn_unet_ops = {build, free_impl, take, forward, backward, macs, NULL};

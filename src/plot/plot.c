@@ -31,8 +31,9 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "core.h"
-#include "io/atomic_file.h"
+#include "core/core.h"
+#include "core/files.h"
+#include "diffusion/plot.h"
 
 #define PI 3.14159265358979323846
 #define FONT "DejaVu Sans"

@@ -15,23 +15,19 @@
 #include <math.h>
 #include <string.h>
 
-#include "core.h"
+#include "core/core.h"
+#include "diffusion/process.h"
 
 static const char *const prediction_names[] = {"eps", "x0", "v", "score", "flow"};
 _Static_assert(sizeof(prediction_names) / sizeof(prediction_names[0]) == DFN_PRED_COUNT,
                "prediction_names must name every dfn_prediction");
 
 const char *dfn_prediction_name(dfn_prediction kind) {
-    if ((int)kind < 0 || kind >= DFN_PRED_COUNT) return "unknown";
-    return prediction_names[kind];
+    return dfn_name_of(prediction_names, DFN_PRED_COUNT, (int)kind);
 }
 
 int dfn_prediction_from_name(const char *name) {
-    DFN_ASSERT(name != NULL);
-    for (int k = 0; k < DFN_PRED_COUNT; k++)
-        if (!strcmp(name, prediction_names[k])) return k;
-    dfn_set_error(DFN_ERR_ARG, "unknown prediction '%s' (known: eps, x0, v, score, flow)", name);
-    return -1;
+    return dfn_name_lookup("prediction", name, prediction_names, DFN_PRED_COUNT, NULL);
 }
 
 /* Which of x0 and eps the output kind needs. */

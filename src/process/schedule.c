@@ -6,7 +6,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "core.h"
+#include "core/core.h"
+#include "diffusion/process.h"
 
 #define DFN_PI 3.14159265358979323846
 
@@ -17,22 +18,14 @@ _Static_assert(sizeof(beta_kind_names) / sizeof(beta_kind_names[0]) == DFN_BETA_
                "beta_kind_names must name every dfn_beta_kind");
 
 const char *dfn_beta_kind_name(dfn_beta_kind kind) {
-    if ((int)kind < 0 || kind >= DFN_BETA_KIND_COUNT) return "unknown";
-    return beta_kind_names[kind];
+    return dfn_name_of(beta_kind_names, DFN_BETA_KIND_COUNT, (int)kind);
 }
 
 int dfn_beta_kind_from_name(const char *name) {
-    DFN_ASSERT(name != NULL);
-    for (int k = 0; k < DFN_BETA_KIND_COUNT; k++)
-        if (!strcmp(name, beta_kind_names[k])) return k;
     /* diffusers' names for the same schedules */
-    if (!strcmp(name, "scaled_linear")) return DFN_BETA_QUADRATIC;
-    if (!strcmp(name, "squaredcos_cap_v2")) return DFN_BETA_COSINE;
-    dfn_set_error(DFN_ERR_ARG,
-                  "unknown beta schedule '%s' (known: linear, cosine, sigmoid, constant, "
-                  "quadratic, file)",
-                  name);
-    return -1;
+    static const dfn_name_alias aliases[] = {
+        {"scaled_linear", DFN_BETA_QUADRATIC}, {"squaredcos_cap_v2", DFN_BETA_COSINE}, {NULL, 0}};
+    return dfn_name_lookup("beta schedule", name, beta_kind_names, DFN_BETA_KIND_COUNT, aliases);
 }
 
 dfn_schedule_params dfn_schedule_params_init(dfn_beta_kind kind) {

@@ -10,24 +10,20 @@
 #include <math.h>
 #include <string.h>
 
-#include "core.h"
+#include "core/core.h"
+#include "diffusion/process.h"
 
 static const char *const sde_kind_names[] = {"vp", "subvp", "ve", "flow"};
 _Static_assert(sizeof(sde_kind_names) / sizeof(sde_kind_names[0]) == DFN_SDE_KIND_COUNT,
                "sde_kind_names must name every dfn_sde_kind");
 
 const char *dfn_sde_kind_name(dfn_sde_kind kind) {
-    if ((int)kind < 0 || kind >= DFN_SDE_KIND_COUNT) return "unknown";
-    return sde_kind_names[kind];
+    return dfn_name_of(sde_kind_names, DFN_SDE_KIND_COUNT, (int)kind);
 }
 
 int dfn_sde_kind_from_name(const char *name) {
-    DFN_ASSERT(name != NULL);
-    for (int k = 0; k < DFN_SDE_KIND_COUNT; k++)
-        if (!strcmp(name, sde_kind_names[k])) return k;
-    if (!strcmp(name, "sub-vp")) return DFN_SDE_SUBVP;
-    dfn_set_error(DFN_ERR_ARG, "unknown process '%s' (known: vp, subvp, ve, flow)", name);
-    return -1;
+    static const dfn_name_alias aliases[] = {{"sub-vp", DFN_SDE_SUBVP}, {NULL, 0}};
+    return dfn_name_lookup("process", name, sde_kind_names, DFN_SDE_KIND_COUNT, aliases);
 }
 
 dfn_sde dfn_sde_init(dfn_sde_kind kind) {

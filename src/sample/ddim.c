@@ -3,7 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "sample.h"
+#include "sample/sample.h"
 
 dfn_status dfn_spacing_timesteps(int *steps, int S, int T, dfn_spacing spacing) {
     DFN_ASSERT(steps != NULL);
@@ -30,7 +30,7 @@ static dfn_status ddim_begin(const char *name, dfn_denoiser *d, const float *x, 
                              size_t dim, const dfn_sampler_params *in, dfn_sampler_params *p,
                              int **steps) {
     *steps = NULL;
-    dfn_status st = sample_begin(name, d, x, batch, dim, in, p, DFN_FITS_DISCRETE, 50);
+    dfn_status st = dfn_sampler_begin(name, d, x, batch, dim, in, p, DFN_FITS_DISCRETE, 50);
     if (st != DFN_OK) return st;
     if (!(p->eta >= 0.0 && isfinite(p->eta)))
         return dfn_set_error(DFN_ERR_ARG, "%s: eta = %g, need eta >= 0", name, p->eta);
@@ -57,13 +57,13 @@ dfn_status dfn_sample_ddim(dfn_denoiser *d, float *x, int batch, size_t dim,
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
     float *x0 = dfn_malloc(n * sizeof(float)), *eps = dfn_malloc(n * sizeof(float));
-    sample_prior(&p, x, n, 1.0, rng);
+    dfn_sampler_prior(&p, x, n, 1.0, rng);
     for (int j = 0; j < p.steps; j++) {
         const int t = ts[j];
         const double a_t = ab[t], a_prev = j + 1 < p.steps ? ab[ts[j + 1]] : 1.0;
-        sample_eval_x0_eps(d, x0, eps, x, t, batch, dim);
+        dfn_sampler_eval_x0_eps(d, x0, eps, x, t, batch, dim);
         if (p.clip_x0 || p.dynamic_threshold) { /* eps consistent with the clipped x0 */
-            sample_postprocess_x0(&p, x0, batch, dim);
+            dfn_sampler_postprocess_x0(&p, x0, batch, dim);
             dfn_prediction_convert(eps, DFN_PRED_EPS, x0, DFN_PRED_X0, x, sqrt(a_t),
                                    sqrt(1.0 - a_t), n);
         }
@@ -72,13 +72,13 @@ dfn_status dfn_sample_ddim(dfn_denoiser *d, float *x, int batch, size_t dim,
         const double cx = sqrt(a_prev), ce = sqrt(fmax(0.0, 1.0 - a_prev - sig * sig));
         /* eq. 12: x_prev = sqrt(abar_prev) x0^ + sqrt(1 - abar_prev - sigma^2) eps + sigma z */
         for (size_t k = 0; k < n; k++) x[k] = (float)(cx * x0[k] + ce * eps[k]);
-        if (sig > 0.0) sample_add_noise(x, eps, n, sig, rng);
-        sample_progress(&p, j + 1, p.steps, t, x, x0, batch, dim);
+        if (sig > 0.0) dfn_sampler_add_noise(x, eps, n, sig, rng);
+        dfn_sampler_progress(&p, j + 1, p.steps, t, x, x0, batch, dim);
     }
     free(x0);
     free(eps);
     free(ts);
-    sample_report(stats, d, nfe0, p.steps, 0);
+    dfn_sampler_report(stats, d, nfe0, p.steps, 0);
     return DFN_OK;
 }
 
@@ -104,10 +104,10 @@ dfn_status dfn_ddim_invert(dfn_denoiser *d, float *x, int batch, size_t dim,
             double x0 = (x[k] - sqrt(1.0 - a_from) * eps[k]) / sqrt(a_from);
             x[k] = (float)(sqrt(a_to) * x0 + sqrt(1.0 - a_to) * eps[k]);
         }
-        sample_progress(&p, p.steps - j, p.steps, t, x, NULL, batch, dim);
+        dfn_sampler_progress(&p, p.steps - j, p.steps, t, x, NULL, batch, dim);
     }
     free(eps);
     free(ts);
-    sample_report(stats, d, nfe0, p.steps, 0);
+    dfn_sampler_report(stats, d, nfe0, p.steps, 0);
     return DFN_OK;
 }

@@ -3,14 +3,14 @@
 #include <math.h>
 #include <string.h>
 
-#include "sample.h"
+#include "sample/sample.h"
 
 static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
     return (x > y) - (x < y);
 }
 
-void sample_postprocess_x0(const dfn_sampler_params *p, float *x0, int batch, size_t dim) {
+void dfn_sampler_postprocess_x0(const dfn_sampler_params *p, float *x0, int batch, size_t dim) {
     if (p->dynamic_threshold) {
         /* Saharia et al. 2022 section 2.3: s = the p-th percentile of |x0| per
          * sample (linear interpolation, as torch.quantile), s = max(s, 1), then
@@ -37,7 +37,7 @@ dfn_status dfn_sample_ddpm(dfn_denoiser *d, float *x, int batch, size_t dim,
                            const dfn_sampler_params *in, dfn_rng *rng, dfn_sample_stats *stats) {
     dfn_sampler_params p;
     const int T = d->schedule ? d->schedule->T : 0;
-    dfn_status st = sample_begin("ddpm", d, x, batch, dim, in, &p, DFN_FITS_DISCRETE, T);
+    dfn_status st = dfn_sampler_begin("ddpm", d, x, batch, dim, in, &p, DFN_FITS_DISCRETE, T);
     if (st != DFN_OK) return st;
     if (p.steps != T)
         return dfn_set_error(DFN_ERR_ARG, "ddpm runs all T = %d steps (got steps = %d); for "
@@ -50,21 +50,21 @@ dfn_status dfn_sample_ddpm(dfn_denoiser *d, float *x, int batch, size_t dim,
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
     float *x0 = dfn_malloc(n * sizeof(float)), *z = dfn_malloc(n * sizeof(float));
-    sample_prior(&p, x, n, 1.0, rng); /* x_T ~ N(0, I) */
+    dfn_sampler_prior(&p, x, n, 1.0, rng); /* x_T ~ N(0, I) */
     for (int i = T - 1; i >= 0; i--) {
         dfn_denoiser_eval(d, x0, DFN_PRED_X0, x, i, batch, dim);
-        sample_postprocess_x0(&p, x0, batch, dim);
+        dfn_sampler_postprocess_x0(&p, x0, batch, dim);
         /* mu~_t(x_t, x0^) (eq. 7); with x0^ from eps this is eq. 11's mu_theta */
         const double c0 = s->posterior_coef_x0[i], ct = s->posterior_coef_xt[i];
         for (size_t k = 0; k < n; k++) x[k] = (float)(c0 * x0[k] + ct * x[k]);
         if (i > 0) { /* sigma_t^2 = b_t or b~_t (section 3.2); z = 0 at t = 1 */
             double var = p.variance == DFN_VARIANCE_BETA ? s->beta[i] : s->posterior_variance[i];
-            sample_add_noise(x, z, n, sqrt(var), rng);
+            dfn_sampler_add_noise(x, z, n, sqrt(var), rng);
         }
-        sample_progress(&p, T - i, T, i, x, x0, batch, dim);
+        dfn_sampler_progress(&p, T - i, T, i, x, x0, batch, dim);
     }
     free(x0);
     free(z);
-    sample_report(stats, d, nfe0, T, 0);
+    dfn_sampler_report(stats, d, nfe0, T, 0);
     return DFN_OK;
 }

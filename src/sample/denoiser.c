@@ -6,7 +6,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "sample.h"
+#include "sample/sample.h"
 
 void dfn_denoiser_init(dfn_denoiser *d, dfn_denoise_fn fn, void *ctx, dfn_prediction kind,
                        const dfn_schedule *schedule, const dfn_sde *sde) {
@@ -151,7 +151,7 @@ void dfn_denoiser_eval(dfn_denoiser *d, float *out, dfn_prediction out_kind, con
     dfn_prediction_convert(out, out_kind, out, d->kind, x, a, s, n);
 }
 
-void sample_eval_x0_eps(dfn_denoiser *d, float *x0, float *eps, const float *x, double t,
+void dfn_sampler_eval_x0_eps(dfn_denoiser *d, float *x0, float *eps, const float *x, double t,
                         int batch, size_t dim) {
     const size_t n = (size_t)batch * dim;
     double a, s;

@@ -33,7 +33,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "sample.h"
+#include "sample/sample.h"
 
 typedef struct {
     double t, lambda, alpha, sigma;
@@ -93,7 +93,7 @@ dfn_status dfn_sample_dpm(dfn_denoiser *d, float *x, int batch, size_t dim,
              order == 1 ? "" : multistep ? "m" : "s");
     dfn_sampler_params p;
     const unsigned fits = DFN_FITS_DISCRETE | DFN_FITS_VP | DFN_FITS_SUBVP;
-    dfn_status st = sample_begin(name, d, x, batch, dim, in, &p, fits, 20);
+    dfn_status st = dfn_sampler_begin(name, d, x, batch, dim, in, &p, fits, 20);
     if (st != DFN_OK) return st;
     if (order < 1 || order > 3 || (!multistep && order != 2 && order != 1))
         return dfn_set_error(DFN_ERR_ARG, "%s: order %d %s is not implemented (multistep 1-3, "
@@ -119,7 +119,7 @@ dfn_status dfn_sample_dpm(dfn_denoiser *d, float *x, int batch, size_t dim,
     float *m[3], *u = dfn_malloc(n * sizeof(float));
     for (int j = 0; j < 3; j++) m[j] = dfn_malloc(n * sizeof(float));
     level lp[2];
-    sample_prior(&p, x, n, 1.0, rng);
+    dfn_sampler_prior(&p, x, n, 1.0, rng);
     for (int i = 0; i < N; i++) {
         const level s = at(d, ts[i]), t = at(d, ts[i + 1]);
         float *tmp = m[2]; /* history: m[0] newest */
@@ -145,12 +145,12 @@ dfn_status dfn_sample_dpm(dfn_denoiser *d, float *x, int batch, size_t dim,
         }
         lp[1] = lp[0];
         lp[0] = s;
-        sample_progress(&p, i + 1, N, t.t, x, data ? m[0] : NULL, batch, dim);
+        dfn_sampler_progress(&p, i + 1, N, t.t, x, data ? m[0] : NULL, batch, dim);
     }
-    sample_denoise_final(d, &p, x, t_lo, batch, dim);
+    dfn_sampler_denoise_final(d, &p, x, t_lo, batch, dim);
     for (int j = 0; j < 3; j++) free(m[j]);
     free(u);
     free(ts);
-    sample_report(stats, d, nfe0, N, 0);
+    dfn_sampler_report(stats, d, nfe0, N, 0);
     return DFN_OK;
 }

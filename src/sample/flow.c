@@ -4,25 +4,25 @@
 #include <math.h>
 #include <string.h>
 
-#include "sample.h"
+#include "sample/sample.h"
 
 dfn_status dfn_sample_flow_euler(dfn_denoiser *d, float *x, int batch, size_t dim,
                                  const dfn_sampler_params *in, dfn_rng *rng,
                                  dfn_sample_stats *stats) {
     dfn_sampler_params p;
-    dfn_status st = sample_begin("flow-euler", d, x, batch, dim, in, &p, DFN_FITS_FLOW, 50);
+    dfn_status st = dfn_sampler_begin("flow-euler", d, x, batch, dim, in, &p, DFN_FITS_FLOW, 50);
     if (st != DFN_OK) return st;
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
     float *v = dfn_malloc(n * sizeof(float));
-    sample_prior(&p, x, n, 1.0, rng); /* x_1 = eps ~ N(0, I) */
+    dfn_sampler_prior(&p, x, n, 1.0, rng); /* x_1 = eps ~ N(0, I) */
     for (int i = 0; i < p.steps; i++) {
         const double t = 1.0 - (double)i / p.steps, dt = -1.0 / p.steps;
         dfn_denoiser_eval(d, v, DFN_PRED_FLOW, x, t, batch, dim);
         for (size_t k = 0; k < n; k++) x[k] = (float)(x[k] + dt * v[k]);
-        sample_progress(&p, i + 1, p.steps, t + dt, x, NULL, batch, dim);
+        dfn_sampler_progress(&p, i + 1, p.steps, t + dt, x, NULL, batch, dim);
     }
     free(v);
-    sample_report(stats, d, nfe0, p.steps, 0);
+    dfn_sampler_report(stats, d, nfe0, p.steps, 0);
     return DFN_OK;
 }

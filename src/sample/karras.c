@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "sample.h"
+#include "sample/sample.h"
 
 /* out = D(x~, sigma~): the x0 estimate, x~ scaled to the process at lambda = -log sigma~. */
 static void edm_denoise(dfn_denoiser *d, float *out, float *tmp, const float *xs, double sig,
@@ -26,7 +26,7 @@ static dfn_status karras(const char *name, int heun, dfn_denoiser *d, float *x, 
                          dfn_sample_stats *stats) {
     dfn_sampler_params p;
     const unsigned fits = DFN_FITS_DISCRETE | DFN_FITS_VP | DFN_FITS_SUBVP | DFN_FITS_VE;
-    dfn_status st = sample_begin(name, d, x, batch, dim, in, &p, fits, 50);
+    dfn_status st = dfn_sampler_begin(name, d, x, batch, dim, in, &p, fits, 50);
     if (st != DFN_OK) return st;
     double t_lo, t_hi;
     dfn_denoiser_t_range(d, p.t_end, &t_lo, &t_hi);
@@ -51,13 +51,13 @@ static dfn_status karras(const char *name, int heun, dfn_denoiser *d, float *x, 
     dfn_denoiser_marginal(d, dfn_denoiser_t_from_lambda(d, -log(sig[0])), &a0, NULL);
     if (p.from_x)
         for (size_t i = 0; i < n; i++) x[i] = (float)(x[i] / a0);
-    sample_prior(&p, x, n, sig[0], rng);
+    dfn_sampler_prior(&p, x, n, sig[0], rng);
     for (int i = 0; i < N; i++) {
         /* churn (lines 4-6): gamma_i = min(S_churn/N, sqrt 2 - 1) inside [S_tmin, S_tmax] */
         const double gamma = (sig[i] >= p.s_tmin && sig[i] <= p.s_tmax)
                                  ? fmin(p.s_churn / N, sqrt(2.0) - 1.0) : 0.0;
         const double sh = sig[i] * (1.0 + gamma);
-        if (gamma > 0.0) sample_add_noise(x, tmp, n, p.s_noise * sqrt(sh * sh - sig[i] * sig[i]), rng);
+        if (gamma > 0.0) dfn_sampler_add_noise(x, tmp, n, p.s_noise * sqrt(sh * sh - sig[i] * sig[i]), rng);
         /* Euler (lines 7-8): d = (x^ - D(x^, sigma^)) / sigma^ */
         edm_denoise(d, den, tmp, x, sh, batch, dim);
         for (size_t k = 0; k < n; k++) {
@@ -77,7 +77,7 @@ static dfn_status karras(const char *name, int heun, dfn_denoiser *d, float *x, 
             dfn_denoiser_marginal(d, t_next, &a, NULL);
             if (sig[i + 1] == 0.0) a = 1.0;
             for (size_t k = 0; k < n; k++) tmp[k] = (float)(a * x[k]);
-            sample_progress(&p, i + 1, N, t_next, tmp, den, batch, dim);
+            dfn_sampler_progress(&p, i + 1, N, t_next, tmp, den, batch, dim);
         }
     }
     free(sig);
@@ -85,7 +85,7 @@ static dfn_status karras(const char *name, int heun, dfn_denoiser *d, float *x, 
     free(dx);
     free(tmp);
     free(xn);
-    sample_report(stats, d, nfe0, N, 0);
+    dfn_sampler_report(stats, d, nfe0, N, 0);
     return DFN_OK;
 }
 

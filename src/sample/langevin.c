@@ -3,7 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "sample.h"
+#include "sample/sample.h"
 
 /* Langevin dynamics (Song & Ermon 2019 eq. 4; Welling & Teh 2011):
  * x <- x + c grad log p(x) + sqrt(2c) z, at the process's lowest noise level. */
@@ -12,7 +12,7 @@ dfn_status dfn_sample_langevin(dfn_denoiser *d, float *x, int batch, size_t dim,
                                dfn_sample_stats *stats) {
     dfn_sampler_params p;
     const unsigned fits = DFN_FITS_DISCRETE | DFN_FITS_VP | DFN_FITS_SUBVP | DFN_FITS_VE;
-    dfn_status st = sample_begin("langevin", d, x, batch, dim, in, &p, fits, 1000);
+    dfn_status st = dfn_sampler_begin("langevin", d, x, batch, dim, in, &p, fits, 1000);
     if (st != DFN_OK) return st;
     if (!(p.langevin_c > 0.0 && isfinite(p.langevin_c)))
         return dfn_set_error(DFN_ERR_ARG, "langevin: step c = %g, need c > 0", p.langevin_c);
@@ -21,18 +21,18 @@ dfn_status dfn_sample_langevin(dfn_denoiser *d, float *x, int batch, size_t dim,
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
     float *score = dfn_malloc(n * sizeof(float)), *z = dfn_malloc(n * sizeof(float));
-    sample_prior(&p, x, n, d->sde ? dfn_sde_prior_std(d->sde) : 1.0, rng);
+    dfn_sampler_prior(&p, x, n, d->sde ? dfn_sde_prior_std(d->sde) : 1.0, rng);
     const double c = p.langevin_c;
     for (int k = 0; k < p.steps; k++) {
         dfn_denoiser_eval(d, score, DFN_PRED_SCORE, x, t, batch, dim);
         for (size_t i = 0; i < n; i++) x[i] = (float)(x[i] + c * score[i]);
-        sample_add_noise(x, z, n, sqrt(2.0 * c), rng);
-        sample_progress(&p, k + 1, p.steps, t, x, NULL, batch, dim);
+        dfn_sampler_add_noise(x, z, n, sqrt(2.0 * c), rng);
+        dfn_sampler_progress(&p, k + 1, p.steps, t, x, NULL, batch, dim);
     }
-    sample_denoise_final(d, &p, x, t, batch, dim);
+    dfn_sampler_denoise_final(d, &p, x, t, batch, dim);
     free(score);
     free(z);
-    sample_report(stats, d, nfe0, p.steps, 0);
+    dfn_sampler_report(stats, d, nfe0, p.steps, 0);
     return DFN_OK;
 }
 
@@ -45,7 +45,7 @@ dfn_status dfn_sample_annealed_langevin(dfn_denoiser *d, float *x, int batch, si
                                         dfn_sample_stats *stats) {
     dfn_sampler_params p;
     const int default_steps = in ? in->levels * in->steps_per_level : 1000;
-    dfn_status st = sample_begin("annealed-langevin", d, x, batch, dim, in, &p, DFN_FITS_VE,
+    dfn_status st = dfn_sampler_begin("annealed-langevin", d, x, batch, dim, in, &p, DFN_FITS_VE,
                                  default_steps > 0 ? default_steps : 1);
     if (st != DFN_OK) return st;
     if (p.levels < 1 || p.steps_per_level < 1)
@@ -65,7 +65,7 @@ dfn_status dfn_sample_annealed_langevin(dfn_denoiser *d, float *x, int batch, si
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
     float *score = dfn_malloc(n * sizeof(float)), *z = dfn_malloc(n * sizeof(float));
-    sample_prior(&p, x, n, smax, rng);
+    dfn_sampler_prior(&p, x, n, smax, rng);
     const int total = p.levels * p.steps_per_level;
     double t = 1.0;
     for (int i = 0; i < p.levels; i++) {
@@ -74,14 +74,14 @@ dfn_status dfn_sample_annealed_langevin(dfn_denoiser *d, float *x, int batch, si
         for (int k = 0; k < p.steps_per_level; k++) {
             dfn_denoiser_eval(d, score, DFN_PRED_SCORE, x, t, batch, dim);
             for (size_t j = 0; j < n; j++) x[j] = (float)(x[j] + 0.5 * a * score[j]);
-            sample_add_noise(x, z, n, sqrt(a), rng);
-            sample_progress(&p, i * p.steps_per_level + k + 1, total, t, x, NULL, batch, dim);
+            dfn_sampler_add_noise(x, z, n, sqrt(a), rng);
+            dfn_sampler_progress(&p, i * p.steps_per_level + k + 1, total, t, x, NULL, batch, dim);
         }
     }
-    sample_denoise_final(d, &p, x, t, batch, dim);
+    dfn_sampler_denoise_final(d, &p, x, t, batch, dim);
     free(sig);
     free(score);
     free(z);
-    sample_report(stats, d, nfe0, total, 0);
+    dfn_sampler_report(stats, d, nfe0, total, 0);
     return DFN_OK;
 }

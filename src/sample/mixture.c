@@ -12,7 +12,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "sample.h"
+#include "sample/sample.h"
 
 struct dfn_mixture {
     int D, K;

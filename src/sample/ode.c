@@ -6,8 +6,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "rk45.h"
-#include "sample.h"
+#include "sample/rk45.h"
+#include "sample/sample.h"
 
 #define SDE_FITS (DFN_FITS_VP | DFN_FITS_SUBVP | DFN_FITS_VE)
 
@@ -46,7 +46,7 @@ static dfn_status ode_fixed(const char *name, const tableau *tb, dfn_denoiser *d
                             int batch, size_t dim, const dfn_sampler_params *in, dfn_rng *rng,
                             dfn_sample_stats *stats) {
     dfn_sampler_params p;
-    dfn_status st = sample_begin(name, d, x, batch, dim, in, &p, SDE_FITS, 100);
+    dfn_status st = dfn_sampler_begin(name, d, x, batch, dim, in, &p, SDE_FITS, 100);
     if (st != DFN_OK) return st;
     double t_lo, t_hi;
     dfn_denoiser_t_range(d, p.t_end, &t_lo, &t_hi);
@@ -54,7 +54,7 @@ static dfn_status ode_fixed(const char *name, const tableau *tb, dfn_denoiser *d
     const long nfe0 = d->nfe;
     float *k[4], *y = dfn_malloc(n * sizeof(float));
     for (int j = 0; j < tb->stages; j++) k[j] = dfn_malloc(n * sizeof(float));
-    sample_prior(&p, x, n, dfn_sde_prior_std(d->sde), rng);
+    dfn_sampler_prior(&p, x, n, dfn_sde_prior_std(d->sde), rng);
     const double h = (t_lo - t_hi) / p.steps;
     for (int i = 0; i < p.steps; i++) {
         const double t = t_hi + i * h;
@@ -63,12 +63,12 @@ static dfn_status ode_fixed(const char *name, const tableau *tb, dfn_denoiser *d
             drift(d, k[j], j ? y : x, t + tb->c[j] * h, batch, dim);
         }
         axpy_n(x, x, h, tb->b, k, tb->stages, n);
-        sample_progress(&p, i + 1, p.steps, t + h, x, NULL, batch, dim);
+        dfn_sampler_progress(&p, i + 1, p.steps, t + h, x, NULL, batch, dim);
     }
-    sample_denoise_final(d, &p, x, t_lo, batch, dim);
+    dfn_sampler_denoise_final(d, &p, x, t_lo, batch, dim);
     for (int j = 0; j < tb->stages; j++) free(k[j]);
     free(y);
-    sample_report(stats, d, nfe0, p.steps, 0);
+    dfn_sampler_report(stats, d, nfe0, p.steps, 0);
     return DFN_OK;
 }
 
@@ -101,7 +101,7 @@ static void rk45_drift(void *ctx, float *k, const float *x, double t) {
 
 static void rk45_progress(void *ctx, int accepted, double t, const float *x) {
     rk45_ctx *c = ctx;
-    sample_progress(c->p, accepted, 0, t, x, NULL, c->batch, c->dim);
+    dfn_sampler_progress(c->p, accepted, 0, t, x, NULL, c->batch, c->dim);
 }
 
 /* Dormand-Prince 5(4) from t = 1 to t_end by the shared stepper (rk45.c). The
@@ -111,7 +111,7 @@ dfn_status dfn_sample_ode_rk45(dfn_denoiser *d, float *x, int batch, size_t dim,
                                const dfn_sampler_params *in, dfn_rng *rng,
                                dfn_sample_stats *stats) {
     dfn_sampler_params p;
-    dfn_status st = sample_begin("ode-rk45", d, x, batch, dim, in, &p, SDE_FITS, 1);
+    dfn_status st = dfn_sampler_begin("ode-rk45", d, x, batch, dim, in, &p, SDE_FITS, 1);
     if (st != DFN_OK) return st;
     if (!(p.rtol > 0.0 && p.atol > 0.0) || p.max_steps < 1)
         return dfn_set_error(DFN_ERR_ARG, "ode-rk45: rtol = %g, atol = %g, max_steps = %d: need "
@@ -121,12 +121,12 @@ dfn_status dfn_sample_ode_rk45(dfn_denoiser *d, float *x, int batch, size_t dim,
     dfn_denoiser_t_range(d, p.t_end, &t_lo, &t_hi);
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
-    sample_prior(&p, x, n, dfn_sde_prior_std(d->sde), rng);
+    dfn_sampler_prior(&p, x, n, dfn_sde_prior_std(d->sde), rng);
     rk45_ctx c = {d, batch, dim, &p};
     rk45_options o = {p.rtol, p.atol, p.max_steps, rk45_progress, &c};
     int accepted = 0, rejected = 0;
-    st = rk45_integrate("ode-rk45", rk45_drift, &c, x, n, t_hi, t_lo, &o, &accepted, &rejected);
-    if (st == DFN_OK) sample_denoise_final(d, &p, x, t_lo, batch, dim);
-    sample_report(stats, d, nfe0, accepted, rejected);
+    st = dfn_rk45_integrate("ode-rk45", rk45_drift, &c, x, n, t_hi, t_lo, &o, &accepted, &rejected);
+    if (st == DFN_OK) dfn_sampler_denoise_final(d, &p, x, t_lo, batch, dim);
+    dfn_sampler_report(stats, d, nfe0, accepted, rejected);
     return st;
 }

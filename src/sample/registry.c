@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "sample.h"
+#include "sample/sample.h"
 
 /* dpm_solver.c's entry points for each (order, kind) pair. */
 #define DPM_ENTRY(fname, order, ms, data)                                                   \
@@ -101,13 +101,13 @@ unsigned dfn_denoiser_process_flag(const dfn_denoiser *d) {
     }
 }
 
-void sample_names_fitting(unsigned flag, char *buf, size_t size) {
+void dfn_sampler_names_fitting(unsigned flag, char *buf, size_t size) {
     buf[0] = '\0';
     for (int i = 0; i < NUM_SAMPLERS; i++)
         if (samplers[i].fits & flag) append(buf, size, samplers[i].name);
 }
 
-void sample_fits_names(unsigned fits, char *buf, size_t size) {
+void dfn_sampler_fits_names(unsigned fits, char *buf, size_t size) {
     static const char *const names[] = {"discrete schedules", "vp", "subvp", "ve", "flow"};
     buf[0] = '\0';
     for (int i = 0; i < 5; i++)
@@ -133,37 +133,26 @@ static const char *const grid_names[] = {"lambda", "time"};
 _Static_assert(sizeof(grid_names) / sizeof(grid_names[0]) == DFN_GRID_COUNT,
                "grid_names must name every dfn_time_grid");
 
-static int lookup(const char *what, const char *name, const char *const *names, int n) {
-    DFN_ASSERT(name != NULL);
-    char list[128] = "";
-    for (int i = 0; i < n; i++) {
-        if (!strcmp(name, names[i])) return i;
-        append(list, sizeof(list), names[i]);
-    }
-    dfn_set_error(DFN_ERR_ARG, "unknown %s '%s' (known: %s)", what, name, list);
-    return -1;
-}
-
 const char *dfn_spacing_name(dfn_spacing s) {
-    return (int)s >= 0 && s < DFN_SPACING_COUNT ? spacing_names[s] : "unknown";
+    return dfn_name_of(spacing_names, DFN_SPACING_COUNT, (int)s);
 }
 int dfn_spacing_from_name(const char *name) {
-    return lookup("timestep spacing", name, spacing_names, DFN_SPACING_COUNT);
+    return dfn_name_lookup("timestep spacing", name, spacing_names, DFN_SPACING_COUNT, NULL);
 }
 const char *dfn_ddpm_variance_name(dfn_ddpm_variance v) {
-    return (int)v >= 0 && v < DFN_VARIANCE_COUNT ? variance_names[v] : "unknown";
+    return dfn_name_of(variance_names, DFN_VARIANCE_COUNT, (int)v);
 }
 int dfn_ddpm_variance_from_name(const char *name) {
-    if (name && !strcmp(name, "fixed_small")) return DFN_VARIANCE_BETA_TILDE;
-    if (name && !strcmp(name, "fixed_large")) return DFN_VARIANCE_BETA;
-    return lookup("DDPM variance", name, variance_names, DFN_VARIANCE_COUNT);
+    static const dfn_name_alias aliases[] = {
+        {"fixed_small", DFN_VARIANCE_BETA_TILDE}, {"fixed_large", DFN_VARIANCE_BETA}, {NULL, 0}};
+    return dfn_name_lookup("DDPM variance", name, variance_names, DFN_VARIANCE_COUNT, aliases);
 }
 const char *dfn_time_grid_name(dfn_time_grid g) {
-    return (int)g >= 0 && g < DFN_GRID_COUNT ? grid_names[g] : "unknown";
+    return dfn_name_of(grid_names, DFN_GRID_COUNT, (int)g);
 }
 int dfn_time_grid_from_name(const char *name) {
-    if (name && !strcmp(name, "logSNR")) return DFN_GRID_LAMBDA;
-    return lookup("time grid", name, grid_names, DFN_GRID_COUNT);
+    static const dfn_name_alias aliases[] = {{"logSNR", DFN_GRID_LAMBDA}, {NULL, 0}};
+    return dfn_name_lookup("time grid", name, grid_names, DFN_GRID_COUNT, aliases);
 }
 
 dfn_sampler_params dfn_sampler_params_init(void) {
@@ -195,7 +184,7 @@ dfn_sampler_params dfn_sampler_params_init(void) {
 
 /* ---------------------------------------------------------------- shared by the samplers */
 
-dfn_status sample_begin(const char *name, dfn_denoiser *d, const float *x, int batch, size_t dim,
+dfn_status dfn_sampler_begin(const char *name, dfn_denoiser *d, const float *x, int batch, size_t dim,
                         const dfn_sampler_params *in, dfn_sampler_params *p, unsigned fits,
                         int default_steps) {
     DFN_ASSERT(d != NULL && p != NULL);
@@ -208,9 +197,9 @@ dfn_status sample_begin(const char *name, dfn_denoiser *d, const float *x, int b
     const unsigned flag = dfn_denoiser_process_flag(d);
     if (!(fits & flag)) {
         char have[32], want[96], alt[512];
-        sample_fits_names(flag, have, sizeof(have));
-        sample_fits_names(fits, want, sizeof(want));
-        sample_names_fitting(flag, alt, sizeof(alt));
+        dfn_sampler_fits_names(flag, have, sizeof(have));
+        dfn_sampler_fits_names(fits, want, sizeof(want));
+        dfn_sampler_names_fitting(flag, alt, sizeof(alt));
         return dfn_set_error(DFN_ERR_ARG,
                              "sampler '%s' does not fit a %s process (it fits: %s); for %s use "
                              "one of: %s",
@@ -222,25 +211,25 @@ dfn_status sample_begin(const char *name, dfn_denoiser *d, const float *x, int b
     return DFN_OK;
 }
 
-void sample_prior(const dfn_sampler_params *p, float *x, size_t n, double std, dfn_rng *rng) {
+void dfn_sampler_prior(const dfn_sampler_params *p, float *x, size_t n, double std, dfn_rng *rng) {
     if (p->from_x) return;
     DFN_ASSERT(rng != NULL);
     dfn_rng_normal(rng, x, n);
     for (size_t i = 0; i < n; i++) x[i] = (float)(std * x[i]);
 }
 
-void sample_add_noise(float *x, float *z, size_t n, double scale, dfn_rng *rng) {
+void dfn_sampler_add_noise(float *x, float *z, size_t n, double scale, dfn_rng *rng) {
     DFN_ASSERT(rng != NULL);
     dfn_rng_normal(rng, z, n);
     for (size_t i = 0; i < n; i++) x[i] = (float)((double)x[i] + scale * z[i]);
 }
 
-void sample_progress(const dfn_sampler_params *p, int step, int steps, double t, const float *x,
+void dfn_sampler_progress(const dfn_sampler_params *p, int step, int steps, double t, const float *x,
                      const float *x0, int batch, size_t dim) {
     if (p->callback) p->callback(p->callback_ctx, step, steps, t, x, x0, batch, dim);
 }
 
-void sample_denoise_final(dfn_denoiser *d, const dfn_sampler_params *p, float *x, double t,
+void dfn_sampler_denoise_final(dfn_denoiser *d, const dfn_sampler_params *p, float *x, double t,
                           int batch, size_t dim) {
     if (!p->denoise_final) return;
     const size_t n = (size_t)batch * dim;
@@ -250,7 +239,7 @@ void sample_denoise_final(dfn_denoiser *d, const dfn_sampler_params *p, float *x
     free(x0);
 }
 
-void sample_report(dfn_sample_stats *stats, const dfn_denoiser *d, long nfe0, int steps,
+void dfn_sampler_report(dfn_sample_stats *stats, const dfn_denoiser *d, long nfe0, int steps,
                    int rejected) {
     if (!stats) return;
     stats->nfe = d->nfe - nfe0;

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "rk45.h"
+#include "sample/rk45.h"
 
 /* Hairer et al. 1993 table II.5.2: 7 stages, the last one at the new point
  * (first same as last), the 5th-order solution advances. */
@@ -31,7 +31,7 @@ static void axpy_n(float *y, const float *x, double h, const double *c, float *c
     }
 }
 
-dfn_status rk45_integrate(const char *name, rk45_rhs f, void *ctx, float *x, size_t n, double t0,
+dfn_status dfn_rk45_integrate(const char *name, rk45_rhs f, void *ctx, float *x, size_t n, double t0,
                           double t1, const rk45_options *o, int *accepted_out,
                           int *rejected_out) {
     DFN_ASSERT(name && f && x && o && n > 0);

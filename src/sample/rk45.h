@@ -4,7 +4,7 @@
 #ifndef DFN_RK45_H
 #define DFN_RK45_H
 
-#include "core.h"
+#include "core/core.h"
 
 /* k = dy/dt at (y, t); y and k hold n floats. */
 typedef void (*rk45_rhs)(void *ctx, float *k, const float *y, double t);
@@ -24,7 +24,7 @@ typedef struct {
  * [0.2, 10], exponent -1/5; first step 0.01 (t1 - t0)). DFN_ERR_NUMERIC after
  * max_steps steps, the message starting with `name`. accepted and rejected
  * (may be NULL) receive the step counts. */
-dfn_status rk45_integrate(const char *name, rk45_rhs f, void *ctx, float *y, size_t n, double t0,
+dfn_status dfn_rk45_integrate(const char *name, rk45_rhs f, void *ctx, float *y, size_t n, double t0,
                           double t1, const rk45_options *o, int *accepted, int *rejected);
 
 #endif

@@ -6,38 +6,39 @@
 
 #include <math.h>
 
-#include "core.h"
+#include "core/core.h"
+#include "diffusion/sample.h"
 
 /* Checks what every sampler needs (a valid denoiser on a process in `fits`,
  * batch and dim >= 1) and fills *p with the options (defaults when in is NULL)
  * and p->steps with default_steps when it is 0. DFN_ERR_ARG with a message
  * naming the sampler and, for a process it does not fit, the samplers that do. */
-dfn_status sample_begin(const char *name, dfn_denoiser *d, const float *x, int batch, size_t dim,
+dfn_status dfn_sampler_begin(const char *name, dfn_denoiser *d, const float *x, int batch, size_t dim,
                         const dfn_sampler_params *in, dfn_sampler_params *p, unsigned fits,
                         int default_steps);
 /* "euler, heun, ..." : the samplers that fit process flag `flag` (registry.c). */
-void sample_names_fitting(unsigned flag, char *buf, size_t size);
+void dfn_sampler_names_fitting(unsigned flag, char *buf, size_t size);
 /* "vp, ve": the processes in a fits mask. */
-void sample_fits_names(unsigned fits, char *buf, size_t size);
+void dfn_sampler_fits_names(unsigned fits, char *buf, size_t size);
 
 /* x = std z, z ~ N(0, I) from rng: the prior, unless p->from_x. */
-void sample_prior(const dfn_sampler_params *p, float *x, size_t n, double std, dfn_rng *rng);
+void dfn_sampler_prior(const dfn_sampler_params *p, float *x, size_t n, double std, dfn_rng *rng);
 /* x += scale z, z ~ N(0, I) from rng (z: scratch of n floats). */
-void sample_add_noise(float *x, float *z, size_t n, double scale, dfn_rng *rng);
+void dfn_sampler_add_noise(float *x, float *z, size_t n, double scale, dfn_rng *rng);
 /* The user's hook, if any. */
-void sample_progress(const dfn_sampler_params *p, int step, int steps, double t, const float *x,
+void dfn_sampler_progress(const dfn_sampler_params *p, int step, int steps, double t, const float *x,
                      const float *x0, int batch, size_t dim);
 /* x = E[x0 | x] at time t if p->denoise_final (one evaluation). */
-void sample_denoise_final(dfn_denoiser *d, const dfn_sampler_params *p, float *x, double t,
+void dfn_sampler_denoise_final(dfn_denoiser *d, const dfn_sampler_params *p, float *x, double t,
                           int batch, size_t dim);
 /* DDPM / DDIM: clip x0 (batch, dim) to [-r, r] or threshold it dynamically, as p says. */
-void sample_postprocess_x0(const dfn_sampler_params *p, float *x0, int batch, size_t dim);
+void dfn_sampler_postprocess_x0(const dfn_sampler_params *p, float *x0, int batch, size_t dim);
 /* x0 and eps (batch, dim) at x, time t from one evaluation in the denoiser's
  * own kind, each converted from it (no round trip through the other). */
-void sample_eval_x0_eps(dfn_denoiser *d, float *x0, float *eps, const float *x, double t,
+void dfn_sampler_eval_x0_eps(dfn_denoiser *d, float *x0, float *eps, const float *x, double t,
                         int batch, size_t dim);
 /* stats->nfe = d->nfe - nfe0, steps; stats may be NULL. */
-void sample_report(dfn_sample_stats *stats, const dfn_denoiser *d, long nfe0, int steps,
+void dfn_sampler_report(dfn_sample_stats *stats, const dfn_denoiser *d, long nfe0, int steps,
                    int rejected);
 
 #endif

@@ -6,7 +6,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "sample.h"
+#include "sample/sample.h"
 
 #define SDE_FITS (DFN_FITS_VP | DFN_FITS_SUBVP | DFN_FITS_VE)
 
@@ -22,37 +22,37 @@ static void em_step(dfn_denoiser *d, float *x, float *score, float *z, double t,
     dfn_sde_coefficients(d->sde, t, &f, &g);
     dfn_denoiser_eval(d, score, DFN_PRED_SCORE, x, t, batch, dim);
     for (size_t i = 0; i < n; i++) x[i] = (float)(x[i] + (f * x[i] - g * g * score[i]) * dt);
-    sample_add_noise(x, z, n, g * sqrt(-dt), rng);
+    dfn_sampler_add_noise(x, z, n, g * sqrt(-dt), rng);
 }
 
 dfn_status dfn_sample_euler_maruyama(dfn_denoiser *d, float *x, int batch, size_t dim,
                                      const dfn_sampler_params *in, dfn_rng *rng,
                                      dfn_sample_stats *stats) {
     dfn_sampler_params p;
-    dfn_status st = sample_begin("euler-maruyama", d, x, batch, dim, in, &p, SDE_FITS, 1000);
+    dfn_status st = dfn_sampler_begin("euler-maruyama", d, x, batch, dim, in, &p, SDE_FITS, 1000);
     if (st != DFN_OK) return st;
     double t_lo, t_hi;
     dfn_denoiser_t_range(d, p.t_end, &t_lo, &t_hi);
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
     float *score = dfn_malloc(n * sizeof(float)), *z = dfn_malloc(n * sizeof(float));
-    sample_prior(&p, x, n, dfn_sde_prior_std(d->sde), rng);
+    dfn_sampler_prior(&p, x, n, dfn_sde_prior_std(d->sde), rng);
     for (int i = 0; i < p.steps; i++) {
         const double t = grid_t(t_lo, t_hi, i, p.steps);
         em_step(d, x, score, z, t, grid_t(t_lo, t_hi, i + 1, p.steps) - t, batch, dim, rng);
-        sample_progress(&p, i + 1, p.steps, t, x, NULL, batch, dim);
+        dfn_sampler_progress(&p, i + 1, p.steps, t, x, NULL, batch, dim);
     }
-    sample_denoise_final(d, &p, x, t_lo, batch, dim);
+    dfn_sampler_denoise_final(d, &p, x, t_lo, batch, dim);
     free(score);
     free(z);
-    sample_report(stats, d, nfe0, p.steps, 0);
+    dfn_sampler_report(stats, d, nfe0, p.steps, 0);
     return DFN_OK;
 }
 
 dfn_status dfn_sample_pc(dfn_denoiser *d, float *x, int batch, size_t dim,
                          const dfn_sampler_params *in, dfn_rng *rng, dfn_sample_stats *stats) {
     dfn_sampler_params p;
-    dfn_status st = sample_begin("pc", d, x, batch, dim, in, &p, SDE_FITS, 1000);
+    dfn_status st = dfn_sampler_begin("pc", d, x, batch, dim, in, &p, SDE_FITS, 1000);
     if (st != DFN_OK) return st;
     if (p.corrector_steps < 0 || !(p.snr > 0.0))
         return dfn_set_error(DFN_ERR_ARG, "pc: corrector_steps = %d, snr = %g: need >= 0 and > 0",
@@ -62,7 +62,7 @@ dfn_status dfn_sample_pc(dfn_denoiser *d, float *x, int batch, size_t dim,
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
     float *score = dfn_malloc(n * sizeof(float)), *z = dfn_malloc(n * sizeof(float));
-    sample_prior(&p, x, n, dfn_sde_prior_std(d->sde), rng);
+    dfn_sampler_prior(&p, x, n, dfn_sde_prior_std(d->sde), rng);
     for (int i = 0; i < p.steps; i++) {
         const double t = grid_t(t_lo, t_hi, i, p.steps), t_next = grid_t(t_lo, t_hi, i + 1, p.steps);
         /* The forward step t_next -> t exactly: x_t = a x_next + b z with
@@ -99,13 +99,13 @@ dfn_status dfn_sample_pc(dfn_denoiser *d, float *x, int batch, size_t dim,
              * x_next = x - f(x) + b^2 s(x, t) + b z = (2 - a) x + b^2 s + b z. */
             dfn_denoiser_eval(d, score, DFN_PRED_SCORE, x, t, batch, dim);
             for (size_t k = 0; k < n; k++) x[k] = (float)((2.0 - a) * x[k] + b2 * score[k]);
-            sample_add_noise(x, z, n, sqrt(b2), rng);
+            dfn_sampler_add_noise(x, z, n, sqrt(b2), rng);
         }
-        sample_progress(&p, i + 1, p.steps, t, x, NULL, batch, dim);
+        dfn_sampler_progress(&p, i + 1, p.steps, t, x, NULL, batch, dim);
     }
-    sample_denoise_final(d, &p, x, t_lo, batch, dim);
+    dfn_sampler_denoise_final(d, &p, x, t_lo, batch, dim);
     free(score);
     free(z);
-    sample_report(stats, d, nfe0, p.steps, 0);
+    dfn_sampler_report(stats, d, nfe0, p.steps, 0);
     return DFN_OK;
 }

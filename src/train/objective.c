@@ -5,10 +5,12 @@
  * Weights are stated for the eps-space or x0-space loss and moved to the chosen
  * prediction with dfn_prediction_x0_gain: an L2 error e in x0 is an error
  * gain * e in the prediction, so weight_pred = weight_x0 / gain^2. */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
 
-#include "core.h"
+#include "core/core.h"
+#include "diffusion/train.h"
 
 static const char *const loss_names[] = {"l2", "l1", "huber"};
 _Static_assert(sizeof(loss_names) / sizeof(loss_names[0]) == DFN_LOSS_COUNT,
@@ -18,31 +20,20 @@ _Static_assert(sizeof(weighting_names) / sizeof(weighting_names[0]) == DFN_WEIGH
                "weighting_names must name every dfn_weighting");
 
 const char *dfn_loss_kind_name(dfn_loss_kind kind) {
-    if ((int)kind < 0 || kind >= DFN_LOSS_COUNT) return "unknown";
-    return loss_names[kind];
+    return dfn_name_of(loss_names, DFN_LOSS_COUNT, (int)kind);
 }
 
 int dfn_loss_kind_from_name(const char *name) {
-    DFN_ASSERT(name != NULL);
-    for (int k = 0; k < DFN_LOSS_COUNT; k++)
-        if (!strcmp(name, loss_names[k])) return k;
-    if (!strcmp(name, "mse")) return DFN_LOSS_L2;
-    dfn_set_error(DFN_ERR_ARG, "unknown loss '%s' (known: l2, l1, huber)", name);
-    return -1;
+    static const dfn_name_alias aliases[] = {{"mse", DFN_LOSS_L2}, {NULL, 0}};
+    return dfn_name_lookup("loss", name, loss_names, DFN_LOSS_COUNT, aliases);
 }
 
 const char *dfn_weighting_name(dfn_weighting w) {
-    if ((int)w < 0 || w >= DFN_WEIGHT_COUNT) return "unknown";
-    return weighting_names[w];
+    return dfn_name_of(weighting_names, DFN_WEIGHT_COUNT, (int)w);
 }
 
 int dfn_weighting_from_name(const char *name) {
-    DFN_ASSERT(name != NULL);
-    for (int k = 0; k < DFN_WEIGHT_COUNT; k++)
-        if (!strcmp(name, weighting_names[k])) return k;
-    dfn_set_error(DFN_ERR_ARG, "unknown loss weighting '%s' (known: uniform, vlb, min-snr, sigma2)",
-                  name);
-    return -1;
+    return dfn_name_lookup("loss weighting", name, weighting_names, DFN_WEIGHT_COUNT, NULL);
 }
 
 dfn_objective dfn_objective_init(void) {
@@ -279,4 +270,46 @@ double dfn_objective_loss(float *dpred, const dfn_objective *obj, const float *p
                           const float *target, const float *weight, int batch, size_t dim) {
     DFN_ASSERT(obj != NULL);
     return dfn_loss(dpred, obj->loss, obj->huber_delta, pred, target, weight, batch, dim);
+}
+
+/* ---------------------------------------------------------------- JSON (checkpoint metadata) */
+
+char *dfn_objective_to_json(const dfn_objective *obj) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "prediction", dfn_prediction_name(obj->prediction));
+    cJSON_AddStringToObject(o, "loss", dfn_loss_kind_name(obj->loss));
+    cJSON_AddNumberToObject(o, "huber_delta", obj->huber_delta);
+    cJSON_AddStringToObject(o, "weighting", dfn_weighting_name(obj->weighting));
+    cJSON_AddNumberToObject(o, "min_snr_gamma", obj->min_snr_gamma);
+    char *text = cJSON_PrintUnformatted(o);
+    DFN_ASSERT(text);
+    char *out = dfn_strdup(text); /* malloc'ed, whatever allocator cJSON uses */
+    cJSON_free(text);
+    cJSON_Delete(o);
+    return out;
+}
+
+dfn_status dfn_objective_from_json(dfn_objective *obj, const char *json) {
+    *obj = dfn_objective_init();
+    cJSON *o = cJSON_Parse(json);
+    if (!o) return dfn_set_error(DFN_ERR_FORMAT, "objective: not valid JSON");
+    dfn_status st = DFN_OK;
+    const cJSON *pred = cJSON_GetObjectItemCaseSensitive(o, "prediction");
+    const cJSON *loss = cJSON_GetObjectItemCaseSensitive(o, "loss");
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(o, "weighting");
+    int k;
+    if (!cJSON_IsString(pred) || (k = dfn_prediction_from_name(pred->valuestring)) < 0) {
+        st = dfn_set_error(DFN_ERR_FORMAT, "objective: unknown or missing \"prediction\"");
+        goto done;
+    }
+    obj->prediction = (dfn_prediction)k;
+    if (cJSON_IsString(loss) && (k = dfn_loss_kind_from_name(loss->valuestring)) >= 0) obj->loss = (dfn_loss_kind)k;
+    if (cJSON_IsString(w) && (k = dfn_weighting_from_name(w->valuestring)) >= 0) obj->weighting = (dfn_weighting)k;
+    const cJSON *delta = cJSON_GetObjectItemCaseSensitive(o, "huber_delta");
+    const cJSON *gamma = cJSON_GetObjectItemCaseSensitive(o, "min_snr_gamma");
+    if (cJSON_IsNumber(delta)) obj->huber_delta = delta->valuedouble;
+    if (cJSON_IsNumber(gamma)) obj->min_snr_gamma = gamma->valuedouble;
+done:
+    cJSON_Delete(o);
+    return st;
 }

@@ -2,7 +2,8 @@
  * loop over the flat parameter arrays. */
 #include <math.h>
 
-#include "core.h"
+#include "core/core.h"
+#include "diffusion/train.h"
 
 dfn_adamw_params dfn_adamw_params_init(void) {
     dfn_adamw_params p = {1e-3, 0.9, 0.999, 1e-8, 0.01};

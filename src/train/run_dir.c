@@ -1,20 +1,21 @@
 /* run_dir.c - what a training run leaves on disk besides checkpoints: its
- * config.json, log.csv and loss plot; and the checks that the data fit the model. */
+ * config.json, log.csv and loss plot. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <string.h>
 
-#include "core.h"
-#include "io/atomic_file.h"
+#include "core/files.h"
+#include "diffusion/plot.h"
 #include "train/train.h"
 
-char *dfn_train_run_json(const dfn_train_params *p, const char *model_json,
-                         const char *process_json, const char *objective_json) {
+char *dfn_train_run_json(const dfn_train_params *p, const dfn_model *model,
+                         const dfn_train_task *task, void *task_state) {
     cJSON *o = cJSON_CreateObject();
+    char *model_json = dfn_model_config_to_json(dfn_model_get_config(model));
     cJSON_AddItemToObject(o, "model", cJSON_Parse(model_json));
-    cJSON_AddItemToObject(o, "process", cJSON_Parse(process_json));
-    cJSON_AddItemToObject(o, "objective", cJSON_Parse(objective_json));
+    free(model_json);
+    if (task->describe) task->describe(task_state, o);
     cJSON *t = cJSON_AddObjectToObject(o, "train");
     cJSON_AddNumberToObject(t, "steps", (double)p->steps);
     cJSON_AddNumberToObject(t, "batch_size", p->batch_size);
@@ -37,13 +38,10 @@ char *dfn_train_run_json(const dfn_train_params *p, const char *model_json,
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     DFN_ASSERT(text);
-    size_t n = strlen(text);
-    char *with_newline = dfn_malloc(n + 2);
-    memcpy(with_newline, text, n);
-    with_newline[n] = '\n';
-    with_newline[n + 1] = 0;
-    free(text);
-    return with_newline;
+    dfn_buf b = {0};
+    dfn_buf_printf(&b, "%s\n", text);
+    cJSON_free(text);
+    return b.data;
 }
 
 int dfn_run_configs_match(const char *a, const char *b) {
@@ -61,67 +59,59 @@ int dfn_run_configs_match(const char *a, const char *b) {
     return same;
 }
 
-dfn_status dfn_train_check_data(const dfn_model *model, const dfn_dataset *ds, int min_count,
-                                const char *what) {
-    const dfn_model_config *c = dfn_model_get_config(model);
-    int dims[DFN_DATASET_MAX_DIMS], nd = dfn_dataset_shape(ds, dims);
-    if (c->kind == DFN_MODEL_UNET) {
-        if (nd != 3 || dims[0] != c->in_channels || dims[1] != c->resolution || dims[2] != c->resolution)
-            return dfn_set_error(DFN_ERR_ARG, "%s: samples are %s%d%s%d%s%d, the model needs images %dx%dx%d",
-                                 what, nd == 3 ? "" : "not images: ", dims[0], nd > 1 ? "x" : "",
-                                 nd > 1 ? dims[1] : 0, nd > 2 ? "x" : "", nd > 2 ? dims[2] : 0,
-                                 c->in_channels, c->resolution, c->resolution);
-    } else if (nd != 1 || dims[0] != c->dim) {
-        return dfn_set_error(DFN_ERR_ARG, "%s: samples have %zu values, the model needs vectors of %d", what,
-                             dfn_dataset_sample_size(ds), c->dim);
-    }
-    if (dfn_dataset_count(ds) < (size_t)min_count)
-        return dfn_set_error(DFN_ERR_ARG, "%s: %zu samples, fewer than the batch size %d", what,
-                             dfn_dataset_count(ds), min_count);
-    if (c->num_classes > 0 && dfn_dataset_num_classes(ds) > c->num_classes)
-        return dfn_set_error(DFN_ERR_ARG, "%s: %d classes, the model has %d", what,
-                             dfn_dataset_num_classes(ds), c->num_classes);
-    return DFN_OK;
-}
+#define LOG_HEADER "step,loss,val_loss,lr,grad_norm,img_per_s,seconds"
 
-#define LOG_HEADER "step,loss,val_loss,lr,grad_norm,img_per_s,seconds\n"
-
-dfn_status dfn_train_open_log(FILE **out, const char *path, long resume_step) {
+dfn_status dfn_train_open_log(FILE **out, const char *path, long resume_step,
+                              const char *metric_name) {
     *out = NULL;
-    if (resume_step >= 0) {
-        /* keep the header and the rows up to the resumed step */
-        char *old = dfn_read_text_file(path);
-        if (!old) old = strdup(LOG_HEADER);
-        size_t cap = strlen(old) + 1, len = 0;
-        char *kept = dfn_malloc(cap);
-        kept[0] = 0;
+    dfn_buf kept = {0};
+    char *old = resume_step >= 0 ? dfn_read_text_file(path) : NULL;
+    if (!old) { /* a new log */
+        dfn_buf_printf(&kept, LOG_HEADER "%s%s\n", metric_name ? ",val_" : "",
+                       metric_name ? metric_name : "");
+    } else { /* keep the header and the rows up to the resumed step */
         for (char *line = old, *next; line && *line; line = next) {
             next = strchr(line, '\n');
             if (next) *next++ = 0;
             char *end;
             long step = strtol(line, &end, 10);
             if (line == old || (end != line && *end == ',' && step <= resume_step))
-                len += (size_t)snprintf(kept + len, cap - len, "%s\n", line);
+                dfn_buf_printf(&kept, "%s\n", line);
         }
         free(old);
-        dfn_status st = dfn_write_text_file(path, kept);
-        free(kept);
-        if (st) return st;
-    } else {
-        dfn_status st = dfn_write_text_file(path, LOG_HEADER);
-        if (st) return st;
     }
+    dfn_status st = dfn_write_text_file(path, kept.data);
+    dfn_buf_free(&kept);
+    if (st) return st;
     *out = fopen(path, "a");
     if (!*out) return dfn_set_error(DFN_ERR_IO, "%s: cannot open for appending: %s", path, strerror(errno));
     return DFN_OK;
 }
 
+void dfn_train_log_row(FILE *log, long step, double loss, double val_loss, double lr,
+                       double grad_norm, double img_per_s, double seconds, int has_metric,
+                       double val_metric) {
+    fprintf(log, "%ld,%.6g,", step, loss);
+    if (!isnan(val_loss)) fprintf(log, "%.6g", val_loss);
+    fprintf(log, ",%.6g,%.6g,%.2f,%.1f", lr, grad_norm, img_per_s, seconds);
+    if (has_metric) {
+        fputc(',', log);
+        if (!isnan(val_metric)) fprintf(log, "%.6g", val_metric);
+    }
+    fputc('\n', log);
+    fflush(log);
+}
+
+/* Appends one float to a dfn_buf used as a growable float array. */
+static void push(dfn_buf *b, double v) {
+    float f = (float)v;
+    dfn_buf_append(b, &f, sizeof f);
+}
+
 dfn_status dfn_train_plot_log(const char *csv_path, const char *png_path) {
     char *text = dfn_read_text_file(csv_path);
     if (!text) return dfn_set_error(DFN_ERR_IO, "%s: cannot read the training log", csv_path);
-    size_t cap = 1024, n = 0, nv = 0;
-    float *step = dfn_malloc(cap * sizeof(float)), *loss = dfn_malloc(cap * sizeof(float));
-    float *vstep = dfn_malloc(cap * sizeof(float)), *vloss = dfn_malloc(cap * sizeof(float));
+    dfn_buf step = {0}, loss = {0}, vstep = {0}, vloss = {0};
     for (char *line = strchr(text, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
         char *p = line + 1, *end;
         double s = strtod(p, &end);
@@ -129,28 +119,28 @@ dfn_status dfn_train_plot_log(const char *csv_path, const char *png_path) {
         double l = strtod(end + 1, &p);
         if (*p != ',') continue;
         double v = p[1] == ',' ? NAN : strtod(p + 1, NULL);
-        if (n == cap) {
-            cap *= 2;
-            step = realloc(step, cap * sizeof(float));
-            loss = realloc(loss, cap * sizeof(float));
-            vstep = realloc(vstep, cap * sizeof(float));
-            vloss = realloc(vloss, cap * sizeof(float));
-            DFN_ASSERT(step && loss && vstep && vloss);
-        }
-        step[n] = (float)s;
-        loss[n++] = (float)l;
+        push(&step, s);
+        push(&loss, l);
         if (!isnan(v)) {
-            vstep[nv] = (float)s;
-            vloss[nv++] = (float)v;
+            push(&vstep, s);
+            push(&vloss, v);
         }
     }
     dfn_plot *plot = dfn_plot_new(800, 500);
     dfn_plot_labels(plot, "training loss", "step", "loss");
     dfn_plot_log_y(plot, 1);
-    dfn_plot_line(plot, step, loss, (int)n, "train");
-    if (nv > 0) dfn_plot_line(plot, vstep, vloss, (int)nv, "validation (EMA)");
+    if (step.len)
+        dfn_plot_line(plot, (const float *)step.data, (const float *)loss.data,
+                      (int)(step.len / sizeof(float)), "train");
+    if (vstep.len)
+        dfn_plot_line(plot, (const float *)vstep.data, (const float *)vloss.data,
+                      (int)(vstep.len / sizeof(float)), "validation");
     dfn_status st = dfn_plot_save(plot, png_path);
     dfn_plot_free(plot);
-    free(step); free(loss); free(vstep); free(vloss); free(text);
+    dfn_buf_free(&step);
+    dfn_buf_free(&loss);
+    dfn_buf_free(&vstep);
+    dfn_buf_free(&vloss);
+    free(text);
     return st;
 }

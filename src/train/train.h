@@ -1,44 +1,73 @@
-/* train.h - the trainer's internal pieces (run directory, log, previews). */
+/* train.h - the training loop's internal pieces: what a batch computes for
+ * each kind of model (a task), and what a run leaves on disk. Private to
+ * src/train. */
 #ifndef DFN_TRAIN_H
 #define DFN_TRAIN_H
 
 #include <stdio.h>
 
-#include "diffusion.h"
+#include "core/core.h"
+#include "diffusion/train.h"
+
+/* ---------------------------------------------------------------- tasks */
+
+/* What one batch of training computes, for one kind of model. The loop
+ * (trainer.c) owns everything else: batches, optimizer, EMA, validation,
+ * checkpoints, resume, log, progress. */
+typedef struct {
+    const char *name;        /* "diffusion", "classifier" */
+    const char *metric_name; /* an extra validation column of log.csv, or NULL */
+    /* Checks the data's labels against the model and settings before anything
+     * is built (the loop has checked the shape): DFN_ERR_ARG naming `what`. */
+    dfn_status (*check)(const dfn_model *m, const dfn_dataset *ds, const dfn_train_params *p,
+                        const char *what);
+    /* Per-run state for batches of B: buffers, a schedule; DFN_OK or an error. */
+    dfn_status (*begin)(void **state, dfn_model *m, const dfn_train_params *p, int B);
+    void (*end)(void *state);
+    /* The loss of x (B, input size) with labels y (or NULL). train = 1: dropout
+     * and label drops from rng, then the backward pass with d loss / d output
+     * scaled by grad_scale (gradient accumulation); 0: evaluation (validation)
+     * with numbers from rng. *metric (may be NULL) receives the batch's metric
+     * sum (e.g. correct answers), if the task has one. */
+    double (*batch)(void *state, dfn_model *m, const float *x, const int *y, int B, int train,
+                    dfn_rng *rng, float grad_scale, double *metric);
+    /* The run's description for config.json (a JSON object's members, e.g.
+     * "process" and "objective"), added to `run` (a cJSON object), or NULL. */
+    void (*describe)(void *state, void *run);
+    /* Writes the model (its weights as they are now) to path with the extra
+     * (key, value) pairs (NULL-terminated) and the task's own metadata. */
+    dfn_status (*save)(void *state, dfn_model *m, const char *path, const char *const *extra);
+    /* Sample previews into "<prefix>.png", or NULL when the task has none. */
+    dfn_status (*preview)(void *state, dfn_model *m, const dfn_dataset *data, int count,
+                          uint64_t seed, const char *prefix);
+} dfn_train_task;
+
+extern const dfn_train_task dfn_diffusion_task, dfn_classifier_task;
 
 /* Learning rate and EMA decay at step k (1-based). */
 double dfn_train_lr(const dfn_train_params *p, long k);
 float dfn_train_ema_decay(const dfn_train_params *p, long k);
 
-/* The run's config.json: {"model", "process", "objective", "train"}. */
-char *dfn_train_run_json(const dfn_train_params *p, const char *model_json,
-                         const char *process_json, const char *objective_json);
+/* ---------------------------------------------------------------- the run directory */
+
+/* The run's config.json: {"model", the task's members, "train"} (malloc'ed). */
+char *dfn_train_run_json(const dfn_train_params *p, const dfn_model *model,
+                         const dfn_train_task *task, void *task_state);
 /* Two config.json texts describe the same run (everything equal except
  * train.steps, which a resumed run may raise). */
 int dfn_run_configs_match(const char *a, const char *b);
 
-/* The dataset fits the model (shape, labels) and holds at least min_count samples. */
-dfn_status dfn_train_check_data(const dfn_model *model, const dfn_dataset *ds, int min_count,
-                                const char *what);
-
-/* Opens log.csv for appending. resume_step < 0: a new log with its header;
- * otherwise the rows after resume_step (written after the last checkpoint of
- * an interrupted run) are dropped first. */
-dfn_status dfn_train_open_log(FILE **out, const char *path, long resume_step);
+/* Opens log.csv for appending. resume_step < 0: a new log with its header
+ * (step,loss,val_loss,lr,grad_norm,img_per_s,seconds[,metric]); otherwise the
+ * rows after resume_step (written after the last checkpoint of an interrupted
+ * run) are dropped first. */
+dfn_status dfn_train_open_log(FILE **out, const char *path, long resume_step,
+                              const char *metric_name);
+/* One row of log.csv; NaN validation values are left empty. */
+void dfn_train_log_row(FILE *log, long step, double loss, double val_loss, double lr,
+                       double grad_norm, double img_per_s, double seconds, int has_metric,
+                       double val_metric);
 /* loss.png from log.csv: training loss and validation loss against step. */
 dfn_status dfn_train_plot_log(const char *csv_path, const char *png_path);
-
-/* Sample previews from the EMA weights: images -> "<prefix>.png" (a grid),
- * 2-D vectors -> a scatter over the data, other vectors -> a line plot. */
-dfn_status dfn_train_preview(dfn_model *model, const float *ema, const dfn_dataset *data,
-                             const dfn_train_params *p, const dfn_schedule *schedule,
-                             const char *prefix);
-
-/* mkdir -p. */
-dfn_status dfn_make_dir(const char *path);
-
-/* Whole small text files; write is atomic (temp + rename). */
-char *dfn_read_text_file(const char *path);
-dfn_status dfn_write_text_file(const char *path, const char *text);
 
 #endif

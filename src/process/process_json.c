@@ -1,9 +1,10 @@
-/* process_json.c - the noise process and the objective as JSON, for checkpoint
- * metadata and run directories (cJSON). */
+/* process_json.c - the noise process a model was trained on, as JSON, for
+ * checkpoint metadata and run directories (cJSON). */
 #include <cjson/cJSON.h>
 #include <string.h>
 
-#include "core.h"
+#include "core/core.h"
+#include "diffusion/process.h"
 
 dfn_process_params dfn_process_params_init(void) {
     dfn_process_params p;
@@ -99,42 +100,6 @@ dfn_status dfn_process_from_json(dfn_process_params *p, dfn_schedule *s, const c
     } else {
         st = dfn_set_error(DFN_ERR_FORMAT, "process: unknown type '%s' (discrete or continuous)", type->valuestring);
     }
-done:
-    cJSON_Delete(o);
-    return st;
-}
-
-char *dfn_objective_to_json(const dfn_objective *obj) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "prediction", dfn_prediction_name(obj->prediction));
-    cJSON_AddStringToObject(o, "loss", dfn_loss_kind_name(obj->loss));
-    cJSON_AddNumberToObject(o, "huber_delta", obj->huber_delta);
-    cJSON_AddStringToObject(o, "weighting", dfn_weighting_name(obj->weighting));
-    cJSON_AddNumberToObject(o, "min_snr_gamma", obj->min_snr_gamma);
-    char *text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    DFN_ASSERT(text);
-    return text;
-}
-
-dfn_status dfn_objective_from_json(dfn_objective *obj, const char *json) {
-    *obj = dfn_objective_init();
-    cJSON *o = cJSON_Parse(json);
-    if (!o) return dfn_set_error(DFN_ERR_FORMAT, "objective: not valid JSON");
-    dfn_status st = DFN_OK;
-    const cJSON *pred = cJSON_GetObjectItemCaseSensitive(o, "prediction");
-    const cJSON *loss = cJSON_GetObjectItemCaseSensitive(o, "loss");
-    const cJSON *w = cJSON_GetObjectItemCaseSensitive(o, "weighting");
-    int k;
-    if (!cJSON_IsString(pred) || (k = dfn_prediction_from_name(pred->valuestring)) < 0) {
-        st = dfn_set_error(DFN_ERR_FORMAT, "objective: unknown or missing \"prediction\"");
-        goto done;
-    }
-    obj->prediction = (dfn_prediction)k;
-    if (cJSON_IsString(loss) && (k = dfn_loss_kind_from_name(loss->valuestring)) >= 0) obj->loss = (dfn_loss_kind)k;
-    if (cJSON_IsString(w) && (k = dfn_weighting_from_name(w->valuestring)) >= 0) obj->weighting = (dfn_weighting)k;
-    get_number(o, "huber_delta", &obj->huber_delta);
-    get_number(o, "min_snr_gamma", &obj->min_snr_gamma);
 done:
     cJSON_Delete(o);
     return st;

@@ -1,10 +1,12 @@
 /* model_denoiser.c - a dfn_model as a denoiser: dfn_model_forward in eval mode,
  * the time as a float per row (a schedule's step index, fractional between
  * steps, or an sde's t), labels as given. Chunking and guidance are done by
- * dfn_denoiser_eval. Kept apart so that the samplers never link the networks. */
+ * dfn_denoiser_eval. It lives with the pipeline, above both the networks and
+ * the samplers, so that the samplers never link a network. */
 #include <string.h>
 
-#include "sample.h"
+#include "core/core.h"
+#include "diffusion/pipeline.h"
 
 static void model_denoise(void *ctx, float *out, const float *x, double t, double alpha,
                           double sigma, const int *y, int batch, size_t dim) {

@@ -1,6 +1,7 @@
-/* atomic_file.h - write a file so that readers never see it half-written.
+/* files.h - files whole: written atomically, read into memory, and the
+ * directories they go in.
  *
- * Every writer in diffusion.c (checkpoints, .npy arrays, training state) goes
+ * Writing so that readers never see a file half-written. Every writer in diffusion.c (checkpoints, .npy arrays, training state) goes
  * through this helper. The bytes go to "<path>.tmp"; commit flushes them to the
  * disk (fsync) and renames the temporary file over <path>. rename() within one
  * directory is atomic on POSIX file systems, so after a crash or a full disk
@@ -21,13 +22,13 @@
  * commit and abort both release the handle and remove the temporary file on
  * failure; call exactly one of them after a successful open.
  */
-#ifndef DFN_ATOMIC_FILE_H
-#define DFN_ATOMIC_FILE_H
+#ifndef DFN_FILES_H
+#define DFN_FILES_H
 
 #include <stddef.h>
 #include <stdio.h>
 
-#include "diffusion.h"
+#include "diffusion/core.h"
 
 typedef struct {
     FILE *fp;          /* the open "<path>.tmp"; NULL once closed */
@@ -55,5 +56,19 @@ void dfn_atomic_abort(dfn_atomic_file *af);
 
 /* The whole of a buffer into path, the same way: open, write, commit. */
 dfn_status dfn_atomic_write_file(const char *path, const void *data, size_t size);
+/* A NUL-terminated string into path, the same way. */
+dfn_status dfn_write_text_file(const char *path, const char *text);
+
+/* A whole (small) file as a malloc'ed NUL-terminated string; NULL with a
+ * message naming the file (DFN_ERR_IO) if it cannot be read. */
+char *dfn_read_text_file(const char *path);
+
+/* mkdir -p: path and every missing parent. DFN_ERR_IO naming the directory
+ * that could not be made, or the path that exists but is not a directory. */
+dfn_status dfn_make_dir(const char *path);
+/* mkdir -p of the directory part of a file's path (nothing for a bare name). */
+dfn_status dfn_make_parent_dir(const char *file_path);
+/* 1 if something exists at path (a file, a directory, ...). */
+int dfn_path_exists(const char *path);
 
 #endif

@@ -1,19 +1,14 @@
-/* atomic_file.c - temp file + fsync + rename (see atomic_file.h). */
-#include "io/atomic_file.h"
+/* files.c - atomic writes (temp file + fsync + rename), whole-file reads and
+ * mkdir -p (see files.h). */
+#include "core/files.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include "core.h"
-
-static char *copy_string(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = dfn_malloc(n);
-    memcpy(p, s, n);
-    return p;
-}
+#include "core/core.h"
 
 static void release(dfn_atomic_file *af) {
     free(af->path);
@@ -27,7 +22,7 @@ dfn_status dfn_atomic_open(dfn_atomic_file *af, const char *path) {
     memset(af, 0, sizeof *af);
     if (!path[0]) return dfn_set_error(DFN_ERR_ARG, "cannot write a file with an empty name");
     size_t n = strlen(path);
-    af->path = copy_string(path);
+    af->path = dfn_strdup(path);
     af->tmp_path = dfn_malloc(n + 5);
     memcpy(af->tmp_path, path, n);
     memcpy(af->tmp_path + n, ".tmp", 5);
@@ -58,7 +53,7 @@ static void sync_parent_dir(const char *path) {
     const char *slash = strrchr(path, '/');
     char *dir;
     if (!slash) {
-        dir = copy_string(".");
+        dir = dfn_strdup(".");
     } else {
         size_t n = slash == path ? 1 : (size_t)(slash - path);
         dir = dfn_malloc(n + 1);
@@ -112,4 +107,65 @@ dfn_status dfn_atomic_write_file(const char *path, const void *data, size_t size
     if (st) return st;
     dfn_atomic_write(&af, data, size);
     return dfn_atomic_commit(&af);
+}
+
+dfn_status dfn_write_text_file(const char *path, const char *text) {
+    return dfn_atomic_write_file(path, text, strlen(text));
+}
+
+char *dfn_read_text_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        dfn_set_error(DFN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    dfn_buf b = {0};
+    char chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) dfn_buf_append(&b, chunk, got);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        dfn_buf_free(&b);
+        dfn_set_error(DFN_ERR_IO, "%s: read error", path);
+        return NULL;
+    }
+    if (!b.data) dfn_buf_append(&b, "", 0);
+    return b.data;
+}
+
+int dfn_path_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+dfn_status dfn_make_dir(const char *path) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return dfn_set_error(DFN_ERR_ARG, "%s: path too long", path);
+    for (char *q = buf + 1; *q; q++) {
+        if (*q != '/') continue;
+        *q = 0;
+        if (mkdir(buf, 0777) && errno != EEXIST)
+            return dfn_set_error(DFN_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+        *q = '/';
+    }
+    if (mkdir(buf, 0777) && errno != EEXIST)
+        return dfn_set_error(DFN_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+    struct stat st;
+    if (stat(buf, &st) || !S_ISDIR(st.st_mode))
+        return dfn_set_error(DFN_ERR_IO, "%s: not a directory", buf);
+    return DFN_OK;
+}
+
+dfn_status dfn_make_parent_dir(const char *file_path) {
+    const char *slash = strrchr(file_path, '/');
+    if (!slash || slash == file_path) return DFN_OK;
+    size_t n = (size_t)(slash - file_path);
+    char *dir = dfn_malloc(n + 1);
+    memcpy(dir, file_path, n);
+    dir[n] = 0;
+    dfn_status st = dfn_make_dir(dir);
+    free(dir);
+    return st;
 }

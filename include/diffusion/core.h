@@ -1,0 +1,90 @@
+/* diffusion/core.h - what every part of libdiffusion shares: the version,
+ * status codes and error messages, threads, profiling and the seeded random
+ * generator. Included by <diffusion.h>; see there for the tutorial. */
+#ifndef DIFFUSION_CORE_H
+#define DIFFUSION_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Every public section of the header opens with DFN_BEGIN_DECLS and closes
+ * with DFN_END_DECLS: C linkage for C++ callers, and default visibility for
+ * what it declares (the library is built with -fvisibility=hidden, so that
+ * only what these headers declare is exported from libdiffusion.so). */
+#ifdef __cplusplus
+#define DFN_EXTERN_C_BEGIN extern "C" {
+#define DFN_EXTERN_C_END }
+#else
+#define DFN_EXTERN_C_BEGIN
+#define DFN_EXTERN_C_END
+#endif
+#if defined(__GNUC__)
+#define DFN_BEGIN_DECLS DFN_EXTERN_C_BEGIN _Pragma("GCC visibility push(default)")
+#define DFN_END_DECLS _Pragma("GCC visibility pop") DFN_EXTERN_C_END
+#else
+#define DFN_BEGIN_DECLS DFN_EXTERN_C_BEGIN
+#define DFN_END_DECLS DFN_EXTERN_C_END
+#endif
+
+DFN_BEGIN_DECLS
+
+#define DFN_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------- status */
+
+typedef enum {
+    DFN_OK = 0,
+    DFN_ERR_ARG,     /* a bad argument or option value */
+    DFN_ERR_IO,      /* a file could not be opened, read or written */
+    DFN_ERR_FORMAT,  /* a file is truncated or not in the expected format */
+    DFN_ERR_CONFIG,  /* a model or run configuration is inconsistent */
+    DFN_ERR_NUMERIC, /* NaN or Inf where finite numbers are needed */
+    DFN_STATUS_COUNT
+} dfn_status;
+
+/* "ok", "bad argument", ...; never NULL. */
+const char *dfn_status_name(dfn_status status);
+/* The message of the last failure on this thread ("" if none). */
+const char *dfn_last_error(void);
+const char *dfn_version(void);
+
+/* Threads used by every parallel loop (default: the OpenMP default, all cores).
+ * The number of threads changes speed, never results. */
+void dfn_set_threads(int n);
+int dfn_get_threads(void);
+
+
+/* Where the time goes: when enabled, every layer call of the networks and the
+ * optimizer steps are timed by kind (conv2d forward/backward, GroupNorm,
+ * attention, ...); dfn_profile_report prints milliseconds per kind divided by
+ * `divide_by` (e.g. the number of steps timed). */
+void dfn_profile_enable(int on);
+void dfn_profile_reset(void);
+void dfn_profile_report(FILE *f, double divide_by);
+
+/* ---------------------------------------------------------------- random numbers */
+
+/* A counter-based generator (Philox4x32-10, Salmon et al. 2011). The state is a
+ * key (the seed) and a counter of 128-bit blocks already used, so any stream
+ * position can be computed directly: parallel fills give the same numbers for
+ * any thread count, and a saved state resumes a run exactly. */
+typedef struct {
+    uint64_t seed;
+    uint64_t counter;
+} dfn_rng;
+
+dfn_rng dfn_rng_init(uint64_t seed);
+/* Uniform floats strictly inside (0, 1), (k + 1/2) / 2^23 with k the top 23 bits
+ * of a Philox word: element i comes from block counter + i/4, lane i%4; the
+ * counter advances by ceil(n/4). */
+void dfn_rng_uniform(dfn_rng *rng, float *out, size_t n);
+/* Standard normal floats by Box-Muller: elements 2j and 2j+1 come from block
+ * counter + j (lanes 0 and 1); the counter advances by ceil(n/2). */
+void dfn_rng_normal(dfn_rng *rng, float *out, size_t n);
+/* One Philox block: four 32-bit words for (seed, block). */
+void dfn_philox(uint64_t seed, uint64_t block, uint32_t out[4]);
+
+DFN_END_DECLS
+
+#endif

@@ -1,0 +1,122 @@
+/* diffusion/pipeline.h - a trained diffusion model ready to use: the network
+ * with its (EMA) weights, the noise process it was trained on, what it
+ * predicts, and the shape of its samples - everything a checkpoint written by
+ * dfn_train holds. Load one, sample with any sampler, write the pictures:
+ *
+ *     dfn_pipeline *pipe;
+ *     if (dfn_pipeline_load(&pipe, "runs/fmnist/model.safetensors") != DFN_OK) {
+ *         fprintf(stderr, "%s\n", dfn_last_error());
+ *         return 1;
+ *     }
+ *     dfn_pipeline_sample_params sp = dfn_pipeline_sample_params_init(pipe);
+ *     sp.sampler = "dpm++2m";
+ *     sp.sampler_params.steps = 20;
+ *     int dims[3], n = 64;
+ *     dfn_pipeline_sample_shape(pipe, dims);                  // {1, 28, 28}
+ *     float *x = malloc(n * dfn_pipeline_sample_size(pipe) * sizeof *x);
+ *     if (dfn_pipeline_sample(pipe, x, n, &sp, NULL) == DFN_OK)
+ *         dfn_png_write_grid("samples.png", x, n, dims[0], dims[1], dims[2], 8, 2);
+ *     free(x);
+ *     dfn_pipeline_free(pipe);
+ *
+ * (examples/sample_png.c is that program.) The pipeline is also what the
+ * trainer's previews, `diffusion sample` and `diffusion eval` use.
+ *
+ *   src/pipeline/pipeline.c        load, save, the sample loop
+ *   src/pipeline/model_denoiser.c  a dfn_model as a dfn_denoiser
+ */
+#ifndef DIFFUSION_PIPELINE_H
+#define DIFFUSION_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "diffusion/core.h"
+#include "diffusion/models.h"
+#include "diffusion/process.h"
+#include "diffusion/sample.h"
+
+DFN_BEGIN_DECLS
+
+typedef struct dfn_pipeline dfn_pipeline;
+
+/* A pipeline over `model` (a unet or mlp; borrowed: it must outlive the
+ * pipeline, which never frees it), trained on `process` (copied; a discrete
+ * process's schedule is built here) to predict `prediction`. DFN_ERR_ARG for a
+ * model that is not a denoiser; the process's own errors (a bad schedule, a beta
+ * file that cannot be read). */
+dfn_status dfn_pipeline_new(dfn_pipeline **out, dfn_model *model,
+                            const dfn_process_params *process, dfn_prediction prediction);
+/* Loads a checkpoint written by dfn_train or dfn_pipeline_save: the model (owned
+ * by the pipeline) and the metadata "process" and "prediction" (older files:
+ * the "prediction" of "objective"). A checkpoint without them is taken as
+ * DDPM's (discrete linear schedule, T = 1000, eps prediction), with a note on
+ * stderr. Errors as dfn_model_load's, plus bad process or prediction metadata
+ * (DFN_ERR_FORMAT naming the file), or a model that is not a denoiser (a
+ * classifier: DFN_ERR_ARG). */
+dfn_status dfn_pipeline_load(dfn_pipeline **out, const char *path);
+/* dfn_model_save with the pipeline's metadata ("process", "prediction", and the
+ * "objective" of a loaded checkpoint) and the caller's extra (key, value) pairs
+ * (NULL-terminated, or NULL). */
+dfn_status dfn_pipeline_save(const dfn_pipeline *pipe, const char *path,
+                             const char *const *extra_metadata);
+/* Frees the pipeline, and its model if it was loaded by dfn_pipeline_load. */
+void dfn_pipeline_free(dfn_pipeline *pipe);
+
+dfn_model *dfn_pipeline_model(const dfn_pipeline *pipe);
+const dfn_process_params *dfn_pipeline_process(const dfn_pipeline *pipe);
+/* The schedule of a discrete process (NULL for a continuous one). */
+const dfn_schedule *dfn_pipeline_schedule(const dfn_pipeline *pipe);
+/* What the network predicts (eps, x0, v, score, flow). */
+dfn_prediction dfn_pipeline_prediction(const dfn_pipeline *pipe);
+/* One sample: ndim 1 {D} or 3 {C, H, W} (the return value is ndim), and its
+ * floats. Images are in [-1, 1] (x0 clipping is on by default for them). */
+int dfn_pipeline_sample_shape(const dfn_pipeline *pipe, int dims[3]);
+size_t dfn_pipeline_sample_size(const dfn_pipeline *pipe);
+int dfn_pipeline_is_image(const dfn_pipeline *pipe);
+/* The file it was loaded from (NULL for dfn_pipeline_new). */
+const char *dfn_pipeline_path(const dfn_pipeline *pipe);
+/* "ddim" for a discrete schedule, "dpm++2m" for VP and sub-VP, "heun" (EDM) for
+ * VE, "flow-euler" for rectified flow: what sampling uses unless told. */
+const char *dfn_pipeline_default_sampler(const dfn_pipeline *pipe);
+
+/* A denoiser over the pipeline's network: dfn_model_forward in eval mode,
+ * timesteps as floats (a discrete schedule's step index, fractional between
+ * steps; for a continuous process time_scale * t, as the network was trained),
+ * in chunks of max_batch rows (<= 0: all); labels and guidance unset, the null
+ * label the model's num_classes; with a vjp (for likelihoods) through the
+ * network's backward. The pipeline must outlive d. */
+void dfn_pipeline_denoiser(dfn_pipeline *pipe, dfn_denoiser *d, int max_batch);
+
+/* A denoiser over any denoising model, for those who build their own: as
+ * dfn_pipeline_denoiser, with the process given as one of schedule and sde. */
+void dfn_model_denoiser(dfn_denoiser *d, dfn_model *model, dfn_prediction kind,
+                        const dfn_schedule *schedule, const dfn_sde *sde, int max_batch,
+                        double time_scale);
+
+typedef struct {
+    const char *sampler;                /* a name of dfn_sampler_find; NULL: the default */
+    dfn_sampler_params sampler_params;  /* steps, eta, spacing, ...; and the progress
+                                           callback, called per batch */
+    int batch;                          /* samples per sampler run [64] */
+    int label;                          /* class of every sample; -1: unconditional [-1] */
+    double guidance;                    /* classifier-free guidance scale, with a label [1] */
+    uint64_t seed;                      /* [0] */
+} dfn_pipeline_sample_params;
+
+/* Defaults for this pipeline: its default sampler, x0 clipping on for images
+ * and off for vectors, the rest as dfn_sampler_params_init. */
+dfn_pipeline_sample_params dfn_pipeline_sample_params_init(const dfn_pipeline *pipe);
+/* n samples into x (n, sample size): batches of sp->batch drawn one after the
+ * other from one generator seeded with sp->seed, so the result depends on n,
+ * batch and seed, not on threads. stats (or NULL) receives the total NFE and
+ * the steps. Errors (DFN_ERR_ARG, nothing written to x beyond what was drawn):
+ * an unknown sampler, one that does not fit the process (the message names
+ * those that do), a label out of range or on an unconditional model, guidance
+ * other than 1 without a label; the sampler's own errors. */
+dfn_status dfn_pipeline_sample(dfn_pipeline *pipe, float *x, int n,
+                               const dfn_pipeline_sample_params *sp, dfn_sample_stats *stats);
+
+DFN_END_DECLS
+
+#endif

@@ -1,0 +1,233 @@
+/* diffusion/train.h - training: the optimizer (AdamW, clipping, the learning-
+ * rate schedule, EMA), the diffusion objectives (targets, weightings, losses)
+ * and the one training loop every network goes through.
+ *   src/train/optim.c      AdamW, gradient clipping, EMA, the LR schedule
+ *   src/train/objective.c  training inputs, targets, weights and losses
+ *   src/train/trainer.c    the loop: steps, validation, checkpoints, resume, log
+ *   src/train/diffusion_task.c classifier_task.c  what one batch computes */
+#ifndef DIFFUSION_TRAIN_H
+#define DIFFUSION_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "diffusion/core.h"
+#include "diffusion/data.h"
+#include "diffusion/models.h"
+#include "diffusion/process.h"
+
+DFN_BEGIN_DECLS
+
+/* ---------------------------------------------------------------- optimisation */
+
+/* Scalars are doubles, as PyTorch's are Python floats: 1 - beta2 from a float
+ * 0.999 would be off by 1.3e-5 relative. */
+typedef struct {
+    double lr;           /* 1e-3 */
+    double beta1, beta2; /* 0.9, 0.999 */
+    double eps;          /* 1e-8 */
+    double weight_decay; /* 0.01 (decoupled, Loshchilov & Hutter 2019) */
+} dfn_adamw_params;
+
+dfn_adamw_params dfn_adamw_params_init(void);
+/* One AdamW step (as torch.optim.AdamW): step counts from 1; m and v are the
+ * moment arrays, zero before the first step; all arrays have n elements. */
+void dfn_adamw_step(float *params, const float *grads, float *m, float *v, size_t n,
+                    long step, const dfn_adamw_params *p);
+/* The learning rate at step k (1-based): linear warm-up to lr over `warmup`
+ * steps, then cosine decay to lr * min_ratio at step `steps`. */
+double dfn_lr_warmup_cosine(double lr, long warmup, long steps, double min_ratio, long k);
+/* Global L2 norm of the gradients (computed in double, fixed summation order). */
+double dfn_grad_norm(const float *grads, size_t n);
+/* Scales grads so that their norm is at most max_norm (as torch's
+ * clip_grad_norm_); returns the norm before clipping. */
+double dfn_clip_grad_norm(float *grads, size_t n, double max_norm);
+/* ema = decay * ema + (1 - decay) * params. */
+void dfn_ema_update(float *ema, const float *params, size_t n, float decay);
+
+/* ---------------------------------------------------------------- objectives */
+
+typedef enum {
+    DFN_LOSS_L2,    /* "l2" (also "mse"): r^2 */
+    DFN_LOSS_L1,    /* "l1": |r| */
+    DFN_LOSS_HUBER, /* "huber": r^2/2 if |r| < delta, else delta (|r| - delta/2), as
+                       torch.nn.HuberLoss (smooth_l1 with beta = huber / delta) */
+    DFN_LOSS_COUNT
+} dfn_loss_kind;
+
+/* Per-sample loss weights. Each is a weight on the loss in the space of the
+ * chosen prediction, derived for L2:
+ *   uniform  1 (L_simple for eps, Ho et al. 2020 eq. 14)
+ *   vlb      the variational bound's weight (discrete schedules only): for eps
+ *            lambda_t = b_t^2 / (2 b~_t a_t (1 - abar_t)) (Ho et al. 2020 eq. 12
+ *            against eq. 14), moved to other predictions with
+ *            dfn_prediction_x0_gain. At t = 1, where b~_1 = 0, b~ is the clipped
+ *            exp(posterior_log_variance_clipped) = b~_2, as improved-diffusion
+ *            clips it (the bound's t = 1 term is really the decoder NLL).
+ *   min-snr  min(SNR, gamma) in x0 space (Hang et al. 2023 section 3): eps
+ *            min(SNR, gamma)/SNR, x0 min(SNR, gamma), v (VP)
+ *            min(SNR, gamma)/(SNR + 1); SNR = alpha^2/sigma^2.
+ *   sigma2   sigma^2 (Song & Ermon 2019 section 4.2, eqs. 5-6: lambda(sigma) =
+ *            sigma^2), meant for score prediction, where it equals uniform
+ *            weight on eps. */
+typedef enum {
+    DFN_WEIGHT_UNIFORM, /* "uniform" */
+    DFN_WEIGHT_VLB,     /* "vlb" */
+    DFN_WEIGHT_MIN_SNR, /* "min-snr" */
+    DFN_WEIGHT_SIGMA2,  /* "sigma2" */
+    DFN_WEIGHT_COUNT
+} dfn_weighting;
+
+const char *dfn_loss_kind_name(dfn_loss_kind kind);
+int dfn_loss_kind_from_name(const char *name);  /* -1 + message for unknown names */
+const char *dfn_weighting_name(dfn_weighting w);
+int dfn_weighting_from_name(const char *name);  /* -1 + message for unknown names */
+
+/* A training objective. Recipes:
+ *   DDPM           prediction eps, uniform (on a dfn_schedule)
+ *   x0 / v         prediction x0 or v; min-snr with gamma 5 is Hang et al.'s
+ *   score SDE      prediction score, sigma2 (score_sde's likelihood-free
+ *                  weighting: loss of eps) or prediction eps, uniform, on a dfn_sde
+ *   NCSN           sigmas from dfn_sigmas_geometric, labels from
+ *                  dfn_sample_timesteps, alpha = 1, sigma = sigmas[label]:
+ *                  prediction score with sigma2 (the network outputs a plain
+ *                  score, Song & Ermon 2019 eqs. 5-6), or NCSNv2's sigma-scaled
+ *                  output (net = sigma * score = -eps): prediction eps with
+ *                  uniform, the same loss with the output's sign flipped.
+ *   rectified flow a dfn_sde of kind flow, t from dfn_sample_times(0, 1),
+ *                  prediction flow, uniform (Liu et al. 2023 eq. 1).
+ * Losses are means over all batch * dim elements of weight[b] * loss(r); NCSN's
+ * and score_sde's sums over dimensions (and NCSN's 1/2) differ by a constant
+ * factor only. */
+typedef struct {
+    dfn_prediction prediction; /* eps */
+    dfn_loss_kind loss;        /* l2 */
+    double huber_delta;        /* 1.0 */
+    dfn_weighting weighting;   /* uniform */
+    double min_snr_gamma;      /* 5.0 */
+} dfn_objective;
+
+dfn_objective dfn_objective_init(void);
+/* DFN_ERR_ARG for huber_delta <= 0, min_snr_gamma <= 0, or vlb weighting on a
+ * continuous process (discrete = 0). */
+dfn_status dfn_objective_validate(const dfn_objective *obj, int discrete);
+
+/* Training times from the seeded generator (dfn_rng_uniform; one uniform per
+ * sample, rng advanced): integer steps t[b] = floor(u T) in 0..T-1, and
+ * continuous t[b] = t_min + u (t_max - t_min) in (t_min, t_max) (score_sde uses
+ * t_min = 1e-5, t_max = 1; rectified flow 0 and 1). */
+void dfn_sample_timesteps(int *t, int batch, int T, dfn_rng *rng);
+void dfn_sample_times(float *t, int batch, double t_min, double t_max, dfn_rng *rng);
+
+/* The weight of one sample. `_discrete` takes a schedule step index and serves
+ * every weighting; the other takes alpha, sigma and aborts on vlb. */
+double dfn_objective_weight(const dfn_objective *obj, double alpha, double sigma);
+double dfn_objective_weight_discrete(const dfn_objective *obj, const dfn_schedule *s, int i);
+
+/* Network input x_t = alpha x0 + sigma eps, the target for obj->prediction and
+ * the per-sample weight, for x0, eps of shape (batch, dim). x_t and target:
+ * (batch, dim); weight: (batch), or NULL if not wanted. Three ways to give the
+ * noise level of sample b: per-sample alpha[b], sigma[b]; a schedule step index
+ * t[b]; a process time t[b]. */
+void dfn_objective_batch(float *x_t, float *target, float *weight, const dfn_objective *obj,
+                         const float *x0, const float *eps, const double *alpha,
+                         const double *sigma, int batch, size_t dim);
+void dfn_objective_batch_discrete(float *x_t, float *target, float *weight,
+                                  const dfn_objective *obj, const dfn_schedule *s,
+                                  const float *x0, const float *eps, const int *t, int batch,
+                                  size_t dim);
+void dfn_objective_batch_sde(float *x_t, float *target, float *weight, const dfn_objective *obj,
+                             const dfn_sde *sde, const float *x0, const float *eps,
+                             const float *t, int batch, size_t dim);
+
+/* loss = 1/(batch dim) sum_b weight[b] sum_d loss(pred[b,d] - target[b,d]),
+ * accumulated in double in a fixed order; weight NULL means 1. If dpred is not
+ * NULL it receives d loss / d pred (overwritten), for the model's backward. The
+ * L1 and Huber derivatives at a kink are torch's (sign(0) = 0). delta is used by
+ * Huber only. */
+double dfn_loss(float *dpred, dfn_loss_kind kind, double delta, const float *pred,
+                const float *target, const float *weight, int batch, size_t dim);
+/* dfn_loss with obj->loss and obj->huber_delta. */
+double dfn_objective_loss(float *dpred, const dfn_objective *obj, const float *pred,
+                          const float *target, const float *weight, int batch, size_t dim);
+
+/* The classifier's loss, the mean softmax cross-entropy
+ * -1/B sum_b log softmax(logits_b)[y_b], computed in double with the max
+ * subtracted; dlogits (B, classes) gets its gradient (softmax - onehot) / B
+ * (overwritten) unless NULL. */
+double dfn_softmax_cross_entropy(float *dlogits, const float *logits, const int *labels,
+                                 int batch, int classes);
+
+/* ---------------------------------------------------------------- the training loop */
+
+/* Objective <-> JSON (checkpoint metadata "objective"). */
+char *dfn_objective_to_json(const dfn_objective *obj);
+dfn_status dfn_objective_from_json(dfn_objective *obj, const char *json);
+
+/* One loop trains every kind of model; what a batch computes follows from the
+ * kind:
+ *   unet, mlp   the diffusion objective (Ho et al. 2020 alg. 1): draw t and
+ *               noise, regress `objective`'s target at x_t on `process`;
+ *               labels (models with classes) dropped with p_uncond for
+ *               classifier-free guidance;
+ *   classifier  softmax cross-entropy on the labels (the data must have them);
+ *               validation also reports the accuracy.
+ * Defaults in brackets are those of dfn_train_params_init, which suit the
+ * denoisers; train-classifier's recipe is lr 2e-3, weight decay 0.05, warmup
+ * 100, lr_min_ratio 0.01, ema_decay 0. */
+typedef struct {
+    const char *run_dir;    /* where everything goes (created); NULL: train in memory,
+                               write nothing (no resume, checkpoints or previews) [NULL] */
+    long steps;             /* optimizer steps [10000] */
+    int batch_size;         /* [128] */
+    int grad_accum;         /* micro-batches per step [1] */
+    dfn_adamw_params adamw; /* [lr 2e-4, weight decay 0] */
+    long warmup;            /* linear learning-rate warm-up steps [200] */
+    double lr_min_ratio;    /* cosine decay to lr * this at the last step [0.1] */
+    double clip;            /* max gradient norm (0: off) [1.0] */
+    float ema_decay;        /* EMA of the weights; 0: none, the final model is the
+                               trained weights themselves [0.999] */
+    int ema_warmup;         /* 1: decay_k = min(decay, (1 + k) / (10 + k)) so that short
+                               runs do not average in the random initial weights [1] */
+    double p_uncond;        /* label dropout for classifier-free guidance (denoisers with
+                               classes) [0.1] */
+    int hflip;              /* random horizontal flips of images [0] */
+    int val_every;          /* validation every K steps (0: off) [500] */
+    int val_batches;        /* batches of the validation set per evaluation (0: all) [4] */
+    int ckpt_every;         /* keep ckpt-<step>.safetensors every K steps (0: only latest) [0] */
+    int save_every;         /* rewrite latest.safetensors every K steps [500] */
+    int sample_every;       /* write samples/step-<k>.png every K steps (0: off) [0] */
+    int sample_count;       /* images in a preview grid (points in a scatter) [64] */
+    int log_every;          /* log.csv row and progress every K steps [10] */
+    int progress;           /* -1: a bar on a terminal, plain lines otherwise; 0: quiet [-1] */
+    uint64_t seed;          /* [0] */
+    int resume;             /* continue the run in run_dir bit-identically [0] */
+    int force;              /* overwrite a run_dir that holds another run [0] */
+    long stop_after;        /* stop (with a checkpoint) after this many steps of this
+                               invocation, as an interruption would; 0: run to `steps` */
+    dfn_process_params process; /* denoisers: the noise process [discrete linear, T 1000] */
+    dfn_objective objective;    /* denoisers: target, loss, weighting [eps, l2, uniform] */
+} dfn_train_params;
+
+dfn_train_params dfn_train_params_init(void);
+
+/* Trains `model` on `train` (validation on `val`, may be NULL). On return the
+ * model holds the final weights: the EMA weights if ema_decay > 0 (what
+ * model.safetensors holds), else the trained ones. With a run_dir it leaves
+ * there: config.json (model, process, objective, every setting), log.csv (step,
+ * loss, val_loss, lr, grad_norm, img_per_s, seconds, and val_accuracy for a
+ * classifier), latest.safetensors (the whole state: weights, EMA, AdamW moments,
+ * step, random streams, format "diffusion.c training state" version 2: resume
+ * continues bit-identically), best.safetensors (the EMA weights with the lowest
+ * validation loss), model.safetensors (the final weights; for a denoiser with
+ * its process and objective: a pipeline, see dfn_pipeline_load),
+ * ckpt-<step>.safetensors if asked, loss.png and sample previews. A run_dir that
+ * holds a different run is refused unless resume or force. Non-finite loss or
+ * gradients stop training with DFN_ERR_NUMERIC and a message; the last good
+ * latest.safetensors is kept. */
+dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_dataset *val,
+                     const dfn_train_params *params);
+
+DFN_END_DECLS
+
+#endif

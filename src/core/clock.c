@@ -1,0 +1,10 @@
+/* clock.c - durations: seconds on the monotonic clock. */
+#include <time.h>
+
+#include "core/core.h"
+
+double dfn_now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

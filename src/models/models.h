@@ -1,0 +1,34 @@
+/* models.h - what the rest of the library uses of src/models beyond the public
+ * section (diffusion/models.h): model-shaped arrays in safetensors files (the
+ * trainer's state holds the weights, their EMA and the AdamW moments) and
+ * swapping a model's parameter array (the trainer's EMA weights). */
+#ifndef DFN_MODELS_H
+#define DFN_MODELS_H
+
+#include "diffusion/models.h"
+#include "io/safetensors.h"
+
+/* Adds one F32 tensor per model tensor, named prefix + dfn_model_tensor_name
+ * (prefix may be "" or NULL), shaped as dfn_model_tensor_shape, with data taken
+ * from base + dfn_model_tensor_offset: base is any array laid out like
+ * dfn_model_params (the parameters, EMA weights, Adam moments). base must stay
+ * valid until dfn_st_writer_save. */
+dfn_status dfn_st_writer_add_model_tensors(dfn_st_writer *w, const dfn_model *model,
+                                           const char *prefix, const float *base);
+/* The reverse: for every model tensor, requires prefix + name in f with dtype
+ * F32 and the model's shape, and copies it to base + offset. Messages name the
+ * file and the tensor (see dfn_st_get). Tensors of f that the model lacks are
+ * not checked here (dfn_model_load does that for whole checkpoints). */
+dfn_status dfn_st_read_model_tensors(const dfn_st_file *f, const dfn_model *model,
+                                     const char *prefix, float *base);
+
+/* dfn_model_load from a file already open (whose metadata the caller reads too). */
+dfn_status dfn_model_load_from(dfn_model **out, const dfn_st_file *f);
+
+/* Makes `params` (dfn_model_num_params floats, 64-byte aligned, e.g. from
+ * dfn_malloc) the model's parameter array and returns the one it had, which the
+ * caller now owns until it exchanges it back. O(1): the trainer runs its EMA
+ * weights through the same network this way. */
+float *dfn_model_exchange_params(dfn_model *model, float *params);
+
+#endif
