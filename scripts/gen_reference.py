@@ -10,7 +10,9 @@ Each file holds, for one model config (tests/ref/README.md has the full contract
   metadata  "config" (the model's JSON config), "dropout_seed", "steps", "adamw"
             (JSON lr/beta1/beta2/eps/weight_decay), "clip" (max grad norm), "loss"
             ("mse_mean"), "case", "torch_version", "rng_blocks_per_forward"
-  x, t, [y], target        inputs (t float32 timesteps, y int32 labels)
+  x, t, [y], target        inputs (t float32 timesteps, y int32 labels; target shaped
+                           like the output: like x for a denoiser, (B, classes) for a
+                           classifier)
   init.<name>              every parameter before training (state_dict names)
   eval_out                 eval-mode forward of the initial parameters
   out                      training forward at step 1, dropout from Philox(seed, counter 0)
@@ -66,6 +68,12 @@ CASES = {
                     num_res_blocks=1, attn_resolutions=[], heads=1, groups=8, norm_eps=1e-6,
                     dropout=0.1, num_classes=0),
         batch=4, t=[3, 250, 600, 999], y=None, seed=6),
+    # the FID classifier on non-square 2-channel images (12 x 10: strided convs on
+    # odd sizes), 5 classes; it ignores t and y; the loss is the same MSE on its logits
+    "classifier": dict(
+        config=dict(kind="classifier", in_channels=2, height=12, width=10, channels=8, groups=4,
+                    feature_dim=16, num_classes=5),
+        batch=3, t=[0, 0, 0], y=None, seed=7),
 }
 
 
@@ -78,7 +86,7 @@ def make_case(name, spec):
     cfg = torch_twin.make_config(spec["config"])
     model = torch_twin.build(cfg)
     x = torch.randn(model.input_shape(spec["batch"]))
-    target = torch.randn(model.input_shape(spec["batch"]))
+    target = torch.randn(model.output_shape(spec["batch"]))
     t = torch.tensor(spec["t"], dtype=torch.float32)
     y = None if spec["y"] is None else torch.tensor(spec["y"], dtype=torch.int32)
     assert t.numel() == spec["batch"] and (y is None or y.numel() == spec["batch"])

@@ -12,7 +12,8 @@ CHECKPOINT: a safetensors file from dfn_model_save: metadata "config" holds the
 INPUTS: tensors "x" (B,C,H,W) or (B,dim), F32; "t" (B) timesteps, F32 (or any
     integer/float dtype); optional "y" (B) labels, I32/I64 (models with classes;
     without it they use the null class).
-OUTPUT: written with one tensor "out", F32, shaped like x: the eval-mode forward
+OUTPUT: written with one tensor "out", F32, the model's output (shaped like x for a
+    denoiser, (B, classes) for a classifier): the eval-mode forward
     (no dropout), computed in float32 on one thread.
 
 Exits 0 on success; on any problem prints a message naming the file and the

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The PyTorch twin of diffusion.c's models: what the C engine is proven equal to.
 
-Two model kinds, built from the same JSON config that the C side stores in its
+Three model kinds, built from the same JSON config that the C side stores in its
 checkpoints' metadata under "config":
 
   U-Net (images), the DDPM U-Net of Ho et al. 2020 with the parameter names of the
@@ -12,6 +12,12 @@ checkpoints' metadata under "config":
   MLP (vectors), a residual MLP with the same time embedding:
     {"kind": "mlp", "dim": 2, "width": 128, "depth": 3, "dropout": 0.0,
      "num_classes": 0}
+  classifier (images -> class logits), the small CNN whose features FID and KID
+  use: conv3x3 -> GN+SiLU -> conv3x3/2 -> GN+SiLU -> conv3x3/2 -> GN+SiLU ->
+  global average pool -> fc1 -> SiLU [features] -> fc2 [logits]:
+    {"kind": "classifier", "in_channels": 1, "height": 28, "width": 28,
+     "channels": 32, "groups": 8, "feature_dim": 128, "num_classes": 10}
+  It takes no time or label: forward(x, t, y, stream) ignores all but x.
 
 The state_dict names are the names of the C side's tensor table (the map between
 the two is the identity). With heads = 1 and num_classes = 0 the U-Net is the
@@ -59,6 +65,11 @@ UNET_DEFAULTS = {
 MLP_DEFAULTS = {
     "kind": "mlp", "dim": 2, "width": 128, "depth": 3, "dropout": 0.0, "num_classes": 0,
 }
+CLASSIFIER_DEFAULTS = {
+    "kind": "classifier", "in_channels": 1, "height": 28, "width": 28, "channels": 32,
+    "groups": 8, "feature_dim": 128, "num_classes": 10,
+}
+DEFAULTS = {"unet": UNET_DEFAULTS, "mlp": MLP_DEFAULTS, "classifier": CLASSIFIER_DEFAULTS}
 
 # The reference U-Nets (the CONFIGS of the reference torch_unet.py).
 PRESETS = {
@@ -88,10 +99,10 @@ def make_config(cfg):
     if not isinstance(cfg, dict):
         raise ConfigError(f"config must be a JSON object, got {type(cfg).__name__}")
     kind = cfg.get("kind", "unet")
-    if kind not in ("unet", "mlp"):
-        raise ConfigError(f'config "kind" must be "unet" or "mlp", got {kind!r}')
-    defaults, other = (UNET_DEFAULTS, MLP_DEFAULTS) if kind == "unet" else (MLP_DEFAULTS, UNET_DEFAULTS)
-    unknown = [k for k in cfg if k not in defaults and k not in other]
+    if kind not in DEFAULTS:
+        raise ConfigError(f'config "kind" must be one of {", ".join(DEFAULTS)}, got {kind!r}')
+    defaults = DEFAULTS[kind]
+    unknown = [k for k in cfg if all(k not in d for d in DEFAULTS.values())]
     if unknown:
         raise ConfigError(f"unknown config keys: {', '.join(sorted(unknown))}")
     out = {k: cfg.get(k, v) for k, v in defaults.items()}
@@ -107,6 +118,15 @@ def make_config(cfg):
             if int(v) != v:
                 raise ConfigError(f'config "{k}" must be an integer, got {v!r}')
             out[k] = int(v)
+    if kind == "classifier":
+        for k in ("in_channels", "height", "width", "channels", "groups", "feature_dim"):
+            if out[k] < 1:
+                raise ConfigError(f'config "{k}" must be >= 1, got {out[k]}')
+        if out["channels"] % out["groups"]:
+            raise ConfigError(f'config "groups" = {out["groups"]} must divide "channels" = {out["channels"]}')
+        if out["num_classes"] < 2:
+            raise ConfigError(f'config "num_classes" must be >= 2, got {out["num_classes"]}')
+        return out
     if not 0.0 <= out["dropout"] < 1.0:
         raise ConfigError(f'config "dropout" must be in [0, 1), got {out["dropout"]}')
     if out["num_classes"] < 0:
@@ -449,6 +469,9 @@ class UNet(nn.Module):
         c = self.cfg
         return (batch, c["in_channels"], c["resolution"], c["resolution"])
 
+    def output_shape(self, batch):
+        return self.input_shape(batch)
+
 
 # ------------------------------------------------------------------ MLP
 
@@ -496,6 +519,44 @@ class MLP(nn.Module):
     def input_shape(self, batch):
         return (batch, self.cfg["dim"])
 
+    def output_shape(self, batch):
+        return self.input_shape(batch)
+
+
+class Classifier(nn.Module):
+    """conv1 3x3 -> norm1 GN+SiLU -> conv2 3x3/2 -> norm2 GN+SiLU -> conv3 3x3/2 ->
+    norm3 GN+SiLU -> mean over pixels -> fc1 -> SiLU (the features) -> fc2 (logits).
+    GroupNorm eps is torch's default 1e-5."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        cfg = make_config(dict(cfg, kind="classifier"))
+        self.cfg = cfg
+        ch, g = cfg["channels"], cfg["groups"]
+        self.conv1 = nn.Conv2d(cfg["in_channels"], ch, 3, padding=1)
+        self.norm1 = nn.GroupNorm(g, ch)
+        self.conv2 = nn.Conv2d(ch, 2 * ch, 3, stride=2, padding=1)
+        self.norm2 = nn.GroupNorm(g, 2 * ch)
+        self.conv3 = nn.Conv2d(2 * ch, 4 * ch, 3, stride=2, padding=1)
+        self.norm3 = nn.GroupNorm(g, 4 * ch)
+        self.fc1 = nn.Linear(4 * ch, cfg["feature_dim"])
+        self.fc2 = nn.Linear(cfg["feature_dim"], cfg["num_classes"])
+
+    def features(self, x):
+        h = F.silu(self.norm1(self.conv1(x)))
+        h = F.silu(self.norm2(self.conv2(h)))
+        h = F.silu(self.norm3(self.conv3(h)))
+        return F.silu(self.fc1(h.mean(dim=(2, 3))))
+
+    def forward(self, x, t=None, y=None, stream=None):
+        return self.fc2(self.features(x))
+
+    def input_shape(self, batch):
+        return (batch, self.cfg["in_channels"], self.cfg["height"], self.cfg["width"])
+
+    def output_shape(self, batch):
+        return (batch, self.cfg["num_classes"])
+
 
 # ------------------------------------------------------------------ helpers
 
@@ -503,7 +564,7 @@ def build(cfg):
     """A model from a config (dict, JSON string or preset name), PyTorch default init
     drawn from torch's global generator."""
     cfg = make_config(cfg)
-    return UNet(cfg) if cfg["kind"] == "unet" else MLP(cfg)
+    return {"unet": UNet, "mlp": MLP, "classifier": Classifier}[cfg["kind"]](cfg)
 
 
 def config_json(cfg):

@@ -20,8 +20,9 @@ static void round_trip(const char *dir, const dfn_model_config *cfg, int B, cons
         return;
     }
     const dfn_model_config *c = dfn_model_get_config(m);
-    size_t D = c->kind == DFN_MODEL_UNET ? (size_t)c->unet.in_channels * c->unet.resolution * c->unet.resolution : (size_t)c->mlp.dim;
-    float *x = malloc(sizeof(float) * B * D), *out = malloc(sizeof(float) * B * D), *t = malloc(sizeof(float) * B);
+    const size_t D = dfn_model_input_size(m), O = dfn_model_output_size(m);
+    const int labels = c->num_classes > 0 && dfn_model_takes_time(m); /* a denoiser with classes */
+    float *x = malloc(sizeof(float) * B * D), *out = malloc(sizeof(float) * B * O), *t = malloc(sizeof(float) * B);
     int *y = malloc(sizeof(int) * B);
     dfn_rng rng = dfn_rng_init(3);
     dfn_rng_normal(&rng, x, B * D);
@@ -29,24 +30,18 @@ static void round_trip(const char *dir, const dfn_model_config *cfg, int B, cons
         t[b] = (float)(b * 317 % 1000);
         y[b] = c->num_classes ? b % (c->num_classes + 1) : 0;
     }
-    dfn_model_forward(m, out, x, t, c->num_classes ? y : NULL, B, 0, NULL);
+    dfn_model_forward(m, out, x, t, labels ? y : NULL, B, 0, NULL);
     char ckpt[512], in[512], res[512], cmd[2048];
     snprintf(ckpt, sizeof ckpt, "%s/%s.safetensors", dir, name);
     snprintf(in, sizeof in, "%s/%s_in.safetensors", dir, name);
     snprintf(res, sizeof res, "%s/%s_out.safetensors", dir, name);
     CHECK(dfn_model_save(m, ckpt, NULL) == DFN_OK, "save: %s", dfn_last_error());
     dfn_st_writer *w = dfn_st_writer_new();
-    int64_t xs[4] = {B, 0, 0, 0}, ts[1] = {B};
-    int nd = 2;
-    if (c->kind == DFN_MODEL_UNET) {
-        xs[1] = c->unet.in_channels; xs[2] = c->unet.resolution; xs[3] = c->unet.resolution;
-        nd = 4;
-    } else {
-        xs[1] = c->mlp.dim;
-    }
-    dfn_st_writer_add(w, "x", DFN_DTYPE_F32, nd, xs, x);
+    int dims[3], nd = dfn_model_input_shape(m, dims);
+    int64_t xs[4] = {B, dims[0], dims[1], dims[2]}, ts[1] = {B};
+    dfn_st_writer_add(w, "x", DFN_DTYPE_F32, nd + 1, xs, x);
     dfn_st_writer_add(w, "t", DFN_DTYPE_F32, 1, ts, t);
-    if (c->num_classes) dfn_st_writer_add(w, "y", DFN_DTYPE_I32, 1, ts, y);
+    if (labels) dfn_st_writer_add(w, "y", DFN_DTYPE_I32, 1, ts, y);
     CHECK(dfn_st_writer_save(w, in) == DFN_OK, "inputs: %s", dfn_last_error());
     dfn_st_writer_free(w);
     snprintf(cmd, sizeof cmd, PYTHON " scripts/torch_forward.py %s %s %s", ckpt, in, res);
@@ -55,9 +50,9 @@ static void round_trip(const char *dir, const dfn_model_config *cfg, int B, cons
     dfn_st_file *f;
     if (rc == 0 && dfn_st_open(&f, res) == DFN_OK) {
         const dfn_st_tensor *o;
-        if (dfn_st_get(f, "out", DFN_DTYPE_F32, -1, NULL, &o) == DFN_OK && o->numel == B * D) {
-            double e = rel_error(o->data, out, B * D);
-            check_tensor(name, o->data, out, B * D, 1e-4);
+        if (dfn_st_get(f, "out", DFN_DTYPE_F32, -1, NULL, &o) == DFN_OK && o->numel == B * O) {
+            double e = rel_error(o->data, out, B * O);
+            check_tensor(name, o->data, out, B * O, 1e-4);
             printf("%-14s PyTorch forward of the C checkpoint vs C: rel error %.2e\n", name, e);
         } else {
             CHECK(0, "%s: no output tensor", res);
@@ -87,6 +82,8 @@ int main(void) {
     dfn_model_config_preset(&c, "mlp-2d");
     c.num_classes = 4;
     round_trip(dir, &c, 16, "mlp-classes");
+    dfn_model_config_preset(&c, "fmnist-classifier");
+    round_trip(dir, &c, 5, "classifier");
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

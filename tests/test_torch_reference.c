@@ -122,18 +122,18 @@ static void run_case(const char *case_name) {
         goto done;
     }
     int B = (int)xt->shape[0];
-    size_t n = xt->numel;
-    float *x = read_f32(f, "x", n), *t = read_f32(f, "t", B), *target = read_f32(f, "target", n);
+    const size_t n = xt->numel, nout = (size_t)B * dfn_model_output_size(m); /* input, output */
+    float *x = read_f32(f, "x", n), *t = read_f32(f, "t", B), *target = read_f32(f, "target", nout);
     const dfn_st_tensor *yt = dfn_st_find(f, "y");
     const int *y = yt && yt->dtype == DFN_DTYPE_I32 ? (const int *)yt->data : NULL;
-    CHECK(!cfg.num_classes || y, "%s: a model with classes needs y", path);
-    float *out = malloc(n * sizeof(float)), *dout = malloc(n * sizeof(float)), *dx = malloc(n * sizeof(float));
+    CHECK(!cfg.num_classes || !dfn_model_takes_time(m) || y, "%s: a denoiser with classes needs y", path);
+    float *out = malloc(nout * sizeof(float)), *dout = malloc(nout * sizeof(float)), *dx = malloc(n * sizeof(float));
     float *want = NULL;
     worst w = {"(none)", 0.0};
 
     /* eval forward */
     dfn_model_forward(m, out, x, t, y, B, 0, NULL);
-    if ((want = read_f32(f, "eval_out", n))) compare(&w, case_name, "eval_out", out, want, n);
+    if ((want = read_f32(f, "eval_out", nout))) compare(&w, case_name, "eval_out", out, want, nout);
     free(want);
 
     const char *seed_s = dfn_st_metadata(f, "dropout_seed"), *steps_s = dfn_st_metadata(f, "steps");
@@ -155,12 +155,12 @@ static void run_case(const char *case_name) {
     for (int s = 1; s <= steps; s++) {
         dfn_model_forward(m, out, x, t, y, B, 1, &rng);
         double loss = 0;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < nout; i++) {
             double d = (double)out[i] - target[i];
             loss += d * d;
-            dout[i] = (float)(2.0 * d / (double)n);
+            dout[i] = (float)(2.0 * d / (double)nout);
         }
-        loss /= (double)n;
+        loss /= (double)nout;
         if (losses) {
             float l = (float)loss;
             compare(&w, case_name, "loss", &l, &losses[s - 1], 1);
@@ -168,7 +168,7 @@ static void run_case(const char *case_name) {
         dfn_model_zero_grad(m);
         dfn_model_backward(m, dout, s == 1 ? dx : NULL);
         if (s == 1) {
-            if ((want = read_f32(f, "out", n))) compare(&w, case_name, "out", out, want, n);
+            if ((want = read_f32(f, "out", nout))) compare(&w, case_name, "out", out, want, nout);
             free(want);
             if ((want = read_f32(f, "grad.x", n))) compare(&w, case_name, "grad.x", dx, want, n);
             free(want);
@@ -295,8 +295,9 @@ static void run_adamw_case(void) {
 }
 
 int main(void) {
-    const char *cases[] = {"unet_tiny", "unet_small_reduced", "mlp", "unet_attn28", "unet_winograd"};
+    const char *cases[] = {"unet_tiny", "unet_small_reduced", "mlp", "unet_attn28", "unet_winograd",
+                           "classifier"};
     run_adamw_case();
-    for (int i = 0; i < 5; i++) run_case(cases[i]);
+    for (int i = 0; i < 6; i++) run_case(cases[i]);
     TEST_MAIN_END();
 }
