@@ -2,8 +2,9 @@
 BUILD       ?= build
 BUILD_ASAN  ?= build-asan
 JOBS        ?= $(shell nproc)
+PREFIX      ?= /usr/local
 
-.PHONY: all deps build test test-sanitize demo bench clean
+.PHONY: all deps build test test-sanitize demo bench install clean
 
 all: build
 
@@ -33,6 +34,12 @@ demo: build
 # Speed against PyTorch, in one run (needs python3-torch).
 bench: build
 	@bash bench/run.sh $(BUILD)
+
+# The header, the shared and static library, the program and diffusion.pc under
+# PREFIX (make install PREFIX=$$HOME/.local); then
+# cc prog.c $$(pkg-config --cflags --libs diffusion).
+install: build
+	@cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)
