@@ -261,6 +261,8 @@ static void langevin_ignores_weights_annealed_recovers_them(void) {
 }
 
 int main(void) {
+    /* new memory full of NaN: a sampler that reads what it never wrote shows it */
+    setenv("DFN_POISON", "1", 1);
     mixture_score_is_the_gradient_of_its_log_density();
     bad_input_gets_a_clear_status();
     registry_lists_every_sampler();

@@ -4,6 +4,26 @@
 
 #include "core/core.h"
 
+/* Poisoned allocations: with DFN_POISON=1 in the environment (and always in a
+ * sanitizer build), new memory is filled with 0xFF bytes - a NaN in every
+ * float and double lane, -1 in every int - so that code reading memory it
+ * never wrote produces NaN or nonsense that a test sees, instead of the zeros
+ * a fresh page happens to hold. */
+static int poison;
+static pthread_once_t poison_once = PTHREAD_ONCE_INIT;
+static void poison_init(void) {
+#ifdef DFN_SANITIZED
+    poison = 1;
+#else
+    const char *env = getenv("DFN_POISON");
+    poison = env && env[0] == '1';
+#endif
+}
+static int poison_allocations(void) {
+    pthread_once(&poison_once, poison_init);
+    return poison;
+}
+
 void *dfn_malloc(size_t bytes) {
     size_t rounded = (bytes + 63) / 64 * 64;
     void *p = aligned_alloc(64, rounded ? rounded : 64);
@@ -11,6 +31,7 @@ void *dfn_malloc(size_t bytes) {
         fprintf(stderr, "diffusion: out of memory allocating %zu bytes\n", bytes);
         abort();
     }
+    if (poison_allocations()) memset(p, 0xFF, rounded ? rounded : 64);
     return p;
 }
 

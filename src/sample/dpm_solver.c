@@ -140,8 +140,10 @@ dfn_status dfn_sample_dpm(dfn_denoiser *d, float *x, int batch, size_t dim,
             dfn_denoiser_eval(d, m[2], kind, u, s1.t, batch, dim);
             const double h = t.lambda - s.lambda, phi1 = data ? expm1(-h) : expm1(h);
             const double c = data ? t.alpha : t.sigma;
-            const double w[3] = {0.0, 0.0, -c * phi1}; /* -c phi_1 m0 - c phi_1 (m(u, s1) - m0) */
-            combine(x, data ? t.sigma / s.sigma : t.alpha / s.alpha, x, 3, w, m, n);
+            /* -c phi_1 m0 - c phi_1 (m(u, s1) - m0) = -c phi_1 m(u, s1): only m[2]
+             * enters (m[1] holds nothing yet at the first step) */
+            const double w = -c * phi1;
+            combine(x, data ? t.sigma / s.sigma : t.alpha / s.alpha, x, 1, &w, &m[2], n);
         }
         lp[1] = lp[0];
         lp[0] = s;
