@@ -106,6 +106,16 @@ int main(void) {
     CHECK(dfn_npy_write_f32(args, three, 2, (int64_t[]){4, 3}) == DFN_OK, "npy");
     snprintf(args, sizeof args, "eval vectors --data toy:moons --samples %s/three.npy", dir);
     expect(args, 1, "dimension");
+    /* arrays that are neither vectors nor images say what they are */
+    float flat[100] = {0};
+    snprintf(args, sizeof args, "%s/flat.npy", dir);
+    CHECK(dfn_npy_write_f32(args, flat, 1, (int64_t[]){100}) == DFN_OK, "npy");
+    snprintf(args, sizeof args, "train --data npy:%s/flat.npy --out %s/flat", dir, dir);
+    expect(args, 1, "flat.npy: an array of shape (100,) (1 dimension)");
+    snprintf(args, sizeof args, "%s/five.npy", dir);
+    CHECK(dfn_npy_write_f32(args, flat, 5, (int64_t[]){2, 2, 5, 5, 1}) == DFN_OK, "npy");
+    snprintf(args, sizeof args, "eval mmd --data toy:moons --samples %s/five.npy", dir);
+    expect(args, 1, "five.npy: an array of shape (2, 2, 5, 5, 1) (5 dimensions)");
     snprintf(args, sizeof args, "%s/nan.npy", dir);
     CHECK(dfn_npy_write_f32(args, nan_rows, 2, (int64_t[]){4, 2}) == DFN_OK, "npy");
     snprintf(args, sizeof args, "eval mmd --data toy:moons --samples %s/nan.npy", dir);

@@ -9,7 +9,6 @@
 #include "core/core.h"
 #include "data_source.h"
 #include "diffusion.h"
-#include "io/npy.h"
 #include "tools.h"
 
 #define MAX_ARGS 40
@@ -20,29 +19,7 @@ static const char *const metrics[] = {"bound", "nll", "fid", "kid", "mmd", "swd"
 /* n samples: from --samples (.npy) or drawn from the checkpoint with a sampler. */
 static dfn_status get_samples(dfn_dataset **out, const char *npy, dfn_pipeline *pipe, const char *sampler,
                               int steps, int n, int batch, uint64_t seed) {
-    if (npy) {
-        dfn_npy_array a;
-        dfn_status st = dfn_npy_read(npy, &a);
-        if (st) return st;
-        int dims[3], nd;
-        if (a.ndim == 2) {
-            dims[0] = (int)a.shape[1];
-            nd = 1;
-        } else if (a.ndim == 4) {
-            dims[0] = (int)a.shape[1];
-            dims[1] = (int)a.shape[2];
-            dims[2] = (int)a.shape[3];
-            nd = 3;
-        } else {
-            dfn_npy_free(&a);
-            return dfn_set_error(DFN_ERR_FORMAT, "%s: samples must be N x D or N x C x H x W, not %d-dimensional",
-                                 npy, a.ndim);
-        }
-        st = dfn_dataset_from_array(out, a.data, (size_t)a.shape[0], nd, dims, NULL, 0);
-        if (st) st = dfn_set_error(st, "%s: %s", npy, dfn_last_error());
-        dfn_npy_free(&a);
-        return st;
-    }
+    if (npy) return dfn_cli_load_npy(out, npy);
     int dims[3], nd = dfn_pipeline_sample_shape(pipe, dims);
     float *x = malloc((size_t)n * dfn_pipeline_sample_size(pipe) * sizeof(float));
     if (!x) return dfn_set_error(DFN_ERR_ARG, "--n %d: no memory for that many samples", n);

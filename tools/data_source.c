@@ -20,7 +20,8 @@
 #include "data_source.h"
 #include "io/npy.h"
 
-static dfn_status load_npy(dfn_dataset **out, const char *path) {
+dfn_status dfn_cli_load_npy(dfn_dataset **out, const char *path) {
+    *out = NULL;
     dfn_npy_array a;
     dfn_status st = dfn_npy_read(path, &a);
     if (st) return st;
@@ -34,11 +35,14 @@ static dfn_status load_npy(dfn_dataset **out, const char *path) {
         dims[2] = (int)a.shape[a.ndim - 1];
         nd = 3;
     } else {
+        char shape[128];
+        st = dfn_set_error(DFN_ERR_FORMAT,
+                           "%s: an array of shape %s (%d dimension%s); expected N x D vectors, "
+                           "N x H x W or N x C x H x W images",
+                           path, dfn_npy_format_shape(shape, sizeof shape, a.ndim, a.shape), a.ndim,
+                           a.ndim == 1 ? "" : "s");
         dfn_npy_free(&a);
-        return dfn_set_error(DFN_ERR_FORMAT,
-                                    "%s: an array of %d dimensions; expected N x D vectors, N x H x W or "
-                                    "N x C x H x W images",
-                                    path, a.ndim);
+        return st;
     }
     if (a.dtype == DFN_DTYPE_U8)
         for (size_t i = 0; i < a.numel; i++) a.data[i] = a.data[i] / 127.5f - 1.0f;
@@ -164,7 +168,7 @@ dfn_status dfn_cli_load_data(dfn_dataset **out, const char *spec, const dfn_data
         p.channels = o->image_channels;
         return dfn_dataset_load_image_folder(out, arg, &p);
     }
-    if (!strcmp(kind, "npy")) return load_npy(out, arg);
+    if (!strcmp(kind, "npy")) return dfn_cli_load_npy(out, arg);
     if (!strcmp(kind, "csv")) return dfn_dataset_load_csv(out, arg, o->label_column);
     if (!strcmp(kind, "toy")) return dfn_dataset_toy(out, arg, o->n, o->seed);
     if (!strcmp(kind, "mixture")) return load_mixture(out, arg, o);

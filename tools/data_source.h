@@ -16,5 +16,7 @@ typedef struct {
 } dfn_data_options;
 
 dfn_status dfn_cli_load_data(dfn_dataset **out, const char *spec, const dfn_data_options *o);
+/* An .npy file of N x D vectors or N x [C x] H x W images (uint8 scaled to [-1, 1]). */
+dfn_status dfn_cli_load_npy(dfn_dataset **out, const char *path);
 
 #endif

@@ -26,7 +26,7 @@ static const char npy_magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
 #define SUPPORTED_DTYPES "use float32, float64, uint8, int16, int32 or int64"
 
 /* "(3, 4)", "(3,)" or "()": shapes in messages look like numpy prints them. */
-static char *format_tuple(char *buf, size_t size, int ndim, const int64_t *shape) {
+char *dfn_npy_format_shape(char *buf, size_t size, int ndim, const int64_t *shape) {
     size_t len = 0;
     buf[0] = '\0';
     for (int d = 0; d <= ndim && len < size; d++) {
@@ -311,14 +311,14 @@ dfn_status dfn_npy_read(const char *path, dfn_npy_array *out) {
         st = dfn_set_error(DFN_ERR_FORMAT,
                            "%s: truncated data: shape %s of %s needs %" PRIu64
                            " bytes, the file has %" PRIu64 " after the header",
-                           path, format_tuple(sbuf, sizeof sbuf, a.ndim, a.shape),
+                           path, dfn_npy_format_shape(sbuf, sizeof sbuf, a.ndim, a.shape),
                            numpy_name(a.dtype), need, have);
         goto fail;
     }
     if (have > need) {
         st = dfn_set_error(DFN_ERR_FORMAT,
                            "%s: %" PRIu64 " unexpected bytes after the data of shape %s", path,
-                           have - need, format_tuple(sbuf, sizeof sbuf, a.ndim, a.shape));
+                           have - need, dfn_npy_format_shape(sbuf, sizeof sbuf, a.ndim, a.shape));
         goto fail;
     }
 
@@ -375,7 +375,7 @@ dfn_status dfn_npy_write_f32(const char *path, const float *data, int ndim,
     char header[512], sbuf[256];
     int len = snprintf(header, sizeof header,
                        "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }",
-                       format_tuple(sbuf, sizeof sbuf, ndim, shape));
+                       dfn_npy_format_shape(sbuf, sizeof sbuf, ndim, shape));
     DFN_ASSERT(len > 0 && (size_t)len < sizeof header - 64);
     while ((10 + len + 1) % 64 != 0) header[len++] = ' ';
     header[len++] = '\n';

@@ -44,6 +44,9 @@ typedef struct {
 dfn_status dfn_npy_read(const char *path, dfn_npy_array *out);
 void dfn_npy_free(dfn_npy_array *a);
 
+/* "(3, 4)", "(3,)" or "()": a shape as numpy prints it, into buf (returned). */
+char *dfn_npy_format_shape(char *buf, size_t size, int ndim, const int64_t *shape);
+
 /* Writes a C-order float32 array of the given shape (ndim 0..DFN_NPY_MAX_DIMS;
  * 0 writes one scalar) to path through "<path>.tmp" + rename. */
 dfn_status dfn_npy_write_f32(const char *path, const float *data, int ndim,
