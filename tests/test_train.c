@@ -132,6 +132,7 @@ static void run_directories_are_protected(const dfn_model_config *cfg, const dfn
     p = small_params("mlp-once");
     p.force = 1;
     p.steps = 4;
+    p.warmup = 1;
     run(cfg, train, NULL, &p, DFN_OK, "--force starts over");
 }
 
@@ -172,6 +173,10 @@ static void bad_data_is_refused(const dfn_model_config *mlp, const dfn_dataset *
     p.objective.weighting = DFN_WEIGHT_VLB;
     p.process.continuous = 1;
     run(mlp, train, NULL, &p, DFN_ERR_ARG, "vlb weighting on a continuous process");
+    p = small_params("bad");
+    p.warmup = p.steps;
+    run(mlp, train, NULL, &p, DFN_ERR_ARG, "a warm-up as long as the run");
+    CHECK(strstr(dfn_last_error(), "would never decay"), "message: %s", dfn_last_error());
 }
 
 static void schedules_follow_their_formulas(void) {
@@ -188,6 +193,17 @@ static void schedules_follow_their_formulas(void) {
     CHECK(dfn_train_ema_decay(&p, 100000) == p.ema_decay, "EMA decay reached");
     p.ema_warmup = 0;
     CHECK(dfn_train_ema_decay(&p, 1) == p.ema_decay, "no warm-up");
+    /* the default warm-up is a tenth of a short run (at most 200 steps): a
+     * 200-step run warms up for 20 steps and decays to lr * lr_min_ratio */
+    p = dfn_train_params_init();
+    p.steps = 200;
+    p.adamw.lr = 1e-3;
+    CHECK(p.warmup == -1, "automatic warm-up by default");
+    CHECK(fabs(dfn_train_lr(&p, 10) - 5e-4) < 1e-12, "automatic warm-up: 20 steps (%g at 10)", dfn_train_lr(&p, 10));
+    CHECK(fabs(dfn_train_lr(&p, 200) - 1e-3 * p.lr_min_ratio) < 1e-12, "a 200-step run decays: %g",
+          dfn_train_lr(&p, 200));
+    p.steps = 100000;
+    CHECK(fabs(dfn_train_lr(&p, 100) - 5e-4) < 1e-12, "automatic warm-up at most 200 steps");
 }
 
 int main(void) {

@@ -60,7 +60,7 @@ int cmd_train(int argc, char **argv) {
         {"--accum", ARG_INT, &p.grad_accum, "K", "gradient accumulation: micro-batches per step", 0},
         {"--lr", ARG_DOUBLE, &p.adamw.lr, "LR", "peak learning rate (AdamW)", 0},
         {"--weight-decay", ARG_DOUBLE, &p.adamw.weight_decay, "W", "AdamW decoupled weight decay", 0},
-        {"--warmup", ARG_LONG, &p.warmup, "N", "linear learning-rate warm-up steps", 0},
+        {"--warmup", ARG_LONG, &p.warmup, "N", "linear learning-rate warm-up steps (-1: min(200, steps/10))", 0},
         {"--lr-min-ratio", ARG_DOUBLE, &p.lr_min_ratio, "R", "cosine decay ends at lr * R", 0},
         {"--clip", ARG_DOUBLE, &p.clip, "C", "clip the gradient norm to C (0: off)", 0},
         {"--ema", ARG_FLOAT, &p.ema_decay, "D", "EMA decay of the weights", 0},

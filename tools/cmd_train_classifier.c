@@ -21,7 +21,6 @@ static dfn_train_params classifier_recipe(void) {
     p.batch_size = 128;
     p.adamw.lr = 2e-3;
     p.adamw.weight_decay = 0.05;
-    p.warmup = 100;
     p.lr_min_ratio = 0.01;
     p.clip = 1.0;
     p.ema_decay = 0.0f; /* the trained weights themselves */
@@ -52,7 +51,7 @@ int cmd_train_classifier(int argc, char **argv) {
         {"--batch", ARG_INT, &p.batch_size, "B", "batch size", 0},
         {"--lr", ARG_DOUBLE, &p.adamw.lr, "LR", "peak learning rate (AdamW)", 0},
         {"--weight-decay", ARG_DOUBLE, &p.adamw.weight_decay, "W", "AdamW decoupled weight decay", 0},
-        {"--warmup", ARG_LONG, &p.warmup, "N", "linear learning-rate warm-up steps", 0},
+        {"--warmup", ARG_LONG, &p.warmup, "N", "linear learning-rate warm-up steps (-1: min(200, steps/10))", 0},
         {"--lr-min-ratio", ARG_DOUBLE, &p.lr_min_ratio, "R", "cosine decay ends at lr * R", 0},
         {"--clip", ARG_DOUBLE, &p.clip, "C", "clip the gradient norm to C (0: off)", 0},
         {"--hflip", ARG_FLAG, &p.hflip, "", "random horizontal flips", 0},

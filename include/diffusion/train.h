@@ -173,8 +173,8 @@ dfn_status dfn_objective_from_json(dfn_objective *obj, const char *json);
  *   classifier  softmax cross-entropy on the labels (the data must have them);
  *               validation also reports the accuracy.
  * Defaults in brackets are those of dfn_train_params_init, which suit the
- * denoisers; train-classifier's recipe is lr 2e-3, weight decay 0.05, warmup
- * 100, lr_min_ratio 0.01, ema_decay 0. */
+ * denoisers; train-classifier's recipe is lr 2e-3, weight decay 0.05,
+ * lr_min_ratio 0.01, ema_decay 0. */
 typedef struct {
     const char *run_dir;    /* where everything goes (created); NULL: train in memory,
                                write nothing (no resume, checkpoints or previews) [NULL] */
@@ -182,7 +182,9 @@ typedef struct {
     int batch_size;         /* [128] */
     int grad_accum;         /* micro-batches per step [1] */
     dfn_adamw_params adamw; /* [lr 2e-4, weight decay 0] */
-    long warmup;            /* linear learning-rate warm-up steps [200] */
+    long warmup;            /* linear learning-rate warm-up steps; -1: automatic, min(200,
+                               steps / 10); an explicit one must be shorter than the run,
+                               so that the rate decays [-1] */
     double lr_min_ratio;    /* cosine decay to lr * this at the last step [0.1] */
     double clip;            /* max gradient norm (0: off) [1.0] */
     float ema_decay;        /* EMA of the weights; 0: none, the final model is the

@@ -36,7 +36,7 @@ dfn_train_params dfn_train_params_init(void) {
     p.adamw = dfn_adamw_params_init();
     p.adamw.lr = 2e-4;
     p.adamw.weight_decay = 0.0;
-    p.warmup = 200;
+    p.warmup = -1;
     p.lr_min_ratio = 0.1;
     p.clip = 1.0;
     p.ema_decay = 0.999f;
@@ -53,9 +53,14 @@ dfn_train_params dfn_train_params_init(void) {
     return p;
 }
 
+/* The warm-up: as asked, or automatic (-1): a tenth of the run, at most 200 steps. */
+static long warmup_steps(const dfn_train_params *p) {
+    return p->warmup >= 0 ? p->warmup : DFN_MIN(200, p->steps / 10);
+}
+
 /* Learning rate at step k (1-based): warm-up, then cosine decay. */
 double dfn_train_lr(const dfn_train_params *p, long k) {
-    return dfn_lr_warmup_cosine(p->adamw.lr, p->warmup, p->steps, p->lr_min_ratio, k);
+    return dfn_lr_warmup_cosine(p->adamw.lr, warmup_steps(p), p->steps, p->lr_min_ratio, k);
 }
 
 /* EMA decay at step k: with warm-up, min(decay, (1 + k) / (10 + k)). */
@@ -289,9 +294,14 @@ static dfn_status prepare_run_dir(trainer *tr) {
 static dfn_status check_params(const dfn_train_params *p, const dfn_model *model) {
     if (p->steps < 1 || p->batch_size < 1 || p->grad_accum < 1)
         return dfn_set_error(DFN_ERR_ARG, "steps, batch size and grad accumulation must be >= 1");
-    if (!(p->adamw.lr > 0) || p->warmup < 0)
-        return dfn_set_error(DFN_ERR_ARG, "the learning rate (%g) must be > 0 and the warm-up (%ld) >= 0",
-                             p->adamw.lr, p->warmup);
+    if (!(p->adamw.lr > 0))
+        return dfn_set_error(DFN_ERR_ARG, "the learning rate (%g) must be > 0", p->adamw.lr);
+    if (p->warmup < -1 || (p->warmup > 0 && p->warmup >= p->steps))
+        return dfn_set_error(DFN_ERR_ARG,
+                             "a warm-up of %ld steps in a run of %ld: the learning rate would never "
+                             "decay; give a warm-up shorter than the run (-1: automatic, a tenth "
+                             "of it)",
+                             p->warmup, p->steps);
     if (!(p->ema_decay >= 0.0f && p->ema_decay < 1.0f))
         return dfn_set_error(DFN_ERR_ARG, "EMA decay %g must be in [0, 1) (0: no EMA)", p->ema_decay);
     if ((!p->run_dir || !*p->run_dir) && p->resume)
