@@ -106,6 +106,19 @@ int main(void) {
     CHECK(dfn_npy_write_f32(args, three, 2, (int64_t[]){4, 3}) == DFN_OK, "npy");
     snprintf(args, sizeof args, "eval vectors --data toy:moons --samples %s/three.npy", dir);
     expect(args, 1, "dimension");
+    /* a CSV of one wide row: refused before a model is built, and a model for
+     * 200,000 inputs is refused as such */
+    {
+        snprintf(args, sizeof args, "%s/wide.csv", dir);
+        FILE *wide = fopen(args, "w");
+        for (int j = 0; j < 200000; j++) fprintf(wide, j ? ",%d" : "%d", j % 7);
+        fprintf(wide, "\n");
+        fclose(wide);
+        snprintf(args, sizeof args, "train --data csv:%s/wide.csv --batch 4 --out %s/wide", dir, dir);
+        expect(args, 1, "1 samples, fewer than the batch size 4");
+        snprintf(args, sizeof args, "train --data csv:%s/wide.csv --batch 1 --out %s/wide", dir, dir);
+        expect(args, 1, "vectors of 200000 values are beyond what the MLP is meant for");
+    }
     /* arrays that are neither vectors nor images say what they are */
     float flat[100] = {0};
     snprintf(args, sizeof args, "%s/flat.npy", dir);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "core/core.h"
 #include "data_source.h"
 #include "diffusion.h"
 #include "tools.h"
@@ -126,6 +127,13 @@ int cmd_train(int argc, char **argv) {
             train = all;
             all = NULL;
         }
+    }
+
+    /* the data against the settings, before anything is built */
+    if (dfn_dataset_count(train) < (size_t)p.batch_size) {
+        dfn_set_error(DFN_ERR_ARG, "training data: %zu samples, fewer than the batch size %d",
+                      dfn_dataset_count(train), p.batch_size);
+        goto fail;
     }
 
     /* model */

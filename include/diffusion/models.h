@@ -67,7 +67,7 @@ typedef struct {
 /* The MLP: emb = time embedding [+ label]; h = inp(x); depth blocks
  * h += fc2(dropout(silu(fc1(silu(h)) + temb_proj(silu(emb))))); out(silu(h)). */
 typedef struct {
-    int dim;   /* vector length */
+    int dim;   /* vector length, at most 16384 */
     int width; /* hidden width */
     int depth; /* residual blocks */
 } dfn_mlp_config;

@@ -187,9 +187,19 @@ static dfn_status validate_unet(const dfn_unet_config *c) {
     return DFN_OK;
 }
 
+/* The MLP is meant for vectors such as points and curves; its input and output
+ * layers grow as dim x width, so a dimension of hundreds of thousands (an image
+ * flattened, a wide CSV) builds gigabytes before training starts. */
+#define MLP_MAX_DIM 16384
+
 static dfn_status validate_mlp(const dfn_mlp_config *c) {
     if (c->dim < 1)
         return dfn_set_error(DFN_ERR_CONFIG, "model config: dim = %d (must be >= 1)", c->dim);
+    if (c->dim > MLP_MAX_DIM)
+        return dfn_set_error(DFN_ERR_CONFIG,
+                             "model config: vectors of %d values are beyond what the MLP is meant "
+                             "for (at most %d; images belong to a U-Net)",
+                             c->dim, MLP_MAX_DIM);
     if (c->width < 4)
         return dfn_set_error(DFN_ERR_CONFIG, "model config: width = %d (must be >= 4 for the time embedding)", c->width);
     if (c->depth < 1 || c->depth > 1000)
