@@ -95,13 +95,12 @@ enum {
 extern int dfn_prof_on;
 extern double dfn_prof_seconds[DFN_PROF_COUNT];
 extern long dfn_prof_calls[DFN_PROF_COUNT];
-double dfn_prof_now(void);
 #define DFN_PROF(slot, stmt)                                                      \
     do {                                                                          \
         if (dfn_prof_on) {                                                        \
-            double prof_t0_ = dfn_prof_now();                                     \
+            double prof_t0_ = dfn_now_seconds();                                     \
             stmt;                                                                 \
-            dfn_prof_seconds[slot] += dfn_prof_now() - prof_t0_;                  \
+            dfn_prof_seconds[slot] += dfn_now_seconds() - prof_t0_;                  \
             dfn_prof_calls[slot]++;                                               \
         } else {                                                                  \
             stmt;                                                                 \

@@ -1,7 +1,6 @@
 /* profile.c - where the time goes: wall-clock seconds per kind of layer call,
  * collected when enabled (dfn_profile_enable) and printed by dfn_profile_report.
  * Off by default; the cost when off is one branch per layer call. */
-#include <omp.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -17,7 +16,6 @@ static const char *const prof_names[] = {
 };
 _Static_assert(sizeof prof_names / sizeof prof_names[0] == DFN_PROF_COUNT, "a name per profile slot");
 
-double dfn_prof_now(void) { return omp_get_wtime(); }
 
 void dfn_profile_enable(int on) { dfn_prof_on = on; }
 
