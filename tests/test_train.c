@@ -124,7 +124,9 @@ static void run_directories_are_protected(const dfn_model_config *cfg, const dfn
     p.resume = 1;
     p.batch_size = 8; /* a different run */
     run(cfg, train, NULL, &p, DFN_ERR_CONFIG, "--resume with other settings");
-    CHECK(strstr(dfn_last_error(), "same model, process"), "message: %s", dfn_last_error());
+    CHECK(strstr(dfn_last_error(), "same model, data, process") &&
+              strstr(dfn_last_error(), "train.batch_size is 16 in the run, 8 now"),
+          "message: %s", dfn_last_error());
     dfn_train_params q = small_params("nothing-here");
     q.resume = 1;
     run(cfg, train, NULL, &q, DFN_ERR_ARG, "--resume of an empty directory");

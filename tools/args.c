@@ -140,3 +140,34 @@ int dfn_parse_int_list(const char *cmd, const char *opt, const char *text, int *
     }
     return n;
 }
+
+int dfn_args_any_seen(const dfn_arg *args, int n, const char *const *names) {
+    for (const char *const *name = names; *name; name++) {
+        const dfn_arg *a = dfn_args_find(args, n, *name);
+        if (a && a->seen) return 1;
+    }
+    return 0;
+}
+
+static size_t value_size(dfn_arg_kind kind) {
+    switch (kind) {
+    case ARG_FLAG:
+    case ARG_INT: return sizeof(int);
+    case ARG_LONG: return sizeof(long);
+    case ARG_U64: return sizeof(uint64_t);
+    case ARG_DOUBLE: return sizeof(double);
+    case ARG_FLOAT: return sizeof(float);
+    case ARG_STRING: return sizeof(const char *);
+    }
+    return 0;
+}
+
+void dfn_args_copy_seen(const dfn_arg *args, int n, void *target, const void *saved, size_t size) {
+    const char *lo = target, *hi = lo + size;
+    for (int i = 0; i < n; i++) {
+        const char *at = args[i].value;
+        if (!args[i].seen || at < lo || at >= hi) continue;
+        const size_t off = (size_t)(at - lo), len = value_size(args[i].kind);
+        if (off + len <= size) memcpy((char *)target + off, (const char *)saved + off, len);
+    }
+}

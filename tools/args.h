@@ -25,6 +25,13 @@ int dfn_args_parse(const char *cmd, dfn_arg *args, int n, int argc, char **argv,
 void dfn_args_help(FILE *f, const char *cmd, const dfn_arg *args, int n, const char *usage_line);
 /* The table entry for name (for "was it given?"). */
 const dfn_arg *dfn_args_find(const dfn_arg *args, int n, const char *name);
+/* 1 if any of the options named in `names` (NULL-terminated) was given. */
+int dfn_args_any_seen(const dfn_arg *args, int n, const char *const *names);
+/* For a table whose values point into the struct `target` (size bytes): copies
+ * the value of every option given from `saved` (a copy of target taken right
+ * after parsing) back into target, after target was refilled from elsewhere
+ * (the settings of a run being resumed). */
+void dfn_args_copy_seen(const dfn_arg *args, int n, void *target, const void *saved, size_t size);
 /* "1,2,2" -> {1, 2, 2}; returns the count, or -1 (message on stderr) if bad. */
 int dfn_parse_int_list(const char *cmd, const char *opt, const char *text, int *out, int max);
 

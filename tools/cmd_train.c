@@ -1,5 +1,12 @@
 /* cmd_train.c - `diffusion train`: data + model + process + objective +
- * optimiser settings -> a run directory (see dfn_train in diffusion.h). */
+ * optimiser settings -> a run directory (see dfn_train in diffusion.h).
+ *
+ * With --resume the run directory's config.json supplies every setting the
+ * command line leaves out (the data and their options, the model, the process,
+ * the objective, the training settings): `diffusion train --out DIR --resume`
+ * continues any run. An option given again must agree with the run; the trainer
+ * refuses one that does not, naming it (--steps may grow). */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,11 +19,57 @@
 
 #define MAX_ARGS 64
 
+/* The data and their loader options as config.json records them ("data"), so
+ * that --resume can load them again. */
+static char *write_data_json(const char *spec, const char *val, double val_fraction, long n,
+                             int image_size, int image_channels, int label_column) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "spec", spec);
+    if (val) cJSON_AddStringToObject(o, "val", val);
+    else cJSON_AddNullToObject(o, "val");
+    cJSON_AddNumberToObject(o, "val_fraction", val_fraction);
+    cJSON_AddNumberToObject(o, "n", (double)n);
+    cJSON_AddNumberToObject(o, "image_size", image_size);
+    cJSON_AddNumberToObject(o, "image_channels", image_channels);
+    cJSON_AddNumberToObject(o, "label_column", label_column);
+    char *text = cJSON_PrintUnformatted(o);
+    char *out = dfn_strdup(text);
+    cJSON_free(text);
+    cJSON_Delete(o);
+    return out;
+}
+
+/* The reverse; *spec and *val are malloc'ed (val NULL when the run had none). */
+static dfn_status read_data_json(const char *json, char **spec, char **val, double *val_fraction,
+                                 long *n, int *image_size, int *image_channels, int *label_column) {
+    cJSON *o = cJSON_Parse(json);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "spec"), *v = cJSON_GetObjectItemCaseSensitive(o, "val");
+    const cJSON *num[5] = {cJSON_GetObjectItemCaseSensitive(o, "val_fraction"), cJSON_GetObjectItemCaseSensitive(o, "n"),
+                           cJSON_GetObjectItemCaseSensitive(o, "image_size"),
+                           cJSON_GetObjectItemCaseSensitive(o, "image_channels"),
+                           cJSON_GetObjectItemCaseSensitive(o, "label_column")};
+    int ok = cJSON_IsString(s) && (cJSON_IsString(v) || cJSON_IsNull(v));
+    for (int i = 0; i < 5; i++) ok &= cJSON_IsNumber(num[i]);
+    if (ok) {
+        *spec = dfn_strdup(s->valuestring);
+        *val = cJSON_IsString(v) ? dfn_strdup(v->valuestring) : NULL;
+        *val_fraction = num[0]->valuedouble;
+        *n = (long)num[1]->valuedouble;
+        *image_size = (int)num[2]->valuedouble;
+        *image_channels = (int)num[3]->valuedouble;
+        *label_column = (int)num[4]->valuedouble;
+    }
+    cJSON_Delete(o);
+    return ok ? DFN_OK
+              : dfn_set_error(DFN_ERR_FORMAT, "the run's config.json describes its data as %.100s, not as "
+                                              "this program writes them: give --data", json);
+}
+
 int cmd_train(int argc, char **argv) {
     dfn_train_params p = dfn_train_params_init();
     const char *data = "fashion-mnist", *val_spec = NULL, *out = NULL, *preset = NULL;
     const char *model_kind = NULL, *ch_mult = NULL, *attn = NULL, *schedule = "linear", *sde = NULL;
-    const char *betas_file = NULL, *prediction = "eps", *loss = "l2", *weighting = "uniform";
+    const char *betas_file = NULL, *prediction = NULL, *loss = "l2", *weighting = "uniform";
     int channels = 0, res_blocks = 0, heads = 0, groups = 0, width = 0, depth = 0, cond = 0;
     int threads = 0, T = 1000, quiet = 0, no_ema_warmup = 0, image_size = 0, image_channels = 0;
     int label_column = -1;
@@ -50,7 +103,7 @@ int cmd_train(int argc, char **argv) {
         {"--beta-end", ARG_DOUBLE, &beta_end, "B", "last beta", 0},
         {"--betas", ARG_STRING, &betas_file, "FILE", "read the betas from a file (one per line or comma-separated)", 0},
         {"--sde", ARG_STRING, &sde, "KIND", "train a continuous process instead: vp, subvp, ve, flow", 0},
-        {"--prediction", ARG_STRING, &prediction, "KIND", "network target: eps, x0, v, score, flow", 0},
+        {"--prediction", ARG_STRING, &prediction, "KIND", "network target: eps, x0, v, score, flow (default: flow for --sde flow, else eps)", 0},
         {"--loss", ARG_STRING, &loss, "KIND", "l2, l1, huber", 0},
         {"--weighting", ARG_STRING, &weighting, "KIND", "uniform, vlb, min-snr, sigma2", 0},
         {"--min-snr-gamma", ARG_DOUBLE, &p.objective.min_snr_gamma, "G", "gamma of min-SNR weighting", 0},
@@ -97,17 +150,60 @@ int cmd_train(int argc, char **argv) {
     if (threads > 0) dfn_set_threads(threads);
     p.run_dir = out;
     p.ema_warmup = !no_ema_warmup;
+
+    dfn_dataset *train = NULL, *val = NULL, *all = NULL;
+    dfn_model *model = NULL;
+    int status = 1;
+    dfn_model_config cfg;
+    char *stored_data = NULL, *data_json = NULL, *stored_spec = NULL, *stored_val = NULL;
+    /* A resumed run starts from its config.json; each option given on this
+     * command line then replaces the run's value (and the trainer refuses it
+     * if that changes the run). A new run starts from the defaults. */
+#define GIVEN(name) (dfn_args_find(args, n_args, name)->seen)
+    if (p.resume) {
+        dfn_train_params given = p;
+        if (dfn_train_params_from_run(&p, &cfg, &stored_data, out)) goto fail;
+        dfn_args_copy_seen(args, n_args, &p, &given, sizeof p); /* the training settings */
+        p.run_dir = out;
+        p.resume = 1;
+        p.progress = given.progress;
+        if (GIVEN("--no-ema-warmup")) p.ema_warmup = 0;
+        if (!p.process.continuous && p.process.schedule.kind == DFN_BETA_FILE && !betas_file) {
+            dfn_set_error(DFN_ERR_ARG, "%s: the run's betas came from a file: give --betas FILE again to resume", out);
+            goto fail;
+        }
+        if (!stored_data) {
+            if (!GIVEN("--data")) {
+                dfn_set_error(DFN_ERR_ARG, "%s/config.json does not say what the data were: give --data", out);
+                goto fail;
+            }
+        } else {
+            double f = 0;
+            long n = 0;
+            int size = 0, channels_ = 0, column = -1;
+            if (read_data_json(stored_data, &stored_spec, &stored_val, &f, &n, &size, &channels_, &column))
+                goto fail;
+            if (!GIVEN("--data")) data = stored_spec;
+            if (!GIVEN("--val")) val_spec = stored_val;
+            if (!GIVEN("--val-fraction")) val_fraction = f;
+            if (!GIVEN("--n")) n_toy = n;
+            if (!GIVEN("--image-size")) image_size = size;
+            if (!GIVEN("--image-channels")) image_channels = channels_;
+            if (!GIVEN("--label-column")) label_column = column;
+        }
+    }
     if (quiet) p.progress = 0;
 
     /* data */
     dfn_data_options dopt = {(size_t)n_toy, p.seed, image_size, image_channels, label_column};
-    dfn_dataset *train = NULL, *val = NULL, *all = NULL;
-    dfn_model *model = NULL;
-    int status = 1;
     if (n_toy < 1) {
         fprintf(stderr, "diffusion train: --n must be >= 1\n");
-        return 2;
+        status = 2;
+        goto done;
     }
+    data_json = write_data_json(data, val_spec, val_fraction, n_toy, image_size, image_channels,
+                                label_column);
+    p.data_json = data_json;
     if (dfn_cli_load_data(&all, data, &dopt)) goto fail;
     if (val_spec) {
         dfn_data_options vopt = dopt;
@@ -139,94 +235,110 @@ int cmd_train(int argc, char **argv) {
     /* model */
     int dims[DFN_DATASET_MAX_DIMS], nd = dfn_dataset_shape(train, dims);
     int is_image = nd == 3;
-    dfn_model_config cfg;
-    if (!preset) preset = is_image ? "fmnist-tiny" : dims[0] == 2 ? "mlp-2d" : "mlp-curves";
-    if (dfn_model_config_preset(&cfg, preset)) goto fail;
-    if (cfg.kind == DFN_MODEL_CLASSIFIER) {
-        fprintf(stderr, "diffusion train: --preset %s is a classifier: use diffusion train-classifier\n", preset);
-        status = 2;
-        goto done;
-    }
-    if (model_kind) {
-        int k = dfn_model_kind_from_name(model_kind);
-        if (k < 0) {
-            fprintf(stderr, "diffusion train: --model '%s': unknown (unet, mlp)\n", model_kind);
+    if (!p.resume || GIVEN("--preset") || GIVEN("--model")) { /* from the preset and the data */
+        if (!preset) preset = is_image ? "fmnist-tiny" : dims[0] == 2 ? "mlp-2d" : "mlp-curves";
+        if (dfn_model_config_preset(&cfg, preset)) goto fail;
+        if (cfg.kind == DFN_MODEL_CLASSIFIER) {
+            fprintf(stderr, "diffusion train: --preset %s is a classifier: use diffusion train-classifier\n", preset);
             status = 2;
             goto done;
         }
-        if (k == DFN_MODEL_CLASSIFIER) {
-            fprintf(stderr, "diffusion train: --model classifier: use diffusion train-classifier\n");
+        if (model_kind) {
+            int k = dfn_model_kind_from_name(model_kind);
+            if (k < 0) {
+                fprintf(stderr, "diffusion train: --model '%s': unknown (unet, mlp)\n", model_kind);
+                status = 2;
+                goto done;
+            }
+            if (k == DFN_MODEL_CLASSIFIER) {
+                fprintf(stderr, "diffusion train: --model classifier: use diffusion train-classifier\n");
+                status = 2;
+                goto done;
+            }
+            if ((dfn_model_kind)k != cfg.kind) {
+                dfn_model_config_init(&cfg, (dfn_model_kind)k);
+                if (k == DFN_MODEL_UNET) cfg.unet.groups = 8;
+            }
+        }
+        if (cfg.kind == DFN_MODEL_UNET) {
+            if (!is_image) {
+                fprintf(stderr, "diffusion train: a U-Net needs images; %s holds vectors of %d (use --model mlp)\n", data, dims[0]);
+                status = 2;
+                goto done;
+            }
+            cfg.unet.in_channels = dims[0];
+            cfg.unet.resolution = dims[1];
+            if (dims[1] != dims[2]) {
+                fprintf(stderr, "diffusion train: %s: images are %dx%d; the U-Net needs square images (--image-size)\n", data, dims[1], dims[2]);
+                status = 2;
+                goto done;
+            }
+        } else {
+            cfg.mlp.dim = (int)dfn_dataset_sample_size(train);
+        }
+    }
+    /* the model options given (a resumed run: over its own config) */
+    {
+        if (channels) cfg.unet.channels = channels;
+        if (res_blocks) cfg.unet.num_res_blocks = res_blocks;
+        if (heads) cfg.unet.heads = heads;
+        if (groups) cfg.unet.groups = groups;
+        if (width) cfg.mlp.width = width;
+        if (depth) cfg.mlp.depth = depth;
+        if (dropout >= 0) cfg.dropout = (float)dropout;
+        if (ch_mult && (cfg.unet.n_levels = dfn_parse_int_list("train", "--ch-mult", ch_mult, cfg.unet.ch_mult, DFN_MAX_LEVELS)) < 0) {
             status = 2;
             goto done;
         }
-        if ((dfn_model_kind)k != cfg.kind) {
-            dfn_model_config_init(&cfg, (dfn_model_kind)k);
-            if (k == DFN_MODEL_UNET) cfg.unet.groups = 8;
-        }
-    }
-    if (cfg.kind == DFN_MODEL_UNET) {
-        if (!is_image) {
-            fprintf(stderr, "diffusion train: a U-Net needs images; %s holds vectors of %d (use --model mlp)\n", data, dims[0]);
+        if (attn && (cfg.unet.n_attn = dfn_parse_int_list("train", "--attn", attn, cfg.unet.attn_resolutions, DFN_MAX_LEVELS)) < 0) {
             status = 2;
             goto done;
         }
-        cfg.unet.in_channels = dims[0];
-        cfg.unet.resolution = dims[1];
-        if (dims[1] != dims[2]) {
-            fprintf(stderr, "diffusion train: %s: images are %dx%d; the U-Net needs square images (--image-size)\n", data, dims[1], dims[2]);
-            status = 2;
-            goto done;
-        }
-    } else {
-        cfg.mlp.dim = (int)dfn_dataset_sample_size(train);
-    }
-    if (channels) cfg.unet.channels = channels;
-    if (res_blocks) cfg.unet.num_res_blocks = res_blocks;
-    if (heads) cfg.unet.heads = heads;
-    if (groups) cfg.unet.groups = groups;
-    if (width) cfg.mlp.width = width;
-    if (depth) cfg.mlp.depth = depth;
-    if (dropout >= 0) cfg.dropout = (float)dropout;
-    if (ch_mult && (cfg.unet.n_levels = dfn_parse_int_list("train", "--ch-mult", ch_mult, cfg.unet.ch_mult, DFN_MAX_LEVELS)) < 0) {
-        status = 2;
-        goto done;
-    }
-    if (attn && (cfg.unet.n_attn = dfn_parse_int_list("train", "--attn", attn, cfg.unet.attn_resolutions, DFN_MAX_LEVELS)) < 0) {
-        status = 2;
-        goto done;
-    }
-    if (cond) {
-        cfg.num_classes = dfn_dataset_num_classes(train);
-        if (cfg.num_classes == 0) {
-            fprintf(stderr, "diffusion train: --cond needs labelled data; %s has no labels\n", data);
-            status = 2;
-            goto done;
+        if (cond) {
+            cfg.num_classes = dfn_dataset_num_classes(train);
+            if (cfg.num_classes == 0) {
+                fprintf(stderr, "diffusion train: --cond needs labelled data; %s has no labels\n", data);
+                status = 2;
+                goto done;
+            }
         }
     }
 
     /* process and objective */
-    if (sde) {
-        int k = dfn_sde_kind_from_name(sde);
-        if (k < 0) goto fail;
-        p.process.continuous = 1;
-        p.process.sde = dfn_sde_init((dfn_sde_kind)k);
-        if (k == DFN_SDE_FLOW) p.process.t_min = 1e-3;
-    } else {
-        int k = betas_file ? DFN_BETA_FILE : dfn_beta_kind_from_name(schedule);
-        if (k < 0) goto fail;
-        p.process.schedule = dfn_schedule_params_init((dfn_beta_kind)k);
-        p.process.schedule.T = T;
-        p.process.schedule.beta_start = beta_start;
-        p.process.schedule.beta_end = beta_end;
-        p.process.schedule.path = betas_file;
+    if (!p.resume || GIVEN("--sde") || GIVEN("--schedule") || GIVEN("--betas")) {
+        if (sde) {
+            int k = dfn_sde_kind_from_name(sde);
+            if (k < 0) goto fail;
+            p.process.continuous = 1;
+            p.process.sde = dfn_sde_init((dfn_sde_kind)k);
+            p.process.t_min = k == DFN_SDE_FLOW ? 1e-3 : 1e-5;
+        } else {
+            int k = betas_file ? DFN_BETA_FILE : dfn_beta_kind_from_name(schedule);
+            if (k < 0) goto fail;
+            p.process.continuous = 0;
+            p.process.schedule = dfn_schedule_params_init((dfn_beta_kind)k);
+        }
     }
+    if (!p.resume || GIVEN("--T")) p.process.schedule.T = T;
+    if (!p.resume || GIVEN("--beta-start")) p.process.schedule.beta_start = beta_start;
+    if (!p.resume || GIVEN("--beta-end")) p.process.schedule.beta_end = beta_end;
+    if (betas_file) p.process.schedule.path = betas_file;
     int k;
-    if ((k = dfn_prediction_from_name(prediction)) < 0) goto fail;
-    p.objective.prediction = (dfn_prediction)k;
-    if ((k = dfn_loss_kind_from_name(loss)) < 0) goto fail;
-    p.objective.loss = (dfn_loss_kind)k;
-    if ((k = dfn_weighting_from_name(weighting)) < 0) goto fail;
-    p.objective.weighting = (dfn_weighting)k;
+    /* a flow process learns the velocity unless told otherwise */
+    if (!prediction && !p.resume) prediction = p.process.continuous && p.process.sde.kind == DFN_SDE_FLOW ? "flow" : "eps";
+    if (prediction) {
+        if ((k = dfn_prediction_from_name(prediction)) < 0) goto fail;
+        p.objective.prediction = (dfn_prediction)k;
+    }
+    if (!p.resume || GIVEN("--loss")) {
+        if ((k = dfn_loss_kind_from_name(loss)) < 0) goto fail;
+        p.objective.loss = (dfn_loss_kind)k;
+    }
+    if (!p.resume || GIVEN("--weighting")) {
+        if ((k = dfn_weighting_from_name(weighting)) < 0) goto fail;
+        p.objective.weighting = (dfn_weighting)k;
+    }
+#undef GIVEN
     if (epochs > 0) p.steps = (long)ceil(epochs * (double)dfn_dataset_count(train) / ((double)p.batch_size * p.grad_accum));
 
     if (dfn_model_new(&model, &cfg, p.seed)) goto fail;
@@ -246,6 +358,10 @@ fail:
     fprintf(stderr, "diffusion train: %s\n", dfn_last_error());
     status = dfn_last_error()[0] ? 1 : 2;
 done:
+    free(stored_data);
+    free(data_json);
+    free(stored_spec);
+    free(stored_val);
     dfn_model_free(model);
     dfn_dataset_free(train);
     dfn_dataset_free(val);

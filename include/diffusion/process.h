@@ -255,11 +255,13 @@ typedef struct {
 /* Discrete linear schedule, T = 1000. */
 dfn_process_params dfn_process_params_init(void);
 /* Process -> JSON (checkpoint metadata "process"; malloc'ed). A discrete
- * process stores its betas themselves (pass its schedule), so a checkpoint
- * needs no beta file to be sampled. */
+ * process stores the parameters of its schedule and its betas themselves (pass
+ * its schedule), so a checkpoint needs no beta file to be sampled. */
 char *dfn_process_to_json(const dfn_process_params *p, const dfn_schedule *schedule);
 /* JSON -> process; for a discrete one also builds `schedule` from the stored
- * betas (free it with dfn_schedule_free). DFN_ERR_FORMAT naming the problem. */
+ * betas (free it with dfn_schedule_free), and the parameters come back as
+ * stored (a "file" schedule without its path). DFN_ERR_FORMAT naming the
+ * problem. */
 dfn_status dfn_process_from_json(dfn_process_params *p, dfn_schedule *schedule, const char *json);
 
 DFN_END_DECLS

@@ -209,9 +209,25 @@ typedef struct {
                                invocation, as an interruption would; 0: run to `steps` */
     dfn_process_params process; /* denoisers: the noise process [discrete linear, T 1000] */
     dfn_objective objective;    /* denoisers: target, loss, weighting [eps, l2, uniform] */
+    const char *data_json;      /* what the data are, as JSON, recorded in config.json as
+                                   "data" (the program records its --data and loader
+                                   options); NULL: not recorded [NULL] */
 } dfn_train_params;
 
 dfn_train_params dfn_train_params_init(void);
+
+/* The settings of the run in run_dir (its config.json), to continue it: *p
+ * receives every recorded training setting, the process and the objective,
+ * with run_dir and resume = 1 (the settings config.json does not record, such
+ * as save_every or progress, are dfn_train_params_init's); *model its model
+ * config; *data (if not NULL) the data_json it recorded (malloc'ed; NULL if
+ * none). A discrete process whose betas came from a file comes back without
+ * the file's path (the betas themselves are in config.json): set
+ * process.schedule.path before resuming. Raise p->steps to train longer.
+ * Errors: DFN_ERR_IO when run_dir holds no config.json, DFN_ERR_FORMAT naming
+ * the file and the key. */
+dfn_status dfn_train_params_from_run(dfn_train_params *p, dfn_model_config *model, char **data,
+                                     const char *run_dir);
 
 /* Trains `model` on `train` (validation on `val`, may be NULL). On return the
  * model holds the final weights: the EMA weights if ema_decay > 0 (what
@@ -226,7 +242,9 @@ dfn_train_params dfn_train_params_init(void);
  * ckpt-<step>.safetensors if asked, loss.png and sample previews. A run_dir that
  * holds a different run is refused unless resume or force. Non-finite loss or
  * gradients stop training with DFN_ERR_NUMERIC and a message; the last good
- * latest.safetensors is kept. */
+ * latest.safetensors is kept. Resuming (resume = 1) needs the settings of the
+ * run, as dfn_train_params_from_run reads them (only steps may grow): a
+ * difference is refused with DFN_ERR_CONFIG naming it. */
 dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_dataset *val,
                      const dfn_train_params *params);
 

@@ -24,6 +24,14 @@ char *dfn_process_to_json(const dfn_process_params *p, const dfn_schedule *s) {
         cJSON_AddStringToObject(o, "type", "discrete");
         cJSON_AddStringToObject(o, "schedule", dfn_beta_kind_name(p->schedule.kind));
         cJSON_AddNumberToObject(o, "T", s->T);
+        /* the parameters that made the betas (to set up the same process again),
+         * then the betas themselves (to sample without them) */
+        if (p->schedule.kind != DFN_BETA_FILE) {
+            cJSON_AddNumberToObject(o, "beta_start", p->schedule.beta_start);
+            cJSON_AddNumberToObject(o, "beta_end", p->schedule.beta_end);
+            cJSON_AddNumberToObject(o, "cosine_s", p->schedule.cosine_s);
+            cJSON_AddNumberToObject(o, "max_beta", p->schedule.max_beta);
+        }
         cJSON *betas = cJSON_AddArrayToObject(o, "betas");
         for (int i = 0; i < s->T; i++) cJSON_AddItemToArray(betas, cJSON_CreateNumber(s->beta[i]));
     } else {
@@ -77,9 +85,13 @@ dfn_status dfn_process_from_json(dfn_process_params *p, dfn_schedule *s, const c
         free(b);
         if (st) goto done;
         int k = cJSON_IsString(kind) ? dfn_beta_kind_from_name(kind->valuestring) : -1;
-        p->schedule.kind = k >= 0 ? (dfn_beta_kind)k : DFN_BETA_FILE;
+        p->schedule = dfn_schedule_params_init(k >= 0 ? (dfn_beta_kind)k : DFN_BETA_FILE);
         s->kind = p->schedule.kind;
         p->schedule.T = T;
+        get_number(o, "beta_start", &p->schedule.beta_start); /* absent in older files */
+        get_number(o, "beta_end", &p->schedule.beta_end);
+        get_number(o, "cosine_s", &p->schedule.cosine_s);
+        get_number(o, "max_beta", &p->schedule.max_beta);
     } else if (!strcmp(type->valuestring, "continuous")) {
         const cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "sde");
         int k = cJSON_IsString(kind) ? dfn_sde_kind_from_name(kind->valuestring) : -1;

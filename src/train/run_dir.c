@@ -9,32 +9,88 @@
 #include "diffusion/plot.h"
 #include "train/train.h"
 
+/* The training settings config.json records, in the order written; one table
+ * for both directions (writing a run's config.json, reading it to resume). */
+typedef enum { F_INT, F_LONG, F_DOUBLE, F_FLOAT, F_U64 } field_type;
+typedef struct {
+    const char *key;
+    field_type type;
+    size_t offset; /* in dfn_train_params */
+} train_field;
+#define FIELD(key, type, member) {key, type, offsetof(dfn_train_params, member)}
+static const train_field train_fields[] = {
+    FIELD("steps", F_LONG, steps),
+    FIELD("batch_size", F_INT, batch_size),
+    FIELD("grad_accum", F_INT, grad_accum),
+    FIELD("lr", F_DOUBLE, adamw.lr),
+    FIELD("beta1", F_DOUBLE, adamw.beta1),
+    FIELD("beta2", F_DOUBLE, adamw.beta2),
+    FIELD("adam_eps", F_DOUBLE, adamw.eps),
+    FIELD("weight_decay", F_DOUBLE, adamw.weight_decay),
+    FIELD("warmup", F_LONG, warmup),
+    FIELD("lr_min_ratio", F_DOUBLE, lr_min_ratio),
+    FIELD("clip", F_DOUBLE, clip),
+    FIELD("ema_decay", F_FLOAT, ema_decay),
+    FIELD("ema_warmup", F_INT, ema_warmup),
+    FIELD("p_uncond", F_DOUBLE, p_uncond),
+    FIELD("hflip", F_INT, hflip),
+    FIELD("val_every", F_INT, val_every),
+    FIELD("val_batches", F_INT, val_batches),
+    FIELD("seed", F_U64, seed),
+};
+#define N_TRAIN_FIELDS ((int)(sizeof train_fields / sizeof train_fields[0]))
+
+static void add_field(cJSON *t, const dfn_train_params *p, const train_field *f) {
+    const char *base = (const char *)p + f->offset;
+    switch (f->type) {
+    case F_INT: cJSON_AddNumberToObject(t, f->key, *(const int *)base); break;
+    case F_LONG: cJSON_AddNumberToObject(t, f->key, (double)*(const long *)base); break;
+    case F_DOUBLE: cJSON_AddNumberToObject(t, f->key, *(const double *)base); break;
+    case F_FLOAT: cJSON_AddNumberToObject(t, f->key, *(const float *)base); break;
+    case F_U64: { /* exact as a number up to 2^53, else as a decimal string */
+        uint64_t v = *(const uint64_t *)base;
+        if (v <= (1ull << 53)) {
+            cJSON_AddNumberToObject(t, f->key, (double)v);
+        } else {
+            char text[24];
+            snprintf(text, sizeof text, "%llu", (unsigned long long)v);
+            cJSON_AddStringToObject(t, f->key, text);
+        }
+        break;
+    }
+    }
+}
+
+/* Reads one field; 0 if the item is not of its type. */
+static int read_field(dfn_train_params *p, const train_field *f, const cJSON *item) {
+    char *base = (char *)p + f->offset;
+    if (f->type == F_U64 && cJSON_IsString(item)) {
+        char *end;
+        *(uint64_t *)base = strtoull(item->valuestring, &end, 10);
+        return *end == 0 && end != item->valuestring;
+    }
+    if (!cJSON_IsNumber(item)) return 0;
+    const double v = item->valuedouble;
+    switch (f->type) {
+    case F_INT: *(int *)base = (int)v; return v == (int)v;
+    case F_LONG: *(long *)base = (long)v; return v == (long)v;
+    case F_DOUBLE: *(double *)base = v; return 1;
+    case F_FLOAT: *(float *)base = (float)v; return 1;
+    case F_U64: *(uint64_t *)base = (uint64_t)v; return v >= 0 && v == floor(v);
+    }
+    return 0;
+}
+
 char *dfn_train_run_json(const dfn_train_params *p, const dfn_model *model,
                          const dfn_train_task *task, void *task_state) {
     cJSON *o = cJSON_CreateObject();
     char *model_json = dfn_model_config_to_json(dfn_model_get_config(model));
     cJSON_AddItemToObject(o, "model", cJSON_Parse(model_json));
     free(model_json);
+    if (p->data_json) cJSON_AddItemToObject(o, "data", cJSON_Parse(p->data_json));
     if (task->describe) task->describe(task_state, o);
     cJSON *t = cJSON_AddObjectToObject(o, "train");
-    cJSON_AddNumberToObject(t, "steps", (double)p->steps);
-    cJSON_AddNumberToObject(t, "batch_size", p->batch_size);
-    cJSON_AddNumberToObject(t, "grad_accum", p->grad_accum);
-    cJSON_AddNumberToObject(t, "lr", p->adamw.lr);
-    cJSON_AddNumberToObject(t, "beta1", p->adamw.beta1);
-    cJSON_AddNumberToObject(t, "beta2", p->adamw.beta2);
-    cJSON_AddNumberToObject(t, "adam_eps", p->adamw.eps);
-    cJSON_AddNumberToObject(t, "weight_decay", p->adamw.weight_decay);
-    cJSON_AddNumberToObject(t, "warmup", (double)p->warmup);
-    cJSON_AddNumberToObject(t, "lr_min_ratio", p->lr_min_ratio);
-    cJSON_AddNumberToObject(t, "clip", p->clip);
-    cJSON_AddNumberToObject(t, "ema_decay", p->ema_decay);
-    cJSON_AddNumberToObject(t, "ema_warmup", p->ema_warmup);
-    cJSON_AddNumberToObject(t, "p_uncond", p->p_uncond);
-    cJSON_AddNumberToObject(t, "hflip", p->hflip);
-    cJSON_AddNumberToObject(t, "val_every", p->val_every);
-    cJSON_AddNumberToObject(t, "val_batches", p->val_batches);
-    cJSON_AddNumberToObject(t, "seed", (double)p->seed);
+    for (int i = 0; i < N_TRAIN_FIELDS; i++) add_field(t, p, &train_fields[i]);
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     DFN_ASSERT(text);
@@ -44,19 +100,128 @@ char *dfn_train_run_json(const dfn_train_params *p, const dfn_model *model,
     return b.data;
 }
 
-int dfn_run_configs_match(const char *a, const char *b) {
-    cJSON *x = cJSON_Parse(a), *y = cJSON_Parse(b);
-    int same = 0;
+/* The first difference of two JSON values, as "key.key: A there, B here". */
+static int json_diff(const cJSON *a, const cJSON *b, dfn_buf *path, dfn_buf *out) {
+    if (cJSON_IsObject(a) && cJSON_IsObject(b)) {
+        const size_t len = path->len;
+        const cJSON *x;
+        cJSON_ArrayForEach(x, a) {
+            dfn_buf_printf(path, "%s%s", len ? "." : "", x->string);
+            if (json_diff(x, cJSON_GetObjectItemCaseSensitive(b, x->string), path, out)) return 1;
+            path->len = len;
+            path->data[len] = 0;
+        }
+        cJSON_ArrayForEach(x, b) {
+            if (cJSON_GetObjectItemCaseSensitive(a, x->string)) continue;
+            dfn_buf_printf(path, "%s%s", len ? "." : "", x->string);
+            return json_diff(NULL, x, path, out);
+        }
+        return 0;
+    }
+    if (a && b && cJSON_Compare(a, b, 1)) return 0;
+    char *ta = a ? cJSON_PrintUnformatted(a) : NULL, *tb = b ? cJSON_PrintUnformatted(b) : NULL;
+    dfn_buf_printf(out, "%s is %.60s%s in the run, %.60s%s now", path->data ? path->data : "",
+                   ta ? ta : "absent", ta && strlen(ta) > 60 ? "..." : "", tb ? tb : "absent",
+                   tb && strlen(tb) > 60 ? "..." : "");
+    cJSON_free(ta);
+    cJSON_free(tb);
+    return 1;
+}
+
+int dfn_run_configs_diff(const char *run, const char *now, char *what, size_t size) {
+    cJSON *x = cJSON_Parse(run), *y = cJSON_Parse(now);
+    int differ = 1;
     if (x && y) {
         cJSON *tx = cJSON_GetObjectItemCaseSensitive(x, "train");
         cJSON *ty = cJSON_GetObjectItemCaseSensitive(y, "train");
-        if (tx) cJSON_DeleteItemFromObjectCaseSensitive(tx, "steps");
+        if (tx) cJSON_DeleteItemFromObjectCaseSensitive(tx, "steps"); /* a resumed run may go on */
         if (ty) cJSON_DeleteItemFromObjectCaseSensitive(ty, "steps");
-        same = cJSON_Compare(x, y, 1);
+        dfn_buf path = {0}, out = {0};
+        differ = json_diff(x, y, &path, &out);
+        if (differ && what) snprintf(what, size, "%s", out.data);
+        dfn_buf_free(&path);
+        dfn_buf_free(&out);
+    } else if (what) {
+        snprintf(what, size, "not valid JSON");
     }
     cJSON_Delete(x);
     cJSON_Delete(y);
-    return same;
+    return differ;
+}
+
+dfn_status dfn_train_params_from_run(dfn_train_params *p, dfn_model_config *model, char **data,
+                                     const char *run_dir) {
+    DFN_ASSERT(p && model && run_dir);
+    if (data) *data = NULL;
+    dfn_buf path = {0};
+    dfn_buf_printf(&path, "%s/config.json", run_dir);
+    dfn_status st = DFN_OK;
+    char *text = dfn_read_text_file(path.data);
+    cJSON *o = text ? cJSON_Parse(text) : NULL;
+    dfn_train_params q = dfn_train_params_init();
+    if (!text) {
+        st = dfn_set_error(DFN_ERR_IO, "%s: no run to continue here (%s)", run_dir, dfn_last_error());
+        goto done;
+    }
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "model");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "train");
+    if (!cJSON_IsObject(m) || !cJSON_IsObject(t)) {
+        st = dfn_set_error(DFN_ERR_FORMAT, "%s: not a run's config.json (\"model\" and \"train\" "
+                                           "needed)", path.data);
+        goto done;
+    }
+    char *model_json = cJSON_PrintUnformatted(m);
+    st = dfn_model_config_from_json(model, model_json);
+    cJSON_free(model_json);
+    if (st) {
+        st = dfn_set_error(st, "%s: model: %s", path.data, dfn_last_error());
+        goto done;
+    }
+    for (int i = 0; i < N_TRAIN_FIELDS; i++) {
+        const cJSON *item = cJSON_GetObjectItemCaseSensitive(t, train_fields[i].key);
+        if (item && !read_field(&q, &train_fields[i], item)) {
+            st = dfn_set_error(DFN_ERR_FORMAT, "%s: train.%s is not a number of its kind", path.data,
+                               train_fields[i].key);
+            goto done;
+        }
+    }
+    const cJSON *proc = cJSON_GetObjectItemCaseSensitive(o, "process");
+    const cJSON *obj = cJSON_GetObjectItemCaseSensitive(o, "objective");
+    if (proc) {
+        char *json = cJSON_PrintUnformatted(proc);
+        dfn_schedule sched;
+        memset(&sched, 0, sizeof sched);
+        st = dfn_process_from_json(&q.process, &sched, json);
+        dfn_schedule_free(&sched);
+        cJSON_free(json);
+        if (st) {
+            st = dfn_set_error(st, "%s: %s", path.data, dfn_last_error());
+            goto done;
+        }
+    }
+    if (obj) {
+        char *json = cJSON_PrintUnformatted(obj);
+        st = dfn_objective_from_json(&q.objective, json);
+        cJSON_free(json);
+        if (st) {
+            st = dfn_set_error(st, "%s: %s", path.data, dfn_last_error());
+            goto done;
+        }
+    }
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "data");
+    if (data && d) {
+        char *json = cJSON_PrintUnformatted(d);
+        *data = dfn_strdup(json);
+        cJSON_free(json);
+    }
+    q.run_dir = run_dir;
+    q.resume = 1;
+    *p = q;
+done:
+    cJSON_Delete(o);
+    free(text);
+    dfn_buf_free(&path);
+    return st;
 }
 
 #define LOG_HEADER "step,loss,val_loss,lr,grad_norm,img_per_s,seconds"

@@ -53,9 +53,10 @@ float dfn_train_ema_decay(const dfn_train_params *p, long k);
 /* The run's config.json: {"model", the task's members, "train"} (malloc'ed). */
 char *dfn_train_run_json(const dfn_train_params *p, const dfn_model *model,
                          const dfn_train_task *task, void *task_state);
-/* Two config.json texts describe the same run (everything equal except
- * train.steps, which a resumed run may raise). */
-int dfn_run_configs_match(const char *a, const char *b);
+/* 0 if two config.json texts describe the same run (everything equal except
+ * train.steps, which a resumed run may raise); else 1 and the first difference
+ * in what ("train.lr is 0.001 in the run, 0.002 now"). */
+int dfn_run_configs_diff(const char *run, const char *now, char *what, size_t size);
 
 /* Opens log.csv for appending. resume_step < 0: a new log with its header
  * (step,loss,val_loss,lr,grad_norm,img_per_s,seconds[,metric]); otherwise the

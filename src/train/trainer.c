@@ -269,13 +269,14 @@ static dfn_status prepare_run_dir(trainer *tr) {
             return dfn_set_error(DFN_ERR_ARG, "%s: nothing to resume (no config.json and latest.safetensors)", p->run_dir);
         char *old = dfn_read_text_file(run_file(tr, "config.json"));
         if (!old) return dfn_set_error(DFN_ERR_IO, "%s/config.json: cannot read", p->run_dir);
-        int same = dfn_run_configs_match(old, tr->run_json);
+        char what[512];
+        int differ = dfn_run_configs_diff(old, tr->run_json, what, sizeof what);
         free(old);
-        if (!same)
+        if (differ)
             return dfn_set_error(DFN_ERR_CONFIG,
-                                 "%s/config.json: --resume needs the same model, process, objective and "
-                                 "training settings as the run being resumed (steps may grow)",
-                                 p->run_dir);
+                                 "%s/config.json: resuming needs the same model, data, process, "
+                                 "objective and training settings as the run (steps may grow): %s",
+                                 p->run_dir, what);
         return DFN_OK;
     }
     if (has_run && !p->force)
@@ -307,6 +308,11 @@ static dfn_status check_params(const dfn_train_params *p, const dfn_model *model
     if ((!p->run_dir || !*p->run_dir) && p->resume)
         return dfn_set_error(DFN_ERR_ARG, "resume needs the run directory of the run");
     if (p->log_every < 1) return dfn_set_error(DFN_ERR_ARG, "log every %d steps: must be >= 1", p->log_every);
+    if (p->data_json) {
+        cJSON *d = cJSON_Parse(p->data_json);
+        cJSON_Delete(d);
+        if (!d) return dfn_set_error(DFN_ERR_ARG, "data_json is not valid JSON: %.80s", p->data_json);
+    }
     (void)model;
     return DFN_OK;
 }
