@@ -174,6 +174,21 @@ int main(void) {
                  "--out %s/flow.csv --quiet", dir, dir);
         CHECK(run(args, err, sizeof err) == 0, "flow-euler: %s", err);
     }
+    /* a sampler that blows up stops with a message naming it, the step and the
+     * sample, and leaves an existing output file as it was */
+    snprintf(args, sizeof args, "train --data toy:moons --sde subvp --steps 20 --batch 64 --samples 0 --quiet --out %s/subvp", dir);
+    CHECK(run(args, err, sizeof err) == 0, "sub-VP run: %s", err);
+    {
+        char out_path[600];
+        snprintf(out_path, sizeof out_path, "%s/kept.csv", dir);
+        CHECK(dfn_write_text_file(out_path, "1,2\n") == DFN_OK, "existing output");
+        snprintf(args, sizeof args, "sample --checkpoint %s/subvp/model.safetensors --sampler langevin --n 20 --out %s --quiet",
+                 dir, out_path);
+        expect(args, 1, "sampler 'langevin': step");
+        char *kept = dfn_read_text_file(out_path);
+        CHECK(kept && !strcmp(kept, "1,2\n"), "the existing output is untouched: %s", kept ? kept : "(gone)");
+        free(kept);
+    }
     /* checkpoints */
     snprintf(args, sizeof args, "%s/run/model.safetensors", dir);
     FILE *f = fopen(args, "r+b");

@@ -228,6 +228,51 @@ static void guidance_mixes_conditional_and_unconditional(void) {
 /* Seed 002's experiment: with modes far apart, plain Langevin keeps the
  * fractions of its start (the score carries no information about the weights
  * between the modes); annealed Langevin recovers the weights 0.8 / 0.2. */
+/* A denoiser whose network breaks below t = 0.5: NaN predictions. */
+static void breaks_late(void *ctx, float *out, const float *x, double t, double a, double s, const int *y,
+                        int batch, size_t dim) {
+    (void)ctx, (void)a, (void)s, (void)y;
+    for (size_t i = 0; i < (size_t)batch * dim; i++) out[i] = t < 0.5 * 200 ? NAN : 0.1f * x[i];
+}
+
+static void non_finite_samples_stop_with_a_message(void) {
+    /* a network that gives NaN half-way: every sampler stops at that step and says so */
+    dfn_schedule sch;
+    dfn_schedule_params sp = dfn_schedule_params_init(DFN_BETA_LINEAR);
+    sp.T = 200;
+    dfn_schedule_init(&sch, &sp);
+    dfn_denoiser d;
+    dfn_denoiser_init(&d, breaks_late, NULL, DFN_PRED_EPS, &sch, NULL);
+    float x[8 * 2];
+    dfn_rng rng = dfn_rng_init(1);
+    dfn_sampler_params p = dfn_sampler_params_init();
+    p.steps = 10;
+    CHECK(dfn_sample("ddim", &d, x, 8, 2, &p, &rng, NULL) == DFN_ERR_NUMERIC &&
+              strstr(dfn_last_error(), "sampler 'ddim': step 6 of 10") &&
+              strstr(dfn_last_error(), "in sample 0 of the batch"),
+          "NaN half-way through ddim: %s", dfn_last_error());
+    /* plain Langevin with a step too large for the score: it stops with advice */
+    const float mu[4] = {-1, 0, 1, 0}, sd[2] = {0.01f, 0.01f};
+    dfn_mixture_params mp = {2, 2, NULL, mu, NULL, sd};
+    dfn_mixture *m = NULL;
+    CHECK(dfn_mixture_new(&m, &mp) == DFN_OK, "mixture");
+    dfn_sde subvp = dfn_sde_init(DFN_SDE_SUBVP);
+    dfn_mixture_denoiser(&d, m, DFN_PRED_EPS, NULL, &subvp);
+    p = dfn_sampler_params_init();
+    p.steps = 100;
+    CHECK(dfn_sample("langevin", &d, x, 8, 2, &p, &rng, NULL) == DFN_ERR_NUMERIC &&
+              strstr(dfn_last_error(), "sampler 'langevin': step") && strstr(dfn_last_error(), "sigma^2"),
+          "langevin on a narrow sub-VP target: %s", dfn_last_error());
+    /* a flow model that predicts eps cannot start at t = 1: refused before any step */
+    dfn_sde flow = dfn_sde_init(DFN_SDE_FLOW);
+    dfn_mixture_denoiser(&d, m, DFN_PRED_EPS, NULL, &flow);
+    CHECK(dfn_sample("flow-euler", &d, x, 8, 2, NULL, &rng, NULL) == DFN_ERR_ARG &&
+              strstr(dfn_last_error(), "cannot give the velocity at t = 1") && d.nfe == 0,
+          "flow-euler with an eps model: %s", dfn_last_error());
+    dfn_mixture_free(m);
+    dfn_schedule_free(&sch);
+}
+
 static void langevin_ignores_weights_annealed_recovers_them(void) {
     dfn_mixture *m = two_modes(4.0f, 0.8f);
     dfn_sde ve = dfn_sde_init(DFN_SDE_VE);
@@ -270,5 +315,6 @@ int main(void) {
     ddim_inversion_reconstructs();
     guidance_mixes_conditional_and_unconditional();
     langevin_ignores_weights_annealed_recovers_them();
+    non_finite_samples_stop_with_a_message();
     TEST_MAIN_END();
 }

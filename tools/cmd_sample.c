@@ -99,6 +99,9 @@ int cmd_sample(int argc, char **argv) {
     int n = 64, batch = 64, steps = 0, threads = 0, label = -1, list = 0, no_clip = 0, dyn = 0;
     int traj_samples = 4, traj_frames = 10, quiet = 0, cols = 0;
     double guidance = 1.0, eta = 0.0, churn = 0.0, rtol = 1e-5, atol = 1e-5, snr = 0.16;
+    const dfn_sampler_params defaults = dfn_sampler_params_init();
+    double langevin_c = defaults.langevin_c, langevin_eps = defaults.langevin_eps;
+    int levels = defaults.levels, steps_per_level = defaults.steps_per_level;
     uint64_t seed = 0;
     dfn_arg args[MAX_ARGS] = {
         {"--checkpoint", ARG_STRING, &ckpt, "FILE", "a model checkpoint (e.g. RUN/model.safetensors)", 0},
@@ -122,6 +125,10 @@ int cmd_sample(int argc, char **argv) {
         {"--rtol", ARG_DOUBLE, &rtol, "R", "rk45: relative tolerance", 0},
         {"--atol", ARG_DOUBLE, &atol, "A", "rk45: absolute tolerance", 0},
         {"--snr", ARG_DOUBLE, &snr, "R", "pc: corrector signal-to-noise ratio", 0},
+        {"--langevin-c", ARG_DOUBLE, &langevin_c, "C", "langevin: step, x += c score + sqrt(2c) z", 0},
+        {"--langevin-eps", ARG_DOUBLE, &langevin_eps, "E", "annealed-langevin: step at the last level (alpha_i = eps sigma_i^2 / sigma_L^2)", 0},
+        {"--levels", ARG_INT, &levels, "L", "annealed-langevin: noise levels", 0},
+        {"--steps-per-level", ARG_INT, &steps_per_level, "T", "annealed-langevin: steps per level", 0},
         {"--trajectory", ARG_STRING, &trajectory, "FILE", "also write the reverse path of a few samples (.png)", 0},
         {"--trajectory-samples", ARG_INT, &traj_samples, "K", "samples in the trajectory picture", 0},
         {"--trajectory-frames", ARG_INT, &traj_frames, "F", "snapshots along the path", 0},
@@ -163,6 +170,10 @@ int cmd_sample(int argc, char **argv) {
     sp.rtol = rtol;
     sp.atol = atol;
     sp.snr = snr;
+    sp.langevin_c = langevin_c;
+    sp.langevin_eps = langevin_eps;
+    sp.levels = levels;
+    sp.steps_per_level = steps_per_level;
     int k;
     if ((k = dfn_spacing_from_name(spacing)) < 0) goto bad_option;
     sp.spacing = (dfn_spacing)k;

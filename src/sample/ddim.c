@@ -73,13 +73,13 @@ dfn_status dfn_sample_ddim(dfn_denoiser *d, float *x, int batch, size_t dim,
         /* eq. 12: x_prev = sqrt(abar_prev) x0^ + sqrt(1 - abar_prev - sigma^2) eps + sigma z */
         for (size_t k = 0; k < n; k++) x[k] = (float)(cx * x0[k] + ce * eps[k]);
         if (sig > 0.0) dfn_sampler_add_noise(x, eps, n, sig, rng);
-        dfn_sampler_progress(&p, j + 1, p.steps, t, x, x0, batch, dim);
+        if ((st = dfn_sampler_step(&p, "ddim", j + 1, p.steps, t, x, x0, batch, dim)) != DFN_OK) break;
     }
     free(x0);
     free(eps);
     free(ts);
     dfn_sampler_report(stats, d, nfe0, p.steps, 0);
-    return DFN_OK;
+    return st;
 }
 
 dfn_status dfn_ddim_invert(dfn_denoiser *d, float *x, int batch, size_t dim,
@@ -104,10 +104,11 @@ dfn_status dfn_ddim_invert(dfn_denoiser *d, float *x, int batch, size_t dim,
             double x0 = (x[k] - sqrt(1.0 - a_from) * eps[k]) / sqrt(a_from);
             x[k] = (float)(sqrt(a_to) * x0 + sqrt(1.0 - a_to) * eps[k]);
         }
-        dfn_sampler_progress(&p, p.steps - j, p.steps, t, x, NULL, batch, dim);
+        st = dfn_sampler_step(&p, "ddim inversion", p.steps - j, p.steps, t, x, NULL, batch, dim);
+        if (st != DFN_OK) break;
     }
     free(eps);
     free(ts);
     dfn_sampler_report(stats, d, nfe0, p.steps, 0);
-    return DFN_OK;
+    return st;
 }

@@ -10,6 +10,10 @@ static int cmp_float(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* v clipped to [-r, r], NaN kept (fmin/fmax would turn a NaN from a broken
+ * network into a bound, and the sampler would go on with plausible garbage). */
+static inline double clip_keep_nan(double v, double r) { return v > r ? r : v < -r ? -r : v; }
+
 void dfn_sampler_postprocess_x0(const dfn_sampler_params *p, float *x0, int batch, size_t dim) {
     if (p->dynamic_threshold) {
         /* Saharia et al. 2022 section 2.3: s = the p-th percentile of |x0| per
@@ -24,12 +28,12 @@ void dfn_sampler_postprocess_x0(const dfn_sampler_params *p, float *x0, int batc
             size_t lo = (size_t)floor(pos), hi = DFN_MIN(lo + 1, dim - 1);
             double s = a[lo] + (pos - (double)lo) * (a[hi] - a[lo]);
             s = fmin(fmax(s, 1.0), p->threshold_max);
-            for (size_t i = 0; i < dim; i++) xb[i] = (float)(fmin(fmax(xb[i], -s), s) / s);
+            for (size_t i = 0; i < dim; i++) xb[i] = (float)(clip_keep_nan(xb[i], s) / s);
         }
         free(a);
     } else if (p->clip_x0) {
         const float r = (float)p->clip_range;
-        for (size_t i = 0; i < (size_t)batch * dim; i++) x0[i] = fminf(fmaxf(x0[i], -r), r);
+        for (size_t i = 0; i < (size_t)batch * dim; i++) x0[i] = (float)clip_keep_nan(x0[i], r);
     }
 }
 
@@ -61,10 +65,10 @@ dfn_status dfn_sample_ddpm(dfn_denoiser *d, float *x, int batch, size_t dim,
             double var = p.variance == DFN_VARIANCE_BETA ? s->beta[i] : s->posterior_variance[i];
             dfn_sampler_add_noise(x, z, n, sqrt(var), rng);
         }
-        dfn_sampler_progress(&p, T - i, T, i, x, x0, batch, dim);
+        if ((st = dfn_sampler_step(&p, "ddpm", T - i, T, i, x, x0, batch, dim)) != DFN_OK) break;
     }
     free(x0);
     free(z);
     dfn_sampler_report(stats, d, nfe0, T, 0);
-    return DFN_OK;
+    return st;
 }

@@ -147,12 +147,13 @@ dfn_status dfn_sample_dpm(dfn_denoiser *d, float *x, int batch, size_t dim,
         }
         lp[1] = lp[0];
         lp[0] = s;
-        dfn_sampler_progress(&p, i + 1, N, t.t, x, data ? m[0] : NULL, batch, dim);
+        st = dfn_sampler_step(&p, name, i + 1, N, t.t, x, data ? m[0] : NULL, batch, dim);
+        if (st != DFN_OK) break;
     }
-    dfn_sampler_denoise_final(d, &p, x, t_lo, batch, dim);
+    if (st == DFN_OK) dfn_sampler_denoise_final(d, &p, x, t_lo, batch, dim);
     for (int j = 0; j < 3; j++) free(m[j]);
     free(u);
     free(ts);
     dfn_sampler_report(stats, d, nfe0, N, 0);
-    return DFN_OK;
+    return st;
 }

@@ -12,6 +12,14 @@ dfn_status dfn_sample_flow_euler(dfn_denoiser *d, float *x, int batch, size_t di
     dfn_sampler_params p;
     dfn_status st = dfn_sampler_begin("flow-euler", d, x, batch, dim, in, &p, DFN_FITS_FLOW, 50);
     if (st != DFN_OK) return st;
+    /* the first step needs the velocity at t = 1, where alpha = 1 - t = 0: from an
+     * eps or score prediction, x0 = (x - t eps) / (1 - t) is not defined there */
+    if (d->kind == DFN_PRED_EPS || d->kind == DFN_PRED_SCORE)
+        return dfn_set_error(DFN_ERR_ARG,
+                             "flow-euler: a model predicting %s cannot give the velocity at t = 1 "
+                             "(x0 = (x - t eps) / (1 - t) divides by 0 there); train the flow "
+                             "process to predict flow (its default), v or x0",
+                             dfn_prediction_name(d->kind));
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
     float *v = dfn_malloc(n * sizeof(float));
@@ -20,9 +28,10 @@ dfn_status dfn_sample_flow_euler(dfn_denoiser *d, float *x, int batch, size_t di
         const double t = 1.0 - (double)i / p.steps, dt = -1.0 / p.steps;
         dfn_denoiser_eval(d, v, DFN_PRED_FLOW, x, t, batch, dim);
         for (size_t k = 0; k < n; k++) x[k] = (float)(x[k] + dt * v[k]);
-        dfn_sampler_progress(&p, i + 1, p.steps, t + dt, x, NULL, batch, dim);
+        if ((st = dfn_sampler_step(&p, "flow-euler", i + 1, p.steps, t + dt, x, NULL, batch, dim)) != DFN_OK)
+            break;
     }
     free(v);
     dfn_sampler_report(stats, d, nfe0, p.steps, 0);
-    return DFN_OK;
+    return st;
 }

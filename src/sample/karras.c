@@ -72,13 +72,12 @@ static dfn_status karras(const char *name, int heun, dfn_denoiser *d, float *x, 
             }
         }
         memcpy(x, xn, n * sizeof(float));
-        if (p.callback) { /* report x in the process's coordinates */
-            double t_next = sig[i + 1] > 0 ? dfn_denoiser_t_from_lambda(d, -log(sig[i + 1])) : t_lo, a;
-            dfn_denoiser_marginal(d, t_next, &a, NULL);
-            if (sig[i + 1] == 0.0) a = 1.0;
-            for (size_t k = 0; k < n; k++) tmp[k] = (float)(a * x[k]);
-            dfn_sampler_progress(&p, i + 1, N, t_next, tmp, den, batch, dim);
-        }
+        /* report x in the process's coordinates */
+        double t_next = sig[i + 1] > 0 ? dfn_denoiser_t_from_lambda(d, -log(sig[i + 1])) : t_lo, a;
+        dfn_denoiser_marginal(d, t_next, &a, NULL);
+        if (sig[i + 1] == 0.0) a = 1.0;
+        for (size_t k = 0; k < n; k++) tmp[k] = (float)(a * x[k]);
+        if ((st = dfn_sampler_step(&p, name, i + 1, N, t_next, tmp, den, batch, dim)) != DFN_OK) break;
     }
     free(sig);
     free(den);
@@ -86,7 +85,7 @@ static dfn_status karras(const char *name, int heun, dfn_denoiser *d, float *x, 
     free(tmp);
     free(xn);
     dfn_sampler_report(stats, d, nfe0, N, 0);
-    return DFN_OK;
+    return st;
 }
 
 dfn_status dfn_sample_karras_euler(dfn_denoiser *d, float *x, int batch, size_t dim,

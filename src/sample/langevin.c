@@ -27,13 +27,23 @@ dfn_status dfn_sample_langevin(dfn_denoiser *d, float *x, int batch, size_t dim,
         dfn_denoiser_eval(d, score, DFN_PRED_SCORE, x, t, batch, dim);
         for (size_t i = 0; i < n; i++) x[i] = (float)(x[i] + c * score[i]);
         dfn_sampler_add_noise(x, z, n, sqrt(2.0 * c), rng);
-        dfn_sampler_progress(&p, k + 1, p.steps, t, x, NULL, batch, dim);
+        if ((st = dfn_sampler_step(&p, "langevin", k + 1, p.steps, t, x, NULL, batch, dim)) != DFN_OK) {
+            double alpha, sigma;
+            dfn_denoiser_marginal(d, t, &alpha, &sigma);
+            st = dfn_set_error(st,
+                               "%s: the step c = %g is too large for the score at this noise level "
+                               "(sigma = %.2g: |score| grows as 1/sigma^2 near the data); plain "
+                               "Langevin needs c well below sigma^2 = %.2g here, or use the "
+                               "annealed Langevin (VE) or reverse-SDE samplers (euler-maruyama, pc)",
+                               dfn_last_error(), c, sigma, sigma * sigma);
+            break;
+        }
     }
-    dfn_sampler_denoise_final(d, &p, x, t, batch, dim);
+    if (st == DFN_OK) dfn_sampler_denoise_final(d, &p, x, t, batch, dim);
     free(score);
     free(z);
     dfn_sampler_report(stats, d, nfe0, p.steps, 0);
-    return DFN_OK;
+    return st;
 }
 
 /* Annealed Langevin dynamics (Song & Ermon 2019 alg. 1): for sigma_1 > ... > sigma_L
@@ -68,20 +78,22 @@ dfn_status dfn_sample_annealed_langevin(dfn_denoiser *d, float *x, int batch, si
     dfn_sampler_prior(&p, x, n, smax, rng);
     const int total = p.levels * p.steps_per_level;
     double t = 1.0;
-    for (int i = 0; i < p.levels; i++) {
+    for (int i = 0; i < p.levels && st == DFN_OK; i++) {
         t = dfn_denoiser_t_from_lambda(d, -log(sig[i])); /* VE: sigma(t) = sigma_i */
         const double a = p.langevin_eps * sig[i] * sig[i] / (sig[p.levels - 1] * sig[p.levels - 1]);
         for (int k = 0; k < p.steps_per_level; k++) {
             dfn_denoiser_eval(d, score, DFN_PRED_SCORE, x, t, batch, dim);
             for (size_t j = 0; j < n; j++) x[j] = (float)(x[j] + 0.5 * a * score[j]);
             dfn_sampler_add_noise(x, z, n, sqrt(a), rng);
-            dfn_sampler_progress(&p, i * p.steps_per_level + k + 1, total, t, x, NULL, batch, dim);
+            st = dfn_sampler_step(&p, "annealed-langevin", i * p.steps_per_level + k + 1, total, t, x,
+                                  NULL, batch, dim);
+            if (st != DFN_OK) break;
         }
     }
-    dfn_sampler_denoise_final(d, &p, x, t, batch, dim);
+    if (st == DFN_OK) dfn_sampler_denoise_final(d, &p, x, t, batch, dim);
     free(sig);
     free(score);
     free(z);
     dfn_sampler_report(stats, d, nfe0, total, 0);
-    return DFN_OK;
+    return st;
 }

@@ -63,13 +63,13 @@ static dfn_status ode_fixed(const char *name, const tableau *tb, dfn_denoiser *d
             drift(d, k[j], j ? y : x, t + tb->c[j] * h, batch, dim);
         }
         axpy_n(x, x, h, tb->b, k, tb->stages, n);
-        dfn_sampler_progress(&p, i + 1, p.steps, t + h, x, NULL, batch, dim);
+        if ((st = dfn_sampler_step(&p, name, i + 1, p.steps, t + h, x, NULL, batch, dim)) != DFN_OK) break;
     }
-    dfn_sampler_denoise_final(d, &p, x, t_lo, batch, dim);
+    if (st == DFN_OK) dfn_sampler_denoise_final(d, &p, x, t_lo, batch, dim);
     for (int j = 0; j < tb->stages; j++) free(k[j]);
     free(y);
     dfn_sampler_report(stats, d, nfe0, p.steps, 0);
-    return DFN_OK;
+    return st;
 }
 
 dfn_status dfn_sample_ode_euler(dfn_denoiser *d, float *x, int batch, size_t dim,
@@ -99,9 +99,9 @@ static void rk45_drift(void *ctx, float *k, const float *x, double t) {
     drift(c->d, k, x, t, c->batch, c->dim);
 }
 
-static void rk45_progress(void *ctx, int accepted, double t, const float *x) {
+static dfn_status rk45_progress(void *ctx, int accepted, double t, const float *x) {
     rk45_ctx *c = ctx;
-    dfn_sampler_progress(c->p, accepted, 0, t, x, NULL, c->batch, c->dim);
+    return dfn_sampler_step(c->p, "ode-rk45", accepted, 0, t, x, NULL, c->batch, c->dim);
 }
 
 /* Dormand-Prince 5(4) from t = 1 to t_end by the shared stepper (rk45.c). The

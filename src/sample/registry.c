@@ -224,9 +224,17 @@ void dfn_sampler_add_noise(float *x, float *z, size_t n, double scale, dfn_rng *
     for (size_t i = 0; i < n; i++) x[i] = (float)((double)x[i] + scale * z[i]);
 }
 
-void dfn_sampler_progress(const dfn_sampler_params *p, int step, int steps, double t, const float *x,
-                     const float *x0, int batch, size_t dim) {
+dfn_status dfn_sampler_step(const dfn_sampler_params *p, const char *name, int step, int steps,
+                            double t, const float *x, const float *x0, int batch, size_t dim) {
+    const size_t n = (size_t)batch * dim;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return dfn_set_error(DFN_ERR_NUMERIC,
+                                 "sampler '%s': step %d of %d (t = %.4g) left %g in sample %zu of "
+                                 "the batch (element %zu)",
+                                 name, step, steps, t, (double)x[i], i / dim, i % dim);
     if (p->callback) p->callback(p->callback_ctx, step, steps, t, x, x0, batch, dim);
+    return DFN_OK;
 }
 
 void dfn_sampler_denoise_final(dfn_denoiser *d, const dfn_sampler_params *p, float *x, double t,

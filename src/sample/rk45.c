@@ -70,7 +70,7 @@ dfn_status dfn_rk45_integrate(const char *name, rk45_rhs f, void *ctx, float *x,
             k[0] = k[6];
             k[6] = tmp;
             accepted++;
-            if (o->on_accept) o->on_accept(o->accept_ctx, accepted, t, x);
+            if (o->on_accept && (st = o->on_accept(o->accept_ctx, accepted, t, x)) != DFN_OK) break;
         } else {
             rejected++;
         }

@@ -8,8 +8,9 @@
 
 /* k = dy/dt at (y, t); y and k hold n floats. */
 typedef void (*rk45_rhs)(void *ctx, float *k, const float *y, double t);
-/* Called after each accepted step (accepted counts from 1), or NULL. */
-typedef void (*rk45_accept)(void *ctx, int accepted, double t, const float *y);
+/* Called after each accepted step (accepted counts from 1), or NULL; a status
+ * other than DFN_OK stops the integration with it. */
+typedef dfn_status (*rk45_accept)(void *ctx, int accepted, double t, const float *y);
 
 typedef struct {
     double rtol, atol; /* per-component tolerance atol + rtol max(|y_old|, |y_new|) */

@@ -25,9 +25,10 @@ void dfn_sampler_fits_names(unsigned fits, char *buf, size_t size);
 void dfn_sampler_prior(const dfn_sampler_params *p, float *x, size_t n, double std, dfn_rng *rng);
 /* x += scale z, z ~ N(0, I) from rng (z: scratch of n floats). */
 void dfn_sampler_add_noise(float *x, float *z, size_t n, double scale, dfn_rng *rng);
-/* The user's hook, if any. */
-void dfn_sampler_progress(const dfn_sampler_params *p, int step, int steps, double t, const float *x,
-                     const float *x0, int batch, size_t dim);
+/* End of a step: DFN_ERR_NUMERIC naming the sampler, the step and the sample
+ * if x holds a NaN or Inf (the sampler then stops); else the user's hook, if any. */
+dfn_status dfn_sampler_step(const dfn_sampler_params *p, const char *name, int step, int steps,
+                            double t, const float *x, const float *x0, int batch, size_t dim);
 /* x = E[x0 | x] at time t if p->denoise_final (one evaluation). */
 void dfn_sampler_denoise_final(dfn_denoiser *d, const dfn_sampler_params *p, float *x, double t,
                           int batch, size_t dim);

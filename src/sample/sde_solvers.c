@@ -40,13 +40,13 @@ dfn_status dfn_sample_euler_maruyama(dfn_denoiser *d, float *x, int batch, size_
     for (int i = 0; i < p.steps; i++) {
         const double t = grid_t(t_lo, t_hi, i, p.steps);
         em_step(d, x, score, z, t, grid_t(t_lo, t_hi, i + 1, p.steps) - t, batch, dim, rng);
-        dfn_sampler_progress(&p, i + 1, p.steps, t, x, NULL, batch, dim);
+        if ((st = dfn_sampler_step(&p, "euler-maruyama", i + 1, p.steps, t, x, NULL, batch, dim)) != DFN_OK) break;
     }
-    dfn_sampler_denoise_final(d, &p, x, t_lo, batch, dim);
+    if (st == DFN_OK) dfn_sampler_denoise_final(d, &p, x, t_lo, batch, dim);
     free(score);
     free(z);
     dfn_sampler_report(stats, d, nfe0, p.steps, 0);
-    return DFN_OK;
+    return st;
 }
 
 dfn_status dfn_sample_pc(dfn_denoiser *d, float *x, int batch, size_t dim,
@@ -101,11 +101,11 @@ dfn_status dfn_sample_pc(dfn_denoiser *d, float *x, int batch, size_t dim,
             for (size_t k = 0; k < n; k++) x[k] = (float)((2.0 - a) * x[k] + b2 * score[k]);
             dfn_sampler_add_noise(x, z, n, sqrt(b2), rng);
         }
-        dfn_sampler_progress(&p, i + 1, p.steps, t, x, NULL, batch, dim);
+        if ((st = dfn_sampler_step(&p, "pc", i + 1, p.steps, t, x, NULL, batch, dim)) != DFN_OK) break;
     }
-    dfn_sampler_denoise_final(d, &p, x, t_lo, batch, dim);
+    if (st == DFN_OK) dfn_sampler_denoise_final(d, &p, x, t_lo, batch, dim);
     free(score);
     free(z);
     dfn_sampler_report(stats, d, nfe0, p.steps, 0);
-    return DFN_OK;
+    return st;
 }
