@@ -174,6 +174,23 @@ int main(void) {
                  "--out %s/flow.csv --quiet", dir, dir);
         CHECK(run(args, err, sizeof err) == 0, "flow-euler: %s", err);
     }
+    /* --trajectory: frames after evenly spaced steps, the last the samples as
+     * returned (after the final denoising step) */
+    {
+        snprintf(args, sizeof args, "sample --checkpoint %s/flow/model.safetensors --steps 10 --n 6 --out %s/t.npy "
+                 "--trajectory %s/traj.npy --trajectory-samples 3 --trajectory-frames 4 --quiet", dir, dir, dir);
+        CHECK(run(args, err, sizeof err) == 0, "trajectory: %s", err);
+        dfn_npy_array out, traj;
+        snprintf(args, sizeof args, "%s/t.npy", dir);
+        CHECK(dfn_npy_read(args, &out) == DFN_OK, "samples");
+        snprintf(args, sizeof args, "%s/traj.npy", dir);
+        CHECK(dfn_npy_read(args, &traj) == DFN_OK, "trajectory frames");
+        CHECK(traj.ndim == 3 && traj.shape[0] == 4 && traj.shape[1] == 3 && traj.shape[2] == 2, "frames (4, 3, 2)");
+        if (traj.data && out.data && traj.numel == 24)
+            CHECK(!memcmp(traj.data + 3 * 3 * 2, out.data, 3 * 2 * sizeof(float)), "the last frame is the output");
+        dfn_npy_free(&out);
+        dfn_npy_free(&traj);
+    }
     /* a sampler that blows up stops with a message naming it, the step and the
      * sample, and leaves an existing output file as it was */
     snprintf(args, sizeof args, "train --data toy:moons --sde subvp --steps 20 --batch 64 --samples 0 --quiet --out %s/subvp", dir);

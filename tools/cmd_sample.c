@@ -41,8 +41,9 @@ static void on_step(void *vctx, int step, int steps, double t, const float *x, c
     if (step <= c->last_step) c->batches_done++;
     c->last_step = step;
     dfn_progress_update(&c->progress, step, steps, "steps (batch %d)", c->batches_done + 1);
-    if (c->traj && c->batches_done == 0 && c->frames_done < c->traj_frames) {
-        /* frames evenly spaced over the steps 1..steps, the last one the final step */
+    if (c->traj && c->batches_done == 0 && c->frames_done < c->traj_frames - 1) {
+        /* frames after steps evenly spaced over 1..steps; the last frame is the
+         * samples as returned (after a final denoising step, if any) */
         int want = (int)((long)(c->frames_done + 1) * steps / c->traj_frames);
         if (step >= want) {
             int k = c->traj_samples < batch ? c->traj_samples : batch;
@@ -63,6 +64,40 @@ static dfn_status write_vectors_plot(const char *path, const float *x, int n, si
         dfn_plot_labels(plot, "samples", "index", "value");
         for (int b = 0; b < n && b < 16; b++) dfn_plot_line(plot, grid, x + (size_t)b * dim, (int)dim, NULL);
         free(grid);
+    }
+    dfn_status st = dfn_plot_save(plot, path);
+    dfn_plot_free(plot);
+    return st;
+}
+
+/* The reverse paths of a few vectors: 2-D points as polylines from the first
+ * frame to the last, the last frame marked; other vectors as one curve per frame
+ * of the first sample, labelled with its step. */
+static dfn_status write_vector_trajectory(const char *path, const float *traj, const int *step, int frames,
+                                          int samples, size_t dim) {
+    dfn_plot *plot = dfn_plot_new(700, 600);
+    char label[32];
+    if (dim == 2) {
+        dfn_plot_labels(plot, "reverse paths", "x1", "x2");
+        float *xs = dfn_malloc((size_t)frames * sizeof(float)), *ys = dfn_malloc((size_t)frames * sizeof(float));
+        for (int s = 0; s < samples; s++) {
+            for (int f = 0; f < frames; f++) {
+                xs[f] = traj[((size_t)f * samples + s) * 2];
+                ys[f] = traj[((size_t)f * samples + s) * 2 + 1];
+            }
+            dfn_plot_line(plot, xs, ys, frames, s == 0 ? "paths" : NULL);
+            dfn_plot_style(plot, -1, 0.5f, 1.0f, 1);
+        }
+        dfn_plot_scatter(plot, traj + (size_t)(frames - 1) * samples * 2, samples, "final");
+        free(xs);
+        free(ys);
+    } else {
+        dfn_plot_labels(plot, "reverse path of a sample", "index", "value");
+        for (int f = 0; f < frames; f++) {
+            if (step[f] > 0) snprintf(label, sizeof label, "step %d", step[f]);
+            else snprintf(label, sizeof label, "final");
+            dfn_plot_line(plot, NULL, traj + (size_t)f * samples * dim, (int)dim, label);
+        }
     }
     dfn_status st = dfn_plot_save(plot, path);
     dfn_plot_free(plot);
@@ -129,7 +164,7 @@ int cmd_sample(int argc, char **argv) {
         {"--langevin-eps", ARG_DOUBLE, &langevin_eps, "E", "annealed-langevin: step at the last level (alpha_i = eps sigma_i^2 / sigma_L^2)", 0},
         {"--levels", ARG_INT, &levels, "L", "annealed-langevin: noise levels", 0},
         {"--steps-per-level", ARG_INT, &steps_per_level, "T", "annealed-langevin: steps per level", 0},
-        {"--trajectory", ARG_STRING, &trajectory, "FILE", "also write the reverse path of a few samples (.png)", 0},
+        {"--trajectory", ARG_STRING, &trajectory, "FILE", "also write the reverse path of a few samples: .png, or .npy (frames, samples, ...)", 0},
         {"--trajectory-samples", ARG_INT, &traj_samples, "K", "samples in the trajectory picture", 0},
         {"--trajectory-frames", ARG_INT, &traj_frames, "F", "snapshots along the path", 0},
         {"--cols", ARG_INT, &cols, "C", "grid columns (0: square)", 0},
@@ -187,8 +222,8 @@ int cmd_sample(int argc, char **argv) {
     int status = 1;
     progress_ctx pc;
     memset(&pc, 0, sizeof pc);
-    if (trajectory && !ends_with(trajectory, ".png")) {
-        dfn_set_error(DFN_ERR_ARG, "--trajectory %s: must be a .png", trajectory);
+    if (trajectory && !ends_with(trajectory, ".png") && !ends_with(trajectory, ".npy")) {
+        dfn_set_error(DFN_ERR_ARG, "--trajectory %s: must be a .png or .npy", trajectory);
         goto fail;
     }
     if (dfn_pipeline_load(&pipe, ckpt)) goto fail;
@@ -235,12 +270,21 @@ int cmd_sample(int argc, char **argv) {
         st = write_vectors_plot(out, all, n, dim);
     }
     if (st) goto fail;
-    if (trajectory && pc.frames_done > 0) {
+    if (trajectory) { /* the last frame: the first samples as returned */
+        memcpy(pc.traj + (size_t)pc.frames_done * pc.traj_samples * dim, all,
+               (size_t)pc.traj_samples * dim * sizeof(float));
+        pc.traj_step[pc.frames_done++] = 0;
+    }
+    if (trajectory && ends_with(trajectory, ".npy")) {
+        int64_t shape[5] = {pc.frames_done, pc.traj_samples, dims[0], dims[1], dims[2]};
+        if ((st = dfn_npy_write_f32(trajectory, pc.traj, image ? 5 : 3, shape))) goto fail;
+    } else if (trajectory) {
         if (image) {
             const char **captions = dfn_calloc((size_t)pc.frames_done, sizeof *captions);
             char (*text)[32] = dfn_calloc((size_t)pc.frames_done, 32);
             for (int i = 0; i < pc.frames_done; i++) {
-                snprintf(text[i], 32, "step %d", pc.traj_step[i]);
+                if (pc.traj_step[i] > 0) snprintf(text[i], 32, "step %d", pc.traj_step[i]);
+                else snprintf(text[i], 32, "final");
                 captions[i] = text[i];
             }
             st = dfn_png_write_strip(trajectory, pc.traj, pc.frames_done, pc.traj_samples, dims[0], dims[1],
@@ -248,8 +292,8 @@ int cmd_sample(int argc, char **argv) {
             free(captions);
             free(text);
         } else {
-            st = write_vectors_plot(trajectory, pc.traj + (size_t)(pc.frames_done - 1) * pc.traj_samples * dim,
-                                    pc.traj_samples, dim);
+            st = write_vector_trajectory(trajectory, pc.traj, pc.traj_step, pc.frames_done, pc.traj_samples,
+                                         dim);
         }
         if (st) goto fail;
     }
