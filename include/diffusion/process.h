@@ -233,6 +233,16 @@ void dfn_prediction_target(float *out, dfn_prediction kind, const float *x0, con
  * (eps: alpha/sigma, x0: 1, v: (alpha^2 + sigma^2)/sigma, score: alpha/sigma^2,
  * flow: (alpha + sigma)/sigma). Weightings use it to move between targets. */
 double dfn_prediction_x0_gain(dfn_prediction kind, double alpha, double sigma);
+/* What a network trained to predict `kind` outputs, as a factor: prediction =
+ * c_out * network output. 1 for every kind but the score, which networks
+ * output as sigma * score (c_out = 1/sigma; Song & Ermon 2020, "Improved
+ * techniques for training score-based generative models", technique 3): the
+ * score's scale grows as 1/sigma towards the data, and a network asked for it
+ * directly must span that range with its output (measured in test_ncsn:
+ * annealed Langevin from such a network draws components 15-35% too wide);
+ * scaled, its target -eps has unit scale at every level. The trainer and the
+ * network-to-denoiser adapter apply it. */
+double dfn_prediction_network_scale(dfn_prediction kind, double alpha, double sigma);
 
 /* ---------------------------------------------------------------- the process of a model */
 

@@ -123,6 +123,14 @@ dfn_status dfn_pipeline_load(dfn_pipeline **out, const char *path) {
                                pred == -2 ? "missing" : dfn_last_error());
             goto fail;
         }
+        if (pred == DFN_PRED_SCORE && !dfn_st_metadata(f, "prediction")) {
+            st = dfn_set_error(DFN_ERR_FORMAT,
+                               "%s: a score model from before score networks output sigma * score "
+                               "(dfn_prediction_network_scale): its outputs would be misread; "
+                               "train it again",
+                               path);
+            goto fail;
+        }
         p->prediction = (dfn_prediction)pred;
     }
     const char *objective = dfn_st_metadata(f, "objective");

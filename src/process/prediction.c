@@ -134,6 +134,14 @@ void dfn_prediction_target(float *out, dfn_prediction kind, const float *x0, con
     }
 }
 
+/* c_out for a network trained to predict `kind` (prediction = c_out F): 1/sigma
+ * for the score, whose network outputs sigma * score = -E[eps | x_t] (Song &
+ * Ermon 2020, technique 3), 1 for every other kind. */
+double dfn_prediction_network_scale(dfn_prediction kind, double alpha, double sigma) {
+    (void)alpha;
+    return kind == DFN_PRED_SCORE ? 1.0 / sigma : 1.0;
+}
+
 /* d kind / d x0 with x_t fixed, i.e. eps = (x_t - alpha x0)/sigma moving with x0:
  *   eps: -alpha/sigma    v: -alpha^2/sigma - sigma    score: alpha/sigma^2
  *   flow: -alpha/sigma - 1                             x0: 1 */

@@ -24,7 +24,7 @@ typedef struct {
     char *objective_json;
     int B;
     size_t D;
-    float *eps, *xt, *target, *weight, *pred, *dpred, *tnet, *tcont;
+    float *eps, *xt, *target, *weight, *pred, *dpred, *tnet, *tcont, *cout;
     int *tidx, *y;
 } diffusion_state;
 
@@ -44,7 +44,7 @@ static void end(void *state) {
     dfn_pipeline_free(s->pipe);
     free(s->objective_json);
     free(s->eps), free(s->xt), free(s->target), free(s->weight), free(s->pred), free(s->dpred);
-    free(s->tnet), free(s->tcont), free(s->tidx), free(s->y);
+    free(s->tnet), free(s->tcont), free(s->cout), free(s->tidx), free(s->y);
     free(s);
 }
 
@@ -70,6 +70,7 @@ static dfn_status begin(void **state, dfn_model *m, const dfn_train_params *p, i
     s->weight = dfn_malloc((size_t)B * sizeof(float));
     s->tnet = dfn_malloc((size_t)B * sizeof(float));
     s->tcont = dfn_malloc((size_t)B * sizeof(float));
+    s->cout = dfn_malloc((size_t)B * sizeof(float));
     s->tidx = dfn_malloc((size_t)B * sizeof(int));
     s->y = dfn_malloc((size_t)B * sizeof(int));
     *state = s;
@@ -114,11 +115,25 @@ static double batch(void *state, dfn_model *m, const float *x0, const int *label
         dfn_objective_batch_sde(s->xt, s->target, s->weight, &p->objective, &proc->sde, x0,
                                 s->eps, s->tcont, B, D);
     dfn_model_forward(m, s->pred, s->xt, s->tnet, y, B, train ? DFN_TRAIN : DFN_EVAL, rng);
+    /* the network's output as the prediction: pred = c_out F (c_out = 1 but for
+     * the score, dfn_prediction_network_scale), so d loss / d F = c_out d loss / d pred */
+    const int scaled = p->objective.prediction == DFN_PRED_SCORE;
+    if (scaled)
+        for (int b = 0; b < B; b++) {
+            double a, sg;
+            if (!proc->continuous) dfn_schedule_alpha_sigma(dfn_pipeline_schedule(s->pipe), s->tidx[b], &a, &sg);
+            else dfn_sde_marginal(&proc->sde, s->tcont[b], &a, &sg);
+            s->cout[b] = (float)dfn_prediction_network_scale(p->objective.prediction, a, sg);
+            for (size_t i = 0; i < D; i++) s->pred[(size_t)b * D + i] *= s->cout[b];
+        }
     double loss = dfn_objective_loss(train ? s->dpred : NULL, &p->objective, s->pred, s->target,
                                      s->weight, B, D);
     if (train) {
-        if (grad_scale != 1.0f)
-            for (size_t i = 0; i < (size_t)B * D; i++) s->dpred[i] *= grad_scale;
+        for (int b = 0; b < B; b++) {
+            const float c = grad_scale * (scaled ? s->cout[b] : 1.0f);
+            if (c != 1.0f)
+                for (size_t i = 0; i < D; i++) s->dpred[(size_t)b * D + i] *= c;
+        }
         dfn_model_backward(m, s->dpred, NULL);
     }
     return loss;
