@@ -129,7 +129,7 @@ static void test_config_json(void) {
                         "\"ch_mult\":[1,1,1,1,1,1,1,1,1],\"num_res_blocks\":2,"
                         "\"attn_resolutions\":[7],\"heads\":1,\"groups\":32,\"norm_eps\":1e-6,"
                         "\"dropout\":0.1,\"num_classes\":0}",
-                        "'ch_mult' has 9 entries");
+                        "'ch_mult' must be an array of at most 8 integers, not 9");
     expect_config_error("{\"kind\":\"unet\",\"in_channels\":1,\"resolution\":28,\"channels\":64,"
                         "\"ch_mult\":[1,\"2\"],\"num_res_blocks\":2,"
                         "\"attn_resolutions\":[7],\"heads\":1,\"groups\":32,\"norm_eps\":1e-6,"

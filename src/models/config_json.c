@@ -18,60 +18,50 @@
  * that parses is one that can be built.
  */
 #include <cjson/cJSON.h>
-#include <limits.h>
-#include <math.h>
 #include <string.h>
 
+#include "core/json_fields.h"
 #include "models/model.h"
 
 /* ================================================================ keys */
 
-typedef enum { K_INT, K_FLOAT, K_INT_ARRAY } key_type;
-
-typedef struct {
-    const char *name;
-    key_type type;
-    size_t offset;       /* of the int/float/array in dfn_model_config */
-    size_t count_offset; /* K_INT_ARRAY: of the int that counts the entries */
-} key_spec;
-
-#define KEY(name, type, field) {name, type, offsetof(dfn_model_config, field), 0}
+#define KEY(name, type, field) DFN_JSON_FIELD(name, type, dfn_model_config, field)
 #define ARRAY_KEY(name, field, count) \
-    {name, K_INT_ARRAY, offsetof(dfn_model_config, field), offsetof(dfn_model_config, count)}
+    DFN_JSON_INT_ARRAY_FIELD(name, dfn_model_config, field, count, DFN_MAX_LEVELS)
 
 /* Each kind's keys, in the order they are written. */
-static const key_spec unet_keys[] = {
-    KEY("in_channels", K_INT, unet.in_channels),
-    KEY("resolution", K_INT, unet.resolution),
-    KEY("channels", K_INT, unet.channels),
+static const dfn_json_field unet_keys[] = {
+    KEY("in_channels", DFN_JSON_INT, unet.in_channels),
+    KEY("resolution", DFN_JSON_INT, unet.resolution),
+    KEY("channels", DFN_JSON_INT, unet.channels),
     ARRAY_KEY("ch_mult", unet.ch_mult, unet.n_levels),
-    KEY("num_res_blocks", K_INT, unet.num_res_blocks),
+    KEY("num_res_blocks", DFN_JSON_INT, unet.num_res_blocks),
     ARRAY_KEY("attn_resolutions", unet.attn_resolutions, unet.n_attn),
-    KEY("heads", K_INT, unet.heads),
-    KEY("groups", K_INT, unet.groups),
-    KEY("norm_eps", K_FLOAT, unet.norm_eps),
-    KEY("dropout", K_FLOAT, dropout),
-    KEY("num_classes", K_INT, num_classes),
+    KEY("heads", DFN_JSON_INT, unet.heads),
+    KEY("groups", DFN_JSON_INT, unet.groups),
+    KEY("norm_eps", DFN_JSON_FLOAT, unet.norm_eps),
+    KEY("dropout", DFN_JSON_FLOAT, dropout),
+    KEY("num_classes", DFN_JSON_INT, num_classes),
 };
-static const key_spec mlp_keys[] = {
-    KEY("dim", K_INT, mlp.dim),
-    KEY("width", K_INT, mlp.width),
-    KEY("depth", K_INT, mlp.depth),
-    KEY("dropout", K_FLOAT, dropout),
-    KEY("num_classes", K_INT, num_classes),
+static const dfn_json_field mlp_keys[] = {
+    KEY("dim", DFN_JSON_INT, mlp.dim),
+    KEY("width", DFN_JSON_INT, mlp.width),
+    KEY("depth", DFN_JSON_INT, mlp.depth),
+    KEY("dropout", DFN_JSON_FLOAT, dropout),
+    KEY("num_classes", DFN_JSON_INT, num_classes),
 };
-static const key_spec classifier_keys[] = {
-    KEY("in_channels", K_INT, classifier.in_channels),
-    KEY("height", K_INT, classifier.height),
-    KEY("width", K_INT, classifier.width),
-    KEY("channels", K_INT, classifier.channels),
-    KEY("groups", K_INT, classifier.groups),
-    KEY("feature_dim", K_INT, classifier.feature_dim),
-    KEY("num_classes", K_INT, num_classes),
+static const dfn_json_field classifier_keys[] = {
+    KEY("in_channels", DFN_JSON_INT, classifier.in_channels),
+    KEY("height", DFN_JSON_INT, classifier.height),
+    KEY("width", DFN_JSON_INT, classifier.width),
+    KEY("channels", DFN_JSON_INT, classifier.channels),
+    KEY("groups", DFN_JSON_INT, classifier.groups),
+    KEY("feature_dim", DFN_JSON_INT, classifier.feature_dim),
+    KEY("num_classes", DFN_JSON_INT, num_classes),
 };
 
 static const struct {
-    const key_spec *keys;
+    const dfn_json_field *keys;
     int count;
 } kind_keys[DFN_MODEL_KIND_COUNT] = {
     [DFN_MODEL_UNET] = {unet_keys, (int)(sizeof unet_keys / sizeof unet_keys[0])},
@@ -82,46 +72,13 @@ static const struct {
 
 /* ================================================================ to JSON */
 
-/* The shortest decimal that reads back as the same float: 1e-06, not
- * 9.9999999747524271e-07 (what the float's exact double value would print as).
- * cJSON then prints that double with 15 digits, which reproduces the decimal. */
-static double short_decimal(float v) {
-    char buf[32];
-    if (!isfinite(v)) return (double)v;
-    for (int prec = 1; prec <= 9; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, (double)v);
-        if (strtof(buf, NULL) == v) break;
-    }
-    return strtod(buf, NULL);
-}
-
-static void add_int_array(cJSON *obj, const char *key, const int *v, int n) {
-    cJSON *arr = cJSON_AddArrayToObject(obj, key);
-    DFN_ASSERT(arr);
-    for (int i = 0; i < n; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(v[i]));
-}
-
 char *dfn_model_config_to_json(const dfn_model_config *cfg) {
     DFN_ASSERT(cfg && (int)cfg->kind >= 0 && cfg->kind < DFN_MODEL_KIND_COUNT);
     cJSON *o = cJSON_CreateObject();
     DFN_ASSERT(o);
-    const char *base = (const char *)cfg;
     cJSON_AddStringToObject(o, "kind", dfn_model_kind_name(cfg->kind));
-    for (int i = 0; i < kind_keys[cfg->kind].count; i++) { /* in table order: equal configs, equal text */
-        const key_spec *k = &kind_keys[cfg->kind].keys[i];
-        switch (k->type) {
-        case K_INT: cJSON_AddNumberToObject(o, k->name, *(const int *)(base + k->offset)); break;
-        case K_FLOAT:
-            cJSON_AddNumberToObject(o, k->name, short_decimal(*(const float *)(base + k->offset)));
-            break;
-        case K_INT_ARRAY: {
-            int n = *(const int *)(base + k->count_offset);
-            DFN_ASSERT(n >= 0 && n <= DFN_MAX_LEVELS);
-            add_int_array(o, k->name, (const int *)(base + k->offset), n);
-            break;
-        }
-        }
-    }
+    /* in table order: equal configs, equal text */
+    dfn_json_fields_write(o, cfg, kind_keys[cfg->kind].keys, kind_keys[cfg->kind].count);
     char *text = cJSON_PrintUnformatted(o);
     DFN_ASSERT(text);
     /* Hand back memory from malloc, as the header promises, whatever allocator
@@ -133,57 +90,6 @@ char *dfn_model_config_to_json(const dfn_model_config *cfg) {
 }
 
 /* ================================================================ from JSON */
-
-
-
-/* A JSON number that is a whole number within int range. */
-static int json_int(const cJSON *item, int *out) {
-    if (!cJSON_IsNumber(item)) return -1;
-    double d = item->valuedouble;
-    if (!(d >= INT_MIN && d <= INT_MAX) || d != floor(d)) return -1;
-    *out = (int)d;
-    return 0;
-}
-
-static dfn_status read_key(dfn_model_config *c, const cJSON *item, const key_spec *k) {
-    char *base = (char *)c;
-    switch (k->type) {
-    case K_INT:
-        if (json_int(item, (int *)(base + k->offset)) != 0)
-            return dfn_set_error(DFN_ERR_CONFIG, "config JSON: key '%s' must be an integer",
-                                 k->name);
-        return DFN_OK;
-    case K_FLOAT: {
-        if (!cJSON_IsNumber(item))
-            return dfn_set_error(DFN_ERR_CONFIG, "config JSON: key '%s' must be a number",
-                                 k->name);
-        *(float *)(base + k->offset) = (float)item->valuedouble;
-        return DFN_OK;
-    }
-    case K_INT_ARRAY: {
-        if (!cJSON_IsArray(item))
-            return dfn_set_error(DFN_ERR_CONFIG,
-                                 "config JSON: key '%s' must be an array of integers", k->name);
-        int n = cJSON_GetArraySize(item);
-        if (n > DFN_MAX_LEVELS)
-            return dfn_set_error(DFN_ERR_CONFIG,
-                                 "config JSON: key '%s' has %d entries, at most %d are allowed",
-                                 k->name, n, DFN_MAX_LEVELS);
-        int *values = (int *)(base + k->offset), i = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, item) {
-            if (json_int(e, &values[i++]) != 0)
-                return dfn_set_error(DFN_ERR_CONFIG,
-                                     "config JSON: key '%s' must be an array of integers",
-                                     k->name);
-        }
-        *(int *)(base + k->count_offset) = n;
-        return DFN_OK;
-    }
-    }
-    DFN_ASSERT(0);
-    return DFN_ERR_CONFIG;
-}
 
 dfn_status dfn_model_config_from_json(dfn_model_config *cfg, const char *json) {
     DFN_ASSERT(cfg && json);
@@ -217,7 +123,7 @@ dfn_status dfn_model_config_from_json(dfn_model_config *cfg, const char *json) {
                            cJSON_IsString(kind) ? "\"" : "");
         goto fail;
     }
-    const key_spec *keys = kind_keys[k].keys;
+    const dfn_json_field *keys = kind_keys[k].keys;
     const int n_keys = kind_keys[k].count;
 
     /* Start from the kind's defaults so the fields of the other kinds are sane,
@@ -225,13 +131,17 @@ dfn_status dfn_model_config_from_json(dfn_model_config *cfg, const char *json) {
     dfn_model_config c;
     dfn_model_config_init(&c, (dfn_model_kind)k);
     for (int i = 0; i < n_keys; i++) {
-        const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, keys[i].name);
+        const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, keys[i].key);
         if (!item) {
             st = dfn_set_error(DFN_ERR_CONFIG, "config JSON: missing key '%s' (kind \"%s\")",
-                               keys[i].name, kind->valuestring);
+                               keys[i].key, kind->valuestring);
             goto fail;
         }
-        if ((st = read_key(&c, item, &keys[i])) != DFN_OK) goto fail;
+        const char *want = dfn_json_field_read(&c, &keys[i], item);
+        if (want) {
+            st = dfn_set_error(DFN_ERR_CONFIG, "config JSON: key '%s' must be %s", keys[i].key, want);
+            goto fail;
+        }
     }
 
     /* Every key present must be known and appear once: a typo ("chanels") or
@@ -242,7 +152,7 @@ dfn_status dfn_model_config_from_json(dfn_model_config *cfg, const char *json) {
     cJSON_ArrayForEach(item, root) {
         int j = strcmp(item->string, "kind") == 0 ? n_keys : -1;
         for (int i = 0; j < 0 && i < n_keys; i++)
-            if (strcmp(item->string, keys[i].name) == 0) j = i;
+            if (strcmp(item->string, keys[i].key) == 0) j = i;
         if (j < 0) {
             st = dfn_set_error(DFN_ERR_CONFIG, "config JSON: unknown key '%s' for kind \"%s\"",
                                item->string, kind->valuestring);

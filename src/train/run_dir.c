@@ -6,80 +6,34 @@
 #include <string.h>
 
 #include "core/files.h"
+#include "core/json_fields.h"
 #include "diffusion/plot.h"
 #include "train/train.h"
 
 /* The training settings config.json records, in the order written; one table
  * for both directions (writing a run's config.json, reading it to resume). */
-typedef enum { F_INT, F_LONG, F_DOUBLE, F_FLOAT, F_U64 } field_type;
-typedef struct {
-    const char *key;
-    field_type type;
-    size_t offset; /* in dfn_train_params */
-} train_field;
-#define FIELD(key, type, member) {key, type, offsetof(dfn_train_params, member)}
-static const train_field train_fields[] = {
-    FIELD("steps", F_LONG, steps),
-    FIELD("batch_size", F_INT, batch_size),
-    FIELD("grad_accum", F_INT, grad_accum),
-    FIELD("lr", F_DOUBLE, adamw.lr),
-    FIELD("beta1", F_DOUBLE, adamw.beta1),
-    FIELD("beta2", F_DOUBLE, adamw.beta2),
-    FIELD("adam_eps", F_DOUBLE, adamw.eps),
-    FIELD("weight_decay", F_DOUBLE, adamw.weight_decay),
-    FIELD("warmup", F_LONG, warmup),
-    FIELD("lr_min_ratio", F_DOUBLE, lr_min_ratio),
-    FIELD("clip", F_DOUBLE, clip),
-    FIELD("ema_decay", F_FLOAT, ema_decay),
-    FIELD("ema_warmup", F_INT, ema_warmup),
-    FIELD("p_uncond", F_DOUBLE, p_uncond),
-    FIELD("hflip", F_INT, hflip),
-    FIELD("val_every", F_INT, val_every),
-    FIELD("val_batches", F_INT, val_batches),
-    FIELD("seed", F_U64, seed),
+#define FIELD(key, type, member) DFN_JSON_FIELD(key, type, dfn_train_params, member)
+static const dfn_json_field train_fields[] = {
+    FIELD("steps", DFN_JSON_LONG, steps),
+    FIELD("batch_size", DFN_JSON_INT, batch_size),
+    FIELD("grad_accum", DFN_JSON_INT, grad_accum),
+    FIELD("lr", DFN_JSON_DOUBLE, adamw.lr),
+    FIELD("beta1", DFN_JSON_DOUBLE, adamw.beta1),
+    FIELD("beta2", DFN_JSON_DOUBLE, adamw.beta2),
+    FIELD("adam_eps", DFN_JSON_DOUBLE, adamw.eps),
+    FIELD("weight_decay", DFN_JSON_DOUBLE, adamw.weight_decay),
+    FIELD("warmup", DFN_JSON_LONG, warmup),
+    FIELD("lr_min_ratio", DFN_JSON_DOUBLE, lr_min_ratio),
+    FIELD("clip", DFN_JSON_DOUBLE, clip),
+    FIELD("ema_decay", DFN_JSON_FLOAT, ema_decay),
+    FIELD("ema_warmup", DFN_JSON_INT, ema_warmup),
+    FIELD("p_uncond", DFN_JSON_DOUBLE, p_uncond),
+    FIELD("hflip", DFN_JSON_INT, hflip),
+    FIELD("val_every", DFN_JSON_INT, val_every),
+    FIELD("val_batches", DFN_JSON_INT, val_batches),
+    FIELD("seed", DFN_JSON_U64, seed),
 };
 #define N_TRAIN_FIELDS ((int)(sizeof train_fields / sizeof train_fields[0]))
-
-static void add_field(cJSON *t, const dfn_train_params *p, const train_field *f) {
-    const char *base = (const char *)p + f->offset;
-    switch (f->type) {
-    case F_INT: cJSON_AddNumberToObject(t, f->key, *(const int *)base); break;
-    case F_LONG: cJSON_AddNumberToObject(t, f->key, (double)*(const long *)base); break;
-    case F_DOUBLE: cJSON_AddNumberToObject(t, f->key, *(const double *)base); break;
-    case F_FLOAT: cJSON_AddNumberToObject(t, f->key, *(const float *)base); break;
-    case F_U64: { /* exact as a number up to 2^53, else as a decimal string */
-        uint64_t v = *(const uint64_t *)base;
-        if (v <= (1ull << 53)) {
-            cJSON_AddNumberToObject(t, f->key, (double)v);
-        } else {
-            char text[24];
-            snprintf(text, sizeof text, "%llu", (unsigned long long)v);
-            cJSON_AddStringToObject(t, f->key, text);
-        }
-        break;
-    }
-    }
-}
-
-/* Reads one field; 0 if the item is not of its type. */
-static int read_field(dfn_train_params *p, const train_field *f, const cJSON *item) {
-    char *base = (char *)p + f->offset;
-    if (f->type == F_U64 && cJSON_IsString(item)) {
-        char *end;
-        *(uint64_t *)base = strtoull(item->valuestring, &end, 10);
-        return *end == 0 && end != item->valuestring;
-    }
-    if (!cJSON_IsNumber(item)) return 0;
-    const double v = item->valuedouble;
-    switch (f->type) {
-    case F_INT: *(int *)base = (int)v; return v == (int)v;
-    case F_LONG: *(long *)base = (long)v; return v == (long)v;
-    case F_DOUBLE: *(double *)base = v; return 1;
-    case F_FLOAT: *(float *)base = (float)v; return 1;
-    case F_U64: *(uint64_t *)base = (uint64_t)v; return v >= 0 && v == floor(v);
-    }
-    return 0;
-}
 
 char *dfn_train_run_json(const dfn_train_params *p, const dfn_model *model,
                          const dfn_train_task *task, void *task_state) {
@@ -90,7 +44,7 @@ char *dfn_train_run_json(const dfn_train_params *p, const dfn_model *model,
     if (p->data_json) cJSON_AddItemToObject(o, "data", cJSON_Parse(p->data_json));
     if (task->describe) task->describe(task_state, o);
     cJSON *t = cJSON_AddObjectToObject(o, "train");
-    for (int i = 0; i < N_TRAIN_FIELDS; i++) add_field(t, p, &train_fields[i]);
+    dfn_json_fields_write(t, p, train_fields, N_TRAIN_FIELDS);
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     DFN_ASSERT(text);
@@ -179,9 +133,9 @@ dfn_status dfn_train_params_from_run(dfn_train_params *p, dfn_model_config *mode
     }
     for (int i = 0; i < N_TRAIN_FIELDS; i++) {
         const cJSON *item = cJSON_GetObjectItemCaseSensitive(t, train_fields[i].key);
-        if (item && !read_field(&q, &train_fields[i], item)) {
-            st = dfn_set_error(DFN_ERR_FORMAT, "%s: train.%s is not a number of its kind", path.data,
-                               train_fields[i].key);
+        const char *want = item ? dfn_json_field_read(&q, &train_fields[i], item) : NULL;
+        if (want) {
+            st = dfn_set_error(DFN_ERR_FORMAT, "%s: train.%s must be %s", path.data, train_fields[i].key, want);
             goto done;
         }
     }
