@@ -396,13 +396,23 @@ static void image_folder_rgb_planes_crop_and_conversions(void) {
         dfn_dataset_free(ds);
         ds = NULL;
     }
-    /* RGB -> gray on request (stb's luma), gray -> RGB replicates */
+    /* RGB -> gray on request, with PIL's convert("L"): L = (19595 R + 38470 G
+     * + 7471 B + 2^15) >> 16 exactly; gray -> RGB replicates */
     p.channels = 1;
     CHECK(dfn_dataset_load_image_folder(&ds, dir, &p) == DFN_OK, "%s", dfn_last_error());
     if (ds) {
         int dims[3];
         dfn_dataset_shape(ds, dims);
         CHECK(dims[0] == 1, "converted to gray: %d channels", dims[0]);
+        const float *g = dfn_dataset_sample(ds, 0); /* x0.png, 6 x 4, center-cropped to 4 x 4 */
+        int bad = 0;
+        for (int y = 0; y < 4; y++)
+            for (int x = 0; x < 4; x++) {
+                const unsigned r = pattern(x + 1, y, 0, 5), gr = pattern(x + 1, y, 1, 5), b = pattern(x + 1, y, 2, 5);
+                const unsigned char want = (unsigned char)((19595 * r + 38470 * gr + 7471 * b + 32768) >> 16);
+                bad += g[y * 4 + x] != unit(want);
+            }
+        CHECK(bad == 0, "RGB -> gray: %d of 16 pixels differ from PIL's luma", bad);
         dfn_dataset_free(ds);
         ds = NULL;
     }
@@ -496,7 +506,7 @@ static void image_folder_bad_inputs_name_the_file(void) {
     write_png(corrupt, "a.png", 4, 4, 1, 0);
     write_text(tmp_path("corrupt/b.png"), "this is not a PNG at all");
     CHECK_FAILS(dfn_dataset_load_image_folder(&ds, corrupt, &p), ds, DFN_ERR_FORMAT,
-                "corrupt/b.png: not a readable image");
+                "corrupt/b.png: not a PNG, JPEG, BMP or binary PGM/PPM image");
     /* a PNG whose header is intact but whose pixel data is cut off */
     const char *cut = mkdir_tmp("cut");
     write_png(cut, "a.png", 32, 32, 3, 1);
@@ -506,8 +516,8 @@ static void image_folder_bad_inputs_name_the_file(void) {
     unsigned char *png = read_all(path, &n);
     write_bytes(path, png, n / 2);
     free(png);
-    CHECK_FAILS(dfn_dataset_load_image_folder(&ds, cut, &p), ds, DFN_ERR_FORMAT, "cut/a.png",
-                "corrupt image");
+    CHECK_FAILS(dfn_dataset_load_image_folder(&ds, cut, &p), ds, DFN_ERR_FORMAT,
+                "cut/a.png: not a readable PNG (the file ends early)");
 
     const char *mixc = mkdir_tmp("mixed-channels");
     write_png(mixc, "a.png", 4, 4, 1, 0);
@@ -543,6 +553,92 @@ static void image_folder_bad_inputs_name_the_file(void) {
     p.channels = 2;
     CHECK_FAILS(dfn_dataset_load_image_folder(&ds, small, &p), ds, DFN_ERR_ARG,
                 "2 channels requested");
+}
+
+/* A PNG chunk: length, type, data, CRC-32 of type and data (crc_fix is
+ * xor-ed into the CRC: 0 for a correct one). */
+static size_t png_chunk(unsigned char *out, const char *type, const void *data, uint32_t n,
+                        uint32_t crc_fix) {
+    const unsigned char len[4] = {n >> 24, n >> 16, n >> 8, n};
+    memcpy(out, len, 4);
+    memcpy(out + 4, type, 4);
+    if (n) memcpy(out + 8, data, n);
+    uint32_t crc = (uint32_t)crc32(0, out + 4, 4 + n) ^ crc_fix;
+    const unsigned char c[4] = {crc >> 24, crc >> 16, crc >> 8, crc};
+    memcpy(out + 8 + n, c, 4);
+    return 12 + n;
+}
+
+/* A PNG that only has a header: IHDR (w, h, 8 bits, color type), an IDAT of
+ * two bytes and IEND. */
+static void write_png_header_only(const char *path, uint32_t w, uint32_t h, int color) {
+    unsigned char f[64], ihdr[13] = {w >> 24, w >> 16, w >> 8, w, h >> 24, h >> 16, h >> 8, h,
+                                     8, (unsigned char)color, 0, 0, 0};
+    memcpy(f, "\x89PNG\r\n\x1a\n", 8);
+    size_t n = 8 + png_chunk(f + 8, "IHDR", ihdr, 13, 0);
+    n += png_chunk(f + n, "IDAT", "\x78\x9c", 2, 0);
+    n += png_chunk(f + n, "IEND", NULL, 0, 0);
+    write_bytes(path, f, n);
+}
+
+/* PNG goes through libpng: a chunk with a wrong CRC is refused, critical or
+ * ancillary (stb_image accepted both); and no header makes the decoder take
+ * more memory than the file can justify. */
+static void image_decoding_checks_crcs_and_claims(void) {
+    dfn_dataset *ds = NULL;
+    dfn_image_folder_params p = dfn_image_folder_params_init();
+    char path[600];
+    size_t n;
+
+    const char *hdr = mkdir_tmp("crc-ihdr");
+    write_png(hdr, "a.png", 8, 8, 3, 1);
+    snprintf(path, sizeof path, "%s/a.png", hdr);
+    unsigned char *png = read_all(path, &n);
+    png[8 + 8 + 13 + 1] ^= 0x40; /* a bit of IHDR's CRC */
+    write_bytes(path, png, n);
+    CHECK_FAILS(dfn_dataset_load_image_folder(&ds, hdr, &p), ds, DFN_ERR_FORMAT,
+                "crc-ihdr/a.png: not a readable PNG (IHDR: CRC error)");
+
+    const char *anc = mkdir_tmp("crc-text");
+    snprintf(path, sizeof path, "%s/a.png", anc);
+    png[8 + 8 + 13 + 1] ^= 0x40; /* IHDR intact again; a tEXt chunk after it, CRC wrong */
+    unsigned char *withtext = malloc(n + 64);
+    memcpy(withtext, png, 33);
+    size_t m = 33 + png_chunk(withtext + 33, "tEXt", "Comment\0hi", 10, 1);
+    memcpy(withtext + m, png + 33, n - 33);
+    write_bytes(path, withtext, m + n - 33);
+    CHECK_FAILS(dfn_dataset_load_image_folder(&ds, anc, &p), ds, DFN_ERR_FORMAT,
+                "crc-text/a.png: not a readable PNG (tEXt: CRC error)");
+    /* the same chunk with its CRC right is read */
+    png_chunk(withtext + 33, "tEXt", "Comment\0hi", 10, 0);
+    write_bytes(path, withtext, m + n - 33);
+    CHECK(dfn_dataset_load_image_folder(&ds, anc, &p) == DFN_OK, "tEXt with a good CRC: %s",
+          dfn_last_error());
+    dfn_dataset_free(ds);
+    ds = NULL;
+    free(withtext);
+    free(png);
+
+    const char *big = mkdir_tmp("claims");
+    snprintf(path, sizeof path, "%s/a.png", big);
+    write_png_header_only(path, 20000, 20000, 0); /* 400 MB of gray in 59 bytes */
+    CHECK_FAILS(dfn_dataset_load_image_folder(&ds, big, &p), ds, DFN_ERR_FORMAT,
+                "claims/a.png: the header claims 20000 x 20000 pixels (400000000 bytes decoded), "
+                "more than a file of 59 bytes can hold");
+    write_png_header_only(path, 60000, 60000, 2);
+    CHECK_FAILS(dfn_dataset_load_image_folder(&ds, big, &p), ds, DFN_ERR_FORMAT,
+                "claims/a.png: the header claims 60000 x 60000 pixels, 10.1 GiB decoded");
+    write_png_header_only(path, 70000, 1, 0);
+    CHECK_FAILS(dfn_dataset_load_image_folder(&ds, big, &p), ds, DFN_ERR_FORMAT,
+                "claims/a.png: the header claims 70000 x 1 pixels (1 to 65535 a side)");
+    remove(path);
+    /* a JPEG start-of-frame claiming 30000 x 30000 RGB (stb reads the size from it) */
+    static const unsigned char jpeg[] = {0xFF, 0xD8, 0xFF, 0xC0, 0, 17, 8, 0x75, 0x30, 0x75, 0x30, 3,
+                                         1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0, 0xFF, 0xD9};
+    snprintf(path, sizeof path, "%s/b.jpg", big);
+    write_bytes(path, jpeg, sizeof jpeg);
+    CHECK_FAILS(dfn_dataset_load_image_folder(&ds, big, &p), ds, DFN_ERR_FORMAT,
+                "claims/b.jpg: the header claims 30000 x 30000 pixels");
 }
 
 /* ---------------------------------------------------------------- CSV */
@@ -666,6 +762,7 @@ int main(void) {
     image_folder_resizes_by_area_and_bilinear();
     image_folder_jpeg_loads();
     image_folder_bad_inputs_name_the_file();
+    image_decoding_checks_crcs_and_claims();
     csv_with_header_labels_blank_lines_and_crlf();
     csv_bad_inputs_name_line_and_column();
     from_array_copies_and_checks();

@@ -113,14 +113,14 @@ dfn_status dfn_write_text_file(const char *path, const char *text) {
     return dfn_atomic_write_file(path, text, strlen(text));
 }
 
-char *dfn_read_text_file(const char *path) {
+char *dfn_read_file(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         dfn_set_error(DFN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     dfn_buf b = {0};
-    char chunk[4096];
+    char chunk[65536];
     size_t got;
     while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) dfn_buf_append(&b, chunk, got);
     int bad = ferror(f);
@@ -131,8 +131,11 @@ char *dfn_read_text_file(const char *path) {
         return NULL;
     }
     if (!b.data) dfn_buf_append(&b, "", 0);
+    if (size) *size = b.len;
     return b.data;
 }
+
+char *dfn_read_text_file(const char *path) { return dfn_read_file(path, NULL); }
 
 int dfn_path_exists(const char *path) {
     struct stat st;

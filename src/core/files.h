@@ -59,8 +59,11 @@ dfn_status dfn_atomic_write_file(const char *path, const void *data, size_t size
 /* A NUL-terminated string into path, the same way. */
 dfn_status dfn_write_text_file(const char *path, const char *text);
 
-/* A whole (small) file as a malloc'ed NUL-terminated string; NULL with a
- * message naming the file (DFN_ERR_IO) if it cannot be read. */
+/* A whole file as malloc'ed bytes, *size of them (size may be NULL), with a
+ * NUL after the last; NULL with a message naming the file (DFN_ERR_IO) if it
+ * cannot be read. */
+char *dfn_read_file(const char *path, size_t *size);
+/* The same for a (small) text file: a NUL-terminated string. */
 char *dfn_read_text_file(const char *path);
 
 /* mkdir -p: path and every missing parent. DFN_ERR_IO naming the directory

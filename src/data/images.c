@@ -1,8 +1,8 @@
-/* images.c - a folder of PNG / JPEG / ... images as one dataset, decoded by
- * stb_image and resampled by stb_image_resize (Debian's libstb).
+/* images.c - a folder of PNG / JPEG / BMP / PGM / PPM images as one dataset,
+ * decoded by image_decode.c (libpng; stb_image for the rest) and resampled by
+ * stb_image_resize (Debian's libstb).
  *
- * Each image goes through: decode to 8-bit gray or RGB (stb converts, alpha
- * dropped) -> optionally scale so the shorter side is `size` -> center-crop to
+ * Each image goes through: decode to 8-bit gray or RGB (alpha dropped) -> optionally scale so the shorter side is `size` -> center-crop to
  * size x size -> planes (HWC -> CHW) -> x / 127.5 - 1. Resampling stays in 8 bits
  * (rounded), so the result keeps the 256 levels of the source, as the usual
  * PIL-then-ToTensor pipeline does. */
@@ -11,10 +11,11 @@
 #include <errno.h>
 #include <string.h>
 
-#include <stb/stb_image.h>
 #include <stb/stb_image_resize.h>
 
+#include "core/files.h"
 #include "data/data.h"
+#include "data/image_decode.h"
 
 dfn_image_folder_params dfn_image_folder_params_init(void) {
     dfn_image_folder_params p = {.channels = 0, .size = 0, .resize = 1};
@@ -22,7 +23,7 @@ dfn_image_folder_params dfn_image_folder_params_init(void) {
 }
 
 static int has_image_extension(const char *name) {
-    static const char *const exts[] = {"png", "jpg", "jpeg", "bmp", "tga", "ppm", "pgm", "pnm"};
+    static const char *const exts[] = {"png", "jpg", "jpeg", "bmp", "ppm", "pgm", "pnm"};
     const char *dot = strrchr(name, '.');
     if (!dot || dot == name) return 0; /* no extension, or a hidden file like ".png" */
     for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
@@ -62,7 +63,7 @@ static dfn_status list_images(const char *dir, char ***names_out, size_t *count)
     d = NULL;
     if (n == 0) {
         st = dfn_set_error(DFN_ERR_IO, "%s: no image files in folder (looked for .png .jpg .jpeg "
-                           ".bmp .tga .ppm .pgm .pnm)", dir);
+                           ".bmp .ppm .pgm .pnm)", dir);
         goto fail;
     }
     /* readdir's order is the file system's; sorting makes sample i the same
@@ -79,9 +80,6 @@ fail:
     free(names);
     return st;
 }
-
-/* Gray (1) or RGB (3) for a file's channel count as stb reports it. */
-static int channels_of(int comp) { return comp <= 2 ? 1 : 3; }
 
 /* The size that brings the shorter side of a w x h image to `size`, keeping the
  * aspect ratio (rounded, and never below size). */
@@ -140,7 +138,8 @@ dfn_status dfn_dataset_load_image_folder(dfn_dataset **out, const char *dir,
     dfn_image_folder_params p = params ? *params : dfn_image_folder_params_init();
     char **names = NULL, path[4096];
     size_t n = 0;
-    unsigned char *pix = NULL;
+    unsigned char *bytes = NULL;
+    dfn_image8 img = {0};
     dfn_dataset *ds = NULL;
     dfn_status st;
     if (p.channels != 0 && p.channels != 1 && p.channels != 3) {
@@ -155,25 +154,29 @@ dfn_status dfn_dataset_load_image_folder(dfn_dataset **out, const char *dir,
     st = list_images(dir, &names, &n);
     if (st != DFN_OK) goto fail;
 
-    /* First pass over the headers only (stbi_info): every size and channel
-     * problem is found before any pixel is decoded, and the first image fixes
-     * the dataset's shape. */
+    /* First pass over the headers only: every size and channel problem is
+     * found before any pixel is decoded, and the first image fixes the
+     * dataset's shape. */
     int w0 = 0, h0 = 0, c0 = 0, c = p.channels, size = p.size;
     for (size_t i = 0; i < n; i++) {
         int w, h, comp;
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        if (!stbi_info(path, &w, &h, &comp)) {
-            st = dfn_set_error(DFN_ERR_FORMAT, "%s: not a readable image (%s)", path,
-                               stbi_failure_reason() ? stbi_failure_reason() : "unknown error");
+        size_t bytes_size;
+        if (!(bytes = (unsigned char *)dfn_read_file(path, &bytes_size))) {
+            st = DFN_ERR_IO; /* the message names the file */
             goto fail;
         }
+        st = dfn_image_info(path, bytes, bytes_size, &w, &h, &comp);
+        free(bytes);
+        bytes = NULL;
+        if (st != DFN_OK) goto fail;
         if (i == 0) {
-            w0 = w, h0 = h, c0 = channels_of(comp);
+            w0 = w, h0 = h, c0 = comp;
             if (!c) c = c0;
             if (!size) size = w < h ? w : h;
             continue;
         }
-        if (!p.channels && channels_of(comp) != c0) {
+        if (!p.channels && comp != c0) {
             st = dfn_set_error(DFN_ERR_FORMAT, "%s: %s image, but %s is %s (set channels to 1 or "
                                "3 to convert)", path, c0 == 1 ? "an RGB" : "a gray", names[0],
                                c0 == 1 ? "gray" : "RGB");
@@ -199,34 +202,38 @@ dfn_status dfn_dataset_load_image_folder(dfn_dataset **out, const char *dir,
     st = dfn_dataset_new(&ds, n, 3, dims, 0);
     if (st != DFN_OK) goto fail;
     for (size_t i = 0; i < n; i++) {
-        int w, h, comp;
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        pix = stbi_load(path, &w, &h, &comp, c);
-        if (!pix) {
-            st = dfn_set_error(DFN_ERR_FORMAT, "%s: corrupt image (%s)", path,
-                               stbi_failure_reason() ? stbi_failure_reason() : "unknown error");
+        size_t bytes_size;
+        if (!(bytes = (unsigned char *)dfn_read_file(path, &bytes_size))) {
+            st = DFN_ERR_IO; /* the message names the file */
             goto fail;
         }
+        st = dfn_image_decode(&img, path, bytes, bytes_size, c);
+        free(bytes);
+        bytes = NULL;
+        if (st != DFN_OK) goto fail;
+        const int w = img.width, h = img.height;
         if (!(p.resize && p.size) && (w != w0 || h != h0)) { /* changed since the first pass */
             st = dfn_set_error(DFN_ERR_FORMAT, "%s: %dx%d pixels, but %s is %dx%d", path, w, h,
                                names[0], w0, h0);
             goto fail;
         }
-        if (!place_image(ds->data + i * ds->sample_size, pix, w, h, c, size,
+        if (!place_image(ds->data + i * ds->sample_size, img.pixels, w, h, c, size,
                          p.resize && p.size)) {
             st = dfn_set_error(DFN_ERR_IO, "%s: out of memory resizing %dx%d to %d", path, w, h,
                                size);
             goto fail;
         }
-        stbi_image_free(pix);
-        pix = NULL;
+        free(img.pixels);
+        img.pixels = NULL;
     }
     for (size_t i = 0; i < n; i++) free(names[i]);
     free(names);
     *out = ds;
     return DFN_OK;
 fail:
-    if (pix) stbi_image_free(pix);
+    free(bytes);
+    free(img.pixels);
     for (size_t i = 0; i < n; i++) free(names[i]);
     free(names);
     dfn_dataset_free(ds);
