@@ -1,10 +1,12 @@
 # The two commands of the README, and a few more. Everything builds through CMake.
 BUILD       ?= build
 BUILD_ASAN  ?= build-asan
+BUILD_FUZZ  ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS        ?= $(shell nproc)
 PREFIX      ?= /usr/local
 
-.PHONY: all deps build test test-sanitize demo bench install clean
+.PHONY: all deps build test test-sanitize fuzz demo bench install clean
 
 all: build
 
@@ -27,6 +29,15 @@ test-sanitize: deps
 	@cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 1
 
+# Every parser under libFuzzer (clang, ASan + UBSan) for FUZZ_SECONDS each,
+# from the committed seed corpora (fuzz/README.md); fails on a finding.
+FUZZ_TARGETS = $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
+fuzz: deps
+	@bash scripts/install-deps.sh .ci/packages-fuzz
+	@CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDFN_FUZZ=ON > /dev/null
+	@cmake --build $(BUILD_FUZZ) -j $(JOBS) --target $(FUZZ_TARGETS)
+	@bash scripts/fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
+
 # The main job.
 demo: build
 	@bash scripts/demo.sh $(BUILD)
@@ -42,4 +53,4 @@ install: build
 	@cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages diffusion.c builds against (.ci/packages), only
 # those missing, so `make demo` and `make test` work on a fresh Debian machine.
+# Other lists may be named instead: .ci/packages-fuzz (clang, libFuzzer) for
+# `make fuzz`.
+# Usage: scripts/install-deps.sh [LIST...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ $# -eq 0 ] && set -- .ci/packages
 missing=()
-for p in $(cat .ci/packages); do
+for p in $(cat "$@"); do
     dpkg-query -W -f='${Status}' "$p" 2> /dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -118,7 +118,7 @@ static void test_config_json(void) {
                         "'dim' must be an integer");
     expect_config_error("{\"kind\":\"mlp\",\"dim\":2,\"width\":128,\"depth\":3,\"dropout\":\"x\","
                         "\"num_classes\":0}",
-                        "'dropout' must be a number");
+                        "'dropout' must be a finite number");
     expect_config_error("{\"kind\":\"mlp\",\"dim\":2,\"width\":128,\"depth\":3,\"dropout\":0,"
                         "\"num_classes\":0,\"widht\":3}",
                         "unknown key 'widht'");
@@ -282,6 +282,17 @@ static void test_bad_checkpoints(void) {
     p = tmp_path("extra.safetensors");
     write_bad(p, m, BAD_EXTRA_TENSOR, -1, config, NULL);
     expect_load_error(p, "unexpected tensor 'bogus.weight'", NULL);
+
+    /* The tiny model's tensors under the config of a network of 4096 channels:
+     * refused before its billions of parameters are allocated. */
+    dfn_model_config huge = cfg;
+    huge.unet.channels = 4096;
+    huge.unet.groups = 32;
+    char *huge_json = dfn_model_config_to_json(&huge);
+    p = tmp_path("huge.safetensors");
+    write_bad(p, m, BAD_NONE, -1, huge_json, NULL);
+    expect_load_error(p, "its config describes a unet of", "bytes of tensors");
+    free(huge_json);
 
     /* Wrong shape: the first tensor with more than one dimension, flattened. */
     int victim = -1, shape[4], nd = 0;

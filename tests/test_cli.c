@@ -75,6 +75,19 @@ int main(void) {
     }
     snprintf(args, sizeof args, "train --data mixture:%s/mix.json --out %s/a", dir, dir);
     expect(args, 1, "mix.json: needs \"weights\"");
+    /* found by fuzzing: two weights and one list of two means (read as two 1-D
+     * means), and a variance beyond float (trained to NaN) */
+    static const char *const bad_mixtures[][2] = {
+        {"{\"weights\": [0.7, 0.3], \"means\": [[-2, 0]], \"stds\": [1, 1]}", "(K lists of D numbers)"},
+        {"{\"weights\": [1], \"means\": [[0]], \"covs\": [[[3e39]]]}", "\"covs\" needs 1 matrices of 1 x 1 finite"},
+        {"{\"weights\": [1, 1], \"means\": [[0], [1]], \"stds\": [1]}", "\"stds\" needs 2 finite numbers"},
+    };
+    for (size_t i = 0; i < sizeof bad_mixtures / sizeof bad_mixtures[0]; i++) {
+        snprintf(args, sizeof args, "%s/mix.json", dir);
+        if ((mj = fopen(args, "w"))) fputs(bad_mixtures[i][0], mj), fclose(mj);
+        snprintf(args, sizeof args, "train --data mixture:%s/mix.json --out %s/a", dir, dir);
+        expect(args, 1, bad_mixtures[i][1]);
+    }
     /* a finished small run, then the same directory again */
     snprintf(args, sizeof args, "train --data toy:moons --n 256 --out %s/run --steps 3 --batch 32 --quiet --samples 0", dir);
     CHECK(run(args, err, sizeof err) == 0, "small run: %s", err);

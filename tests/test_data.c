@@ -506,7 +506,7 @@ static void image_folder_bad_inputs_name_the_file(void) {
     write_png(corrupt, "a.png", 4, 4, 1, 0);
     write_text(tmp_path("corrupt/b.png"), "this is not a PNG at all");
     CHECK_FAILS(dfn_dataset_load_image_folder(&ds, corrupt, &p), ds, DFN_ERR_FORMAT,
-                "corrupt/b.png: not a PNG, JPEG, BMP or binary PGM/PPM image");
+                "corrupt/b.png: not a PNG or JPEG image");
     /* a PNG whose header is intact but whose pixel data is cut off */
     const char *cut = mkdir_tmp("cut");
     write_png(cut, "a.png", 32, 32, 3, 1);
@@ -517,7 +517,7 @@ static void image_folder_bad_inputs_name_the_file(void) {
     write_bytes(path, png, n / 2);
     free(png);
     CHECK_FAILS(dfn_dataset_load_image_folder(&ds, cut, &p), ds, DFN_ERR_FORMAT,
-                "cut/a.png: not a readable PNG (the file ends early)");
+                "cut/a.png: not a readable PNG (a chunk at byte 33 claims");
 
     const char *mixc = mkdir_tmp("mixed-channels");
     write_png(mixc, "a.png", 4, 4, 1, 0);
@@ -632,9 +632,9 @@ static void image_decoding_checks_crcs_and_claims(void) {
     CHECK_FAILS(dfn_dataset_load_image_folder(&ds, big, &p), ds, DFN_ERR_FORMAT,
                 "claims/a.png: the header claims 70000 x 1 pixels (1 to 65535 a side)");
     remove(path);
-    /* a JPEG start-of-frame claiming 30000 x 30000 RGB (stb reads the size from it) */
-    static const unsigned char jpeg[] = {0xFF, 0xD8, 0xFF, 0xC0, 0, 17, 8, 0x75, 0x30, 0x75, 0x30, 3,
-                                         1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0, 0xFF, 0xD9};
+    /* a JPEG whose frame claims 30000 x 30000 gray pixels, then a scan header */
+    static const unsigned char jpeg[] = {0xFF, 0xD8, 0xFF, 0xC0, 0, 11, 8, 0x75, 0x30, 0x75, 0x30, 1, 1, 0x11, 0,
+                                         0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 63, 0, 0xFF, 0xD9};
     snprintf(path, sizeof path, "%s/b.jpg", big);
     write_bytes(path, jpeg, sizeof jpeg);
     CHECK_FAILS(dfn_dataset_load_image_folder(&ds, big, &p), ds, DFN_ERR_FORMAT,

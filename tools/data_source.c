@@ -12,6 +12,7 @@
  *                                  "stds": [0.5, 0.5]}   or "covs": [[[..d x d..]], ...]
  */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -60,23 +61,26 @@ static const char *idx_file(char *buf, size_t n, const char *dir, const char *na
     return buf;
 }
 
-/* Reads a JSON array of numbers into out (at most max); returns the count or -1. */
-static int json_numbers(const cJSON *a, float *out, int max) {
-    int n = 0;
+/* n finite (as floats) numbers from a JSON array of exactly n, into out; 0 if
+ * it is not one. */
+static int json_vector(const cJSON *a, float *out, int n) {
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n) return 0;
+    int i = 0;
     const cJSON *v;
-    if (!cJSON_IsArray(a)) return -1;
     cJSON_ArrayForEach(v, a) {
-        if (cJSON_IsArray(v)) {
-            int k = json_numbers(v, out + n, max - n);
-            if (k < 0) return -1;
-            n += k;
-        } else if (cJSON_IsNumber(v) && n < max) {
-            out[n++] = (float)v->valuedouble;
-        } else {
-            return -1;
-        }
+        if (!cJSON_IsNumber(v) || !isfinite((float)v->valuedouble)) return 0;
+        out[i++] = (float)v->valuedouble;
     }
-    return n;
+    return 1;
+}
+
+/* rows arrays of cols numbers each (json_vector), row after row. */
+static int json_rows(const cJSON *a, float *out, int rows, int cols) {
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != rows) return 0;
+    int r = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, a) if (!json_vector(v, out + (size_t)r++ * cols, cols)) return 0;
+    return 1;
 }
 
 static dfn_status load_mixture(dfn_dataset **out, const char *path, const dfn_data_options *o) {
@@ -84,31 +88,37 @@ static dfn_status load_mixture(dfn_dataset **out, const char *path, const dfn_da
     if (!text) return dfn_set_error(DFN_ERR_IO, "%s: cannot read the mixture description", path);
     cJSON *j = cJSON_Parse(text);
     free(text);
+    if (!j) return dfn_set_error(DFN_ERR_FORMAT, "%s: not valid JSON", path);
     dfn_status st = DFN_OK;
     enum { MAXK = 64, MAXD = 64 };
-    static float w[MAXK], mu[MAXK * MAXD], sd[MAXK], cov[MAXK * MAXD * MAXD];
-    if (!j) return dfn_set_error(DFN_ERR_FORMAT, "%s: not valid JSON", path);
+    float *w = dfn_malloc(MAXK * sizeof(float)), *mu = dfn_malloc(MAXK * MAXD * sizeof(float));
+    float *sd = dfn_malloc(MAXK * sizeof(float)), *cov = NULL;
     const cJSON *jw = cJSON_GetObjectItemCaseSensitive(j, "weights");
     const cJSON *jm = cJSON_GetObjectItemCaseSensitive(j, "means");
     const cJSON *js = cJSON_GetObjectItemCaseSensitive(j, "stds");
     const cJSON *jc = cJSON_GetObjectItemCaseSensitive(j, "covs");
-    int K = json_numbers(jw, w, MAXK), nm = json_numbers(jm, mu, MAXK * MAXD);
-    if (K < 1 || nm < K || nm % K || nm / K > MAXD || !cJSON_IsArray(cJSON_GetArrayItem(jm, 0))) {
-        st = dfn_set_error(DFN_ERR_FORMAT, "%s: needs \"weights\" (K numbers) and \"means\" (K lists of D numbers), "
-                                          "K <= %d, D <= %d", path, MAXK, MAXD);
+    const int K = cJSON_IsArray(jw) ? cJSON_GetArraySize(jw) : 0;
+    const int D = cJSON_IsArray(jm) ? cJSON_GetArraySize(cJSON_GetArrayItem(jm, 0)) : 0;
+    if (K < 1 || K > MAXK || D < 1 || D > MAXD || !json_vector(jw, w, K) || !json_rows(jm, mu, K, D)) {
+        st = dfn_set_error(DFN_ERR_FORMAT, "%s: needs \"weights\" (K numbers) and \"means\" (K lists of D "
+                                          "numbers), K <= %d, D <= %d, every number finite", path, MAXK, MAXD);
         goto done;
     }
-    int D = nm / K;
     dfn_mixture_params mp = {D, K, w, mu, NULL, NULL};
     if (js) {
-        if (json_numbers(js, sd, MAXK) != K) {
-            st = dfn_set_error(DFN_ERR_FORMAT, "%s: \"stds\" needs %d numbers", path, K);
+        if (!json_vector(js, sd, K)) {
+            st = dfn_set_error(DFN_ERR_FORMAT, "%s: \"stds\" needs %d finite numbers", path, K);
             goto done;
         }
         mp.stds = sd;
     } else if (jc) {
-        if (json_numbers(jc, cov, MAXK * MAXD * MAXD) != K * D * D) {
-            st = dfn_set_error(DFN_ERR_FORMAT, "%s: \"covs\" needs %d matrices of %d x %d", path, K, D, D);
+        cov = dfn_malloc((size_t)K * D * D * sizeof(float));
+        const cJSON *m;
+        int k = 0, ok = cJSON_IsArray(jc) && cJSON_GetArraySize(jc) == K;
+        cJSON_ArrayForEach(m, jc) if (ok) ok = json_rows(m, cov + (size_t)k++ * D * D, D, D);
+        if (!ok) {
+            st = dfn_set_error(DFN_ERR_FORMAT, "%s: \"covs\" needs %d matrices of %d x %d finite numbers",
+                               path, K, D, D);
             goto done;
         }
         mp.covs = cov;
@@ -119,6 +129,7 @@ static dfn_status load_mixture(dfn_dataset **out, const char *path, const dfn_da
     st = dfn_dataset_gaussian_mixture(out, o->n, &mp, o->seed);
     if (st) st = dfn_set_error(st, "%s: %s", path, dfn_last_error());
 done:
+    free(w), free(mu), free(sd), free(cov);
     cJSON_Delete(j);
     return st;
 }

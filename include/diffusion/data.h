@@ -109,10 +109,12 @@ typedef struct {
 } dfn_image_folder_params;
 
 dfn_image_folder_params dfn_image_folder_params_init(void);
-/* Every image file (.png .jpg .jpeg .bmp .tga .ppm .pgm .pnm, any case) directly
- * in dir, in byte order of file name, as N x C x size x size in [-1, 1],
- * unlabelled. params NULL means the defaults. Errors name the file: no images
- * in dir, an unreadable or corrupt image, a channel count different from the
+/* Every image file (.png .jpg .jpeg, any case; decoded by libpng and
+ * libjpeg-turbo, CRCs checked, a header's size checked against the file's)
+ * directly in dir, in byte order of file name, as N x C x size x size in
+ * [-1, 1], unlabelled; RGB to gray as PIL's convert("L"), alpha dropped.
+ * params NULL means the defaults. Errors name the file: no images in dir, an
+ * unreadable or corrupt image, a header claiming more than the file holds, a channel count different from the
  * first image's (channels = 0), a size different from the first image's
  * (resize = 0; both sizes given), an image smaller than `size` (resize = 0). */
 dfn_status dfn_dataset_load_image_folder(dfn_dataset **out, const char *dir,

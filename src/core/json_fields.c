@@ -73,17 +73,17 @@ const char *dfn_json_field_read(void *base, const dfn_json_field *f, const cJSON
         *(int *)p = (int)d;
         return NULL;
     case DFN_JSON_LONG: /* whole numbers a double holds exactly, within long */
-        if (!whole(item, LONG_MIN < -0x1p53 ? -0x1p53 : (double)LONG_MIN,
-                   LONG_MAX > 0x1p53 ? 0x1p53 : (double)LONG_MAX, &d))
+        if (!whole(item, (double)LONG_MIN < -0x1p53 ? -0x1p53 : (double)LONG_MIN,
+                   (double)LONG_MAX > 0x1p53 ? 0x1p53 : (double)LONG_MAX, &d))
             return "an integer";
         *(long *)p = (long)d;
         return NULL;
-    case DFN_JSON_FLOAT:
-        if (!cJSON_IsNumber(item)) return "a number";
+    case DFN_JSON_FLOAT: /* cJSON reads 1e999 as Inf; 1e39 is Inf as a float */
+        if (!cJSON_IsNumber(item) || !isfinite((float)item->valuedouble)) return "a finite number";
         *(float *)p = (float)item->valuedouble;
         return NULL;
     case DFN_JSON_DOUBLE:
-        if (!cJSON_IsNumber(item)) return "a number";
+        if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble)) return "a finite number";
         *(double *)p = item->valuedouble;
         return NULL;
     case DFN_JSON_U64:

@@ -1,14 +1,14 @@
-/* image_decode.c - image file bytes -> 8-bit pixels: PNG by libpng, JPEG / BMP
- * / PGM / PPM by stb_image, sizes checked first (image_decode.h). */
+/* image_decode.c - image file bytes -> 8-bit pixels: PNG by libpng, JPEG by
+ * libjpeg-turbo, sizes checked first (image_decode.h). */
 #include "data/image_decode.h"
 
+#include <jpeglib.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-#include <stb/stb_image.h>
 
 #define MAX_SIDE 65535
 #define MAX_DECODED (1ull << 30)
@@ -56,6 +56,24 @@ static void png_ignore_warning(png_structp png, png_const_charp message) { (void
 
 static int is_png(const unsigned char *b, size_t n) { return n >= 8 && !png_sig_cmp(b, 0, 8); }
 
+/* Every chunk's claimed length against the bytes left: libpng allocates a
+ * chunk's claimed size before reading it (2 GB for a tEXt of 69 bytes). */
+static dfn_status png_check_chunks(const char *name, const unsigned char *b, size_t size) {
+    size_t at = 8;
+    while (at < size) {
+        if (size - at < 12)
+            return dfn_set_error(DFN_ERR_FORMAT, "%s: not a readable PNG (the file ends inside a chunk "
+                                 "header at byte %zu)", name, at);
+        const uint32_t len = (uint32_t)b[at] << 24 | (uint32_t)b[at + 1] << 16 | (uint32_t)b[at + 2] << 8 | b[at + 3];
+        if (len > size - at - 12)
+            return dfn_set_error(DFN_ERR_FORMAT, "%s: not a readable PNG (a chunk at byte %zu claims %u "
+                                 "bytes; the file has %zu after it)", name, at, len, size - at - 12);
+        if (!memcmp(b + at + 4, "IEND", 4)) break;
+        at += 12 + (size_t)len;
+    }
+    return DFN_OK;
+}
+
 /* Reads the header (info) and, if pixels is not NULL, the image: expanded to
  * 8 bits (palette to RGB, low bit depths up, 16 bits down), alpha dropped. */
 static dfn_status png_decode(const char *name, const unsigned char *bytes, size_t size, int *w,
@@ -63,6 +81,8 @@ static dfn_status png_decode(const char *name, const unsigned char *bytes, size_
     /* volatile: changed between setjmp and a possible longjmp */
     unsigned char *volatile pix = NULL;
     png_bytep *volatile rows = NULL;
+    dfn_status st = png_check_chunks(name, bytes, size);
+    if (st != DFN_OK) return st;
     png_source src;
     memset(&src, 0, sizeof src);
     src.p = bytes, src.left = size;
@@ -72,7 +92,6 @@ static dfn_status png_decode(const char *name, const unsigned char *bytes, size_
         png_destroy_read_struct(png ? &png : NULL, NULL, NULL);
         return dfn_set_error(DFN_ERR_IO, "%s: out of memory starting libpng", name);
     }
-    dfn_status st = DFN_OK;
     if (setjmp(src.jump)) {
         st = dfn_set_error(DFN_ERR_FORMAT, "%s: not a readable PNG (%s)", name, src.message);
         goto done;
@@ -120,49 +139,107 @@ done:
     return st;
 }
 
-/* ---------------------------------------------------------------- the rest (stb_image) */
+/* ---------------------------------------------------------------- JPEG (libjpeg-turbo) */
 
-/* The formats handed to stb, recognised by their first bytes (TGA, which has
- * none, is not among them; nor stb's GIF, PSD, HDR and PIC). */
-static int stb_format(const unsigned char *b, size_t n) {
-    if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return 1; /* JPEG */
-    if (n >= 2 && b[0] == 'B' && b[1] == 'M') return 1;                    /* BMP */
-    return n >= 2 && b[0] == 'P' && (b[1] == '5' || b[1] == '6');         /* PGM / PPM */
+typedef struct {
+    struct jpeg_error_mgr pub;
+    char message[JMSG_LENGTH_MAX];
+    jmp_buf jump;
+} jpeg_errors;
+
+static void jpeg_fail(j_common_ptr cinfo) {
+    jpeg_errors *e = (jpeg_errors *)cinfo->err;
+    e->pub.format_message(cinfo, e->message);
+    longjmp(e->jump, 1);
 }
 
-static dfn_status stb_header(const char *name, const unsigned char *bytes, size_t size, int *w,
-                             int *h, int *comp) {
-    if (size > (size_t)INT32_MAX)
-        return dfn_set_error(DFN_ERR_FORMAT, "%s: %zu bytes, too large an image file", name, size);
-    if (!stbi_info_from_memory(bytes, (int)size, w, h, comp))
-        return dfn_set_error(DFN_ERR_FORMAT, "%s: not a readable image (%s)", name,
-                             stbi_failure_reason() ? stbi_failure_reason() : "unknown error");
-    return check_claim(name, size, *w, *h, *comp);
+static void jpeg_quiet(j_common_ptr cinfo, int level) { (void)cinfo, (void)level; }
+
+/* A progressive file may hold any number of scans, each a pass over the whole
+ * image: more than this many is refused (a few bytes each, they would take
+ * minutes). */
+#define MAX_JPEG_SCANS 500
+
+static void jpeg_count_scans(j_common_ptr cinfo) {
+    if (cinfo->is_decompressor && ((j_decompress_ptr)cinfo)->input_scan_number > MAX_JPEG_SCANS) {
+        jpeg_errors *e = (jpeg_errors *)cinfo->err;
+        snprintf(e->message, sizeof e->message, "more than %d scans", MAX_JPEG_SCANS);
+        longjmp(e->jump, 1);
+    }
+}
+
+static int is_jpeg(const unsigned char *b, size_t n) { return n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF; }
+
+/* As png_decode: the header, then if pixels is not NULL the image, as gray
+ * (one component) or RGB (libjpeg converts YCbCr, CMYK is refused). */
+static dfn_status jpeg_decode(const char *name, const unsigned char *bytes, size_t size, int *w,
+                              int *h, int *c, unsigned char **pixels) {
+    struct jpeg_decompress_struct cinfo;
+    struct jpeg_progress_mgr progress = {.progress_monitor = jpeg_count_scans};
+    jpeg_errors err;
+    unsigned char *volatile pix = NULL;
+    dfn_status st = DFN_OK;
+    cinfo.err = jpeg_std_error(&err.pub);
+    err.pub.error_exit = jpeg_fail;
+    err.pub.emit_message = jpeg_quiet;
+    if (setjmp(err.jump)) {
+        st = dfn_set_error(DFN_ERR_FORMAT, "%s: not a readable JPEG (%s)", name, err.message);
+        goto done;
+    }
+    jpeg_create_decompress(&cinfo);
+    cinfo.progress = &progress;
+    cinfo.mem->max_memory_to_use = 512L << 20;
+    jpeg_mem_src(&cinfo, bytes, (unsigned long)size);
+    jpeg_read_header(&cinfo, TRUE);
+    const int comps = cinfo.num_components;
+    if (comps != 1 && comps != 3) {
+        st = dfn_set_error(DFN_ERR_FORMAT, "%s: a JPEG of %d components (gray or color only)", name, comps);
+        goto done;
+    }
+    if ((st = check_claim(name, size, (long)cinfo.image_width, (long)cinfo.image_height, comps)) != DFN_OK)
+        goto done;
+    *w = (int)cinfo.image_width, *h = (int)cinfo.image_height, *c = comps;
+    if (!pixels) goto done;
+    cinfo.out_color_space = comps == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    jpeg_start_decompress(&cinfo);
+    if ((int)cinfo.output_components != comps || (int)cinfo.output_width != *w ||
+        (int)cinfo.output_height != *h) {
+        st = dfn_set_error(DFN_ERR_FORMAT, "%s: not a readable JPEG (unexpected output layout)", name);
+        goto done;
+    }
+    pix = dfn_malloc((size_t)*w * *h * comps);
+    while (cinfo.output_scanline < cinfo.output_height) {
+        JSAMPROW row = pix + (size_t)cinfo.output_scanline * *w * comps;
+        jpeg_read_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_decompress(&cinfo);
+    *pixels = pix;
+    pix = NULL;
+done:
+    free(pix);
+    jpeg_destroy_decompress(&cinfo);
+    return st;
 }
 
 /* ---------------------------------------------------------------- entry points */
 
 static dfn_status unknown(const char *name) {
-    return dfn_set_error(DFN_ERR_FORMAT, "%s: not a PNG, JPEG, BMP or binary PGM/PPM image", name);
+    return dfn_set_error(DFN_ERR_FORMAT, "%s: not a PNG or JPEG image", name);
 }
 
 dfn_status dfn_image_info(const char *name, const unsigned char *bytes, size_t size, int *width,
                           int *height, int *channels) {
     if (is_png(bytes, size)) return png_decode(name, bytes, size, width, height, channels, NULL);
-    if (!stb_format(bytes, size)) return unknown(name);
-    int comp;
-    dfn_status st = stb_header(name, bytes, size, width, height, &comp);
-    *channels = comp <= 2 ? 1 : 3;
-    return st;
+    if (is_jpeg(bytes, size)) return jpeg_decode(name, bytes, size, width, height, channels, NULL);
+    return unknown(name);
 }
 
-/* n pixels of c_in channels (1 to 4; alpha, the 2nd or 4th, dropped) to c_out
- * (1 or 3). RGB to gray: L = (19595 R + 38470 G + 7471 B + 2^15) >> 16, the
+/* n pixels of c_in channels (1 or 3) to c_out (1 or 3). RGB to gray: L = (19595 R + 38470 G + 7471 B + 2^15) >> 16, the
  * BT.601 weights 0.299, 0.587, 0.114 in 16-bit fixed point, as PIL does. */
 static void convert(unsigned char *out, int c_out, const unsigned char *in, int c_in, size_t n) {
     for (size_t i = 0; i < n; i++) {
         const unsigned char *p = in + i * c_in;
-        if (c_in <= 2) {
+        if (c_in == 1) {
             for (int k = 0; k < c_out; k++) out[i * c_out + k] = p[0];
         } else if (c_out == 3) {
             out[3 * i] = p[0], out[3 * i + 1] = p[1], out[3 * i + 2] = p[2];
@@ -182,23 +259,9 @@ dfn_status dfn_image_decode(dfn_image8 *out, const char *name, const unsigned ch
     if (is_png(bytes, size)) {
         st = png_decode(name, bytes, size, &w, &h, &c, &native);
         if (st != DFN_OK) return st;
-    } else if (stb_format(bytes, size)) {
-        int hw, hh, hc;
-        if ((st = stb_header(name, bytes, size, &hw, &hh, &hc)) != DFN_OK) return st;
-        unsigned char *p = stbi_load_from_memory(bytes, (int)size, &w, &h, &c, 0);
-        if (!p)
-            return dfn_set_error(DFN_ERR_FORMAT, "%s: corrupt image (%s)", name,
-                                 stbi_failure_reason() ? stbi_failure_reason() : "unknown error");
-        if (w != hw || h != hh) {
-            stbi_image_free(p);
-            return dfn_set_error(DFN_ERR_FORMAT, "%s: corrupt image (header and data disagree)", name);
-        }
-        /* into our own allocation: stb's is freed with stbi_image_free */
-        const int keep = c <= 2 ? 1 : 3;
-        native = dfn_malloc((size_t)w * h * keep);
-        convert(native, keep, p, c, (size_t)w * h);
-        stbi_image_free(p);
-        c = keep;
+    } else if (is_jpeg(bytes, size)) {
+        st = jpeg_decode(name, bytes, size, &w, &h, &c, &native);
+        if (st != DFN_OK) return st;
     } else {
         return unknown(name);
     }

@@ -2,10 +2,12 @@
  * loader (images.c) and the fuzzing harness.
  *
  * PNG is decoded by libpng, which checks every chunk's CRC and zlib's Adler-32
- * and takes limits on sizes and chunk memory (stb_image's own notes say it is
- * not meant for untrusted files, and it ignores CRCs). JPEG, BMP and binary
- * PGM/PPM, recognised by their first bytes, go to stb_image, behind the checks
- * below and fuzzing (fuzz/fuzz_image.c); no other format is handed to it.
+ * and takes limits on sizes and chunk memory; JPEG by libjpeg-turbo (memory
+ * capped, at most 500 progressive scans); both fuzzed for years by OSS-Fuzz
+ * and here (fuzz/fuzz_image.c). Not stb_image: its own notes say it is not
+ * meant for untrusted files, it ignores CRCs, and our fuzzing found its JPEG
+ * decoder writing past a Huffman table and its PNM reader overflowing an int.
+ * Other formats (BMP, PPM, ...) are refused: convert them to PNG.
  *
  * Before any pixel memory is taken, the header's claimed size is checked
  * against what a file of this size can hold: at most 65535 pixels a side, at

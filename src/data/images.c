@@ -1,6 +1,6 @@
-/* images.c - a folder of PNG / JPEG / BMP / PGM / PPM images as one dataset,
- * decoded by image_decode.c (libpng; stb_image for the rest) and resampled by
- * stb_image_resize (Debian's libstb).
+/* images.c - a folder of PNG and JPEG images as one dataset, decoded by
+ * image_decode.c (libpng, libjpeg-turbo) and resampled by stb_image_resize
+ * (Debian's libstb).
  *
  * Each image goes through: decode to 8-bit gray or RGB (alpha dropped) -> optionally scale so the shorter side is `size` -> center-crop to
  * size x size -> planes (HWC -> CHW) -> x / 127.5 - 1. Resampling stays in 8 bits
@@ -23,7 +23,7 @@ dfn_image_folder_params dfn_image_folder_params_init(void) {
 }
 
 static int has_image_extension(const char *name) {
-    static const char *const exts[] = {"png", "jpg", "jpeg", "bmp", "ppm", "pgm", "pnm"};
+    static const char *const exts[] = {"png", "jpg", "jpeg"};
     const char *dot = strrchr(name, '.');
     if (!dot || dot == name) return 0; /* no extension, or a hidden file like ".png" */
     for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
@@ -62,8 +62,8 @@ static dfn_status list_images(const char *dir, char ***names_out, size_t *count)
     closedir(d);
     d = NULL;
     if (n == 0) {
-        st = dfn_set_error(DFN_ERR_IO, "%s: no image files in folder (looked for .png .jpg .jpeg "
-                           ".bmp .ppm .pgm .pnm)", dir);
+        st = dfn_set_error(DFN_ERR_IO, "%s: no image files in folder (looked for .png .jpg .jpeg; "
+                           "convert other formats to PNG first)", dir);
         goto fail;
     }
     /* readdir's order is the file system's; sorting makes sample i the same

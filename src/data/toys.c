@@ -252,6 +252,12 @@ dfn_status dfn_dataset_gaussian_mixture(dfn_dataset **out, size_t n,
         chol = dfn_malloc((size_t)K * D * D * sizeof(double));
         for (int k = 0; k < K; k++) {
             const float *c = p->covs + (size_t)k * D * D;
+            for (int i = 0; i < D * D; i++)
+                if (!isfinite(c[i])) {
+                    st = dfn_set_error(DFN_ERR_ARG, "gaussian mixture: component %d: covariance "
+                                       "[%d][%d] = %g is not finite", k, i / D, i % D, c[i]);
+                    goto fail;
+                }
             for (int i = 0; i < D; i++)
                 for (int j = 0; j < i; j++) {
                     double a = c[i * D + j], b = c[j * D + i];

@@ -176,6 +176,20 @@ dfn_status dfn_model_load_from(dfn_model **out, const dfn_st_file *f) {
         st = wrap_error(st, path, "bad model config in the metadata");
         goto fail;
     }
+    /* The parameters the config asks for must fit in the file before they are
+     * allocated: a few bytes of metadata may describe a network of gigabytes.
+     * (At a byte a parameter at least, and 2^20 to spare: a file that misses a
+     * tensor or two is left to the messages below, which name them.) */
+    size_t file_bytes = 0;
+    for (int i = 0; i < dfn_st_num_tensors(f); i++) file_bytes += dfn_st_tensor_at(f, i)->nbytes;
+    const size_t want = dfn_model_config_num_params(&cfg);
+    if (want > file_bytes + ((size_t)1 << 20)) {
+        st = dfn_set_error(DFN_ERR_FORMAT,
+                           "%s: its config describes a %s of %zu parameters, but the file holds "
+                           "%zu bytes of tensors",
+                           path, dfn_model_kind_name(cfg.kind), want, file_bytes);
+        goto fail;
+    }
     if ((st = dfn_model_new(&model, &cfg, 0)) != DFN_OK) {
         st = wrap_error(st, path, "cannot build the model of its config");
         goto fail;

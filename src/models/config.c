@@ -106,10 +106,10 @@ static dfn_status check_groups(const dfn_unet_config *c, int channels, const cha
 static dfn_status validate_unet(const dfn_unet_config *c) {
     if (c->in_channels < 1 || c->in_channels > 64)
         return dfn_set_error(DFN_ERR_CONFIG, "model config: in_channels = %d (must be 1..64)", c->in_channels);
-    if (c->resolution < 1)
-        return dfn_set_error(DFN_ERR_CONFIG, "model config: resolution = %d (must be >= 1)", c->resolution);
-    if (c->channels < 4)
-        return dfn_set_error(DFN_ERR_CONFIG, "model config: channels = %d (must be >= 4 for the time embedding)", c->channels);
+    if (c->resolution < 1 || c->resolution > 4096)
+        return dfn_set_error(DFN_ERR_CONFIG, "model config: resolution = %d (must be 1..4096)", c->resolution);
+    if (c->channels < 4 || c->channels > 4096)
+        return dfn_set_error(DFN_ERR_CONFIG, "model config: channels = %d (must be 4..4096; at least 4 for the time embedding)", c->channels);
     if (c->n_levels < 1 || c->n_levels > DFN_MAX_LEVELS)
         return dfn_set_error(DFN_ERR_CONFIG, "model config: %d channel multipliers (must be 1..%d)", c->n_levels, DFN_MAX_LEVELS);
     if (c->num_res_blocks < 1 || c->num_res_blocks > 16)
@@ -118,15 +118,16 @@ static dfn_status validate_unet(const dfn_unet_config *c) {
         return dfn_set_error(DFN_ERR_CONFIG, "model config: %d attention resolutions (at most %d)", c->n_attn, DFN_MAX_LEVELS);
     if (c->groups < 1)
         return dfn_set_error(DFN_ERR_CONFIG, "model config: groups = %d (must be >= 1)", c->groups);
-    if (c->heads < 1)
-        return dfn_set_error(DFN_ERR_CONFIG, "model config: heads = %d (must be >= 1)", c->heads);
+    if (c->heads < 1 || c->heads > 1024)
+        return dfn_set_error(DFN_ERR_CONFIG, "model config: heads = %d (must be 1..1024)", c->heads);
     if (!(c->norm_eps > 0.0f))
         return dfn_set_error(DFN_ERR_CONFIG, "model config: norm_eps = %g (must be > 0)", c->norm_eps);
     int res[DFN_MAX_LEVELS];
     res[0] = c->resolution;
     for (int l = 0; l < c->n_levels; l++) {
-        if (c->ch_mult[l] < 1)
-            return dfn_set_error(DFN_ERR_CONFIG, "model config: ch_mult[%d] = %d (must be >= 1)", l, c->ch_mult[l]);
+        if (c->ch_mult[l] < 1 || c->ch_mult[l] > 64 || c->channels * c->ch_mult[l] > 16384)
+            return dfn_set_error(DFN_ERR_CONFIG, "model config: ch_mult[%d] = %d (must be 1..64, and "
+                                 "channels x ch_mult at most 16384)", l, c->ch_mult[l]);
         if (l > 0) {
             if (res[l - 1] % 2)
                 return dfn_set_error(DFN_ERR_CONFIG,
@@ -200,8 +201,8 @@ static dfn_status validate_mlp(const dfn_mlp_config *c) {
                              "model config: vectors of %d values are beyond what the MLP is meant "
                              "for (at most %d; images belong to a U-Net)",
                              c->dim, MLP_MAX_DIM);
-    if (c->width < 4)
-        return dfn_set_error(DFN_ERR_CONFIG, "model config: width = %d (must be >= 4 for the time embedding)", c->width);
+    if (c->width < 4 || c->width > 65536)
+        return dfn_set_error(DFN_ERR_CONFIG, "model config: width = %d (must be 4..65536; at least 4 for the time embedding)", c->width);
     if (c->depth < 1 || c->depth > 1000)
         return dfn_set_error(DFN_ERR_CONFIG, "model config: depth = %d (must be 1..1000)", c->depth);
     return DFN_OK;

@@ -33,6 +33,17 @@ dfn_status dfn_model_new(dfn_model **out, const dfn_model_config *cfg, uint64_t 
     return DFN_OK;
 }
 
+size_t dfn_model_config_num_params(const dfn_model_config *cfg) {
+    dfn_model *m = dfn_calloc(1, sizeof *m);
+    m->cfg = *cfg;
+    m->ops = kind_ops(cfg->kind);
+    m->ops->build(m); /* the tensor table only: no parameters are allocated */
+    size_t n = 0; /* the tensors' elements (tab.total also counts alignment padding) */
+    for (int i = 0; i < m->tab.count; i++) n += m->tab.t[i].numel;
+    dfn_model_free(m);
+    return n;
+}
+
 void dfn_model_free(dfn_model *m) {
     if (!m) return; /* like free(NULL) */
     m->ops->free_impl(m);

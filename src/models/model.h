@@ -124,4 +124,8 @@ void dfn_time_embed_take(dfn_time_embed *te, dfn_model *m, int B);
 void dfn_time_embed_forward(dfn_time_embed *te, dfn_model *m, const float *t, const int *y, int B);
 void dfn_time_embed_backward(dfn_time_embed *te, dfn_model *m, int B);
 
+/* How many parameters the network of a valid config has, without allocating
+ * them (a checkpoint's config is checked against its tensors before). */
+size_t dfn_model_config_num_params(const dfn_model_config *cfg);
+
 #endif

@@ -1,6 +1,7 @@
 /* process_json.c - the noise process a model was trained on, as JSON, for
  * checkpoint metadata and run directories (cJSON). */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -50,9 +51,11 @@ char *dfn_process_to_json(const dfn_process_params *p, const dfn_schedule *s) {
     return text;
 }
 
+/* A finite number under key (1), or nothing there or not one (0: JSON has no
+ * Inf or NaN, but cJSON reads 1e999 as Inf). */
 static int get_number(const cJSON *o, const char *key, double *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(v)) return 0;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) return 0;
     *out = v->valuedouble;
     return 1;
 }
@@ -106,6 +109,11 @@ dfn_status dfn_process_from_json(dfn_process_params *p, dfn_schedule *s, const c
             !get_number(o, "t_min", &p->t_min) || !get_number(o, "time_scale", &p->time_scale)) {
             st = dfn_set_error(DFN_ERR_FORMAT, "process: a continuous process needs beta_min, beta_max, "
                                                "sigma_min, sigma_max, t_min and time_scale");
+            goto done;
+        }
+        if (!(p->t_min >= 0 && p->t_min < 1) || !(p->time_scale > 0)) {
+            st = dfn_set_error(DFN_ERR_FORMAT, "process: t_min = %g must be in [0, 1) and time_scale = %g "
+                               "positive", p->t_min, p->time_scale);
             goto done;
         }
         st = dfn_sde_validate(&p->sde);

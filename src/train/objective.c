@@ -307,8 +307,13 @@ dfn_status dfn_objective_from_json(dfn_objective *obj, const char *json) {
     if (cJSON_IsString(w) && (k = dfn_weighting_from_name(w->valuestring)) >= 0) obj->weighting = (dfn_weighting)k;
     const cJSON *delta = cJSON_GetObjectItemCaseSensitive(o, "huber_delta");
     const cJSON *gamma = cJSON_GetObjectItemCaseSensitive(o, "min_snr_gamma");
-    if (cJSON_IsNumber(delta)) obj->huber_delta = delta->valuedouble;
-    if (cJSON_IsNumber(gamma)) obj->min_snr_gamma = gamma->valuedouble;
+    if ((delta && !(cJSON_IsNumber(delta) && isfinite(delta->valuedouble))) ||
+        (gamma && !(cJSON_IsNumber(gamma) && isfinite(gamma->valuedouble)))) {
+        st = dfn_set_error(DFN_ERR_FORMAT, "objective: huber_delta and min_snr_gamma must be finite numbers");
+        goto done;
+    }
+    if (delta) obj->huber_delta = delta->valuedouble;
+    if (gamma) obj->min_snr_gamma = gamma->valuedouble;
 done:
     cJSON_Delete(o);
     return st;
