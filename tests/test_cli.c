@@ -33,11 +33,7 @@ static void expect(const char *args, int code, const char *needle) {
 }
 
 int main(void) {
-    bin = getenv("DFN_BIN");
-    if (!bin) {
-        printf("SKIPPED: DFN_BIN (the diffusion program) is not set; run through ctest\n");
-        return 77;
-    }
+    bin = test_program();
     if (!mkdtemp(dir)) {
         CHECK(0, "mkdtemp");
         TEST_MAIN_END();

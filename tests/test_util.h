@@ -76,6 +76,17 @@ static inline void fill_uniform(float *x, size_t n, unsigned seed) {
     }
 }
 
+/* The diffusion program under test (ctest sets DFN_BIN); without it the test
+ * is skipped (exit 77, which ctest reports as skipped). */
+static inline const char *test_program(void) {
+    const char *bin = getenv("DFN_BIN");
+    if (!bin) {
+        printf("SKIPPED: DFN_BIN (the diffusion program) is not set; run through ctest\n");
+        exit(77);
+    }
+    return bin;
+}
+
 #define TEST_MAIN_END()                                                         \
     do {                                                                        \
         printf("%s: %d passed, %d failed\n", __FILE__, test_passed, test_failed); \

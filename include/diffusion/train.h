@@ -218,8 +218,9 @@ dfn_train_params dfn_train_params_init(void);
 
 /* The settings of the run in run_dir (its config.json), to continue it: *p
  * receives every recorded training setting, the process and the objective,
- * with run_dir and resume = 1 (the settings config.json does not record, such
- * as save_every or progress, are dfn_train_params_init's); *model its model
+ * with run_dir and resume = 1, and what it wrote how often (log_every,
+ * save_every, ckpt_every, sample_every, sample_count: these, and steps, a
+ * resumed run may change; progress is dfn_train_params_init's); *model its model
  * config; *data (if not NULL) the data_json it recorded (malloc'ed; NULL if
  * none). A discrete process whose betas came from a file comes back without
  * the file's path (the betas themselves are in config.json): set

@@ -32,7 +32,17 @@ static const dfn_json_field train_fields[] = {
     FIELD("val_every", DFN_JSON_INT, val_every),
     FIELD("val_batches", DFN_JSON_INT, val_batches),
     FIELD("seed", DFN_JSON_U64, seed),
+    /* what the run writes (RESUME_MAY_CHANGE): kept for --resume, may be changed there */
+    FIELD("log_every", DFN_JSON_INT, log_every),
+    FIELD("save_every", DFN_JSON_INT, save_every),
+    FIELD("ckpt_every", DFN_JSON_INT, ckpt_every),
+    FIELD("sample_every", DFN_JSON_INT, sample_every),
+    FIELD("samples", DFN_JSON_INT, sample_count),
 };
+/* The train settings a resumed run may change: how long it goes on, and what it
+ * writes on the way; the rest must be the run's. */
+static const char *const RESUME_MAY_CHANGE[] = {"steps", "log_every", "save_every", "ckpt_every",
+                                                 "sample_every", "samples"};
 #define N_TRAIN_FIELDS ((int)(sizeof train_fields / sizeof train_fields[0]))
 
 char *dfn_train_run_json(const dfn_train_params *p, const dfn_model *model,
@@ -88,8 +98,10 @@ int dfn_run_configs_diff(const char *run, const char *now, char *what, size_t si
     if (x && y) {
         cJSON *tx = cJSON_GetObjectItemCaseSensitive(x, "train");
         cJSON *ty = cJSON_GetObjectItemCaseSensitive(y, "train");
-        if (tx) cJSON_DeleteItemFromObjectCaseSensitive(tx, "steps"); /* a resumed run may go on */
-        if (ty) cJSON_DeleteItemFromObjectCaseSensitive(ty, "steps");
+        for (size_t i = 0; i < sizeof RESUME_MAY_CHANGE / sizeof *RESUME_MAY_CHANGE; i++) {
+            if (tx) cJSON_DeleteItemFromObjectCaseSensitive(tx, RESUME_MAY_CHANGE[i]);
+            if (ty) cJSON_DeleteItemFromObjectCaseSensitive(ty, RESUME_MAY_CHANGE[i]);
+        }
         dfn_buf path = {0}, out = {0};
         differ = json_diff(x, y, &path, &out);
         if (differ && what) snprintf(what, size, "%s", out.data);

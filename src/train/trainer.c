@@ -84,6 +84,7 @@ typedef struct {
     int ema_in_model; /* the model holds the EMA weights now */
     float *m, *v;     /* AdamW moments */
     long step;
+    int has_state; /* resuming from latest.safetensors (0: a run killed before its first save) */
     dfn_rng rng;
     dfn_batch_iter *it;
     double best_val;
@@ -265,8 +266,11 @@ static dfn_status prepare_run_dir(trainer *tr) {
     if (st) return st;
     int has_run = dfn_path_exists(run_file(tr, "config.json"));
     if (p->resume) {
-        if (!has_run || !dfn_path_exists(run_file(tr, "latest.safetensors")))
-            return dfn_set_error(DFN_ERR_ARG, "%s: nothing to resume (no config.json and latest.safetensors)", p->run_dir);
+        if (!has_run)
+            return dfn_set_error(DFN_ERR_ARG, "%s: nothing to resume (no config.json)", p->run_dir);
+        /* without latest.safetensors (stopped before its first save) the run
+         * starts again from step 0, with its settings */
+        tr->has_state = dfn_path_exists(run_file(tr, "latest.safetensors"));
         char *old = dfn_read_text_file(run_file(tr, "config.json"));
         if (!old) return dfn_set_error(DFN_ERR_IO, "%s/config.json: cannot read", p->run_dir);
         char what[512];
@@ -369,7 +373,7 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
     tr.x0 = dfn_malloc((size_t)tr.B * tr.D * sizeof(float));
     tr.y = dfn_malloc((size_t)tr.B * sizeof(int));
 
-    if (p->resume && (st = load_state(&tr))) goto done;
+    if (p->resume && tr.has_state && (st = load_state(&tr))) goto done;
     if (files && (st = dfn_train_open_log(&log, run_file(&tr, "log.csv"), p->resume ? tr.step : -1,
                                           tr.task->metric_name)))
         goto done;
