@@ -10,6 +10,7 @@
 #include <omp.h>
 
 #include "core.h"
+#include "cpu.h"
 
 static void gemm_here(int trans_a, int trans_b, int M, int N, int K, float alpha,
                       const float *A, int lda, const float *B, int ldb, float beta,
@@ -23,6 +24,7 @@ void dfn_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta,
               float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
+    (void)dfn_get_isa(); /* caps oneDNN to the level in use before its first call */
     if (K <= 0) { /* C = beta * C, as BLAS defines it */
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
