@@ -210,65 +210,76 @@ static void output_transform(float *out, int accumulate, const float *M, ptrdiff
     }
 }
 #else
-/* The same transforms, VL tiles of a tile row at a time. The four input rows of
- * a tile row are first split into zero-padded even and odd columns,
- *   ev[r][k] = x_r(2k-1),  od[r][k] = x_r(2k)   (x_r(i) = 0 outside 0 <= i < W),
- * so that tile tx reads d[r][u] = ev[r][tx], od[r][tx], ev[r][tx+1], od[r][tx+1]
- * (u = 0..3) with unit-stride vector loads. */
+/* The same transforms, VL tiles of a tile row at a time. Each of the four input
+ * rows of a tile row is copied into a zero-padded row pad[1 .. W] (pad[0] and
+ * everything past W are 0), so that tile tx reads d[r][u] = pad[2tx + u]: the
+ * even and odd lanes of two vectors at pad + 2tx (u = 0, 1) and at pad + 2tx + 2
+ * (u = 2, 3). Outputs are interleaved back the same way. */
+typedef int32_t vi __attribute__((vector_size(VL * 4)));
+#if VL == 4
+#define EVEN_LANES {0, 2, 4, 6}
+#define ODD_LANES {1, 3, 5, 7}
+#define LOW_HALVES {0, 4, 1, 5}  /* y0[0] y1[0] y0[1] y1[1] */
+#define HIGH_HALVES {2, 6, 3, 7}
+#else
+#define EVEN_LANES {0, 2, 4, 6, 8, 10, 12, 14}
+#define ODD_LANES {1, 3, 5, 7, 9, 11, 13, 15}
+#define LOW_HALVES {0, 8, 1, 9, 2, 10, 3, 11}
+#define HIGH_HALVES {4, 12, 5, 13, 6, 14, 7, 15}
+#endif
+
+/* d[u] = pad[2tx + u] for the VL tiles from tx on (p = pad + 2tx). */
+static inline void load_patch_row(vf d[4], const float *p) {
+    const vi even = EVEN_LANES, odd = ODD_LANES;
+    const vf p0 = vf_load(p), p1 = vf_load(p + VL), q0 = vf_load(p + 2), q1 = vf_load(p + 2 + VL);
+    d[0] = __builtin_shuffle(p0, p1, even);
+    d[1] = __builtin_shuffle(p0, p1, odd);
+    d[2] = __builtin_shuffle(q0, q1, even);
+    d[3] = __builtin_shuffle(q0, q1, odd);
+}
+
+/* Row a of (B^T d) B from row a of B^T d: e0-e2, e1+e2, e2-e1, e1-e3, stored as
+ * V[4a + k] (rows at stride xs) for nl <= VL lanes. */
+static inline void store_transformed(float *v, ptrdiff_t xs, int nl, vf e0, vf e1, vf e2, vf e3) {
+    const vf y[4] = {e0 - e2, e1 + e2, e2 - e1, e1 - e3};
+    for (int k = 0; k < 4; k++) {
+        if (nl == VL) vf_store(v + k * xs, y[k]);
+        else
+            for (int l = 0; l < nl; l++) v[k * xs + l] = y[k][l];
+    }
+}
+
 static void input_transform(float *V, const float *inp, const dfn_conv2d_shape *s, int64_t j0, int nj) {
     const int C = s->C, H = s->H, W = s->W, TH = (H + 1) / 2, TW = (W + 1) / 2;
     const int64_t HW = (int64_t)H * W;
-    const int len = TW + 1 + VL; /* TW + 1 values and zeros for the reads of a last vector */
-    float *eo = dfn_scratch(3, (size_t)8 * len);
-    memset(eo, 0, (size_t)8 * len * sizeof(float));
+    const ptrdiff_t xs = (ptrdiff_t)C * WB; /* between the rows V[xi] and V[xi+1] */
+    const int len = 2 * TW + 2 * VL + 2; /* the reads of a last vector stay inside, in zeros */
+    float *pad = dfn_scratch(3, (size_t)4 * len);
+    memset(pad, 0, (size_t)4 * len * sizeof(float));
     const int64_t R0 = j0 / TW, R1 = (j0 + nj - 1) / TW;
     for (int64_t R = R0; R <= R1; R++) {
         const tile_row tr = tile_row_of(R, TH, TW, j0, nj);
         for (int c = 0; c < C; c++) {
             const float *x = inp + (tr.n * C + c) * HW;
             for (int r = 0; r < 4; r++) {
-                float *ev = eo + (size_t)(2 * r) * len, *od = ev + len;
                 const int ih = 2 * tr.ty - 1 + r;
-                if (ih < 0 || ih >= H) { /* a row of zeros (the first use may find another row there) */
-                    memset(ev, 0, (size_t)(TW + 1) * sizeof(float));
-                    memset(od, 0, (size_t)(TW + 1) * sizeof(float));
-                    continue;
-                }
-                const float *row = x + (int64_t)ih * W;
-                ev[0] = 0.0f;
-                for (int k = 1; k <= TW; k++) ev[k] = 2 * k - 1 < W ? row[2 * k - 1] : 0.0f;
-                for (int k = 0; k <= TW; k++) od[k] = 2 * k < W ? row[2 * k] : 0.0f;
+                if (ih >= 0 && ih < H) memcpy(pad + (size_t)r * len + 1, x + (int64_t)ih * W, (size_t)W * sizeof(float));
+                else memset(pad + (size_t)r * len + 1, 0, (size_t)W * sizeof(float));
             }
             for (int tx = tr.txa; tx < tr.txb; tx += VL) {
-                vf d[4][4];
-                for (int r = 0; r < 4; r++) {
-                    const float *ev = eo + (size_t)(2 * r) * len + tx, *od = ev + len;
-                    d[r][0] = vf_load(ev);
-                    d[r][1] = vf_load(od);
-                    d[r][2] = vf_load(ev + 1);
-                    d[r][3] = vf_load(od + 1);
-                }
-                vf e[4][4]; /* B^T d: rows d0-d2, d1+d2, d2-d1, d1-d3 */
-                for (int u = 0; u < 4; u++) {
-                    e[0][u] = d[0][u] - d[2][u];
-                    e[1][u] = d[1][u] + d[2][u];
-                    e[2][u] = d[2][u] - d[1][u];
-                    e[3][u] = d[1][u] - d[3][u];
-                }
-                vf y[16]; /* (B^T d) B: the same on columns */
-                for (int a = 0; a < 4; a++) {
-                    y[4 * a + 0] = e[a][0] - e[a][2];
-                    y[4 * a + 1] = e[a][1] + e[a][2];
-                    y[4 * a + 2] = e[a][2] - e[a][1];
-                    y[4 * a + 3] = e[a][1] - e[a][3];
-                }
                 const int nl = DFN_MIN(VL, tr.txb - tx);
-                for (int xi = 0; xi < 16; xi++) {
-                    float *dst = V + ((ptrdiff_t)xi * C + c) * WB + (tr.q0 + tx);
-                    if (nl == VL) vf_store(dst, y[xi]);
-                    else
-                        for (int l = 0; l < nl; l++) dst[l] = y[xi][l];
-                }
+                float *v = V + (ptrdiff_t)c * WB + (tr.q0 + tx);
+                /* B^T d row by row (d0-d2, d1+d2, d2-d1, d1-d3), each finished at once:
+                 * at most 12 vectors live */
+                vf d0[4], d1[4], d2[4], d3[4];
+                load_patch_row(d1, pad + len + 2 * tx);
+                load_patch_row(d2, pad + 2 * len + 2 * tx);
+                load_patch_row(d0, pad + 2 * tx);
+                store_transformed(v, xs, nl, d0[0] - d2[0], d0[1] - d2[1], d0[2] - d2[2], d0[3] - d2[3]);
+                store_transformed(v + 4 * xs, xs, nl, d1[0] + d2[0], d1[1] + d2[1], d1[2] + d2[2], d1[3] + d2[3]);
+                store_transformed(v + 8 * xs, xs, nl, d2[0] - d1[0], d2[1] - d1[1], d2[2] - d1[2], d2[3] - d1[3]);
+                load_patch_row(d3, pad + 3 * len + 2 * tx);
+                store_transformed(v + 12 * xs, xs, nl, d1[0] - d3[0], d1[1] - d3[1], d1[2] - d3[2], d1[3] - d3[3]);
             }
         }
     }
@@ -279,35 +290,43 @@ static void output_transform(float *out, int accumulate, const float *M, ptrdiff
                              int64_t j0, int nj) {
     const int OC = s->OC, H = s->H, W = s->W, TH = (H + 1) / 2, TW = (W + 1) / 2;
     const int64_t R0 = j0 / TW, R1 = (j0 + nj - 1) / TW;
+    const vi lo_lanes = LOW_HALVES, hi_lanes = HIGH_HALVES;
     for (int oc = oc0; oc < oc1; oc++) {
         const float b = bias ? bias[oc] : 0.0f;
+        const vf bv = vf_set1(b);
         const float *mo = M + (ptrdiff_t)(oc - oc0) * WB;
         for (int64_t R = R0; R <= R1; R++) {
             const tile_row tr = tile_row_of(R, TH, TW, j0, nj);
             for (int tx = tr.txa; tx < tr.txb; tx += VL) {
                 const int nl = DFN_MIN(VL, tr.txb - tx);
-                vf x[16];
-                for (int k = 0; k < 16; k++) {
-                    const float *src = mo + (k * xs + tr.q0 + tx);
-                    if (nl == VL) x[k] = vf_load(src);
-                    else {
-                        x[k] = vf_zero();
-                        for (int l = 0; l < nl; l++) x[k][l] = src[l];
-                    }
-                }
                 vf f[2][4]; /* A^T x: rows x0+x1+x2, x1-x2-x3 */
                 for (int u = 0; u < 4; u++) {
-                    f[0][u] = (x[u] + x[4 + u]) + x[8 + u];
-                    f[1][u] = (x[4 + u] - x[8 + u]) - x[12 + u];
+                    vf x[4]; /* x[a] = M[4a + u] */
+                    for (int a = 0; a < 4; a++) {
+                        const float *src = mo + ((4 * a + u) * xs + tr.q0 + tx);
+                        if (nl == VL) x[a] = vf_load(src);
+                        else {
+                            x[a] = vf_zero();
+                            for (int l = 0; l < nl; l++) x[a][l] = src[l];
+                        }
+                    }
+                    f[0][u] = (x[0] + x[1]) + x[2];
+                    f[1][u] = (x[1] - x[2]) - x[3];
                 }
                 for (int a = 0; a < 2; a++) {
                     const int oh = 2 * tr.ty + a;
                     if (oh >= H) break;
                     const vf y0 = (f[a][0] + f[a][1]) + f[a][2], y1 = (f[a][1] - f[a][2]) - f[a][3];
+                    const vf lo = __builtin_shuffle(y0, y1, lo_lanes), hi = __builtin_shuffle(y0, y1, hi_lanes);
                     float *o = out + ((tr.n * OC + oc) * H + oh) * W + 2 * tx;
                     const int nc = DFN_MIN(2 * nl, W - 2 * tx); /* columns 2tx .. of this row */
+                    if (nc == 2 * VL) {
+                        vf_store(o, (accumulate ? vf_load(o) : bv) + lo);
+                        vf_store(o + VL, (accumulate ? vf_load(o + VL) : bv) + hi);
+                        continue;
+                    }
                     for (int l = 0; l < nc; l++) {
-                        const float yl = l & 1 ? y1[l / 2] : y0[l / 2];
+                        const float yl = l < VL ? lo[l] : hi[l - VL];
                         o[l] = (accumulate ? o[l] : b) + yl;
                     }
                 }
