@@ -3,7 +3,7 @@ BUILD       ?= build
 BUILD_ASAN  ?= build-asan
 JOBS        ?= $(shell nproc)
 
-.PHONY: all deps build test test-sanitize demo bench clean
+.PHONY: all deps build test test-isa test-sanitize demo bench clean
 
 all: build
 
@@ -18,6 +18,14 @@ build: deps
 # The test suite (ctest prints its summary last).
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j 1
+
+# The suite once per instruction-set level of the kernels that this CPU supports
+# (DFN_ISA=avx512, avx2, generic; `diffusion --version` lists them).
+test-isa: build
+	@for isa in $$($(BUILD)/diffusion --version | sed -n 's/.*this CPU: \(.*\))$$/\1/p'); do \
+	    echo "== ctest under DFN_ISA=$$isa"; \
+	    (cd $(BUILD) && DFN_ISA=$$isa ctest --output-on-failure -j 1) || exit 1; \
+	done
 
 # The same suite built with AddressSanitizer + UndefinedBehaviorSanitizer.
 test-sanitize: deps

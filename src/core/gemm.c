@@ -1,8 +1,9 @@
 /* gemm.c - the one matrix multiply every layer uses: oneDNN's sgemm, pinned to
  * the calling thread.
  *
- * oneDNN's JIT kernels use AVX-512 on this class of machine whatever
- * OPENBLAS_CORETYPE says, and run single-threaded when called inside an OpenMP
+ * oneDNN's JIT kernels use the best instruction set of the CPU whatever
+ * OPENBLAS_CORETYPE says, unless capped to the kernels' level (cpu.c does so
+ * before the first call), and run single-threaded when called inside an OpenMP
  * parallel region. Outside one we open a one-thread region ourselves: a GEMM
  * that split its K loop across threads would make results depend on the
  * thread count. */

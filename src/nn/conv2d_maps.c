@@ -6,7 +6,6 @@
  * when that lies in the padding. Where the lanes of one image read consecutive
  * floats (stride 1 with OW == W: the offset is linear in the column) a group is
  * at most two shifted, masked reads ("shift mode"); otherwise it is a gather. */
-#include <string.h>
 
 #include "nn/conv2d_internal.h"
 

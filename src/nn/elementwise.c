@@ -15,8 +15,12 @@
  * for the same x wherever it is computed (vector body or scalar tail).
  *
  * Dropout draws a Philox block per 4 elements, 16 blocks per SIMD vector
- * (AVX-512 intrinsics where the compiler targets them, a portable `omp simd`
- * loop otherwise; both give the bits of dfn_philox). */
+ * (AVX-512 intrinsics at the avx512 level, a portable `omp simd` loop at the
+ * others; both give the bits of dfn_philox).
+ *
+ * Compiled once per instruction-set level (kernels.h). Where the level has no
+ * FMA (generic on x86-64), exp_f32 multiplies and adds (dfn_fmaf): SiLU then
+ * differs from the other levels in the last bit now and then, still ~1 ulp. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>

@@ -17,8 +17,10 @@
 #include "nn/kernels.h"
 
 /* Partial sums run in 32 float lanes: two 16-float vectors of GNU C's vector
- * extension (one AVX-512 register each, or two AVX registers where there is no
- * AVX-512), so the adds form independent chains that stay in registers; a last
+ * extension (one AVX-512 register each at the avx512 level, two AVX registers at
+ * avx2, four SSE2/NEON registers at generic: this file is compiled once per level,
+ * kernels.h, always with the same order of operations), so the adds form
+ * independent chains that stay in registers; a last
  * 16 values go to the first vector. Each lane takes at most SUM_BLOCK / 32 + 1
  * = 17 values; then the lanes are converted and added into 16 double lanes,
  * which are summed in lane order at the end; the last n % 16 values are added
