@@ -6,8 +6,9 @@
  * Tasks: (panel of 48 columns, chunk of MR-row output tiles), a layout that
  * depends only on the shape. Each task builds (or looks up) its panel's maps and
  * then, per tile of MR output channels, sums MR x 48 outputs in registers:
- *   - implicit GEMM (avx512, where every tap map is in shift mode: stride 1 with
- *     OW == W): the kernel reads the input rows directly under masks, no im2col;
+ *   - implicit GEMM (avx512 and avx2, where every tap map is in shift mode:
+ *     stride 1 with OW == W): the kernel reads the input rows directly under
+ *     masks, no im2col;
  *   - otherwise the panel is im2col'ed (C*KH*KW rows of 48) into L2 first and
  *     conv_tile runs on it.
  * The sums run over taps, then channels, ascending (implicit) or in the packed
@@ -75,6 +76,69 @@ __attribute__((noinline)) static void kernel_implicit(int Cin, int KK, const flo
     }
 }
 
+#elif VL == 8
+/* The implicit-GEMM kernel with AVX2: C (4,48) as above, in two passes of three
+ * 8-lane vectors (vector v holds lanes 8(v%2) .. of map group v/2); masked loads
+ * (vmaskmovps) where a group has padding, or-ed where it spans two images. The
+ * sums run in the order of the AVX-512 kernel and of conv_tile on im2col rows. */
+__attribute__((noinline)) static void kernel_implicit(int Cin, int KK, const float *restrict A,
+                                                      const float *inp, int64_t HW,
+                                                      const dfn_tap_map *map, float *restrict C) {
+    for (int pass = 0; pass < 2; pass++) {
+        vf c[MR][3];
+#pragma GCC unroll 4
+        for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = c[i][2] = vf_zero();
+        for (int kk = 0; kk < KK; kk++) {
+            const float *p[3], *q[3];
+            __m256i m[3], n[3];
+            int any = 0, full = 1, two = 0;
+            for (int j = 0; j < 3; j++) {
+                const int v = 3 * pass + j, h = v % 2 * 8;
+                const dfn_tap_map *tm = &map[kk * NV + v / 2];
+                const unsigned m0 = tm->nseg > 0 ? tm->m[0] >> h & 0xFFu : 0;
+                const unsigned m1 = tm->nseg > 1 ? tm->m[1] >> h & 0xFFu : 0;
+                p[j] = m0 ? dfn_fptr(inp, tm->off[0] + h) : inp;
+                q[j] = m1 ? dfn_fptr(inp, tm->off[1] + h) : inp;
+                m[j] = vf_lane_mask(m0);
+                n[j] = vf_lane_mask(m1);
+                any |= m0 | m1;
+                full &= m0 == 0xFFu;
+                two |= m1 != 0;
+            }
+            if (!any) continue; /* all padding */
+            const float *a = A + (ptrdiff_t)kk * Cin * MR;
+            for (int ch = 0; ch < Cin; ch++, a += MR) {
+                const ptrdiff_t o = (ptrdiff_t)ch * HW;
+                vf b[3];
+                if (full) {
+                    b[0] = vf_load(p[0] + o), b[1] = vf_load(p[1] + o), b[2] = vf_load(p[2] + o);
+                } else {
+#pragma GCC unroll 3
+                    for (int j = 0; j < 3; j++) {
+                        b[j] = _mm256_maskload_ps(p[j] + o, m[j]);
+                        if (two) b[j] = _mm256_or_ps(b[j], _mm256_maskload_ps(q[j] + o, n[j]));
+                    }
+                }
+#pragma GCC unroll 4
+                for (int i = 0; i < MR; i++) {
+                    const vf ai = vf_set1(a[i]);
+                    c[i][0] = vf_fma(ai, b[0], c[i][0]);
+                    c[i][1] = vf_fma(ai, b[1], c[i][1]);
+                    c[i][2] = vf_fma(ai, b[2], c[i][2]);
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < MR; i++) {
+            vf_store(C + i * NR + pass * 24, c[i][0]);
+            vf_store(C + i * NR + pass * 24 + 8, c[i][1]);
+            vf_store(C + i * NR + pass * 24 + 16, c[i][2]);
+        }
+    }
+}
+#endif
+
+#if VL == 16
 /* orow[segment lanes] = (accumulate ? orow[...] : b) + x[lane], one group of 16. */
 static inline void store_group(float *orow, const dfn_out_map *om, const float *x, float b,
                                int accumulate) {
@@ -85,6 +149,25 @@ static inline void store_group(float *orow, const dfn_out_map *om, const float *
         const __m512 y = accumulate ? _mm512_maskz_loadu_ps(m, o) : bv;
         _mm512_mask_storeu_ps(o, m, _mm512_add_ps(y, xv));
     }
+}
+#elif VL == 8
+static inline void store_group(float *orow, const dfn_out_map *om, const float *x, float b,
+                               int accumulate) {
+    const vf bv = vf_set1(b);
+    for (int g = 0; g < om->nseg; g++)
+        for (int h = 0; h < LANES; h += 8) {
+            const unsigned m = om->m[g] >> h & 0xFFu;
+            if (!m) continue;
+            float *o = dfn_fptr(orow, om->off[g] + h);
+            if (m == 0xFFu) { /* a plain store: AMD's masked stores are slow */
+                vf_store(o, (accumulate ? vf_load(o) : bv) + vf_load(x + h));
+                continue;
+            }
+            const __m256i mk = vf_lane_mask(m);
+            vf y = bv;
+            if (accumulate) y = _mm256_maskload_ps(o, mk);
+            _mm256_maskstore_ps(o, mk, y + vf_load(x + h));
+        }
 }
 #else
 static inline void store_group(float *orow, const dfn_out_map *om, const float *x, float b,
@@ -140,7 +223,7 @@ static void conv_forward_packed(float *out, int accumulate, const float *inp, co
         const float *img = inp + n0 * s->C * HW; /* map offsets are relative to image n0 */
         float *oimg = out + n0 * s->OC * P;
         float tile[MR * NR];
-        int implicit = VL == 16;
+        int implicit = VL >= 8; /* masked loads: AVX-512 and AVX2 */
         for (int k = 0; k < KK * NV && implicit; k++) implicit &= map[k].nseg >= 0;
         float *col = NULL;
         if (!implicit) { /* col (KK*C, 48), rows (kk, c) to match wp */
@@ -150,7 +233,7 @@ static void conv_forward_packed(float *out, int accumulate, const float *inp, co
         const int t1 = DFN_MIN(ntiles, (chunk + 1) * tiles_per_chunk);
         for (int t = chunk * tiles_per_chunk; t < t1; t++) {
             const float *a = wp + (size_t)t * CKK * MR;
-#if VL == 16
+#if VL >= 8
             if (implicit) kernel_implicit(s->C, KK, a, img, HW, map, tile);
             else
 #endif

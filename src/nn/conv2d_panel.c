@@ -72,17 +72,28 @@ static inline void tap_add(const dfn_tap_map *tm, float *base, const float *x) {
     _mm512_mask_i32scatter_ps(p, tm->gm, idx, _mm512_add_ps(y, xv), 4);
 }
 #else
-/* The same lane by lane; a whole group of one image is a plain copy. */
+/* The same with plain vectors: a whole group of one image is a copy, a shift
+ * segment two masked loads (AVX2) or a loop over its lanes. */
 static inline void tap_load(float *dst, const dfn_tap_map *tm, const float *base) {
     if (tm->nseg == 1 && tm->m[0] == 0xFFFF) {
-        memcpy(dst, dfn_fptr(base, tm->off[0]), LANES * sizeof(float));
+        const float *p = dfn_fptr(base, tm->off[0]);
+        for (int l = 0; l < LANES; l += VL) vf_store(dst + l, vf_load(p + l));
         return;
     }
-    for (int l = 0; l < LANES; l++) dst[l] = 0.0f;
+    for (int l = 0; l < LANES; l += VL) vf_store(dst + l, vf_zero());
     if (tm->nseg >= 0) {
-        for (int g = 0; g < tm->nseg; g++)
+        for (int g = 0; g < tm->nseg; g++) {
+#if VL == 8 /* lanes of other segments hold +0 here: or-ing in this one's bits keeps them */
+            for (int h = 0; h < LANES; h += 8) {
+                const __m256i mk = vf_lane_mask(tm->m[g] >> h & 0xFFu);
+                const __m256 x = _mm256_maskload_ps(dfn_fptr(base, tm->off[g] + h), mk);
+                _mm256_storeu_ps(dst + h, _mm256_or_ps(_mm256_loadu_ps(dst + h), x));
+            }
+#else
             for (int l = 0; l < LANES; l++)
                 if (tm->m[g] >> l & 1) dst[l] = *dfn_fptr(base, tm->off[g] + l);
+#endif
+        }
         return;
     }
     for (int l = 0; l < LANES; l++)

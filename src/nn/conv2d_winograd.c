@@ -20,6 +20,9 @@
 #include "nn/conv2d_internal.h"
 
 #define WB NR /* tiles per block: the columns of conv_tile */
+/* The row stride of V: a vector written from a row's last tile may run past the
+ * block's 48 columns (lanes of no tile, rewritten or never read). */
+#define WBS (WB + VL)
 #ifndef DFN_CONV_WINOGRAD
 #define DFN_CONV_WINOGRAD 1 /* 0: every conv runs direct */
 #endif
@@ -103,7 +106,7 @@ static inline __mmask16 lane_range(int lo, int hi) { /* lanes lo <= l < hi of 0.
     return (__mmask16)((((uint32_t)1 << hi) - 1) & ~(((uint32_t)1 << lo) - 1));
 }
 
-/* V[xi][c][q] (C, WB rows per xi) = (B^T d B)[xi] of the tile in column q of the
+/* V[xi][c][q] (C, WBS rows per xi) = (B^T d B)[xi] of the tile in column q of the
  * block: a tile row per vector (lane tx picks window element 2tx+u of the row). */
 static void input_transform(float *V, const float *inp, const dfn_conv2d_shape *s, int64_t j0, int nj) {
     const int C = s->C, H = s->H, W = s->W, TH = (H + 1) / 2, TW = (W + 1) / 2;
@@ -127,7 +130,7 @@ static void input_transform(float *V, const float *inp, const dfn_conv2d_shape *
             m1r[r] = in ? mw1 : 0;
         }
         float *v = dfn_fptr(V, tr.q0);
-        for (int c = 0; c < C; c++, v += WB) {
+        for (int c = 0; c < C; c++, v += WBS) {
             __m512 d[4][4];
 #pragma GCC unroll 4
             for (int r = 0; r < 4; r++) {
@@ -152,11 +155,11 @@ static void input_transform(float *V, const float *inp, const dfn_conv2d_shape *
             }
 #pragma GCC unroll 4
             for (int a = 0; a < 4; a++) { /* (B^T d) B: the same on columns */
-                const ptrdiff_t xs = (ptrdiff_t)4 * a * C * WB;
+                const ptrdiff_t xs = (ptrdiff_t)4 * a * C * WBS;
                 _mm512_mask_storeu_ps(v + xs, m, _mm512_sub_ps(e[a][0], e[a][2]));
-                _mm512_mask_storeu_ps(v + xs + (ptrdiff_t)C * WB, m, _mm512_add_ps(e[a][1], e[a][2]));
-                _mm512_mask_storeu_ps(v + xs + (ptrdiff_t)2 * C * WB, m, _mm512_sub_ps(e[a][2], e[a][1]));
-                _mm512_mask_storeu_ps(v + xs + (ptrdiff_t)3 * C * WB, m, _mm512_sub_ps(e[a][1], e[a][3]));
+                _mm512_mask_storeu_ps(v + xs + (ptrdiff_t)C * WBS, m, _mm512_add_ps(e[a][1], e[a][2]));
+                _mm512_mask_storeu_ps(v + xs + (ptrdiff_t)2 * C * WBS, m, _mm512_sub_ps(e[a][2], e[a][1]));
+                _mm512_mask_storeu_ps(v + xs + (ptrdiff_t)3 * C * WBS, m, _mm512_sub_ps(e[a][1], e[a][3]));
             }
         }
     }
@@ -239,20 +242,19 @@ static inline void load_patch_row(vf d[4], const float *p) {
 }
 
 /* Row a of (B^T d) B from row a of B^T d: e0-e2, e1+e2, e2-e1, e1-e3, stored as
- * V[4a + k] (rows at stride xs) for nl <= VL lanes. */
-static inline void store_transformed(float *v, ptrdiff_t xs, int nl, vf e0, vf e1, vf e2, vf e3) {
-    const vf y[4] = {e0 - e2, e1 + e2, e2 - e1, e1 - e3};
-    for (int k = 0; k < 4; k++) {
-        if (nl == VL) vf_store(v + k * xs, y[k]);
-        else
-            for (int l = 0; l < nl; l++) v[k * xs + l] = y[k][l];
-    }
+ * V[4a + k] (rows at stride xs), every lane (those past the tile row are tiles of
+ * the next row, written later, or no tile: WBS). */
+static inline void store_transformed(float *v, ptrdiff_t xs, vf e0, vf e1, vf e2, vf e3) {
+    vf_store(v, e0 - e2);
+    vf_store(v + xs, e1 + e2);
+    vf_store(v + 2 * xs, e2 - e1);
+    vf_store(v + 3 * xs, e1 - e3);
 }
 
 static void input_transform(float *V, const float *inp, const dfn_conv2d_shape *s, int64_t j0, int nj) {
     const int C = s->C, H = s->H, W = s->W, TH = (H + 1) / 2, TW = (W + 1) / 2;
     const int64_t HW = (int64_t)H * W;
-    const ptrdiff_t xs = (ptrdiff_t)C * WB; /* between the rows V[xi] and V[xi+1] */
+    const ptrdiff_t xs = (ptrdiff_t)C * WBS; /* between the rows V[xi] and V[xi+1] */
     const int len = 2 * TW + 2 * VL + 2; /* the reads of a last vector stay inside, in zeros */
     float *pad = dfn_scratch(3, (size_t)4 * len);
     memset(pad, 0, (size_t)4 * len * sizeof(float));
@@ -267,19 +269,18 @@ static void input_transform(float *V, const float *inp, const dfn_conv2d_shape *
                 else memset(pad + (size_t)r * len + 1, 0, (size_t)W * sizeof(float));
             }
             for (int tx = tr.txa; tx < tr.txb; tx += VL) {
-                const int nl = DFN_MIN(VL, tr.txb - tx);
-                float *v = V + (ptrdiff_t)c * WB + (tr.q0 + tx);
+                float *v = V + (ptrdiff_t)c * WBS + (tr.q0 + tx);
                 /* B^T d row by row (d0-d2, d1+d2, d2-d1, d1-d3), each finished at once:
                  * at most 12 vectors live */
                 vf d0[4], d1[4], d2[4], d3[4];
                 load_patch_row(d1, pad + len + 2 * tx);
                 load_patch_row(d2, pad + 2 * len + 2 * tx);
                 load_patch_row(d0, pad + 2 * tx);
-                store_transformed(v, xs, nl, d0[0] - d2[0], d0[1] - d2[1], d0[2] - d2[2], d0[3] - d2[3]);
-                store_transformed(v + 4 * xs, xs, nl, d1[0] + d2[0], d1[1] + d2[1], d1[2] + d2[2], d1[3] + d2[3]);
-                store_transformed(v + 8 * xs, xs, nl, d2[0] - d1[0], d2[1] - d1[1], d2[2] - d1[2], d2[3] - d1[3]);
+                store_transformed(v, xs, d0[0] - d2[0], d0[1] - d2[1], d0[2] - d2[2], d0[3] - d2[3]);
+                store_transformed(v + 4 * xs, xs, d1[0] + d2[0], d1[1] + d2[1], d1[2] + d2[2], d1[3] + d2[3]);
+                store_transformed(v + 8 * xs, xs, d2[0] - d1[0], d2[1] - d1[1], d2[2] - d1[2], d2[3] - d1[3]);
                 load_patch_row(d3, pad + 3 * len + 2 * tx);
-                store_transformed(v + 12 * xs, xs, nl, d1[0] - d3[0], d1[1] - d3[1], d1[2] - d3[2], d1[3] - d3[3]);
+                store_transformed(v + 12 * xs, xs, d1[0] - d3[0], d1[1] - d3[1], d1[2] - d3[2], d1[3] - d3[3]);
             }
         }
     }
@@ -301,15 +302,8 @@ static void output_transform(float *out, int accumulate, const float *M, ptrdiff
                 const int nl = DFN_MIN(VL, tr.txb - tx);
                 vf f[2][4]; /* A^T x: rows x0+x1+x2, x1-x2-x3 */
                 for (int u = 0; u < 4; u++) {
-                    vf x[4]; /* x[a] = M[4a + u] */
-                    for (int a = 0; a < 4; a++) {
-                        const float *src = mo + ((4 * a + u) * xs + tr.q0 + tx);
-                        if (nl == VL) x[a] = vf_load(src);
-                        else {
-                            x[a] = vf_zero();
-                            for (int l = 0; l < nl; l++) x[a][l] = src[l];
-                        }
-                    }
+                    vf x[4]; /* x[a] = M[4a + u]; lanes past the tile row are never stored */
+                    for (int a = 0; a < 4; a++) x[a] = vf_load(mo + ((4 * a + u) * xs + tr.q0 + tx));
                     f[0][u] = (x[0] + x[1]) + x[2];
                     f[1][u] = (x[1] - x[2]) - x[3];
                 }
@@ -320,15 +314,11 @@ static void output_transform(float *out, int accumulate, const float *M, ptrdiff
                     const vf lo = __builtin_shuffle(y0, y1, lo_lanes), hi = __builtin_shuffle(y0, y1, hi_lanes);
                     float *o = out + ((tr.n * OC + oc) * H + oh) * W + 2 * tx;
                     const int nc = DFN_MIN(2 * nl, W - 2 * tx); /* columns 2tx .. of this row */
-                    if (nc == 2 * VL) {
-                        vf_store(o, (accumulate ? vf_load(o) : bv) + lo);
-                        vf_store(o + VL, (accumulate ? vf_load(o + VL) : bv) + hi);
-                        continue;
-                    }
-                    for (int l = 0; l < nc; l++) {
-                        const float yl = l < VL ? lo[l] : hi[l - VL];
-                        o[l] = (accumulate ? o[l] : b) + yl;
-                    }
+                    float part[2 * VL], *p = nc == 2 * VL ? o : part; /* the image's last columns via part */
+                    if (p == part && accumulate) memcpy(part, o, (size_t)nc * sizeof(float));
+                    vf_store(p, (accumulate ? vf_load(p) : bv) + lo);
+                    vf_store(p + VL, (accumulate ? vf_load(p + VL) : bv) + hi);
+                    if (p == part) memcpy(o, part, (size_t)nc * sizeof(float));
                 }
             }
         }
@@ -357,15 +347,15 @@ static void conv_winograd(float *out, int accumulate, const float *inp, const fl
         const int nj = (int)DFN_MIN((int64_t)WB, NT - j0);
         const int t0 = chunk * tiles_per_chunk, t1 = DFN_MIN(ntiles, t0 + tiles_per_chunk);
         const int nt = t1 - t0;
-        float *V = dfn_scratch(0, (size_t)16 * C * WB);
-        float *M = dfn_scratch(1, (size_t)16 * nt * MR * WB);
+        float *V = dfn_scratch(0, (size_t)16 * C * WBS);
+        float *M = dfn_scratch(1, (size_t)16 * nt * MR * WB + VL); /* + the reads of a last vector */
         if (nj < WB)
-            for (int64_t r = 0; r < 16 * C; r++) memset(V + r * WB + nj, 0, (size_t)(WB - nj) * sizeof(float));
+            for (int64_t r = 0; r < 16 * C; r++) memset(V + r * WBS + nj, 0, (size_t)(WBS - nj) * sizeof(float));
         input_transform(V, inp, s, j0, nj);
         /* M[xi][oc - t0*MR][q] = sum_c U[xi][oc][c] V[xi][c][q] */
         for (int xi = 0; xi < 16; xi++)
             for (int t = t0; t < t1; t++)
-                conv_tile(C, up + ((size_t)xi * ntiles + t) * C * MR, V + (size_t)xi * C * WB, WB,
+                conv_tile(C, up + ((size_t)xi * ntiles + t) * C * MR, V + (size_t)xi * C * WBS, WBS,
                           M + ((size_t)xi * nt + (t - t0)) * MR * WB);
         output_transform(out, accumulate, M, (ptrdiff_t)nt * MR * WB, bias, s, t0 * MR,
                          DFN_MIN(OC, t1 * MR), j0, nj);

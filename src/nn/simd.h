@@ -32,6 +32,12 @@ static inline vf vf_fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); } /
 #elif VL == 8
 static inline vf vf_set1(float a) { return _mm256_set1_ps(a); }
 static inline vf vf_fma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+/* The lanes of bits 0..7 of m as a mask for vmaskmovps (AVX2's masked loads and
+ * stores, which touch no memory under the lanes left out). */
+static inline __m256i vf_lane_mask(unsigned m) {
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)m), bit), bit);
+}
 #else
 static inline vf vf_set1(float a) { return (vf){a, a, a, a}; }
 static inline vf vf_fma(vf a, vf b, vf c) { return a * b + c; }
