@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 60
 JOBS        ?= $(shell nproc)
 PREFIX      ?= /usr/local
 
-.PHONY: all deps build test test-sanitize fuzz demo bench install clean
+.PHONY: all deps build test test-isa test-sanitize fuzz demo bench install clean
 
 all: build
 
@@ -21,6 +21,14 @@ build: deps
 # The test suite (ctest prints its summary last).
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j 1
+
+# The suite once per instruction-set level of the kernels that this CPU supports
+# (DFN_ISA=avx512, avx2, generic; `diffusion --version` lists them).
+test-isa: build
+	@for isa in $$($(BUILD)/diffusion --version | sed -n 's/.*this CPU: \(.*\))$$/\1/p'); do \
+	    echo "== ctest under DFN_ISA=$$isa"; \
+	    (cd $(BUILD) && DFN_ISA=$$isa ctest --output-on-failure -j 1) || exit 1; \
+	done
 
 # The same suite built with AddressSanitizer + UndefinedBehaviorSanitizer.
 test-sanitize: deps

@@ -5,7 +5,8 @@
 # Rows: a training step (bench_unet, random data, as bench/torch_bench.py), eval forwards at
 # batch 1 and 64, `diffusion train` on Fashion-MNIST against the PyTorch training loop, and
 # DDIM-50 through `diffusion sample` against 50 PyTorch forwards of batch 64.
-# Environment: THREADS (2), STEPS (6), WARMUP (2), MIN_TIME (3 s per inference row).
+# Environment: THREADS (2), STEPS (6), WARMUP (2), MIN_TIME (3 s per inference row), DFN_ISA
+# (the instruction set of the C kernels: avx512, avx2 or generic; default the best this CPU has).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -23,7 +24,8 @@ if ! $py -c 'import torch' 2> /dev/null; then
 fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-echo "# $(date -Iseconds)  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')  threads=$threads"
+kernels=$("$build/diffusion" --version | sed -n 's/.*(kernels: \([a-z0-9]*\);.*/\1/p')
+echo "# $(date -Iseconds)  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')  threads=$threads  kernels=$kernels"
 for p in "${presets[@]}"; do
     echo "## $p"
     "$build/bench_unet" --preset "$p" --threads "$threads" --steps "$steps" --warmup "$warmup" \

@@ -1,6 +1,7 @@
-/* test_conv2d.c - conv2d: the fast kernels against the reference loops on many
- * shapes, the reference backward against central finite differences, and
- * bit-identical results for 1, 2 and 3 threads. */
+/* test_conv2d.c - conv2d: the fast kernels of every instruction-set level this
+ * CPU supports (dfn_set_isa) against the reference loops on many shapes, the
+ * reference and fast backward against central finite differences, and
+ * bit-identical results for 1, 2 and 3 threads at every level. */
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,8 +40,8 @@ static float *copy_of(const float *x, size_t n) {
 }
 
 static void shape_name(char *buf, size_t len, const dfn_conv2d_shape *s, const char *what) {
-    snprintf(buf, len, "%s N%d C%d %dx%d OC%d k%dx%d s%d p%d", what, s->N, s->C, s->H, s->W, s->OC,
-             s->KH, s->KW, s->stride, s->pad);
+    snprintf(buf, len, "[%s] %s N%d C%d %dx%d OC%d k%dx%d s%d p%d", dfn_isa_name(dfn_get_isa()), what,
+             s->N, s->C, s->H, s->W, s->OC, s->KH, s->KW, s->stride, s->pad);
 }
 
 /* Fast vs reference: forward (with and without bias) and backward with every
@@ -257,9 +258,27 @@ int main(void) {
         SHAPE(4, 17, 29, 29, 9, 3, 3, 1, 1),
         SHAPE(4, 24, 30, 30, 16, 3, 3, 1, 1),
         SHAPE(16, 40, 14, 14, 24, 3, 3, 1, 1),
+        /* Winograd at the portable levels only: narrow (7, 9) and wide (34) images */
+        SHAPE(48, 16, 7, 7, 12, 3, 3, 1, 1),
+        SHAPE(40, 20, 9, 9, 10, 3, 3, 1, 1),
+        SHAPE(8, 16, 13, 34, 9, 3, 3, 1, 1),
+        /* Winograd weight gradient (3x3 same, C >= 32): one tile per image, odd sizes,
+         * output channels not a multiple of any register tile, several tile blocks */
+        SHAPE(3, 36, 2, 2, 13, 3, 3, 1, 1),
+        SHAPE(2, 48, 5, 9, 7, 3, 3, 1, 1),
+        SHAPE(2, 256, 14, 14, 128, 3, 3, 1, 1),
+        /* channel counts that are not multiples of the tiles, stride 2, batch 1 */
+        SHAPE(2, 50, 6, 6, 20, 3, 3, 2, 1),
+        SHAPE(1, 16, 9, 9, 8, 3, 3, 2, 1),
+        SHAPE(2, 7, 5, 5, 5, 1, 1, 1, 0),
     };
-    for (size_t i = 0; i < sizeof ref_shapes / sizeof ref_shapes[0]; i++)
-        test_against_reference(ref_shapes[i]);
+    for (int level = DFN_ISA_GENERIC; level <= (int)dfn_cpu_isa(); level++) {
+        CHECK(dfn_set_isa((dfn_isa)level) == DFN_OK, "dfn_set_isa(%s): %s", dfn_isa_name((dfn_isa)level),
+              dfn_last_error());
+        printf("level %s\n", dfn_isa_name(dfn_get_isa()));
+        for (size_t i = 0; i < sizeof ref_shapes / sizeof ref_shapes[0]; i++)
+            test_against_reference(ref_shapes[i]);
+    }
 
     const dfn_conv2d_shape fd_shapes[] = {
         SHAPE(2, 3, 5, 6, 4, 3, 3, 1, 1),
@@ -267,9 +286,10 @@ int main(void) {
         SHAPE(1, 3, 4, 5, 2, 1, 1, 1, 0),
         SHAPE(2, 2, 6, 5, 3, 2, 3, 2, 0),
     };
-    for (size_t i = 0; i < sizeof fd_shapes / sizeof fd_shapes[0]; i++) {
-        test_finite_differences(fd_shapes[i], 0);
-        test_finite_differences(fd_shapes[i], 1);
+    for (size_t i = 0; i < sizeof fd_shapes / sizeof fd_shapes[0]; i++) test_finite_differences(fd_shapes[i], 0);
+    for (int level = DFN_ISA_GENERIC; level <= (int)dfn_cpu_isa(); level++) {
+        dfn_set_isa((dfn_isa)level);
+        for (size_t i = 0; i < sizeof fd_shapes / sizeof fd_shapes[0]; i++) test_finite_differences(fd_shapes[i], 1);
     }
 
     const dfn_conv2d_shape det_shapes[] = {
@@ -282,9 +302,14 @@ int main(void) {
         SHAPE(3, 96, 14, 14, 64, 1, 1, 1, 0),
         SHAPE(5, 1, 28, 28, 32, 3, 3, 1, 1),
         SHAPE(8, 20, 13, 27, 16, 3, 3, 1, 1), /* Winograd, odd sizes */
+        SHAPE(64, 32, 7, 7, 32, 3, 3, 1, 1),  /* Winograd at the portable levels */
+        SHAPE(12, 64, 14, 14, 48, 3, 3, 1, 1), /* Winograd weight gradient, slots, blocks */
     };
-    for (size_t i = 0; i < sizeof det_shapes / sizeof det_shapes[0]; i++)
-        test_determinism(det_shapes[i]);
+    for (int level = DFN_ISA_GENERIC; level <= (int)dfn_cpu_isa(); level++) {
+        dfn_set_isa((dfn_isa)level);
+        for (size_t i = 0; i < sizeof det_shapes / sizeof det_shapes[0]; i++)
+            test_determinism(det_shapes[i]);
+    }
 
 #pragma omp parallel
     dfn_scratch_release();

@@ -1,7 +1,8 @@
 /* test_kill.c - crash safety of training: `diffusion train` killed with
- * SIGKILL at random moments, at least 20 times, every third kill the moment a
- * checkpoint is being written (the kill waits for latest.safetensors.tmp to
- * appear), resumed with `--resume` alone after each kill. After every kill,
+ * SIGKILL at least 20 times: every third kill the moment a checkpoint is being
+ * written (the kill waits for latest.safetensors.tmp to appear), some at
+ * start-up, the rest after a random number of logged steps (10 to 60); resumed
+ * with `--resume` alone after each kill. After every kill,
  * every checkpoint in the run directory must load (no torn file, ever); at the
  * end the run must be byte-identical to one that was never interrupted: every
  * .safetensors file, and log.csv but for its timing columns. */
@@ -122,7 +123,7 @@ int main(void) {
     snprintf(ref, sizeof ref, "%s/ref", dir);
     snprintf(run, sizeof run, "%s/killed", dir);
 
-    /* the uninterrupted run, timed: kills are spread over this time */
+    /* the uninterrupted run, timed for the record */
     char *ref_argv[] = {(char *)bin, TRAIN_ARGS, "--out", ref, NULL};
     double t0 = now();
     CHECK(wait_exit(start(ref_argv)) == 0, "the uninterrupted run");
@@ -147,15 +148,18 @@ int main(void) {
             break;
         }
         lcg = lcg * 6364136223846793005ull + 1442695040888963407ull;
-        const int at_write = kills % 3 == 2;
-        const double delay = (double)(lcg >> 40) / (1 << 24) * duration * 0.35;
+        const double u = (double)(lcg >> 40) / (1 << 24);
+        /* three kinds of moments: while a checkpoint is being written; at
+         * start-up (the first 50 ms); after a random number of logged steps */
+        const int at_write = kills % 3 == 2, early = kills % 5 == 0 && !at_write;
+        const long from = last_logged_step(run), ahead = 10 + (long)(u * 50);
         const double t_start = now();
         int exited = 0, status;
-        if (at_write) { /* until a checkpoint is being written, or the run ends */
-            while (!(exited = waitpid(pid, &status, WNOHANG)) && stat(tmp_path, &sb) != 0)
-                if (now() - t_start > 60) break;
-        } else {
-            while (!(exited = waitpid(pid, &status, WNOHANG)) && now() - t_start < delay) usleep(200);
+        while (!(exited = waitpid(pid, &status, WNOHANG)) && now() - t_start < 60) {
+            if (at_write ? stat(tmp_path, &sb) == 0
+                         : early ? now() - t_start > u * 0.05 : last_logged_step(run) >= from + ahead)
+                break;
+            if (!at_write) usleep(200);
         }
         if (exited) {
             rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

@@ -32,7 +32,9 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("diffusion %s\n", dfn_version());
+        printf("diffusion %s (kernels: %s; this CPU:", dfn_version(), dfn_isa_name(dfn_get_isa()));
+        for (int k = dfn_cpu_isa(); k >= 0; k--) printf(" %s", dfn_isa_name((dfn_isa)k));
+        printf(")\n");
         return 0;
     }
     for (int i = 0; i < N_COMMANDS; i++)

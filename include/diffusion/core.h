@@ -54,6 +54,36 @@ const char *dfn_version(void);
 void dfn_set_threads(int n);
 int dfn_get_threads(void);
 
+/* ---------------------------------------------------------------- instruction sets */
+
+/* The layers' kernels (convolution, GroupNorm, attention, SiLU, dropout, ...)
+ * exist once per instruction-set level, chosen at run time. The default is the
+ * best level this CPU supports, unless the environment variable DFN_ISA names
+ * another ("generic", "avx2", "avx512"; read once, at first use; an unknown
+ * value, or one the CPU cannot run, prints a warning on stderr and the default
+ * is used). Every level is deterministic for any thread count; two levels may
+ * differ in the last bits. oneDNN's GEMM keeps the level in use at its first
+ * call (so DFN_ISA caps it; dfn_set_isa later does not). */
+typedef enum {
+    DFN_ISA_GENERIC, /* portable C: any CPU, any architecture */
+    DFN_ISA_AVX2,    /* x86-64 with AVX2, FMA, BMI1/2, F16C */
+    DFN_ISA_AVX512,  /* x86-64 with AVX2 and AVX-512 F, DQ, BW, VL */
+    DFN_ISA_COUNT
+} dfn_isa;
+
+/* The level the kernels use now. */
+dfn_isa dfn_get_isa(void);
+/* Switches the kernels to `isa` for the calls that follow (not while layers run
+ * on other threads). DFN_ERR_ARG, and the level unchanged, if this CPU cannot
+ * run it. */
+dfn_status dfn_set_isa(dfn_isa isa);
+/* The best level this CPU supports. */
+dfn_isa dfn_cpu_isa(void);
+/* "generic", "avx2", "avx512" ("unknown" out of range) and back; -1 and
+ * DFN_ERR_ARG naming the known levels for an unknown name. */
+const char *dfn_isa_name(dfn_isa isa);
+int dfn_isa_from_name(const char *name);
+
 
 /* Where the time goes: when enabled, every layer call of the networks and the
  * optimizer steps are timed by kind (conv2d forward/backward, GroupNorm,

@@ -1,8 +1,9 @@
 /* gemm.c - the one matrix multiply every layer uses: oneDNN's sgemm, pinned to
  * the calling thread.
  *
- * oneDNN's JIT kernels use AVX-512 on this class of machine whatever
- * OPENBLAS_CORETYPE says, and run single-threaded when called inside an OpenMP
+ * oneDNN's JIT kernels use the best instruction set of the CPU whatever
+ * OPENBLAS_CORETYPE says, unless capped to the kernels' level (cpu.c does so
+ * before the first call), and run single-threaded when called inside an OpenMP
  * parallel region. Outside one we open a one-thread region ourselves: a GEMM
  * that split its K loop across threads would make results depend on the
  * thread count. */
@@ -10,6 +11,7 @@
 #include <omp.h>
 
 #include "core/core.h"
+#include "core/cpu.h"
 
 static void gemm_here(int trans_a, int trans_b, int M, int N, int K, float alpha,
                       const float *A, int lda, const float *B, int ldb, float beta,
@@ -23,6 +25,7 @@ void dfn_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta,
               float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
+    (void)dfn_get_isa(); /* caps oneDNN to the level in use before its first call */
     if (K <= 0) { /* C = beta * C, as BLAS defines it */
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];

@@ -30,9 +30,9 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "core.h"
+#include "core/core.h"
 #include "nn/exp_poly.h"
-#include "nn.h"
+#include "nn/kernels.h"
 
 /* Query rows per block: blocks keep a block of att (rows x HW floats) in cache
  * between the GEMM that writes it and the softmax and GEMM that read it. */
@@ -49,11 +49,13 @@ static int att_block_rows(int HW) {
 
 /* ------------------------------------------------------------ softmax */
 
-/* Two implementations of the same arithmetic: AVX-512 intrinsics, and portable C
- * that the compiler may vectorise. They give bit-identical results: every
+/* Two implementations of the same arithmetic: AVX-512 intrinsics (the avx512
+ * level), and portable C that the compiler may vectorise (the others). Where the
+ * target has FMA (avx2, aarch64) they give bit-identical results: every
  * operation is an IEEE add, multiply or fused multiply-add (fmaf) in the same
  * order, and sums run in ATT_LANES lanes, element j of a row going to lane
- * j % ATT_LANES whatever the vector width or the alignment of the row. */
+ * j % ATT_LANES whatever the vector width or the alignment of the row. Without
+ * FMA (generic on x86) the exp multiplies and adds, with a shorter ln2_hi. */
 #define ATT_LANES 16
 /* Each implementation defines
  *   softmax_row(x, n): x (n) logits in, probabilities out. Subtracts the row max
@@ -71,8 +73,13 @@ static int att_block_rows(int HW) {
  * rounds once, correctly, also into the subnormals. NaN stays NaN. */
 #define EXP_SHIFT 12582912.0f              /* 1.5 * 2^23: y + EXP_SHIFT rounds y to an integer */
 #define EXP_LOG2E 1.44269504088896341f
+#if defined(__FP_FAST_FMAF)
 #define EXP_LN2_HI 0.693147182464599609375f /* float(ln 2) */
 #define EXP_LN2_LO -1.904654323148236e-09f  /* ln 2 - EXP_LN2_HI */
+#else /* 16 significant bits: n EXP_LN2_HI is exact without a fused multiply-add */
+#define EXP_LN2_HI 0.693145751953125f
+#define EXP_LN2_LO 1.4286068202862268e-06f
+#endif
 #define EXP_MIN -104.0f
 
 /* Sums the lanes in a fixed order. */
@@ -174,10 +181,10 @@ static void softmax_backward_row(float *g, const float *p, int n) {
 
 static inline float exp_nonpositive(float x) {
     const float xc = x < EXP_MIN ? EXP_MIN : x;
-    const float t = fmaf(xc, EXP_LOG2E, EXP_SHIFT);
+    const float t = dfn_fmaf(xc, EXP_LOG2E, EXP_SHIFT);
     const float n = t - EXP_SHIFT;
-    float r = fmaf(n, -EXP_LN2_HI, xc);
-    r = fmaf(n, -EXP_LN2_LO, r);
+    float r = dfn_fmaf(n, -EXP_LN2_HI, xc);
+    r = dfn_fmaf(n, -EXP_LN2_LO, r);
     const float p = dfn_exp_poly7(r);
     /* p * 2^n rounded once, as AVX-512's scalef: n >= -150, so 2^(n+64) is a
      * normal float and p * 2^(n+64) is exact; the multiply by 2^-64 rounds.
@@ -228,8 +235,8 @@ static void forward_block(float *oh, float *ah, const float *qh, const float *kh
 /* out (N,C,HW) = attention of q, k, v (N,C,HW) with `heads` heads of D = C/heads
  * channels; att (N,heads,HW,HW) receives the softmax probabilities.
  * out and att must not overlap q, k or v. */
-void dfn_attention_forward(float *out, float *att, const float *q, const float *k,
-                           const float *v, int N, int C, int HW, int heads) {
+void DFN_K(dfn_attention_forward)(float *out, float *att, const float *q, const float *k,
+                                  const float *v, int N, int C, int HW, int heads) {
     DFN_ASSERT(out && att && q && k && v);
     DFN_ASSERT(N >= 0 && C > 0 && HW > 0 && heads > 0 && C % heads == 0);
     if (N == 0) return;
@@ -321,9 +328,9 @@ static void backward_pair_split(float *dqh, float *dkh, float *dvh, const float 
     }
 }
 
-void dfn_attention_backward(float *dq, float *dk, float *dv, const float *dout,
-                            const float *q, const float *k, const float *v, const float *att,
-                            int N, int C, int HW, int heads) {
+void DFN_K(dfn_attention_backward)(float *dq, float *dk, float *dv, const float *dout,
+                                   const float *q, const float *k, const float *v, const float *att,
+                                   int N, int C, int HW, int heads) {
     DFN_ASSERT(dout && q && k && v && att);
     DFN_ASSERT(N >= 0 && C > 0 && HW > 0 && heads > 0 && C % heads == 0);
     if (N == 0 || (!dq && !dk && !dv)) return;

@@ -15,15 +15,19 @@
  * for the same x wherever it is computed (vector body or scalar tail).
  *
  * Dropout draws a Philox block per 4 elements, 16 blocks per SIMD vector
- * (AVX-512 intrinsics where the compiler targets them, a portable `omp simd`
- * loop otherwise; both give the bits of dfn_philox). */
+ * (AVX-512 intrinsics at the avx512 level, a portable `omp simd` loop at the
+ * others; both give the bits of dfn_philox).
+ *
+ * Compiled once per instruction-set level (kernels.h). Where the level has no
+ * FMA (generic on x86-64), exp_f32 multiplies and adds (dfn_fmaf): SiLU then
+ * differs from the other levels in the last bit now and then, still ~1 ulp. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
-#include "core.h"
+#include "core/core.h"
 #include "nn/exp_poly.h"
-#include "nn/nn.h"
+#include "nn/kernels.h"
 
 /* Elements per parallel task of the flat elementwise loops (a multiple of 4,
  * so Philox blocks never straddle two tasks), and the size below which a loop
@@ -62,8 +66,8 @@ static inline float exp_f32(float x, float lo, float hi) {
     x = x > lo ? x : lo; /* NaN becomes lo here: the conversion below stays defined, */
     x = x < hi ? x : hi; /* and SiLU's own factor x carries the NaN through */
     float nf = (x * log2e + round_magic) - round_magic;
-    float r = fmaf(nf, -ln2_hi, x);
-    r = fmaf(nf, -ln2_lo, r);
+    float r = dfn_fmaf(nf, -ln2_hi, x); /* exact either way: nf ln2_hi is */
+    r = dfn_fmaf(nf, -ln2_lo, r);
     const float p = dfn_exp_poly7(r);
     return p * bits_to_f32(((int32_t)nf + 127) << 23); /* n = 128 gives the bits of +inf */
 }
@@ -107,7 +111,7 @@ static void silu_bwd_kernel(float *restrict dinp, const float *restrict dout,
 /* out[i] = silu(inp[i]); out (n), inp (n); out may equal inp.
  * Runs on the calling thread alone when called inside a parallel region (the
  * fused GroupNorm+SiLU calls it per task). */
-void dfn_silu_forward(float *out, const float *inp, size_t n) {
+void DFN_K(dfn_silu_forward)(float *out, const float *inp, size_t n) {
     DFN_ASSERT(out && inp);
     size_t tasks = (n + ELEM_CHUNK - 1) / ELEM_CHUNK;
     if (n < ELEM_SERIAL || omp_in_parallel()) {
@@ -125,7 +129,7 @@ void dfn_silu_forward(float *out, const float *inp, size_t n) {
 
 /* Backward of out = silu(inp): dinp (n) += dout (n) * silu'(inp (n)).
  * dinp must not overlap dout or inp. */
-void dfn_silu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+void DFN_K(dfn_silu_backward)(float *dinp, const float *dout, const float *inp, size_t n) {
     if (!dinp) return;
     DFN_ASSERT(dout && inp);
     size_t tasks = (n + ELEM_CHUNK - 1) / ELEM_CHUNK;
@@ -337,8 +341,8 @@ static void dropout_apply(float *out, const float *x, size_t n, float p, uint64_
 /* Inverted dropout (Srivastava et al. 2014): out_i = x_i m_i / (1 - p), m_i =
  * [u_i >= p], u_i the uniform of Philox(seed) block `block + i/4`, lane i%4.
  * out, inp (n); out may equal inp. p = 0 is an exact copy. */
-void dfn_dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t seed,
-                         uint64_t block) {
+void DFN_K(dfn_dropout_forward)(float *out, const float *inp, size_t n, float p, uint64_t seed,
+                                uint64_t block) {
     DFN_ASSERT(out && inp);
     if (p == 0.0f) {
         if (out != inp) memcpy(out, inp, n * sizeof(float));
@@ -349,8 +353,8 @@ void dfn_dropout_forward(float *out, const float *inp, size_t n, float p, uint64
 
 /* Backward of out_i = x_i m_i / (1 - p): dinp_i (n) += dout_i (n) m_i / (1 - p),
  * the mask recomputed from (seed, block). */
-void dfn_dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t seed,
-                          uint64_t block) {
+void DFN_K(dfn_dropout_backward)(float *dinp, const float *dout, size_t n, float p, uint64_t seed,
+                                 uint64_t block) {
     if (!dinp) return;
     DFN_ASSERT(dout);
     if (p == 0.0f) {
@@ -372,7 +376,7 @@ void dfn_dropout_backward(float *dinp, const float *dout, size_t n, float p, uin
 
 /* Nearest 2x: out[n,c,y,x] = inp[n,c,y/2,x/2]  (F.interpolate(scale_factor=2,
  * mode='nearest')). out (N,C,2H,2W), inp (N,C,H,W). Tasks: (image, channel) planes. */
-void dfn_upsample2x_forward(float *out, const float *inp, int N, int C, int H, int W) {
+void DFN_K(dfn_upsample2x_forward)(float *out, const float *inp, int N, int C, int H, int W) {
     DFN_ASSERT(out && inp && N >= 0 && C >= 0 && H >= 0 && W >= 0);
     long planes = (long)N * C;
     size_t hw = (size_t)H * W;
@@ -396,7 +400,7 @@ void dfn_upsample2x_forward(float *out, const float *inp, int N, int C, int H, i
 
 /* Backward of out[n,c,y,x] = inp[n,c,y/2,x/2]: dinp (N,C,H,W) += the sum of the
  * 2x2 block of dout (N,C,2H,2W), as (d[2y,2x] + d[2y,2x+1]) + (d[2y+1,2x] + d[2y+1,2x+1]). */
-void dfn_upsample2x_backward(float *dinp, const float *dout, int N, int C, int H, int W) {
+void DFN_K(dfn_upsample2x_backward)(float *dinp, const float *dout, int N, int C, int H, int W) {
     if (!dinp) return;
     DFN_ASSERT(dout && N >= 0 && C >= 0 && H >= 0 && W >= 0);
     long planes = (long)N * C;
@@ -419,8 +423,8 @@ void dfn_upsample2x_backward(float *dinp, const float *dout, int N, int C, int H
 /* ------------------------------------------------------------ concat */
 
 /* out (N,Ca+Cb,HW) = [a (N,Ca,HW), b (N,Cb,HW)] along channels (torch.cat(dim=1)). */
-void dfn_concat_forward(float *out, const float *a, const float *b, int N, int Ca, int Cb,
-                        int HW) {
+void DFN_K(dfn_concat_forward)(float *out, const float *a, const float *b, int N, int Ca, int Cb,
+                               int HW) {
     DFN_ASSERT(out && (a || Ca == 0) && (b || Cb == 0) && N >= 0 && Ca >= 0 && Cb >= 0 && HW >= 0);
     size_t na = (size_t)Ca * HW, nb = (size_t)Cb * HW;
 #pragma omp parallel for schedule(dynamic, 1) if ((long)N * (long)(na + nb) >= ELEM_SERIAL)
@@ -438,8 +442,8 @@ static void add_into(float *restrict d, const float *restrict s, size_t n) {
 
 /* Backward of out = [a, b]: da (N,Ca,HW) += dout[:, :Ca], db (N,Cb,HW) += dout[:, Ca:];
  * either may be NULL. */
-void dfn_concat_backward(float *da, float *db, const float *dout, int N, int Ca, int Cb,
-                         int HW) {
+void DFN_K(dfn_concat_backward)(float *da, float *db, const float *dout, int N, int Ca, int Cb,
+                                int HW) {
     DFN_ASSERT(dout && N >= 0 && Ca >= 0 && Cb >= 0 && HW >= 0);
     size_t na = (size_t)Ca * HW, nb = (size_t)Cb * HW;
 #pragma omp parallel for schedule(dynamic, 1) if ((long)N * (long)(na + nb) >= ELEM_SERIAL)
@@ -454,7 +458,7 @@ void dfn_concat_backward(float *da, float *db, const float *dout, int N, int Ca,
 
 /* x[n,c,:] += v[n,c]: x (N,C,HW), v (N,C) (the ResBlock's timestep injection
  * h + Linear(emb)[:, :, None, None]). */
-void dfn_add_channel_forward(float *x, const float *v, int N, int C, int HW) {
+void DFN_K(dfn_add_channel_forward)(float *x, const float *v, int N, int C, int HW) {
     DFN_ASSERT(x && v && N >= 0 && C >= 0 && HW >= 0);
     long tasks = (long)N * C;
 #pragma omp parallel for schedule(dynamic, 16) if (tasks * HW >= ELEM_SERIAL)
@@ -484,7 +488,7 @@ static double sum_f32(const float *restrict x, size_t n) {
 }
 
 /* Backward of x[n,c,:] += v[n,c]: dv (N,C) += sum over HW of dout (N,C,HW). */
-void dfn_add_channel_backward(float *dv, const float *dout, int N, int C, int HW) {
+void DFN_K(dfn_add_channel_backward)(float *dv, const float *dout, int N, int C, int HW) {
     if (!dv) return;
     DFN_ASSERT(dout && N >= 0 && C >= 0 && HW >= 0);
     long tasks = (long)N * C;

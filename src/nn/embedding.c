@@ -7,7 +7,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "core.h"
+#include "core/core.h"
 #include "nn/nn.h"
 
 /* Below this many output values the functions run on the calling thread. */

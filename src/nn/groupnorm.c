@@ -13,12 +13,14 @@
  * a task changes nothing in its result. */
 #include <math.h>
 
-#include "core.h"
-#include "nn/nn.h"
+#include "core/core.h"
+#include "nn/kernels.h"
 
 /* Partial sums run in 32 float lanes: two 16-float vectors of GNU C's vector
- * extension (one AVX-512 register each, or two AVX registers where there is no
- * AVX-512), so the adds form independent chains that stay in registers; a last
+ * extension (one AVX-512 register each at the avx512 level, two AVX registers at
+ * avx2, four SSE2/NEON registers at generic: this file is compiled once per level,
+ * kernels.h, always with the same order of operations), so the adds form
+ * independent chains that stay in registers; a last
  * 16 values go to the first vector. Each lane takes at most SUM_BLOCK / 32 + 1
  * = 17 values; then the lanes are converted and added into 16 double lanes,
  * which are summed in lane order at the end; the last n % 16 values are added
@@ -145,9 +147,9 @@ static void norm_affine(float *restrict y, const float *restrict x, size_t n, fl
  * then out = silu(y) = y / (1 + e^-y) if silu, else out = y (torch.nn.GroupNorm
  * (G, C, eps) then torch.nn.SiLU). out, inp (N,C,HW); weight = gamma, bias = beta
  * (C) or NULL for 1 and 0; mean, rstd = 1/sqrt(var + eps) (N,G) saved for backward. */
-void dfn_groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                           const float *weight, const float *bias, int N, int C, int HW,
-                           int G, float eps, int silu) {
+void DFN_K(dfn_groupnorm_forward)(float *out, float *mean, float *rstd, const float *inp,
+                                  const float *weight, const float *bias, int N, int C, int HW,
+                                  int G, float eps, int silu) {
     DFN_ASSERT(out && mean && rstd && inp);
     DFN_ASSERT(N >= 0 && C > 0 && HW > 0 && G > 0 && C % G == 0);
     const int cpg = C / G;
@@ -176,7 +178,7 @@ void dfn_groupnorm_forward(float *out, float *mean, float *rstd, const float *in
             const float gam = weight ? weight[c] : 1.0f, bet = bias ? bias[c] : 0.0f;
             norm_affine(y + (size_t)k * HW, x + (size_t)k * HW, (size_t)HW, mu, rs * gam, bet);
         }
-        if (silu) dfn_silu_forward(y, y, M);
+        if (silu) DFN_K(dfn_silu_forward)(y, y, M);
     }
 }
 
@@ -195,10 +197,10 @@ static void gn_dinp(float *restrict dinp, const float *restrict dy, const float 
  *   dx = rstd (gamma_c dy - S1/M - xhat S2/M),  S1 = sum dy gamma,  S2 = sum dy gamma xhat
  * (sums over the group). All gradients accumulate; dinp (N,C,HW), dweight, dbias
  * (C) may each be NULL. dout, inp (N,C,HW); weight, bias (C) or NULL; mean, rstd (N,G). */
-void dfn_groupnorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                            const float *inp, const float *weight, const float *bias,
-                            const float *mean, const float *rstd, int N, int C, int HW,
-                            int G, int silu) {
+void DFN_K(dfn_groupnorm_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
+                                   const float *inp, const float *weight, const float *bias,
+                                   const float *mean, const float *rstd, int N, int C, int HW,
+                                   int G, int silu) {
     if (!dinp && !dweight && !dbias) return;
     DFN_ASSERT(dout && inp && mean && rstd);
     DFN_ASSERT(N >= 0 && C > 0 && HW > 0 && G > 0 && C % G == 0);
@@ -227,7 +229,7 @@ void dfn_groupnorm_backward(float *dinp, float *dweight, float *dbias, const flo
             }
 #pragma omp simd
             for (size_t i = 0; i < M; i++) dyb[i] = 0.0f;
-            dfn_silu_backward(dyb, dy, y, M);
+            DFN_K(dfn_silu_backward)(dyb, dy, y, M);
             dy = dyb;
         }
         double S1 = 0.0, S2 = 0.0;

@@ -14,7 +14,7 @@
 #include <omp.h>
 #include <string.h>
 
-#include "core.h"
+#include "core/core.h"
 #include "nn/nn.h"
 
 /* Rows (batch rows or output features) per task. */

@@ -1,0 +1,119 @@
+/* cpu.c - which instruction-set level the kernels use.
+ *
+ * Levels: generic (portable C, any CPU and architecture), avx2 (x86-64 with
+ * AVX2, FMA, BMI1/2, F16C) and avx512 (avx2 plus AVX-512 F/DQ/BW/VL), the same
+ * feature sets that CMakeLists.txt compiles each level's kernels for. The level
+ * in use is the best the CPU supports unless the environment variable DFN_ISA
+ * names another; it is read once, at the first call that needs the level. A
+ * value that is no level, or one this CPU cannot run, gives a one-line warning
+ * on stderr and the best level instead.
+ *
+ * oneDNN's sgemm (dfn_gemm) is capped to the level at the same moment, before
+ * its first call, so that a level's speed is the speed of that instruction set
+ * alone: AVX2 for avx2, SSE4.1 for generic on x86. oneDNN takes a cap only
+ * before it has generated code, so dfn_set_isa switches our kernels and leaves
+ * oneDNN at the level of the first use. */
+#include <dnnl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "core/cpu.h"
+
+static const char *const isa_names[] = {"generic", "avx2", "avx512"};
+_Static_assert(sizeof isa_names / sizeof isa_names[0] == DFN_ISA_COUNT,
+               "isa_names must name every dfn_isa");
+
+const char *dfn_isa_name(dfn_isa isa) {
+    if ((int)isa < 0 || isa >= DFN_ISA_COUNT) return "unknown";
+    return isa_names[isa];
+}
+
+static int isa_lookup(const char *name) {
+    for (int k = 0; k < DFN_ISA_COUNT; k++)
+        if (!strcmp(name, isa_names[k])) return k;
+    return -1;
+}
+
+int dfn_isa_from_name(const char *name) {
+    DFN_ASSERT(name != NULL);
+    const int k = isa_lookup(name);
+    if (k < 0)
+        dfn_set_error(DFN_ERR_ARG, "unknown instruction set '%s' (known: generic, avx2, avx512)", name);
+    return k;
+}
+
+int dfn_cpu_supports(dfn_isa isa) {
+    if (isa == DFN_ISA_GENERIC) return 1;
+#if defined(__x86_64__)
+    __builtin_cpu_init(); /* the checks below include the OS's support of the registers */
+    const int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                     __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+                     __builtin_cpu_supports("f16c");
+    if (isa == DFN_ISA_AVX2) return avx2;
+    if (isa == DFN_ISA_AVX512)
+        return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+#endif
+    return 0;
+}
+
+dfn_isa dfn_cpu_isa(void) {
+    for (int k = DFN_ISA_COUNT - 1; k > 0; k--)
+        if (dfn_cpu_supports((dfn_isa)k)) return (dfn_isa)k;
+    return DFN_ISA_GENERIC;
+}
+
+static int isa_in_use = -1; /* a dfn_isa once isa_init has run; atomic accesses */
+static pthread_once_t isa_once = PTHREAD_ONCE_INIT;
+
+/* Caps oneDNN to the instruction set of `isa` (x86 only; nothing for the best). */
+static void cap_onednn(dfn_isa isa) {
+#if defined(__x86_64__)
+    if (isa == dfn_cpu_isa()) return;
+    dnnl_set_max_cpu_isa(isa == DFN_ISA_AVX2 ? dnnl_cpu_isa_avx2 : dnnl_cpu_isa_sse41);
+#else
+    (void)isa;
+#endif
+}
+
+static void isa_init(void) {
+    const dfn_isa best = dfn_cpu_isa();
+    dfn_isa use = best;
+    const char *env = getenv("DFN_ISA");
+    if (env && *env) {
+        const int k = isa_lookup(env);
+        if (k < 0)
+            fprintf(stderr, "diffusion: DFN_ISA=%s is not an instruction set (generic, avx2, avx512); using %s\n",
+                    env, isa_names[best]);
+        else if (!dfn_cpu_supports((dfn_isa)k))
+            fprintf(stderr, "diffusion: DFN_ISA=%s: this CPU cannot run it; using %s\n", env,
+                    isa_names[best]);
+        else
+            use = (dfn_isa)k;
+    }
+    cap_onednn(use);
+    __atomic_store_n(&isa_in_use, (int)use, __ATOMIC_RELEASE);
+}
+
+dfn_isa dfn_get_isa(void) {
+    int k = __atomic_load_n(&isa_in_use, __ATOMIC_ACQUIRE);
+    if (k < 0) {
+        pthread_once(&isa_once, isa_init);
+        k = __atomic_load_n(&isa_in_use, __ATOMIC_ACQUIRE);
+    }
+    return (dfn_isa)k;
+}
+
+dfn_status dfn_set_isa(dfn_isa isa) {
+    if ((int)isa < 0 || isa >= DFN_ISA_COUNT)
+        return dfn_set_error(DFN_ERR_ARG, "dfn_set_isa: %d is not a dfn_isa", (int)isa);
+    if (!dfn_cpu_supports(isa))
+        return dfn_set_error(DFN_ERR_ARG, "dfn_set_isa: this CPU cannot run %s (it supports up to %s)",
+                             isa_names[isa], isa_names[dfn_cpu_isa()]);
+    (void)dfn_get_isa(); /* DFN_ISA and the oneDNN cap are settled first */
+    __atomic_store_n(&isa_in_use, (int)isa, __ATOMIC_RELEASE);
+    return DFN_OK;
+}

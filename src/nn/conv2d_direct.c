@@ -1,0 +1,263 @@
+/* conv2d_direct.c - the direct convolution as a product of the weights with
+ * the panels of columns (conv2d_internal.h), at one instruction-set level:
+ *
+ *   out[:, j] = W col[:, j] + bias,   W (OC, C*KH*KW), col (C*KH*KW, N*OH*OW).
+ *
+ * Tasks: (panel of 48 columns, chunk of MR-row output tiles), a layout that
+ * depends only on the shape. Each task builds (or looks up) its panel's maps and
+ * then, per tile of MR output channels, sums MR x 48 outputs in registers:
+ *   - implicit GEMM (avx512 and avx2, where every tap map is in shift mode:
+ *     stride 1 with OW == W): the kernel reads the input rows directly under
+ *     masks, no im2col;
+ *   - otherwise the panel is im2col'ed (C*KH*KW rows of 48) into L2 first and
+ *     conv_tile runs on it.
+ * The sums run over taps, then channels, ascending (implicit) or in the packed
+ * row order (kk, c) (im2col): the same order, so the same bits either way. */
+#include "nn/conv2d_internal.h"
+
+#if VL == 16
+/* The implicit-GEMM kernel: C (8,48) = sum_{kk, c} A[kk][c][i] * inp[c, tap kk of lane]:
+ * for each tap the three groups of 16 pixels are (masked) shifted reads of each
+ * input channel row. Needs every tap map of the panel in shift mode. A (KK, C, 8)
+ * packed weights; inp (C, H*W) channel rows at stride HW, the maps' offsets
+ * relative to it; C (8,48) contiguous. */
+__attribute__((noinline)) static void kernel_implicit(int Cin, int KK, const float *restrict A,
+                                                      const float *inp, int64_t HW,
+                                                      const dfn_tap_map *map, float *restrict C) {
+    vf c[MR][3];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = c[i][2] = vf_zero();
+    for (int kk = 0; kk < KK; kk++, A += (ptrdiff_t)Cin * MR) {
+        const dfn_tap_map *tm = &map[kk * NV];
+        if (tm[0].nseg == 0 && tm[1].nseg == 0 && tm[2].nseg == 0) continue; /* all padding */
+        const float *p0 = tm[0].nseg > 0 ? dfn_fptr(inp, tm[0].off[0]) : inp;
+        const float *p1 = tm[1].nseg > 0 ? dfn_fptr(inp, tm[1].off[0]) : inp;
+        const float *p2 = tm[2].nseg > 0 ? dfn_fptr(inp, tm[2].off[0]) : inp;
+        const __mmask16 m0 = tm[0].nseg > 0 ? tm[0].m[0] : 0, m1 = tm[1].nseg > 0 ? tm[1].m[0] : 0,
+                        m2 = tm[2].nseg > 0 ? tm[2].m[0] : 0;
+        const float *a = A;
+        if (tm[0].nseg < 2 && tm[1].nseg < 2 && tm[2].nseg < 2) {
+            for (int ch = 0; ch < Cin; ch++, a += MR, p0 += HW, p1 += HW, p2 += HW) {
+                const vf b0 = _mm512_maskz_loadu_ps(m0, p0), b1 = _mm512_maskz_loadu_ps(m1, p1),
+                         b2 = _mm512_maskz_loadu_ps(m2, p2);
+#pragma GCC unroll 8
+                for (int i = 0; i < MR; i++) {
+                    const vf ai = vf_set1(a[i]);
+                    c[i][0] = vf_fma(ai, b0, c[i][0]);
+                    c[i][1] = vf_fma(ai, b1, c[i][1]);
+                    c[i][2] = vf_fma(ai, b2, c[i][2]);
+                }
+            }
+        } else { /* a group runs over an image boundary: two reads merged per group */
+            const float *q0 = tm[0].nseg > 1 ? dfn_fptr(inp, tm[0].off[1]) : inp;
+            const float *q1 = tm[1].nseg > 1 ? dfn_fptr(inp, tm[1].off[1]) : inp;
+            const float *q2 = tm[2].nseg > 1 ? dfn_fptr(inp, tm[2].off[1]) : inp;
+            const __mmask16 n0 = tm[0].nseg > 1 ? tm[0].m[1] : 0, n1 = tm[1].nseg > 1 ? tm[1].m[1] : 0,
+                            n2 = tm[2].nseg > 1 ? tm[2].m[1] : 0;
+            for (int ch = 0; ch < Cin; ch++, a += MR, p0 += HW, p1 += HW, p2 += HW, q0 += HW, q1 += HW, q2 += HW) {
+                const vf b0 = _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(m0, p0), n0, q0);
+                const vf b1 = _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(m1, p1), n1, q1);
+                const vf b2 = _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(m2, p2), n2, q2);
+#pragma GCC unroll 8
+                for (int i = 0; i < MR; i++) {
+                    const vf ai = vf_set1(a[i]);
+                    c[i][0] = vf_fma(ai, b0, c[i][0]);
+                    c[i][1] = vf_fma(ai, b1, c[i][1]);
+                    c[i][2] = vf_fma(ai, b2, c[i][2]);
+                }
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+        vf_store(C + i * NR, c[i][0]);
+        vf_store(C + i * NR + 16, c[i][1]);
+        vf_store(C + i * NR + 32, c[i][2]);
+    }
+}
+
+#elif VL == 8
+/* The implicit-GEMM kernel with AVX2: C (4,48) as above, in two passes of three
+ * 8-lane vectors (vector v holds lanes 8(v%2) .. of map group v/2); masked loads
+ * (vmaskmovps) where a group has padding, or-ed where it spans two images. The
+ * sums run in the order of the AVX-512 kernel and of conv_tile on im2col rows. */
+__attribute__((noinline)) static void kernel_implicit(int Cin, int KK, const float *restrict A,
+                                                      const float *inp, int64_t HW,
+                                                      const dfn_tap_map *map, float *restrict C) {
+    for (int pass = 0; pass < 2; pass++) {
+        vf c[MR][3];
+#pragma GCC unroll 4
+        for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = c[i][2] = vf_zero();
+        for (int kk = 0; kk < KK; kk++) {
+            const float *p[3], *q[3];
+            __m256i m[3], n[3];
+            int any = 0, full = 1, two = 0;
+            for (int j = 0; j < 3; j++) {
+                const int v = 3 * pass + j, h = v % 2 * 8;
+                const dfn_tap_map *tm = &map[kk * NV + v / 2];
+                const unsigned m0 = tm->nseg > 0 ? tm->m[0] >> h & 0xFFu : 0;
+                const unsigned m1 = tm->nseg > 1 ? tm->m[1] >> h & 0xFFu : 0;
+                p[j] = m0 ? dfn_fptr(inp, tm->off[0] + h) : inp;
+                q[j] = m1 ? dfn_fptr(inp, tm->off[1] + h) : inp;
+                m[j] = vf_lane_mask(m0);
+                n[j] = vf_lane_mask(m1);
+                any |= m0 | m1;
+                full &= m0 == 0xFFu;
+                two |= m1 != 0;
+            }
+            if (!any) continue; /* all padding */
+            const float *a = A + (ptrdiff_t)kk * Cin * MR;
+            for (int ch = 0; ch < Cin; ch++, a += MR) {
+                const ptrdiff_t o = (ptrdiff_t)ch * HW;
+                vf b[3];
+                if (full) {
+                    b[0] = vf_load(p[0] + o), b[1] = vf_load(p[1] + o), b[2] = vf_load(p[2] + o);
+                } else {
+#pragma GCC unroll 3
+                    for (int j = 0; j < 3; j++) {
+                        b[j] = _mm256_maskload_ps(p[j] + o, m[j]);
+                        if (two) b[j] = _mm256_or_ps(b[j], _mm256_maskload_ps(q[j] + o, n[j]));
+                    }
+                }
+#pragma GCC unroll 4
+                for (int i = 0; i < MR; i++) {
+                    const vf ai = vf_set1(a[i]);
+                    c[i][0] = vf_fma(ai, b[0], c[i][0]);
+                    c[i][1] = vf_fma(ai, b[1], c[i][1]);
+                    c[i][2] = vf_fma(ai, b[2], c[i][2]);
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < MR; i++) {
+            vf_store(C + i * NR + pass * 24, c[i][0]);
+            vf_store(C + i * NR + pass * 24 + 8, c[i][1]);
+            vf_store(C + i * NR + pass * 24 + 16, c[i][2]);
+        }
+    }
+}
+#endif
+
+#if VL == 16
+/* orow[segment lanes] = (accumulate ? orow[...] : b) + x[lane], one group of 16. */
+static inline void store_group(float *orow, const dfn_out_map *om, const float *x, float b,
+                               int accumulate) {
+    const __m512 xv = _mm512_loadu_ps(x), bv = _mm512_set1_ps(b);
+    for (int g = 0; g < om->nseg; g++) {
+        float *o = dfn_fptr(orow, om->off[g]);
+        const __mmask16 m = om->m[g];
+        const __m512 y = accumulate ? _mm512_maskz_loadu_ps(m, o) : bv;
+        _mm512_mask_storeu_ps(o, m, _mm512_add_ps(y, xv));
+    }
+}
+#elif VL == 8
+static inline void store_group(float *orow, const dfn_out_map *om, const float *x, float b,
+                               int accumulate) {
+    const vf bv = vf_set1(b);
+    for (int g = 0; g < om->nseg; g++)
+        for (int h = 0; h < LANES; h += 8) {
+            const unsigned m = om->m[g] >> h & 0xFFu;
+            if (!m) continue;
+            float *o = dfn_fptr(orow, om->off[g] + h);
+            if (m == 0xFFu) { /* a plain store: AMD's masked stores are slow */
+                vf_store(o, (accumulate ? vf_load(o) : bv) + vf_load(x + h));
+                continue;
+            }
+            const __m256i mk = vf_lane_mask(m);
+            vf y = bv;
+            if (accumulate) y = _mm256_maskload_ps(o, mk);
+            _mm256_maskstore_ps(o, mk, y + vf_load(x + h));
+        }
+}
+#else
+static inline void store_group(float *orow, const dfn_out_map *om, const float *x, float b,
+                               int accumulate) {
+    for (int g = 0; g < om->nseg; g++) {
+        if (om->m[g] == 0xFFFF) {
+            float *restrict o = dfn_fptr(orow, om->off[g]);
+            if (accumulate)
+                for (int l = 0; l < LANES; l++) o[l] += x[l];
+            else
+                for (int l = 0; l < LANES; l++) o[l] = b + x[l];
+            continue;
+        }
+        for (int l = 0; l < LANES; l++)
+            if (om->m[g] >> l & 1) {
+                float *o = dfn_fptr(orow, om->off[g] + l);
+                *o = (accumulate ? *o : b) + x[l];
+            }
+    }
+}
+#endif
+
+/* out (N,OC,OH,OW) = (accumulate ? out : bias (OC or NULL)) + conv(inp (N,C,H,W), wp),
+ * wp from pack_weights; cache_ws holds dfn_map_cache_bytes(s, panels, 1). */
+static void conv_forward_packed(float *out, int accumulate, const float *inp, const float *wp,
+                                const float *bias, const dfn_conv2d_shape *s, void *cache_ws) {
+    const int OH = dfn_conv2d_out_h(s), OW = dfn_conv2d_out_w(s);
+    const int KK = s->KH * s->KW, CKK = s->C * KK;
+    const int64_t P = (int64_t)OH * OW, cols = s->N * P, HW = (int64_t)s->H * s->W;
+    const int64_t npanels = (cols + NR - 1) / NR;
+    const int ntiles = (s->OC + MR - 1) / MR;
+    /* Few panels (batch 1, small images): also split the output channels, so
+     * that there are >= 16 tasks when the shape allows. Shape-only. */
+    int nchunks = 1;
+    if (npanels < 16) nchunks = DFN_MIN(ntiles, (int)((16 + npanels - 1) / npanels));
+    const int tiles_per_chunk = (ntiles + nchunks - 1) / nchunks;
+    nchunks = (ntiles + tiles_per_chunk - 1) / tiles_per_chunk;
+
+    dfn_map_cache mc;
+    dfn_map_cache_init(&mc, cache_ws, s, npanels, 1);
+    const int64_t ntasks = npanels * nchunks;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t task = 0; task < ntasks; task++) {
+        const int64_t panel = task / nchunks;
+        const int chunk = (int)(task % nchunks);
+        const int64_t j0 = panel * NR;
+        const int ncols = (int)DFN_MIN((int64_t)NR, cols - j0);
+        dfn_tap_map *tmp = (dfn_tap_map *)dfn_scratch(3, (size_t)KK * NV * sizeof(dfn_tap_map) / sizeof(float) + 1);
+        dfn_out_map otmp[NV];
+        const dfn_out_map *omap;
+        int64_t n0;
+        const dfn_tap_map *map = dfn_panel_maps(&mc, s, j0, ncols, tmp, otmp, &omap, &n0);
+        const float *img = inp + n0 * s->C * HW; /* map offsets are relative to image n0 */
+        float *oimg = out + n0 * s->OC * P;
+        float tile[MR * NR];
+        int implicit = VL >= 8; /* masked loads: AVX-512 and AVX2 */
+        for (int k = 0; k < KK * NV && implicit; k++) implicit &= map[k].nseg >= 0;
+        float *col = NULL;
+        if (!implicit) { /* col (KK*C, 48), rows (kk, c) to match wp */
+            col = dfn_scratch(0, (size_t)CKK * NR);
+            im2col_panel(col, NR, 1, s->C, img, map, s, 0, s->C);
+        }
+        const int t1 = DFN_MIN(ntiles, (chunk + 1) * tiles_per_chunk);
+        for (int t = chunk * tiles_per_chunk; t < t1; t++) {
+            const float *a = wp + (size_t)t * CKK * MR;
+#if VL >= 8
+            if (implicit) kernel_implicit(s->C, KK, a, img, HW, map, tile);
+            else
+#endif
+                conv_tile(CKK, a, col, NR, tile);
+            for (int i = 0; i < MR && t * MR + i < s->OC; i++) {
+                const int oc = t * MR + i;
+                for (int v = 0; v < NV; v++)
+                    store_group(oimg + oc * P, &omap[v], tile + i * NR + v * LANES, bias ? bias[oc] : 0.0f,
+                                accumulate);
+            }
+        }
+    }
+}
+
+/* out (N,OC,OH,OW) (+)= conv(inp (N,C,H,W), weight (OC,C,KH,KW) or its flip) + bias (OC or NULL). */
+void DFN_K(dfn_conv2d_direct)(float *out, int accumulate, const float *inp, const float *weight,
+                              int flip, const float *bias, const dfn_conv2d_shape *s) {
+    const int KK = s->KH * s->KW;
+    /* packed weights and the map cache in the calling thread's slot 2 (tasks use 0, 3) */
+    const size_t nwp = (size_t)(s->OC + MR - 1) / MR * MR * s->C * KK; /* floats, multiple of MR */
+    const int64_t npanels = ((int64_t)s->N * dfn_conv2d_out_h(s) * dfn_conv2d_out_w(s) + NR - 1) / NR;
+    const size_t ncache = (dfn_map_cache_bytes(s, npanels, 1) + 63) / 64 * 16;
+    float *wp = dfn_scratch(2, nwp + 16 + ncache);
+    if (flip) pack_weights(wp, weight, s->C, s->OC, KK, 1); /* s is the transposed conv's shape */
+    else pack_weights(wp, weight, s->OC, s->C, KK, 0);
+    conv_forward_packed(out, accumulate, inp, wp, bias, s, dfn_align64(wp + nwp));
+}

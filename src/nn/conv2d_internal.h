@@ -1,0 +1,120 @@
+/* conv2d_internal.h - what the conv2d sources share: the register tile, the
+ * panel maps, and the per-level functions one algorithm borrows from another.
+ * conv2d.c describes the algorithms and chooses among them.
+ *
+ * Terms. Every output pixel of the batch is a "column" j = n*OH*OW + oh*OW + ow;
+ * a row r indexes the C*KH*KW taps; col[r][j] is the input under tap r of column
+ * j. Columns are cut into panels of NR = 48 (a panel may run over an image
+ * boundary); a panel is three groups of 16 lanes, each group described by a
+ * tap_map per tap (where its lanes read) and an out_map (where they write). */
+#ifndef DFN_CONV2D_INTERNAL_H
+#define DFN_CONV2D_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+#include "nn/nn.h"
+
+#define NR 48    /* columns of a panel and of the register tile */
+#define LANES 16 /* lanes of a map group */
+#define NV 3     /* map groups per panel: NR / LANES */
+
+/* ------------------------------------------------------------ panel maps (conv2d_maps.c) */
+
+/* Where the 16 lanes of one group of a panel read from, for one tap (kh,kw).
+ * Offsets are in floats from the start of channel 0 of the panel's first image
+ * (add c*H*W for channel c). Shift mode (nseg >= 0): the lanes of segment s (bit
+ * l of m[s]) read base + off[s] + l (at most 2 segments, one per image; nseg = 0:
+ * every lane is padding). Gather mode (nseg = -1): lane l (bit l of gm) reads
+ * base + goff + idx[l]. Lanes in no mask read 0. */
+typedef struct {
+    int nseg;
+    uint16_t m[2], gm;
+    int64_t off[2], goff;
+    int32_t idx[16];
+} dfn_tap_map;
+
+/* Where the lanes of one group write in `out` (N,OC,OH*OW): the lanes of segment
+ * s (bit l of m[s]) are image n's pixels, at out + oc*OH*OW + off[s] + l. */
+typedef struct {
+    int nseg;
+    uint16_t m[16];
+    int64_t off[16];
+} dfn_out_map;
+
+/* The maps of every full panel, computed once per call where panels repeat
+ * (count > 0): entry e serves the panels that start at p0 = e * step within
+ * their first image. */
+typedef struct {
+    int64_t step, count;
+    dfn_tap_map *taps; /* (count, KH*KW, NV) */
+    dfn_out_map *outs; /* (count, NV), or NULL */
+} dfn_map_cache;
+
+/* Bytes of the cache for `npanels` panels; 0 when maps per panel are cheaper. */
+size_t dfn_map_cache_bytes(const dfn_conv2d_shape *s, int64_t npanels, int with_out);
+/* Builds the cache in `ws` (dfn_map_cache_bytes of it, 64-byte aligned), in parallel. */
+void dfn_map_cache_init(dfn_map_cache *mc, void *ws, const dfn_conv2d_shape *s, int64_t npanels,
+                        int with_out);
+/* The maps of the panel of columns j0 .. j0+ncols-1, relative to image *n0 = j0 / (OH*OW):
+ * from the cache for a full panel, else built into tmp (KH*KW*NV maps) and otmp (NV). */
+const dfn_tap_map *dfn_panel_maps(const dfn_map_cache *mc, const dfn_conv2d_shape *s, int64_t j0,
+                                  int ncols, dfn_tap_map *tmp, dfn_out_map *otmp,
+                                  const dfn_out_map **omap, int64_t *n0);
+
+/* A float pointer `off` floats from `base`, computed on integers: a map's segment
+ * may start before or after the buffer while its lanes stay inside. */
+static inline float *dfn_fptr(const float *base, int64_t off) {
+    return (float *)((uintptr_t)base + (uintptr_t)(off * (int64_t)sizeof(float)));
+}
+
+/* A workspace pointer: the first 64-byte boundary at or after p. */
+static inline void *dfn_align64(void *p) { return (void *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
+
+/* ------------------------------------------------------------ per level (conv2d_panel.c) */
+
+#if defined(DFN_KERNEL_LEVEL)
+#include "nn/kernels.h"
+#include "nn/simd.h"
+
+/* Rows of the register tile (output channels, or taps in backward data). */
+#if VL == 16
+#define MR 8
+#else
+#define MR 4
+#endif
+
+#define conv_tile DFN_K(dfn_conv_tile)
+#define im2col_panel DFN_K(dfn_im2col_panel)
+#define col2im_rows DFN_K(dfn_col2im_rows)
+#define pack_weights DFN_K(dfn_conv_pack_weights)
+
+/* C (MR,48) = A^T B: C[i][j] = sum_k A[k][i] B[k][j], k ascending (one rounding per
+ * term where the level has FMA). A (K,MR) a packed panel of MR rows; B (K,48) rows at
+ * stride ldb, each with 48 readable floats; C (MR,48) contiguous. */
+void conv_tile(int K, const float *restrict A, const float *restrict B, ptrdiff_t ldb,
+               float *restrict C);
+
+/* im2col of one panel: for channels c0 <= c < c1 and taps kk,
+ *   col[(c-c0)*rs_c + kk*rs_k][0..48) = inp[n, c, tap kk of the lane's pixel]
+ * (rs_c = KK, rs_k = 1: rows in weight order (c,kh,kw); rs_c = 1, rs_k = C: (kh,kw,c)),
+ * rows at stride ld; inp is the panel's first image, `map` its maps. */
+void im2col_panel(float *col, ptrdiff_t ld, ptrdiff_t rs_c, ptrdiff_t rs_k, const float *inp,
+                  const dfn_tap_map *map, const dfn_conv2d_shape *s, int c0, int c1);
+
+/* col2im of rows r0 .. r0+nrows-1 (r = c*KK + kk) of one panel:
+ * dinp[n, c, tap pixel of the lane] += dcol[r - r0][lane]; dcol (nrows, 48) contiguous. */
+void col2im_rows(float *dinp, const float *dcol, int r0, int nrows, const dfn_tap_map *map,
+                 const dfn_conv2d_shape *s);
+
+/* Weights as the A operand of conv_tile, taps outer, channels inner:
+ *   wp[t][kk][c][i] = w[t*MR+i, c, kk]    (zero past OC)
+ * from w (OC, C, KK); with `flip`, the weights of the transposed, flipped conv
+ * that stride-1 backward data computes (OC and C swapped):
+ *   wp[t][kk][oc][i] = w[oc, t*MR+i, KK-1-kk]   (zero past C)
+ * wp (ceil(rows/MR), KK, cols, MR), rows = OC (or C), cols = C (or OC). */
+void pack_weights(float *wp, const float *w, int OC, int C, int KK, int flip);
+#endif
+
+#endif

@@ -1,0 +1,163 @@
+/* conv2d_panel.c - the pieces every conv2d algorithm is built from, at one
+ * instruction-set level (compiled once per level, kernels.h): the register tile
+ * C = A^T B, im2col and col2im of a panel through its maps, and the packing of
+ * the weights as the tile's A operand. */
+#include <string.h>
+
+#include "nn/conv2d_internal.h"
+
+/* ------------------------------------------------------------ the register tile */
+
+/* MR x (3 vectors) accumulators stay in registers while k runs (8 x 48 with
+ * AVX-512, 4 x 24 with AVX2 and 4 x 12 with SSE2/NEON: 24 or 12 of the 32 or 16
+ * vector registers); a panel of 48 columns takes 48 / (3 VL) passes over A. */
+void conv_tile(int K, const float *restrict A, const float *restrict B, ptrdiff_t ldb,
+               float *restrict C) {
+    enum { NT = 3 * VL };
+    for (int j0 = 0; j0 < NR; j0 += NT) {
+        vf c[MR][3];
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = c[i][2] = vf_zero();
+        const float *a = A, *b = B + j0;
+        for (int k = 0; k < K; k++, a += MR, b += ldb) {
+            const vf b0 = vf_load(b), b1 = vf_load(b + VL), b2 = vf_load(b + 2 * VL);
+#pragma GCC unroll 8
+            for (int i = 0; i < MR; i++) {
+                const vf ai = vf_set1(a[i]);
+                c[i][0] = vf_fma(ai, b0, c[i][0]);
+                c[i][1] = vf_fma(ai, b1, c[i][1]);
+                c[i][2] = vf_fma(ai, b2, c[i][2]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; i++) {
+            vf_store(C + i * NR + j0, c[i][0]);
+            vf_store(C + i * NR + j0 + VL, c[i][1]);
+            vf_store(C + i * NR + j0 + 2 * VL, c[i][2]);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ reads and writes through maps */
+
+#if VL == 16
+/* The 16 lanes of tap map `tm` read from channel base `base` (padding reads 0):
+ * masked loads in shift mode, a gather otherwise. */
+static inline void tap_load(float *dst, const dfn_tap_map *tm, const float *base) {
+    if (tm->nseg >= 0) {
+        __m512 x = _mm512_setzero_ps();
+        for (int g = 0; g < tm->nseg; g++) x = _mm512_mask_loadu_ps(x, tm->m[g], dfn_fptr(base, tm->off[g]));
+        _mm512_storeu_ps(dst, x);
+        return;
+    }
+    const __m512i idx = _mm512_loadu_si512(tm->idx);
+    _mm512_storeu_ps(dst, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), tm->gm, idx, dfn_fptr(base, tm->goff), 4));
+}
+
+/* base[lane's offset] += x[lane] for the lanes of `tm` (no two lanes share an
+ * address: for a fixed tap, distinct output pixels read distinct input pixels). */
+static inline void tap_add(const dfn_tap_map *tm, float *base, const float *x) {
+    const __m512 xv = _mm512_loadu_ps(x);
+    if (tm->nseg >= 0) {
+        for (int g = 0; g < tm->nseg; g++) {
+            float *p = dfn_fptr(base, tm->off[g]);
+            const __m512 y = _mm512_maskz_loadu_ps(tm->m[g], p);
+            _mm512_mask_storeu_ps(p, tm->m[g], _mm512_add_ps(y, xv));
+        }
+        return;
+    }
+    const __m512i idx = _mm512_loadu_si512(tm->idx);
+    float *p = dfn_fptr(base, tm->goff);
+    const __m512 y = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), tm->gm, idx, p, 4);
+    _mm512_mask_i32scatter_ps(p, tm->gm, idx, _mm512_add_ps(y, xv), 4);
+}
+#else
+/* The same with plain vectors: a whole group of one image is a copy, a shift
+ * segment two masked loads (AVX2) or a loop over its lanes. */
+static inline void tap_load(float *dst, const dfn_tap_map *tm, const float *base) {
+    if (tm->nseg == 1 && tm->m[0] == 0xFFFF) {
+        const float *p = dfn_fptr(base, tm->off[0]);
+        for (int l = 0; l < LANES; l += VL) vf_store(dst + l, vf_load(p + l));
+        return;
+    }
+    for (int l = 0; l < LANES; l += VL) vf_store(dst + l, vf_zero());
+    if (tm->nseg >= 0) {
+        for (int g = 0; g < tm->nseg; g++) {
+#if VL == 8 /* lanes of other segments hold +0 here: or-ing in this one's bits keeps them */
+            for (int h = 0; h < LANES; h += 8) {
+                const __m256i mk = vf_lane_mask(tm->m[g] >> h & 0xFFu);
+                const __m256 x = _mm256_maskload_ps(dfn_fptr(base, tm->off[g] + h), mk);
+                _mm256_storeu_ps(dst + h, _mm256_or_ps(_mm256_loadu_ps(dst + h), x));
+            }
+#else
+            for (int l = 0; l < LANES; l++)
+                if (tm->m[g] >> l & 1) dst[l] = *dfn_fptr(base, tm->off[g] + l);
+#endif
+        }
+        return;
+    }
+    for (int l = 0; l < LANES; l++)
+        if (tm->gm >> l & 1) dst[l] = *dfn_fptr(base, tm->goff + tm->idx[l]);
+}
+
+static inline void tap_add(const dfn_tap_map *tm, float *base, const float *x) {
+    if (tm->nseg >= 0) {
+        for (int g = 0; g < tm->nseg; g++) {
+            if (tm->m[g] == 0xFFFF) {
+                float *restrict p = dfn_fptr(base, tm->off[g]);
+                for (int l = 0; l < LANES; l++) p[l] += x[l];
+                continue;
+            }
+            for (int l = 0; l < LANES; l++)
+                if (tm->m[g] >> l & 1) *dfn_fptr(base, tm->off[g] + l) += x[l];
+        }
+        return;
+    }
+    for (int l = 0; l < LANES; l++)
+        if (tm->gm >> l & 1) *dfn_fptr(base, tm->goff + tm->idx[l]) += x[l];
+}
+#endif
+
+void im2col_panel(float *col, ptrdiff_t ld, ptrdiff_t rs_c, ptrdiff_t rs_k, const float *inp,
+                  const dfn_tap_map *map, const dfn_conv2d_shape *s, int c0, int c1) {
+    const int KK = s->KH * s->KW;
+    const int64_t HW = (int64_t)s->H * s->W;
+    for (int c = c0; c < c1; c++) {
+        const float *base = inp + c * HW;
+        for (int kk = 0; kk < KK; kk++) {
+            float *row = col + ((c - c0) * rs_c + kk * rs_k) * ld;
+            const dfn_tap_map *tm = &map[kk * NV];
+            for (int v = 0; v < NV; v++) tap_load(row + v * LANES, &tm[v], base);
+        }
+    }
+}
+
+void col2im_rows(float *dinp, const float *dcol, int r0, int nrows, const dfn_tap_map *map,
+                 const dfn_conv2d_shape *s) {
+    const int KK = s->KH * s->KW;
+    const int64_t HW = (int64_t)s->H * s->W;
+    for (int i = 0; i < nrows; i++) {
+        const int r = r0 + i, c = r / KK, kk = r % KK;
+        float *base = dinp + c * HW;
+        const dfn_tap_map *tm = &map[kk * NV];
+        for (int v = 0; v < NV; v++) tap_add(&tm[v], base, dcol + (ptrdiff_t)i * NR + v * LANES);
+    }
+}
+
+/* ------------------------------------------------------------ weights */
+
+void pack_weights(float *wp, const float *w, int OC, int C, int KK, int flip) {
+    const int rows = flip ? C : OC, cols = flip ? OC : C;
+    const int ntiles = (rows + MR - 1) / MR;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < ntiles; t++)
+        for (int kk = 0; kk < KK; kk++)
+            for (int c = 0; c < cols; c++)
+                for (int i = 0; i < MR; i++) {
+                    const int r = t * MR + i;
+                    float x = 0.0f;
+                    if (r < rows)
+                        x = flip ? w[((size_t)c * C + r) * KK + (KK - 1 - kk)] : w[((size_t)r * C + c) * KK + kk];
+                    wp[(((size_t)t * KK + kk) * cols + c) * MR + i] = x;
+                }
+}

@@ -1,0 +1,373 @@
+/* conv2d_winograd.c - stride-1 3x3 convolutions with pad 1 ("same") as Winograd
+ * F(2x2, 3x3) (Lavin & Gray 2016), at one instruction-set level.
+ *
+ * The output is cut into 2x2 tiles (global tile index j = n*TH*TW + ty*TW + tx,
+ * TH = ceil(H/2), TW = ceil(W/2)); tile j reads the 4x4 input patch d at rows
+ * 2ty-1.., cols 2tx-1.. (zero outside the image) and
+ *   out tile = A^T [ sum_c (G g[oc,c] G^T) .* (B^T d[c] B) ] A
+ * i.e. 16 products U[xi] (OC x C) V[xi] (C x tiles), 2.25x fewer multiplications
+ * than the direct conv, with
+ *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+ *   A^T = [1 1 1 0; 0 1 -1 -1].
+ * Tasks: (block of 48 tiles, chunk of MR-channel output tiles), shape-only as the
+ * direct path; each task transforms its block's input (all channels), runs
+ * conv_tile per (xi, MR output channels) with C as the sum index (channels
+ * ascending), and transforms back; a fixed order in every step. The transforms
+ * are adds and subtracts in the same order at every level; avx512 does a tile
+ * row in one 16-lane vector (images up to 30 wide), the other levels any width. */
+#include <string.h>
+
+#include "nn/conv2d_internal.h"
+
+#define WB NR /* tiles per block: the columns of conv_tile */
+/* The row stride of V: a vector written from a row's last tile may run past the
+ * block's 48 columns (lanes of no tile, rewritten or never read). */
+#define WBS (WB + VL)
+#ifndef DFN_CONV_WINOGRAD
+#define DFN_CONV_WINOGRAD 1 /* 0: every conv runs direct */
+#endif
+
+int DFN_K(dfn_conv2d_winograd_fits)(const dfn_conv2d_shape *s) {
+    if (!DFN_CONV_WINOGRAD) return 0;
+    if (s->KH != 3 || s->KW != 3 || s->stride != 1 || s->pad != 1 || s->C < 16 || s->OC < 8) return 0;
+    const int TW = (s->W + 1) / 2;
+#if VL == 16
+    /* one 32-float window per input row of a tile row; narrow images (7x7) waste
+     * most lanes of the transforms and run faster direct */
+    if (TW > 15 || TW < 7) return 0;
+#else
+    if (TW < 4) return 0;
+#endif
+    const int64_t tiles = (int64_t)s->N * ((s->H + 1) / 2) * TW;
+    /* >= 16 blocks: no output-channel chunks, whose tasks would each transform
+     * the block's input again (batch 1 runs faster direct) */
+    return tiles >= 16 * WB;
+}
+
+/* up[xi][t][c][i] = (G g G^T)[xi] of g = w[t*MR+i, c] (3x3), zero past `rows`;
+ * with `flip`, g = w[c, t*MR+i] rotated by 180 degrees (the transposed conv of
+ * stride-1 backward data). rows = OC (C), cols = C (OC). */
+static void pack_winograd(float *up, const float *w, int OC, int C, int flip) {
+    const int rows = flip ? C : OC, cols = flip ? OC : C;
+    const int ntiles = (rows + MR - 1) / MR;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < ntiles; t++)
+        for (int c = 0; c < cols; c++) {
+            double g[3][3][MR], gg[4][3][MR], u[4][4][MR]; /* lane i: row t*MR+i */
+            for (int i = 0; i < MR; i++) {
+                const int r = t * MR + i;
+                for (int k = 0; k < 9; k++)
+                    g[k / 3][k % 3][i] = r >= rows ? 0.0
+                                         : flip    ? w[((size_t)c * C + r) * 9 + 8 - k]
+                                                   : w[((size_t)r * C + c) * 9 + k];
+            }
+            for (int k = 0; k < 3; k++) /* G g: rows g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2 */
+                for (int i = 0; i < MR; i++) {
+                    gg[0][k][i] = g[0][k][i];
+                    gg[1][k][i] = 0.5 * (g[0][k][i] + g[1][k][i] + g[2][k][i]);
+                    gg[2][k][i] = 0.5 * (g[0][k][i] - g[1][k][i] + g[2][k][i]);
+                    gg[3][k][i] = g[2][k][i];
+                }
+            for (int a = 0; a < 4; a++) /* (G g) G^T */
+                for (int i = 0; i < MR; i++) {
+                    u[a][0][i] = gg[a][0][i];
+                    u[a][1][i] = 0.5 * (gg[a][0][i] + gg[a][1][i] + gg[a][2][i]);
+                    u[a][2][i] = 0.5 * (gg[a][0][i] - gg[a][1][i] + gg[a][2][i]);
+                    u[a][3][i] = gg[a][2][i];
+                }
+            for (int xi = 0; xi < 16; xi++)
+                for (int i = 0; i < MR; i++)
+                    up[(((size_t)xi * ntiles + t) * cols + c) * MR + i] = (float)u[xi / 4][xi % 4][i];
+        }
+}
+
+/* A tile row of a block: image n, tile row ty, its tile tx at column q0 + tx of
+ * the block, tiles txa <= tx < txb in the block. */
+typedef struct {
+    int64_t n;
+    int ty, q0, txa, txb;
+} tile_row;
+
+static tile_row tile_row_of(int64_t R, int TH, int TW, int64_t j0, int nj) {
+    tile_row tr;
+    tr.n = R / TH;
+    tr.ty = (int)(R % TH);
+    tr.q0 = (int)(R * TW - j0);
+    tr.txa = DFN_MAX(0, -tr.q0);
+    tr.txb = DFN_MIN(TW, nj - tr.q0);
+    return tr;
+}
+
+#if VL == 16
+static inline __mmask16 lane_range(int lo, int hi) { /* lanes lo <= l < hi of 0..15 */
+    if (lo < 0) lo = 0;
+    if (hi > 16) hi = 16;
+    if (hi <= lo) return 0;
+    return (__mmask16)((((uint32_t)1 << hi) - 1) & ~(((uint32_t)1 << lo) - 1));
+}
+
+/* V[xi][c][q] (C, WBS rows per xi) = (B^T d B)[xi] of the tile in column q of the
+ * block: a tile row per vector (lane tx picks window element 2tx+u of the row). */
+static void input_transform(float *V, const float *inp, const dfn_conv2d_shape *s, int64_t j0, int nj) {
+    const int C = s->C, H = s->H, W = s->W, TH = (H + 1) / 2, TW = (W + 1) / 2;
+    const int64_t HW = (int64_t)H * W;
+    int32_t idxv[4][16];
+    for (int u = 0; u < 4; u++)
+        for (int l = 0; l < 16; l++) idxv[u][l] = DFN_MIN(31, 2 * l + u);
+    const __m512i i0 = _mm512_loadu_si512(idxv[0]), i1 = _mm512_loadu_si512(idxv[1]);
+    const __m512i i2 = _mm512_loadu_si512(idxv[2]), i3 = _mm512_loadu_si512(idxv[3]);
+    const __mmask16 mw0 = lane_range(1, W + 1), mw1 = lane_range(0, W - 15);
+    const int64_t R0 = j0 / TW, R1 = (j0 + nj - 1) / TW; /* tile rows n*TH + ty of the block */
+    for (int64_t R = R0; R <= R1; R++) {
+        const tile_row tr = tile_row_of(R, TH, TW, j0, nj);
+        const __mmask16 m = lane_range(tr.txa, tr.txb);
+        const float *rows[4];
+        __mmask16 m0r[4], m1r[4];
+        for (int r = 0; r < 4; r++) { /* rows outside the image read as zeros (empty masks) */
+            const int ih = 2 * tr.ty - 1 + r, in = ih >= 0 && ih < H;
+            rows[r] = inp + tr.n * C * HW + (int64_t)(in ? ih : 0) * W;
+            m0r[r] = in ? mw0 : 0;
+            m1r[r] = in ? mw1 : 0;
+        }
+        float *v = dfn_fptr(V, tr.q0);
+        for (int c = 0; c < C; c++, v += WBS) {
+            __m512 d[4][4];
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                const float *row = rows[r] + c * HW;
+                _mm_prefetch((const char *)dfn_fptr(row, 12 * HW - 1), _MM_HINT_T0); /* 12 channels on */
+                _mm_prefetch((const char *)dfn_fptr(row, 12 * HW + 15), _MM_HINT_T0);
+                _mm_prefetch((const char *)dfn_fptr(row, 12 * HW + W - 1), _MM_HINT_T0);
+                const __m512 w0 = _mm512_maskz_loadu_ps(m0r[r], dfn_fptr(row, -1));
+                const __m512 w1 = _mm512_maskz_loadu_ps(m1r[r], dfn_fptr(row, 15));
+                d[r][0] = _mm512_permutex2var_ps(w0, i0, w1);
+                d[r][1] = _mm512_permutex2var_ps(w0, i1, w1);
+                d[r][2] = _mm512_permutex2var_ps(w0, i2, w1);
+                d[r][3] = _mm512_permutex2var_ps(w0, i3, w1);
+            }
+            __m512 e[4][4]; /* B^T d: rows d0-d2, d1+d2, d2-d1, d1-d3 */
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++) {
+                e[0][u] = _mm512_sub_ps(d[0][u], d[2][u]);
+                e[1][u] = _mm512_add_ps(d[1][u], d[2][u]);
+                e[2][u] = _mm512_sub_ps(d[2][u], d[1][u]);
+                e[3][u] = _mm512_sub_ps(d[1][u], d[3][u]);
+            }
+#pragma GCC unroll 4
+            for (int a = 0; a < 4; a++) { /* (B^T d) B: the same on columns */
+                const ptrdiff_t xs = (ptrdiff_t)4 * a * C * WBS;
+                _mm512_mask_storeu_ps(v + xs, m, _mm512_sub_ps(e[a][0], e[a][2]));
+                _mm512_mask_storeu_ps(v + xs + (ptrdiff_t)C * WBS, m, _mm512_add_ps(e[a][1], e[a][2]));
+                _mm512_mask_storeu_ps(v + xs + (ptrdiff_t)2 * C * WBS, m, _mm512_sub_ps(e[a][2], e[a][1]));
+                _mm512_mask_storeu_ps(v + xs + (ptrdiff_t)3 * C * WBS, m, _mm512_sub_ps(e[a][1], e[a][3]));
+            }
+        }
+    }
+}
+
+/* out (N,OC,H,W) (+)= A^T M A of every tile of the block, output channels
+ * oc0 .. oc1-1; M[xi][oc - oc0][q] at stride xs per xi. */
+static void output_transform(float *out, int accumulate, const float *M, ptrdiff_t xs,
+                             const float *bias, const dfn_conv2d_shape *s, int oc0, int oc1,
+                             int64_t j0, int nj) {
+    const int OC = s->OC, H = s->H, W = s->W, TH = (H + 1) / 2, TW = (W + 1) / 2;
+    int32_t ilo[16], ihi[16]; /* interleave y0, y1 lanes: col 2tx -> y0[tx], 2tx+1 -> y1[tx] */
+    for (int k = 0; k < 16; k++) ilo[k] = k / 2 + (k & 1) * 16, ihi[k] = (k + 16) / 2 + (k & 1) * 16;
+    const __m512i jlo = _mm512_loadu_si512(ilo), jhi = _mm512_loadu_si512(ihi);
+    const int64_t R0 = j0 / TW, R1 = (j0 + nj - 1) / TW;
+    for (int oc = oc0; oc < oc1; oc++) {
+        const __m512 b = _mm512_set1_ps(bias ? bias[oc] : 0.0f);
+        const float *mo = M + (ptrdiff_t)(oc - oc0) * WB;
+        for (int64_t R = R0; R <= R1; R++) {
+            const tile_row tr = tile_row_of(R, TH, TW, j0, nj);
+            const __mmask16 m = lane_range(tr.txa, tr.txb);
+            const float *mp = dfn_fptr(mo, tr.q0);
+            __m512 x[16];
+#pragma GCC unroll 16
+            for (int k = 0; k < 16; k++) x[k] = _mm512_maskz_loadu_ps(m, mp + k * xs);
+            __m512 f[2][4]; /* A^T x: rows x0+x1+x2, x1-x2-x3 */
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++) {
+                f[0][u] = _mm512_add_ps(_mm512_add_ps(x[u], x[4 + u]), x[8 + u]);
+                f[1][u] = _mm512_sub_ps(_mm512_sub_ps(x[4 + u], x[8 + u]), x[12 + u]);
+            }
+            const int ca = 2 * tr.txa, cb = DFN_MIN(2 * tr.txb, W);
+            const __mmask16 mlo = lane_range(ca, cb), mhi = lane_range(ca - 16, cb - 16);
+#pragma GCC unroll 2
+            for (int a = 0; a < 2; a++) {
+                const int oh = 2 * tr.ty + a;
+                if (oh >= H) break;
+                const __m512 y0 = _mm512_add_ps(_mm512_add_ps(f[a][0], f[a][1]), f[a][2]);
+                const __m512 y1 = _mm512_sub_ps(_mm512_sub_ps(f[a][1], f[a][2]), f[a][3]);
+                const __m512 lo = _mm512_permutex2var_ps(y0, jlo, y1), hi = _mm512_permutex2var_ps(y0, jhi, y1);
+                float *o = out + ((tr.n * OC + oc) * H + oh) * W;
+                if (accumulate) {
+                    _mm512_mask_storeu_ps(o, mlo, _mm512_add_ps(_mm512_maskz_loadu_ps(mlo, o), lo));
+                    _mm512_mask_storeu_ps(o + 16, mhi, _mm512_add_ps(_mm512_maskz_loadu_ps(mhi, o + 16), hi));
+                } else {
+                    _mm512_mask_storeu_ps(o, mlo, _mm512_add_ps(b, lo));
+                    _mm512_mask_storeu_ps(o + 16, mhi, _mm512_add_ps(b, hi));
+                }
+            }
+        }
+    }
+}
+#else
+/* The same transforms, VL tiles of a tile row at a time. Each of the four input
+ * rows of a tile row is copied into a zero-padded row pad[1 .. W] (pad[0] and
+ * everything past W are 0), so that tile tx reads d[r][u] = pad[2tx + u]: the
+ * even and odd lanes of two vectors at pad + 2tx (u = 0, 1) and at pad + 2tx + 2
+ * (u = 2, 3). Outputs are interleaved back the same way. */
+typedef int32_t vi __attribute__((vector_size(VL * 4)));
+#if VL == 4
+#define EVEN_LANES {0, 2, 4, 6}
+#define ODD_LANES {1, 3, 5, 7}
+#define LOW_HALVES {0, 4, 1, 5}  /* y0[0] y1[0] y0[1] y1[1] */
+#define HIGH_HALVES {2, 6, 3, 7}
+#else
+#define EVEN_LANES {0, 2, 4, 6, 8, 10, 12, 14}
+#define ODD_LANES {1, 3, 5, 7, 9, 11, 13, 15}
+#define LOW_HALVES {0, 8, 1, 9, 2, 10, 3, 11}
+#define HIGH_HALVES {4, 12, 5, 13, 6, 14, 7, 15}
+#endif
+
+/* d[u] = pad[2tx + u] for the VL tiles from tx on (p = pad + 2tx). */
+static inline void load_patch_row(vf d[4], const float *p) {
+    const vi even = EVEN_LANES, odd = ODD_LANES;
+    const vf p0 = vf_load(p), p1 = vf_load(p + VL), q0 = vf_load(p + 2), q1 = vf_load(p + 2 + VL);
+    d[0] = __builtin_shuffle(p0, p1, even);
+    d[1] = __builtin_shuffle(p0, p1, odd);
+    d[2] = __builtin_shuffle(q0, q1, even);
+    d[3] = __builtin_shuffle(q0, q1, odd);
+}
+
+/* Row a of (B^T d) B from row a of B^T d: e0-e2, e1+e2, e2-e1, e1-e3, stored as
+ * V[4a + k] (rows at stride xs), every lane (those past the tile row are tiles of
+ * the next row, written later, or no tile: WBS). */
+static inline void store_transformed(float *v, ptrdiff_t xs, vf e0, vf e1, vf e2, vf e3) {
+    vf_store(v, e0 - e2);
+    vf_store(v + xs, e1 + e2);
+    vf_store(v + 2 * xs, e2 - e1);
+    vf_store(v + 3 * xs, e1 - e3);
+}
+
+static void input_transform(float *V, const float *inp, const dfn_conv2d_shape *s, int64_t j0, int nj) {
+    const int C = s->C, H = s->H, W = s->W, TH = (H + 1) / 2, TW = (W + 1) / 2;
+    const int64_t HW = (int64_t)H * W;
+    const ptrdiff_t xs = (ptrdiff_t)C * WBS; /* between the rows V[xi] and V[xi+1] */
+    const int len = 2 * TW + 2 * VL + 2; /* the reads of a last vector stay inside, in zeros */
+    float *pad = dfn_scratch(3, (size_t)4 * len);
+    memset(pad, 0, (size_t)4 * len * sizeof(float));
+    const int64_t R0 = j0 / TW, R1 = (j0 + nj - 1) / TW;
+    for (int64_t R = R0; R <= R1; R++) {
+        const tile_row tr = tile_row_of(R, TH, TW, j0, nj);
+        for (int c = 0; c < C; c++) {
+            const float *x = inp + (tr.n * C + c) * HW;
+            for (int r = 0; r < 4; r++) {
+                const int ih = 2 * tr.ty - 1 + r;
+                if (ih >= 0 && ih < H) memcpy(pad + (size_t)r * len + 1, x + (int64_t)ih * W, (size_t)W * sizeof(float));
+                else memset(pad + (size_t)r * len + 1, 0, (size_t)W * sizeof(float));
+            }
+            for (int tx = tr.txa; tx < tr.txb; tx += VL) {
+                float *v = V + (ptrdiff_t)c * WBS + (tr.q0 + tx);
+                /* B^T d row by row (d0-d2, d1+d2, d2-d1, d1-d3), each finished at once:
+                 * at most 12 vectors live */
+                vf d0[4], d1[4], d2[4], d3[4];
+                load_patch_row(d1, pad + len + 2 * tx);
+                load_patch_row(d2, pad + 2 * len + 2 * tx);
+                load_patch_row(d0, pad + 2 * tx);
+                store_transformed(v, xs, d0[0] - d2[0], d0[1] - d2[1], d0[2] - d2[2], d0[3] - d2[3]);
+                store_transformed(v + 4 * xs, xs, d1[0] + d2[0], d1[1] + d2[1], d1[2] + d2[2], d1[3] + d2[3]);
+                store_transformed(v + 8 * xs, xs, d2[0] - d1[0], d2[1] - d1[1], d2[2] - d1[2], d2[3] - d1[3]);
+                load_patch_row(d3, pad + 3 * len + 2 * tx);
+                store_transformed(v + 12 * xs, xs, d1[0] - d3[0], d1[1] - d3[1], d1[2] - d3[2], d1[3] - d3[3]);
+            }
+        }
+    }
+}
+
+static void output_transform(float *out, int accumulate, const float *M, ptrdiff_t xs,
+                             const float *bias, const dfn_conv2d_shape *s, int oc0, int oc1,
+                             int64_t j0, int nj) {
+    const int OC = s->OC, H = s->H, W = s->W, TH = (H + 1) / 2, TW = (W + 1) / 2;
+    const int64_t R0 = j0 / TW, R1 = (j0 + nj - 1) / TW;
+    const vi lo_lanes = LOW_HALVES, hi_lanes = HIGH_HALVES;
+    for (int oc = oc0; oc < oc1; oc++) {
+        const float b = bias ? bias[oc] : 0.0f;
+        const vf bv = vf_set1(b);
+        const float *mo = M + (ptrdiff_t)(oc - oc0) * WB;
+        for (int64_t R = R0; R <= R1; R++) {
+            const tile_row tr = tile_row_of(R, TH, TW, j0, nj);
+            for (int tx = tr.txa; tx < tr.txb; tx += VL) {
+                const int nl = DFN_MIN(VL, tr.txb - tx);
+                vf f[2][4]; /* A^T x: rows x0+x1+x2, x1-x2-x3 */
+                for (int u = 0; u < 4; u++) {
+                    vf x[4]; /* x[a] = M[4a + u]; lanes past the tile row are never stored */
+                    for (int a = 0; a < 4; a++) x[a] = vf_load(mo + ((4 * a + u) * xs + tr.q0 + tx));
+                    f[0][u] = (x[0] + x[1]) + x[2];
+                    f[1][u] = (x[1] - x[2]) - x[3];
+                }
+                for (int a = 0; a < 2; a++) {
+                    const int oh = 2 * tr.ty + a;
+                    if (oh >= H) break;
+                    const vf y0 = (f[a][0] + f[a][1]) + f[a][2], y1 = (f[a][1] - f[a][2]) - f[a][3];
+                    const vf lo = __builtin_shuffle(y0, y1, lo_lanes), hi = __builtin_shuffle(y0, y1, hi_lanes);
+                    float *o = out + ((tr.n * OC + oc) * H + oh) * W + 2 * tx;
+                    const int nc = DFN_MIN(2 * nl, W - 2 * tx); /* columns 2tx .. of this row */
+                    float part[2 * VL], *p = nc == 2 * VL ? o : part; /* the image's last columns via part */
+                    if (p == part && accumulate) memcpy(part, o, (size_t)nc * sizeof(float));
+                    vf_store(p, (accumulate ? vf_load(p) : bv) + lo);
+                    vf_store(p + VL, (accumulate ? vf_load(p + VL) : bv) + hi);
+                    if (p == part) memcpy(o, part, (size_t)nc * sizeof(float));
+                }
+            }
+        }
+    }
+}
+#endif
+
+/* out (N,OC,H,W) (+)= conv(inp (N,C,H,W), g) + bias (OC or NULL): up from
+ * pack_winograd; the shape fits (dfn_conv2d_winograd_fits). */
+static void conv_winograd(float *out, int accumulate, const float *inp, const float *up,
+                          const float *bias, const dfn_conv2d_shape *s) {
+    const int C = s->C, OC = s->OC;
+    const int64_t NT = s->N * (int64_t)((s->H + 1) / 2) * ((s->W + 1) / 2);
+    const int64_t nblk = (NT + WB - 1) / WB;
+    const int ntiles = (OC + MR - 1) / MR;
+    int nchunks = 1;
+    if (nblk < 16) nchunks = DFN_MIN(ntiles, (int)((16 + nblk - 1) / nblk));
+    const int tiles_per_chunk = (ntiles + nchunks - 1) / nchunks;
+    nchunks = (ntiles + tiles_per_chunk - 1) / tiles_per_chunk;
+    const int64_t ntasks = nblk * nchunks;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t task = 0; task < ntasks; task++) {
+        const int64_t blk = task / nchunks;
+        const int chunk = (int)(task % nchunks);
+        const int64_t j0 = blk * WB;
+        const int nj = (int)DFN_MIN((int64_t)WB, NT - j0);
+        const int t0 = chunk * tiles_per_chunk, t1 = DFN_MIN(ntiles, t0 + tiles_per_chunk);
+        const int nt = t1 - t0;
+        float *V = dfn_scratch(0, (size_t)16 * C * WBS);
+        float *M = dfn_scratch(1, (size_t)16 * nt * MR * WB + VL); /* + the reads of a last vector */
+        if (nj < WB)
+            for (int64_t r = 0; r < 16 * C; r++) memset(V + r * WBS + nj, 0, (size_t)(WBS - nj) * sizeof(float));
+        input_transform(V, inp, s, j0, nj);
+        /* M[xi][oc - t0*MR][q] = sum_c U[xi][oc][c] V[xi][c][q] */
+        for (int xi = 0; xi < 16; xi++)
+            for (int t = t0; t < t1; t++)
+                conv_tile(C, up + ((size_t)xi * ntiles + t) * C * MR, V + (size_t)xi * C * WBS, WBS,
+                          M + ((size_t)xi * nt + (t - t0)) * MR * WB);
+        output_transform(out, accumulate, M, (ptrdiff_t)nt * MR * WB, bias, s, t0 * MR,
+                         DFN_MIN(OC, t1 * MR), j0, nj);
+    }
+}
+
+void DFN_K(dfn_conv2d_winograd)(float *out, int accumulate, const float *inp, const float *weight,
+                                int flip, const float *bias, const dfn_conv2d_shape *s) {
+    /* U in the calling thread's slot 2 (tasks use 0, 1 and 3) */
+    const size_t nup = (size_t)(s->OC + MR - 1) / MR * MR * s->C * 16;
+    float *up = dfn_scratch(2, nup);
+    if (flip) pack_winograd(up, weight, s->C, s->OC, 1); /* s is the transposed conv's shape */
+    else pack_winograd(up, weight, s->OC, s->C, 0);
+    conv_winograd(out, accumulate, inp, up, bias, s);
+}

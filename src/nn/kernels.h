@@ -1,0 +1,94 @@
+/* kernels.h - the layers that exist once per instruction-set level.
+ *
+ * CMakeLists.txt compiles the kernel sources of src/nn (DFN_KERNEL_SOURCES)
+ * once per level, each time with that level's instruction-set flags and with
+ * DFN_KERNEL_LEVEL defined to its name: generic (no flags: SSE2 on x86-64, NEON
+ * on aarch64), avx2 and avx512 (x86-64 only). A kernel source names what it
+ * exports with DFN_K(name), which appends the level (name_avx2), so the three
+ * copies link side by side; kernel_table.c gathers each level's functions into
+ * a dfn_nn_kernels table. The nn.h entry points (dispatch.c, conv2d.c) are
+ * compiled once and call the table of the level in use (dfn_get_isa()).
+ *
+ * A new hot layer: add its function to the table below, define it with DFN_K
+ * in a kernel source, list that source in DFN_KERNEL_SOURCES, and forward to it
+ * from the nn.h entry point. */
+#ifndef DFN_NN_KERNELS_H
+#define DFN_NN_KERNELS_H
+
+#include "core/core.h"
+#include "nn/nn.h"
+#include "nn/pool.h"
+
+/* The level-specific conv2d pieces that conv2d.c composes (see conv2d_internal.h):
+ *   direct, winograd   out (+)= conv(inp, weight) (+ bias), or with flip = 1 the
+ *                      stride-1 conv by the flipped, transposed weights that
+ *                      backward data is; winograd only where conv2d_winograd_fits;
+ *   backward_bias      dbias (OC) += sums of dout;
+ *   backward_gemm      dinp (any stride; NULL: skipped) and dweight (NULL:
+ *                      skipped) by products with im2col'ed panels. */
+typedef void dfn_conv_fn(float *out, int accumulate, const float *inp, const float *weight,
+                         int flip, const float *bias, const dfn_conv2d_shape *s);
+
+typedef struct {
+    dfn_isa isa;
+    dfn_conv_fn *conv2d_direct;
+    dfn_conv_fn *conv2d_winograd;
+    int (*conv2d_winograd_fits)(const dfn_conv2d_shape *s);
+    void (*conv2d_backward_bias)(float *dbias, const float *dout, const dfn_conv2d_shape *s);
+    void (*conv2d_backward_gemm)(float *dinp, float *dweight, const float *dout, const float *inp,
+                                 const float *weight, const dfn_conv2d_shape *s);
+    /* the nn.h / pool.h layers, same signatures */
+    __typeof__(dfn_groupnorm_forward) *groupnorm_forward;
+    __typeof__(dfn_groupnorm_backward) *groupnorm_backward;
+    __typeof__(dfn_silu_forward) *silu_forward;
+    __typeof__(dfn_silu_backward) *silu_backward;
+    __typeof__(dfn_dropout_forward) *dropout_forward;
+    __typeof__(dfn_dropout_backward) *dropout_backward;
+    __typeof__(dfn_upsample2x_forward) *upsample2x_forward;
+    __typeof__(dfn_upsample2x_backward) *upsample2x_backward;
+    __typeof__(dfn_concat_forward) *concat_forward;
+    __typeof__(dfn_concat_backward) *concat_backward;
+    __typeof__(dfn_add_channel_forward) *add_channel_forward;
+    __typeof__(dfn_add_channel_backward) *add_channel_backward;
+    __typeof__(dfn_attention_forward) *attention_forward;
+    __typeof__(dfn_attention_backward) *attention_backward;
+    __typeof__(dfn_avgpool_forward) *avgpool_forward;
+    __typeof__(dfn_avgpool_backward) *avgpool_backward;
+} dfn_nn_kernels;
+
+/* The table of the level in use (dfn_get_isa()). */
+const dfn_nn_kernels *dfn_nn_kernels_current(void);
+
+#if defined(DFN_KERNEL_LEVEL)
+/* name_<level>: what a kernel source exports. */
+#define DFN_K(name) DFN_K_(name, DFN_KERNEL_LEVEL)
+#define DFN_K_(name, level) DFN_K__(name, level)
+#define DFN_K__(name, level) name##_##level
+
+/* The level's functions, as kernel_table.c collects them. */
+dfn_conv_fn DFN_K(dfn_conv2d_direct), DFN_K(dfn_conv2d_winograd);
+int DFN_K(dfn_conv2d_winograd_fits)(const dfn_conv2d_shape *s);
+void DFN_K(dfn_conv2d_backward_bias)(float *dbias, const float *dout, const dfn_conv2d_shape *s);
+void DFN_K(dfn_conv2d_backward_gemm)(float *dinp, float *dweight, const float *dout,
+                                     const float *inp, const float *weight,
+                                     const dfn_conv2d_shape *s);
+__typeof__(dfn_groupnorm_forward) DFN_K(dfn_groupnorm_forward);
+__typeof__(dfn_groupnorm_backward) DFN_K(dfn_groupnorm_backward);
+__typeof__(dfn_silu_forward) DFN_K(dfn_silu_forward);
+__typeof__(dfn_silu_backward) DFN_K(dfn_silu_backward);
+__typeof__(dfn_dropout_forward) DFN_K(dfn_dropout_forward);
+__typeof__(dfn_dropout_backward) DFN_K(dfn_dropout_backward);
+__typeof__(dfn_upsample2x_forward) DFN_K(dfn_upsample2x_forward);
+__typeof__(dfn_upsample2x_backward) DFN_K(dfn_upsample2x_backward);
+__typeof__(dfn_concat_forward) DFN_K(dfn_concat_forward);
+__typeof__(dfn_concat_backward) DFN_K(dfn_concat_backward);
+__typeof__(dfn_add_channel_forward) DFN_K(dfn_add_channel_forward);
+__typeof__(dfn_add_channel_backward) DFN_K(dfn_add_channel_backward);
+__typeof__(dfn_attention_forward) DFN_K(dfn_attention_forward);
+__typeof__(dfn_attention_backward) DFN_K(dfn_attention_backward);
+__typeof__(dfn_avgpool_forward) DFN_K(dfn_avgpool_forward);
+__typeof__(dfn_avgpool_backward) DFN_K(dfn_avgpool_backward);
+extern const dfn_nn_kernels DFN_K(dfn_nn_kernels);
+#endif
+
+#endif
