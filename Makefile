@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 60
 JOBS        ?= $(shell nproc)
 PREFIX      ?= /usr/local
 
-.PHONY: all deps build test test-isa test-sanitize fuzz demo bench install clean
+.PHONY: all deps build test test-isa test-sanitize test-memcheck test-aarch64 fuzz demo bench install clean
 
 all: build
 
@@ -37,6 +37,16 @@ test-sanitize: deps
 	@cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 1
 
+# A reduced suite under valgrind's memcheck, portable kernels (DFN_ISA=generic).
+test-memcheck: build
+	@bash scripts/install-deps.sh .ci/packages-memcheck
+	@bash scripts/memcheck.sh $(BUILD)
+
+# Cross-compiled for aarch64, a named subset of the suite under qemu-user
+# (adds the arm64 architecture and its libraries to the system).
+test-aarch64: deps
+	@bash scripts/test-aarch64.sh build-aarch64
+
 # Every parser under libFuzzer (clang, ASan + UBSan) for FUZZ_SECONDS each,
 # from the committed seed corpora (fuzz/README.md); fails on a finding.
 FUZZ_TARGETS = $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
@@ -61,4 +71,4 @@ install: build
 	@cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) build-aarch64
