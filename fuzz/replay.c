@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
                 names[n++] = strdup(e->d_name);
             }
         if (d) closedir(d);
-        qsort(names, n, sizeof *names, compare);
+        if (n) qsort(names, n, sizeof *names, compare);
         for (size_t k = 0; k < n; k++) {
             char path[4096];
             snprintf(path, sizeof path, "%s/%s", argv[i], names[k]);

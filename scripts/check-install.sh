@@ -20,12 +20,15 @@ for f in include/diffusion.h include/diffusion/pipeline.h bin/diffusion; do
 done
 libdir=$(pkg-config --variable=libdir diffusion)
 ls "$libdir"/libdiffusion.so* "$libdir"/libdiffusion.a > /dev/null
+# a sanitizer build's libraries need the sanitizers' runtime in the program too
+san=""
+grep -q '^DFN_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2> /dev/null && san="-fsanitize=address,undefined"
 
 # shared: the compiler sees only what pkg-config says
-cc -std=c11 -Wall -Wextra -Werror "$src/examples/sample_png.c" $(pkg-config --cflags --libs diffusion) \
+cc -std=c11 -Wall -Wextra -Werror $san "$src/examples/sample_png.c" $(pkg-config --cflags --libs diffusion) \
     -o "$prefix/sample_shared"
 # static: libdiffusion.a and its dependencies, by pkg-config --static
-cc -std=c11 -Wall -Wextra -Werror "$src/examples/sample_png.c" $(pkg-config --cflags diffusion) \
+cc -std=c11 -Wall -Wextra -Werror $san "$src/examples/sample_png.c" $(pkg-config --cflags diffusion) \
     "$libdir/libdiffusion.a" $(pkg-config --static --libs diffusion | sed 's/-ldiffusion//') \
     -o "$prefix/sample_static"
 if ldd "$prefix/sample_static" | grep -q libdiffusion; then

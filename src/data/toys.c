@@ -306,6 +306,12 @@ dfn_status dfn_dataset_gaussian_mixture(dfn_dataset **out, size_t n,
                 v = (p->stds ? p->stds[k] : 1.0) * zi[a];
             }
             x[a] = (float)(mu[a] + v);
+            if (!isfinite(x[a])) { /* finite parameters, but beyond float at some draw */
+                st = dfn_set_error(DFN_ERR_NUMERIC, "gaussian mixture: sample %zu of component %d "
+                                   "overflows float32 (mean %g, spread %g): means and standard "
+                                   "deviations must be far below 3.4e38", i, k, mu[a], v);
+                goto fail;
+            }
         }
         ds->labels[i] = k;
     }
