@@ -263,10 +263,14 @@ static void input_transform(float *V, const float *inp, const dfn_conv2d_shape *
         const tile_row tr = tile_row_of(R, TH, TW, j0, nj);
         for (int c = 0; c < C; c++) {
             const float *x = inp + (tr.n * C + c) * HW;
-            for (int r = 0; r < 4; r++) {
+            for (int r = 0; r < 4; r++) { /* a row is a few vectors: no library call */
                 const int ih = 2 * tr.ty - 1 + r;
-                if (ih >= 0 && ih < H) memcpy(pad + (size_t)r * len + 1, x + (int64_t)ih * W, (size_t)W * sizeof(float));
-                else memset(pad + (size_t)r * len + 1, 0, (size_t)W * sizeof(float));
+                float *restrict dst = pad + (size_t)r * len + 1;
+                const int in = ih >= 0 && ih < H;
+                const float *restrict src = in ? x + (int64_t)ih * W : x;
+                int i = 0;
+                for (; i + VL <= W; i += VL) vf_store(dst + i, in ? vf_load(src + i) : vf_zero());
+                for (; i < W; i++) dst[i] = in ? src[i] : 0.0f;
             }
             for (int tx = tr.txa; tx < tr.txb; tx += VL) {
                 float *v = V + (ptrdiff_t)c * WBS + (tr.q0 + tx);
