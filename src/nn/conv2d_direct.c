@@ -165,12 +165,8 @@ static void conv_forward_packed(float *out, int accumulate, const float *inp, co
     const int64_t P = (int64_t)OH * OW, cols = s->N * P, HW = (int64_t)s->H * s->W;
     const int64_t npanels = (cols + NR - 1) / NR;
     const int ntiles = (s->OC + MR - 1) / MR;
-    /* Few panels (batch 1, small images): also split the output channels, so
-     * that there are >= 16 tasks when the shape allows. Shape-only. */
-    int nchunks = 1;
-    if (npanels < 16) nchunks = DFN_MIN(ntiles, (int)((16 + npanels - 1) / npanels));
-    const int tiles_per_chunk = (ntiles + nchunks - 1) / nchunks;
-    nchunks = (ntiles + tiles_per_chunk - 1) / tiles_per_chunk;
+    int tiles_per_chunk;
+    const int nchunks = dfn_tile_chunks(npanels, ntiles, &tiles_per_chunk);
 
     dfn_map_cache mc;
     dfn_map_cache_init(&mc, cache_ws, s, npanels, 1);

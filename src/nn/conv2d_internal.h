@@ -69,6 +69,17 @@ static inline float *dfn_fptr(const float *base, int64_t off) {
     return (float *)((uintptr_t)base + (uintptr_t)(off * (int64_t)sizeof(float)));
 }
 
+/* Chunks of output-channel tiles per column unit (panel, tile block) in a task
+ * layout over `nunits` units and `ntiles` tiles: one chunk when there are >= 16
+ * units, else enough chunks for >= 16 tasks where the shape allows (batch 1,
+ * small images). Shape-only; *per_chunk tiles per chunk. */
+static inline int dfn_tile_chunks(int64_t nunits, int ntiles, int *per_chunk) {
+    int nchunks = 1;
+    if (nunits < 16) nchunks = DFN_MIN(ntiles, (int)((16 + nunits - 1) / nunits));
+    *per_chunk = (ntiles + nchunks - 1) / nchunks;
+    return (ntiles + *per_chunk - 1) / *per_chunk;
+}
+
 /* A workspace pointer: the first 64-byte boundary at or after p. */
 static inline void *dfn_align64(void *p) { return (void *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 

@@ -338,10 +338,8 @@ static void conv_winograd(float *out, int accumulate, const float *inp, const fl
     const int64_t NT = s->N * (int64_t)((s->H + 1) / 2) * ((s->W + 1) / 2);
     const int64_t nblk = (NT + WB - 1) / WB;
     const int ntiles = (OC + MR - 1) / MR;
-    int nchunks = 1;
-    if (nblk < 16) nchunks = DFN_MIN(ntiles, (int)((16 + nblk - 1) / nblk));
-    const int tiles_per_chunk = (ntiles + nchunks - 1) / nchunks;
-    nchunks = (ntiles + tiles_per_chunk - 1) / tiles_per_chunk;
+    int tiles_per_chunk;
+    const int nchunks = dfn_tile_chunks(nblk, ntiles, &tiles_per_chunk);
     const int64_t ntasks = nblk * nchunks;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t task = 0; task < ntasks; task++) {

@@ -160,6 +160,16 @@ void DFN_K(dfn_silu_backward)(float *dinp, const float *dout, const float *inp, 
         c2 = n2_;                                                 \
     } while (0)
 
+/* The round keys of Philox4x32-10 for `seed`: (k0, k1) += the Weyl constants per round. */
+static void philox_keys(uint64_t seed, uint32_t k0[10], uint32_t k1[10]) {
+    k0[0] = (uint32_t)seed;
+    k1[0] = (uint32_t)(seed >> 32);
+    for (int r = 1; r < 10; r++) {
+        k0[r] = k0[r - 1] + 0x9E3779B9u;
+        k1[r] = k1[r - 1] + 0xBB67AE85u;
+    }
+}
+
 /* The uniform of a Philox word, as dfn_rng_uniform makes it: ((w >> 8) + 0.5) 2^-24. */
 static inline float word_to_unit(uint32_t w) {
     return ((float)(w >> 8) + 0.5f) * (1.0f / 16777216.0f);
@@ -187,12 +197,7 @@ static void dropout_blocks(float *restrict out, const float *restrict x, size_t 
                            uint32_t thr, float scale, uint64_t seed, uint64_t block,
                            int accumulate) {
     uint32_t k0[10], k1[10];
-    k0[0] = (uint32_t)seed;
-    k1[0] = (uint32_t)(seed >> 32);
-    for (int r = 1; r < 10; r++) {
-        k0[r] = k0[r - 1] + 0x9E3779B9u;
-        k1[r] = k1[r - 1] + 0xBB67AE85u;
-    }
+    philox_keys(seed, k0, k1);
 #pragma omp simd simdlen(16)
     for (size_t j = b0; j < b1; j++) {
         const uint64_t b = block + j;
@@ -247,14 +252,10 @@ static size_t dropout_blocks_avx512(float *restrict out, const float *restrict x
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i thv = _mm512_set1_epi32((int)thr), one = _mm512_set1_epi32(1);
     const __m512 sv = _mm512_set1_ps(scale);
+    uint32_t k0[10], k1[10];
+    philox_keys(seed, k0, k1);
     __m512i K0[10], K1[10];
-    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-    for (int r = 0; r < 10; r++) {
-        K0[r] = _mm512_set1_epi32((int)k0);
-        K1[r] = _mm512_set1_epi32((int)k1);
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
+    for (int r = 0; r < 10; r++) K0[r] = _mm512_set1_epi32((int)k0[r]), K1[r] = _mm512_set1_epi32((int)k1[r]);
     size_t j = b0;
     for (; j + 16 <= b1; j += 16) {
         const uint64_t b = block + j;
@@ -309,14 +310,10 @@ static size_t dropout_blocks_avx2(float *restrict out, const float *restrict x, 
     const __m256i sign = _mm256_set1_epi32(INT32_MIN); /* unsigned order by signed compares */
     const __m256i thv = _mm256_set1_epi32((int)thr);
     const __m256 sv = _mm256_set1_ps(scale);
+    uint32_t k0[10], k1[10];
+    philox_keys(seed, k0, k1);
     __m256i K0[10], K1[10];
-    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-    for (int r = 0; r < 10; r++) {
-        K0[r] = _mm256_set1_epi32((int)k0);
-        K1[r] = _mm256_set1_epi32((int)k1);
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
+    for (int r = 0; r < 10; r++) K0[r] = _mm256_set1_epi32((int)k0[r]), K1[r] = _mm256_set1_epi32((int)k1[r]);
     size_t j = b0;
     for (; j + 8 <= b1; j += 8) {
         const uint64_t b = block + j;
