@@ -96,6 +96,7 @@ static inline void *dfn_align64(void *p) { return (void *)(((uintptr_t)p + 63) &
 #define MR 4
 #endif
 
+/* What the per-level sources share, under their level's names (kernels.h). */
 #define conv_tile DFN_K(dfn_conv_tile)
 #define im2col_panel DFN_K(dfn_im2col_panel)
 #define col2im_rows DFN_K(dfn_col2im_rows)
