@@ -443,15 +443,6 @@ static void write_idx(const char *img, const char *lab, size_t n, int S) {
     dfn_dataset_free(ds);
 }
 
-static int run_cmd(const char *cmd, char *out, size_t size) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t got = fread(out, 1, size - 1, p);
-    out[got] = 0;
-    int rc = pclose(p);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 static void test_cli(void) {
     const char *bin = getenv("DFN_BIN");
     if (!bin) {
@@ -466,7 +457,7 @@ static void test_cli(void) {
              "%s train-classifier --data idx:%s,%s --out %s --steps 80 --batch 32 --channels 8 "
              "--groups 4 --features 16 --warmup 10 --quiet --threads 1 2>&1",
              bin, img, lab, ckpt);
-    int rc = run_cmd(cmd, out, sizeof out);
+    int rc = test_run_command(cmd, out, sizeof out);
     printf("  %s", out);
     CHECK(rc == 0 && strstr(out, "test accuracy") && strstr(out, "10% of idx:"),
           "train-classifier: rc %d: %s", rc, out);
@@ -477,14 +468,14 @@ static void test_cli(void) {
           "load the CLI's checkpoint: %s", dfn_last_error());
     dfn_model_free(c);
     snprintf(cmd, sizeof cmd, "%s train-classifier --data idx:%s,%s 2>&1", bin, img, lab);
-    rc = run_cmd(cmd, out, sizeof out);
+    rc = test_run_command(cmd, out, sizeof out);
     CHECK(rc == 2 && strstr(out, "--out"), "missing --out: rc %d: %s", rc, out);
     snprintf(cmd, sizeof cmd, "%s train-classifier --data idx:%s --out %s 2>&1", bin, img, ckpt);
-    rc = run_cmd(cmd, out, sizeof out);
+    rc = test_run_command(cmd, out, sizeof out);
     CHECK(rc == 2 && strstr(out, "no labels"), "unlabelled: rc %d: %s", rc, out);
     snprintf(cmd, sizeof cmd, "%s train-classifier --data idx:%s/none --out %s 2>&1", bin, tmpdir,
              ckpt);
-    rc = run_cmd(cmd, out, sizeof out);
+    rc = test_run_command(cmd, out, sizeof out);
     CHECK(rc == 1 && strstr(out, "none"), "missing data: rc %d: %s", rc, out);
 }
 

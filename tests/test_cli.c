@@ -17,12 +17,7 @@ static char dir[] = "/tmp/dfn_cli_XXXXXX";
 static int run(const char *args, char *err, size_t n) {
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "%s %s 2>&1 >/dev/null", bin, args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -2;
-    size_t len = fread(err, 1, n - 1, p);
-    err[len] = 0;
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return test_run_command(cmd, err, n);
 }
 
 static void expect(const char *args, int code, const char *needle) {

@@ -266,7 +266,7 @@ int main(void) {
          * output channels not a multiple of any register tile, several tile blocks */
         SHAPE(3, 36, 2, 2, 13, 3, 3, 1, 1),
         SHAPE(2, 48, 5, 9, 7, 3, 3, 1, 1),
-        SHAPE(2, 256, 14, 14, 128, 3, 3, 1, 1),
+        SHAPE(2, 64, 14, 14, 160, 3, 3, 1, 1),
         /* channel counts that are not multiples of the tiles, stride 2, batch 1 */
         SHAPE(2, 50, 6, 6, 20, 3, 3, 2, 1),
         SHAPE(1, 16, 9, 9, 8, 3, 3, 2, 1),
@@ -305,7 +305,14 @@ int main(void) {
         SHAPE(64, 32, 7, 7, 32, 3, 3, 1, 1),  /* Winograd at the portable levels */
         SHAPE(12, 64, 14, 14, 48, 3, 3, 1, 1), /* Winograd weight gradient, slots, blocks */
     };
-    for (int level = DFN_ISA_GENERIC; level <= (int)dfn_cpu_isa(); level++) {
+#ifdef DFN_SANITIZED
+    /* Under ASan/UBSan the shapes above already take every level's code through
+     * its paths; determinism on the large shapes is checked at one level only. */
+    const int first_level = (int)dfn_cpu_isa();
+#else
+    const int first_level = DFN_ISA_GENERIC;
+#endif
+    for (int level = first_level; level <= (int)dfn_cpu_isa(); level++) {
         dfn_set_isa((dfn_isa)level);
         for (size_t i = 0; i < sizeof det_shapes / sizeof det_shapes[0]; i++)
             test_determinism(det_shapes[i]);

@@ -2,7 +2,6 @@
  * supports, dfn_set_isa / dfn_get_isa, and the DFN_ISA variable as the program
  * reads it (`diffusion --version` names the level in use). */
 #include <string.h>
-#include <sys/wait.h>
 
 #include "core/core.h"
 #include "test_util.h"
@@ -11,12 +10,7 @@
 static int version_with(const char *bin, const char *value, char *out, size_t n) {
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "DFN_ISA='%s' %s --version 2>&1", value, bin);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -2;
-    size_t len = fread(out, 1, n - 1, p);
-    out[len] = 0;
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return test_run_command(cmd, out, n);
 }
 
 static void names_round_trip(void) {

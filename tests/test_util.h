@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "core/core.h"
 #include "diffusion.h"
@@ -85,6 +86,17 @@ static inline const char *test_program(void) {
         exit(77);
     }
     return bin;
+}
+
+/* Runs the shell command `cmd`, its stdout into out (n bytes, NUL-terminated,
+ * the rest dropped); returns the exit code, -1 for a signal, -2 if it did not run. */
+static inline int test_run_command(const char *cmd, char *out, size_t n) {
+    FILE *p = popen(cmd, "r");
+    if (!p) return -2;
+    size_t len = fread(out, 1, n - 1, p);
+    out[len] = 0;
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 #define TEST_MAIN_END()                                                         \

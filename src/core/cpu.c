@@ -15,6 +15,9 @@
  * oneDNN at the level of the first use. */
 #include <dnnl.h>
 #include <pthread.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,13 +48,20 @@ int dfn_isa_from_name(const char *name) {
     return k;
 }
 
+#if defined(__x86_64__)
+/* F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports has no name for it. */
+static int cpu_has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+#endif
+
 int dfn_cpu_supports(dfn_isa isa) {
     if (isa == DFN_ISA_GENERIC) return 1;
 #if defined(__x86_64__)
     __builtin_cpu_init(); /* the checks below include the OS's support of the registers */
     const int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                     __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
-                     __builtin_cpu_supports("f16c");
+                     __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") && cpu_has_f16c();
     if (isa == DFN_ISA_AVX2) return avx2;
     if (isa == DFN_ISA_AVX512)
         return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&

@@ -85,15 +85,50 @@ static void transpose(float *restrict dst, ptrdiff_t ldd, const float *restrict 
         for (int j = 0; j < cols; j++) dst[(ptrdiff_t)j * ldd + i] = src[(ptrdiff_t)i * lds + j];
 }
 #else
+/* r (VL rows of VL) transposed in place. */
+static inline void transpose_block(vf r[VL]) {
+#if VL == 8
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) { /* per 128-bit half: pairs (r_i[e], r_i+1[e]) */
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) { /* columns 4h+e of rows i..i+3 in half h of u[i+e] */
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int e = 0; e < 4; e++) {
+        r[e] = _mm256_permute2f128_ps(u[e], u[4 + e], 0x20);
+        r[4 + e] = _mm256_permute2f128_ps(u[e], u[4 + e], 0x31);
+    }
+#else
+    const vf t0 = VF_SHUFFLE(r[0], r[1], 0, 4, 1, 5), t1 = VF_SHUFFLE(r[0], r[1], 2, 6, 3, 7);
+    const vf t2 = VF_SHUFFLE(r[2], r[3], 0, 4, 1, 5), t3 = VF_SHUFFLE(r[2], r[3], 2, 6, 3, 7);
+    r[0] = VF_SHUFFLE(t0, t2, 0, 1, 4, 5);
+    r[1] = VF_SHUFFLE(t0, t2, 2, 3, 6, 7);
+    r[2] = VF_SHUFFLE(t1, t3, 0, 1, 4, 5);
+    r[3] = VF_SHUFFLE(t1, t3, 2, 3, 6, 7);
+#endif
+}
+
 static void transpose(float *restrict dst, ptrdiff_t ldd, const float *restrict src, ptrdiff_t lds,
                       int rows, int cols) {
-    enum { TB = 16 }; /* blocks of 16 x 16: both sides stay in L1 */
-    for (int i0 = 0; i0 < rows; i0 += TB)
-        for (int j0 = 0; j0 < cols; j0 += TB) {
-            const int i1 = DFN_MIN(rows, i0 + TB), j1 = DFN_MIN(cols, j0 + TB);
-            for (int j = j0; j < j1; j++)
-                for (int i = i0; i < i1; i++) dst[(ptrdiff_t)j * ldd + i] = src[(ptrdiff_t)i * lds + j];
+    int i0 = 0;
+    for (; i0 + VL <= rows; i0 += VL) { /* VL x VL blocks in registers */
+        int j0 = 0;
+        for (; j0 + VL <= cols; j0 += VL) {
+            vf r[VL];
+            for (int i = 0; i < VL; i++) r[i] = vf_load(src + (ptrdiff_t)(i0 + i) * lds + j0);
+            transpose_block(r);
+            for (int j = 0; j < VL; j++) vf_store(dst + (ptrdiff_t)(j0 + j) * ldd + i0, r[j]);
         }
+        for (int j = j0; j < cols; j++)
+            for (int i = i0; i < i0 + VL; i++) dst[(ptrdiff_t)j * ldd + i] = src[(ptrdiff_t)i * lds + j];
+    }
+    for (int i = i0; i < rows; i++)
+        for (int j = 0; j < cols; j++) dst[(ptrdiff_t)j * ldd + i] = src[(ptrdiff_t)i * lds + j];
 }
 #endif
 
@@ -256,15 +291,20 @@ static void dw_winograd_finish(float *dweight, const float *part, size_t wsz, in
                                int OCp, int Cp) {
     static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
 #pragma omp parallel for schedule(static)
-    for (int oc = 0; oc < OC; oc++)
+    for (int oc = 0; oc < OC; oc++) {
+        float *ms = dfn_scratch(0, (size_t)16 * C); /* ms[xi][c]: the slots' sum, row by row */
+        for (int xi = 0; xi < 16; xi++) {
+            const float *p = part + ((size_t)xi * OCp + oc) * Cp;
+            float *restrict row = ms + (size_t)xi * C;
+            memcpy(row, p, (size_t)C * sizeof(float));
+            for (int sl = 1; sl < S; sl++) {
+                const float *restrict q = p + sl * wsz;
+                for (int c = 0; c < C; c++) row[c] += q[c];
+            }
+        }
         for (int c = 0; c < C; c++) {
             double m[16];
-            for (int xi = 0; xi < 16; xi++) {
-                const float *p = part + ((size_t)xi * OCp + oc) * Cp + c;
-                float acc = p[0];
-                for (int sl = 1; sl < S; sl++) acc += p[sl * wsz];
-                m[xi] = acc;
-            }
+            for (int xi = 0; xi < 16; xi++) m[xi] = ms[(size_t)xi * C + c];
             float *d = dweight + ((size_t)oc * C + c) * 9;
             for (int kh = 0; kh < 3; kh++)
                 for (int kw = 0; kw < 3; kw++) {
@@ -274,6 +314,7 @@ static void dw_winograd_finish(float *dweight, const float *part, size_t wsz, in
                     d[kh * 3 + kw] += (float)acc;
                 }
         }
+    }
 }
 
 /* ------------------------------------------------------------ data and weight gradients */

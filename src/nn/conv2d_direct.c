@@ -25,8 +25,7 @@ __attribute__((noinline)) static void kernel_implicit(int Cin, int KK, const flo
                                                       const float *inp, int64_t HW,
                                                       const dfn_tap_map *map, float *restrict C) {
     vf c[MR][3];
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = c[i][2] = vf_zero();
+    tile_zero(c);
     for (int kk = 0; kk < KK; kk++, A += (ptrdiff_t)Cin * MR) {
         const dfn_tap_map *tm = &map[kk * NV];
         if (tm[0].nseg == 0 && tm[1].nseg == 0 && tm[2].nseg == 0) continue; /* all padding */
@@ -37,43 +36,22 @@ __attribute__((noinline)) static void kernel_implicit(int Cin, int KK, const flo
                         m2 = tm[2].nseg > 0 ? tm[2].m[0] : 0;
         const float *a = A;
         if (tm[0].nseg < 2 && tm[1].nseg < 2 && tm[2].nseg < 2) {
-            for (int ch = 0; ch < Cin; ch++, a += MR, p0 += HW, p1 += HW, p2 += HW) {
-                const vf b0 = _mm512_maskz_loadu_ps(m0, p0), b1 = _mm512_maskz_loadu_ps(m1, p1),
-                         b2 = _mm512_maskz_loadu_ps(m2, p2);
-#pragma GCC unroll 8
-                for (int i = 0; i < MR; i++) {
-                    const vf ai = vf_set1(a[i]);
-                    c[i][0] = vf_fma(ai, b0, c[i][0]);
-                    c[i][1] = vf_fma(ai, b1, c[i][1]);
-                    c[i][2] = vf_fma(ai, b2, c[i][2]);
-                }
-            }
+            for (int ch = 0; ch < Cin; ch++, a += MR, p0 += HW, p1 += HW, p2 += HW)
+                tile_fma(c, a, _mm512_maskz_loadu_ps(m0, p0), _mm512_maskz_loadu_ps(m1, p1),
+                         _mm512_maskz_loadu_ps(m2, p2));
         } else { /* a group runs over an image boundary: two reads merged per group */
             const float *q0 = tm[0].nseg > 1 ? dfn_fptr(inp, tm[0].off[1]) : inp;
             const float *q1 = tm[1].nseg > 1 ? dfn_fptr(inp, tm[1].off[1]) : inp;
             const float *q2 = tm[2].nseg > 1 ? dfn_fptr(inp, tm[2].off[1]) : inp;
             const __mmask16 n0 = tm[0].nseg > 1 ? tm[0].m[1] : 0, n1 = tm[1].nseg > 1 ? tm[1].m[1] : 0,
                             n2 = tm[2].nseg > 1 ? tm[2].m[1] : 0;
-            for (int ch = 0; ch < Cin; ch++, a += MR, p0 += HW, p1 += HW, p2 += HW, q0 += HW, q1 += HW, q2 += HW) {
-                const vf b0 = _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(m0, p0), n0, q0);
-                const vf b1 = _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(m1, p1), n1, q1);
-                const vf b2 = _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(m2, p2), n2, q2);
-#pragma GCC unroll 8
-                for (int i = 0; i < MR; i++) {
-                    const vf ai = vf_set1(a[i]);
-                    c[i][0] = vf_fma(ai, b0, c[i][0]);
-                    c[i][1] = vf_fma(ai, b1, c[i][1]);
-                    c[i][2] = vf_fma(ai, b2, c[i][2]);
-                }
-            }
+            for (int ch = 0; ch < Cin; ch++, a += MR, p0 += HW, p1 += HW, p2 += HW, q0 += HW, q1 += HW, q2 += HW)
+                tile_fma(c, a, _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(m0, p0), n0, q0),
+                         _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(m1, p1), n1, q1),
+                         _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(m2, p2), n2, q2));
         }
     }
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; i++) {
-        vf_store(C + i * NR, c[i][0]);
-        vf_store(C + i * NR + 16, c[i][1]);
-        vf_store(C + i * NR + 32, c[i][2]);
-    }
+    tile_store(C, 0, c);
 }
 
 #elif VL == 8
@@ -86,8 +64,7 @@ __attribute__((noinline)) static void kernel_implicit(int Cin, int KK, const flo
                                                       const dfn_tap_map *map, float *restrict C) {
     for (int pass = 0; pass < 2; pass++) {
         vf c[MR][3];
-#pragma GCC unroll 4
-        for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = c[i][2] = vf_zero();
+        tile_zero(c);
         for (int kk = 0; kk < KK; kk++) {
             const float *p[3], *q[3];
             __m256i m[3], n[3];
@@ -119,21 +96,10 @@ __attribute__((noinline)) static void kernel_implicit(int Cin, int KK, const flo
                         if (two) b[j] = _mm256_or_ps(b[j], _mm256_maskload_ps(q[j] + o, n[j]));
                     }
                 }
-#pragma GCC unroll 4
-                for (int i = 0; i < MR; i++) {
-                    const vf ai = vf_set1(a[i]);
-                    c[i][0] = vf_fma(ai, b[0], c[i][0]);
-                    c[i][1] = vf_fma(ai, b[1], c[i][1]);
-                    c[i][2] = vf_fma(ai, b[2], c[i][2]);
-                }
+                tile_fma(c, a, b[0], b[1], b[2]);
             }
         }
-#pragma GCC unroll 4
-        for (int i = 0; i < MR; i++) {
-            vf_store(C + i * NR + pass * 24, c[i][0]);
-            vf_store(C + i * NR + pass * 24 + 8, c[i][1]);
-            vf_store(C + i * NR + pass * 24 + 16, c[i][2]);
-        }
+        tile_store(C, pass * 24, c);
     }
 }
 #endif
@@ -199,12 +165,8 @@ static void conv_forward_packed(float *out, int accumulate, const float *inp, co
     const int64_t P = (int64_t)OH * OW, cols = s->N * P, HW = (int64_t)s->H * s->W;
     const int64_t npanels = (cols + NR - 1) / NR;
     const int ntiles = (s->OC + MR - 1) / MR;
-    /* Few panels (batch 1, small images): also split the output channels, so
-     * that there are >= 16 tasks when the shape allows. Shape-only. */
-    int nchunks = 1;
-    if (npanels < 16) nchunks = DFN_MIN(ntiles, (int)((16 + npanels - 1) / npanels));
-    const int tiles_per_chunk = (ntiles + nchunks - 1) / nchunks;
-    nchunks = (ntiles + tiles_per_chunk - 1) / tiles_per_chunk;
+    int tiles_per_chunk;
+    const int nchunks = dfn_tile_chunks(npanels, ntiles, &tiles_per_chunk);
 
     dfn_map_cache mc;
     dfn_map_cache_init(&mc, cache_ws, s, npanels, 1);

@@ -69,6 +69,17 @@ static inline float *dfn_fptr(const float *base, int64_t off) {
     return (float *)((uintptr_t)base + (uintptr_t)(off * (int64_t)sizeof(float)));
 }
 
+/* Chunks of output-channel tiles per column unit (panel, tile block) in a task
+ * layout over `nunits` units and `ntiles` tiles: one chunk when there are >= 16
+ * units, else enough chunks for >= 16 tasks where the shape allows (batch 1,
+ * small images). Shape-only; *per_chunk tiles per chunk. */
+static inline int dfn_tile_chunks(int64_t nunits, int ntiles, int *per_chunk) {
+    int nchunks = 1;
+    if (nunits < 16) nchunks = DFN_MIN(ntiles, (int)((16 + nunits - 1) / nunits));
+    *per_chunk = (ntiles + nchunks - 1) / nchunks;
+    return (ntiles + *per_chunk - 1) / *per_chunk;
+}
+
 /* A workspace pointer: the first 64-byte boundary at or after p. */
 static inline void *dfn_align64(void *p) { return (void *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 
@@ -85,10 +96,38 @@ static inline void *dfn_align64(void *p) { return (void *)(((uintptr_t)p + 63) &
 #define MR 4
 #endif
 
+/* What the per-level sources share, under their level's names (kernels.h). */
 #define conv_tile DFN_K(dfn_conv_tile)
 #define im2col_panel DFN_K(dfn_im2col_panel)
 #define col2im_rows DFN_K(dfn_col2im_rows)
 #define pack_weights DFN_K(dfn_conv_pack_weights)
+
+/* The register tile: c[i][v], row i < MR, vector v < 3 of its columns. */
+static inline void tile_zero(vf c[MR][3]) {
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = c[i][2] = vf_zero();
+}
+
+/* One step of the sum: c[i][v] += a[i] b_v for every row. */
+static inline void tile_fma(vf c[MR][3], const float *a, vf b0, vf b1, vf b2) {
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+        const vf ai = vf_set1(a[i]);
+        c[i][0] = vf_fma(ai, b0, c[i][0]);
+        c[i][1] = vf_fma(ai, b1, c[i][1]);
+        c[i][2] = vf_fma(ai, b2, c[i][2]);
+    }
+}
+
+/* Rows of C (stride NR), columns j0 .. j0 + 3 VL - 1, from the tile. */
+static inline void tile_store(float *C, int j0, vf c[MR][3]) {
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+        vf_store(C + i * NR + j0, c[i][0]);
+        vf_store(C + i * NR + j0 + VL, c[i][1]);
+        vf_store(C + i * NR + j0 + 2 * VL, c[i][2]);
+    }
+}
 
 /* C (MR,48) = A^T B: C[i][j] = sum_k A[k][i] B[k][j], k ascending (one rounding per
  * term where the level has FMA). A (K,MR) a packed panel of MR rows; B (K,48) rows at

@@ -13,28 +13,12 @@
  * vector registers); a panel of 48 columns takes 48 / (3 VL) passes over A. */
 void conv_tile(int K, const float *restrict A, const float *restrict B, ptrdiff_t ldb,
                float *restrict C) {
-    enum { NT = 3 * VL };
-    for (int j0 = 0; j0 < NR; j0 += NT) {
+    for (int j0 = 0; j0 < NR; j0 += 3 * VL) {
         vf c[MR][3];
-#pragma GCC unroll 8
-        for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = c[i][2] = vf_zero();
+        tile_zero(c);
         const float *a = A, *b = B + j0;
-        for (int k = 0; k < K; k++, a += MR, b += ldb) {
-            const vf b0 = vf_load(b), b1 = vf_load(b + VL), b2 = vf_load(b + 2 * VL);
-#pragma GCC unroll 8
-            for (int i = 0; i < MR; i++) {
-                const vf ai = vf_set1(a[i]);
-                c[i][0] = vf_fma(ai, b0, c[i][0]);
-                c[i][1] = vf_fma(ai, b1, c[i][1]);
-                c[i][2] = vf_fma(ai, b2, c[i][2]);
-            }
-        }
-#pragma GCC unroll 8
-        for (int i = 0; i < MR; i++) {
-            vf_store(C + i * NR + j0, c[i][0]);
-            vf_store(C + i * NR + j0 + VL, c[i][1]);
-            vf_store(C + i * NR + j0 + 2 * VL, c[i][2]);
-        }
+        for (int k = 0; k < K; k++, a += MR, b += ldb) tile_fma(c, a, vf_load(b), vf_load(b + VL), vf_load(b + 2 * VL));
+        tile_store(C, j0, c);
     }
 }
 

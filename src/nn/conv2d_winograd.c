@@ -218,27 +218,25 @@ static void output_transform(float *out, int accumulate, const float *M, ptrdiff
  * everything past W are 0), so that tile tx reads d[r][u] = pad[2tx + u]: the
  * even and odd lanes of two vectors at pad + 2tx (u = 0, 1) and at pad + 2tx + 2
  * (u = 2, 3). Outputs are interleaved back the same way. */
-typedef int32_t vi __attribute__((vector_size(VL * 4)));
 #if VL == 4
-#define EVEN_LANES {0, 2, 4, 6}
-#define ODD_LANES {1, 3, 5, 7}
-#define LOW_HALVES {0, 4, 1, 5}  /* y0[0] y1[0] y0[1] y1[1] */
-#define HIGH_HALVES {2, 6, 3, 7}
+#define EVEN_LANES 0, 2, 4, 6
+#define ODD_LANES 1, 3, 5, 7
+#define LOW_HALVES 0, 4, 1, 5 /* y0[0] y1[0] y0[1] y1[1] */
+#define HIGH_HALVES 2, 6, 3, 7
 #else
-#define EVEN_LANES {0, 2, 4, 6, 8, 10, 12, 14}
-#define ODD_LANES {1, 3, 5, 7, 9, 11, 13, 15}
-#define LOW_HALVES {0, 8, 1, 9, 2, 10, 3, 11}
-#define HIGH_HALVES {4, 12, 5, 13, 6, 14, 7, 15}
+#define EVEN_LANES 0, 2, 4, 6, 8, 10, 12, 14
+#define ODD_LANES 1, 3, 5, 7, 9, 11, 13, 15
+#define LOW_HALVES 0, 8, 1, 9, 2, 10, 3, 11
+#define HIGH_HALVES 4, 12, 5, 13, 6, 14, 7, 15
 #endif
 
 /* d[u] = pad[2tx + u] for the VL tiles from tx on (p = pad + 2tx). */
 static inline void load_patch_row(vf d[4], const float *p) {
-    const vi even = EVEN_LANES, odd = ODD_LANES;
     const vf p0 = vf_load(p), p1 = vf_load(p + VL), q0 = vf_load(p + 2), q1 = vf_load(p + 2 + VL);
-    d[0] = __builtin_shuffle(p0, p1, even);
-    d[1] = __builtin_shuffle(p0, p1, odd);
-    d[2] = __builtin_shuffle(q0, q1, even);
-    d[3] = __builtin_shuffle(q0, q1, odd);
+    d[0] = VF_SHUFFLE(p0, p1, EVEN_LANES);
+    d[1] = VF_SHUFFLE(p0, p1, ODD_LANES);
+    d[2] = VF_SHUFFLE(q0, q1, EVEN_LANES);
+    d[3] = VF_SHUFFLE(q0, q1, ODD_LANES);
 }
 
 /* Row a of (B^T d) B from row a of B^T d: e0-e2, e1+e2, e2-e1, e1-e3, stored as
@@ -263,10 +261,14 @@ static void input_transform(float *V, const float *inp, const dfn_conv2d_shape *
         const tile_row tr = tile_row_of(R, TH, TW, j0, nj);
         for (int c = 0; c < C; c++) {
             const float *x = inp + (tr.n * C + c) * HW;
-            for (int r = 0; r < 4; r++) {
+            for (int r = 0; r < 4; r++) { /* a row is a few vectors: no library call */
                 const int ih = 2 * tr.ty - 1 + r;
-                if (ih >= 0 && ih < H) memcpy(pad + (size_t)r * len + 1, x + (int64_t)ih * W, (size_t)W * sizeof(float));
-                else memset(pad + (size_t)r * len + 1, 0, (size_t)W * sizeof(float));
+                float *restrict dst = pad + (size_t)r * len + 1;
+                const int in = ih >= 0 && ih < H;
+                const float *restrict src = in ? x + (int64_t)ih * W : x;
+                int i = 0;
+                for (; i + VL <= W; i += VL) vf_store(dst + i, in ? vf_load(src + i) : vf_zero());
+                for (; i < W; i++) dst[i] = in ? src[i] : 0.0f;
             }
             for (int tx = tr.txa; tx < tr.txb; tx += VL) {
                 float *v = V + (ptrdiff_t)c * WBS + (tr.q0 + tx);
@@ -291,7 +293,6 @@ static void output_transform(float *out, int accumulate, const float *M, ptrdiff
                              int64_t j0, int nj) {
     const int OC = s->OC, H = s->H, W = s->W, TH = (H + 1) / 2, TW = (W + 1) / 2;
     const int64_t R0 = j0 / TW, R1 = (j0 + nj - 1) / TW;
-    const vi lo_lanes = LOW_HALVES, hi_lanes = HIGH_HALVES;
     for (int oc = oc0; oc < oc1; oc++) {
         const float b = bias ? bias[oc] : 0.0f;
         const vf bv = vf_set1(b);
@@ -311,7 +312,7 @@ static void output_transform(float *out, int accumulate, const float *M, ptrdiff
                     const int oh = 2 * tr.ty + a;
                     if (oh >= H) break;
                     const vf y0 = (f[a][0] + f[a][1]) + f[a][2], y1 = (f[a][1] - f[a][2]) - f[a][3];
-                    const vf lo = __builtin_shuffle(y0, y1, lo_lanes), hi = __builtin_shuffle(y0, y1, hi_lanes);
+                    const vf lo = VF_SHUFFLE(y0, y1, LOW_HALVES), hi = VF_SHUFFLE(y0, y1, HIGH_HALVES);
                     float *o = out + ((tr.n * OC + oc) * H + oh) * W + 2 * tx;
                     const int nc = DFN_MIN(2 * nl, W - 2 * tx); /* columns 2tx .. of this row */
                     float part[2 * VL], *p = nc == 2 * VL ? o : part; /* the image's last columns via part */
@@ -334,10 +335,8 @@ static void conv_winograd(float *out, int accumulate, const float *inp, const fl
     const int64_t NT = s->N * (int64_t)((s->H + 1) / 2) * ((s->W + 1) / 2);
     const int64_t nblk = (NT + WB - 1) / WB;
     const int ntiles = (OC + MR - 1) / MR;
-    int nchunks = 1;
-    if (nblk < 16) nchunks = DFN_MIN(ntiles, (int)((16 + nblk - 1) / nblk));
-    const int tiles_per_chunk = (ntiles + nchunks - 1) / nchunks;
-    nchunks = (ntiles + tiles_per_chunk - 1) / tiles_per_chunk;
+    int tiles_per_chunk;
+    const int nchunks = dfn_tile_chunks(nblk, ntiles, &tiles_per_chunk);
     const int64_t ntasks = nblk * nchunks;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t task = 0; task < ntasks; task++) {

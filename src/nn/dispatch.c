@@ -19,77 +19,77 @@ const dfn_nn_kernels *dfn_nn_kernels_current(void) {
     }
 }
 
-#define K (dfn_nn_kernels_current())
+#define KERNELS (dfn_nn_kernels_current())
 
 void dfn_groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
                            const float *weight, const float *bias, int N, int C, int HW,
                            int G, float eps, int silu) {
-    K->groupnorm_forward(out, mean, rstd, inp, weight, bias, N, C, HW, G, eps, silu);
+    KERNELS->groupnorm_forward(out, mean, rstd, inp, weight, bias, N, C, HW, G, eps, silu);
 }
 
 void dfn_groupnorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                             const float *inp, const float *weight, const float *bias,
                             const float *mean, const float *rstd, int N, int C, int HW,
                             int G, int silu) {
-    K->groupnorm_backward(dinp, dweight, dbias, dout, inp, weight, bias, mean, rstd, N, C, HW, G,
-                          silu);
+    KERNELS->groupnorm_backward(dinp, dweight, dbias, dout, inp, weight, bias, mean, rstd, N, C, HW,
+                                G, silu);
 }
 
-void dfn_silu_forward(float *out, const float *inp, size_t n) { K->silu_forward(out, inp, n); }
+void dfn_silu_forward(float *out, const float *inp, size_t n) { KERNELS->silu_forward(out, inp, n); }
 
 void dfn_silu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
-    K->silu_backward(dinp, dout, inp, n);
+    KERNELS->silu_backward(dinp, dout, inp, n);
 }
 
 void dfn_dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t seed,
                          uint64_t block) {
-    K->dropout_forward(out, inp, n, p, seed, block);
+    KERNELS->dropout_forward(out, inp, n, p, seed, block);
 }
 
 void dfn_dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t seed,
                           uint64_t block) {
-    K->dropout_backward(dinp, dout, n, p, seed, block);
+    KERNELS->dropout_backward(dinp, dout, n, p, seed, block);
 }
 
 void dfn_upsample2x_forward(float *out, const float *inp, int N, int C, int H, int W) {
-    K->upsample2x_forward(out, inp, N, C, H, W);
+    KERNELS->upsample2x_forward(out, inp, N, C, H, W);
 }
 
 void dfn_upsample2x_backward(float *dinp, const float *dout, int N, int C, int H, int W) {
-    K->upsample2x_backward(dinp, dout, N, C, H, W);
+    KERNELS->upsample2x_backward(dinp, dout, N, C, H, W);
 }
 
 void dfn_concat_forward(float *out, const float *a, const float *b, int N, int Ca, int Cb, int HW) {
-    K->concat_forward(out, a, b, N, Ca, Cb, HW);
+    KERNELS->concat_forward(out, a, b, N, Ca, Cb, HW);
 }
 
 void dfn_concat_backward(float *da, float *db, const float *dout, int N, int Ca, int Cb, int HW) {
-    K->concat_backward(da, db, dout, N, Ca, Cb, HW);
+    KERNELS->concat_backward(da, db, dout, N, Ca, Cb, HW);
 }
 
 void dfn_add_channel_forward(float *x, const float *v, int N, int C, int HW) {
-    K->add_channel_forward(x, v, N, C, HW);
+    KERNELS->add_channel_forward(x, v, N, C, HW);
 }
 
 void dfn_add_channel_backward(float *dv, const float *dout, int N, int C, int HW) {
-    K->add_channel_backward(dv, dout, N, C, HW);
+    KERNELS->add_channel_backward(dv, dout, N, C, HW);
 }
 
 void dfn_attention_forward(float *out, float *att, const float *q, const float *k,
                            const float *v, int N, int C, int HW, int heads) {
-    K->attention_forward(out, att, q, k, v, N, C, HW, heads);
+    KERNELS->attention_forward(out, att, q, k, v, N, C, HW, heads);
 }
 
 void dfn_attention_backward(float *dq, float *dk, float *dv, const float *dout,
                             const float *q, const float *k, const float *v, const float *att,
                             int N, int C, int HW, int heads) {
-    K->attention_backward(dq, dk, dv, dout, q, k, v, att, N, C, HW, heads);
+    KERNELS->attention_backward(dq, dk, dv, dout, q, k, v, att, N, C, HW, heads);
 }
 
 void dfn_avgpool_forward(float *out, const float *inp, int N, int C, int HW) {
-    K->avgpool_forward(out, inp, N, C, HW);
+    KERNELS->avgpool_forward(out, inp, N, C, HW);
 }
 
 void dfn_avgpool_backward(float *dinp, const float *dout, int N, int C, int HW) {
-    K->avgpool_backward(dinp, dout, N, C, HW);
+    KERNELS->avgpool_backward(dinp, dout, N, C, HW);
 }

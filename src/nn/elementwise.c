@@ -15,8 +15,8 @@
  * for the same x wherever it is computed (vector body or scalar tail).
  *
  * Dropout draws a Philox block per 4 elements, 16 blocks per SIMD vector
- * (AVX-512 intrinsics at the avx512 level, a portable `omp simd` loop at the
- * others; both give the bits of dfn_philox).
+ * (AVX-512 intrinsics at the avx512 level, 8 with AVX2 at avx2, a portable
+ * `omp simd` loop otherwise; all give the bits of dfn_philox).
  *
  * Compiled once per instruction-set level (kernels.h). Where the level has no
  * FMA (generic on x86-64), exp_f32 multiplies and adds (dfn_fmaf): SiLU then
@@ -160,6 +160,16 @@ void DFN_K(dfn_silu_backward)(float *dinp, const float *dout, const float *inp, 
         c2 = n2_;                                                 \
     } while (0)
 
+/* The round keys of Philox4x32-10 for `seed`: (k0, k1) += the Weyl constants per round. */
+static void philox_keys(uint64_t seed, uint32_t k0[10], uint32_t k1[10]) {
+    k0[0] = (uint32_t)seed;
+    k1[0] = (uint32_t)(seed >> 32);
+    for (int r = 1; r < 10; r++) {
+        k0[r] = k0[r - 1] + 0x9E3779B9u;
+        k1[r] = k1[r - 1] + 0xBB67AE85u;
+    }
+}
+
 /* The uniform of a Philox word, as dfn_rng_uniform makes it: ((w >> 8) + 0.5) 2^-24. */
 static inline float word_to_unit(uint32_t w) {
     return ((float)(w >> 8) + 0.5f) * (1.0f / 16777216.0f);
@@ -187,12 +197,7 @@ static void dropout_blocks(float *restrict out, const float *restrict x, size_t 
                            uint32_t thr, float scale, uint64_t seed, uint64_t block,
                            int accumulate) {
     uint32_t k0[10], k1[10];
-    k0[0] = (uint32_t)seed;
-    k1[0] = (uint32_t)(seed >> 32);
-    for (int r = 1; r < 10; r++) {
-        k0[r] = k0[r - 1] + 0x9E3779B9u;
-        k1[r] = k1[r - 1] + 0xBB67AE85u;
-    }
+    philox_keys(seed, k0, k1);
 #pragma omp simd simdlen(16)
     for (size_t j = b0; j < b1; j++) {
         const uint64_t b = block + j;
@@ -247,14 +252,10 @@ static size_t dropout_blocks_avx512(float *restrict out, const float *restrict x
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i thv = _mm512_set1_epi32((int)thr), one = _mm512_set1_epi32(1);
     const __m512 sv = _mm512_set1_ps(scale);
+    uint32_t k0[10], k1[10];
+    philox_keys(seed, k0, k1);
     __m512i K0[10], K1[10];
-    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-    for (int r = 0; r < 10; r++) {
-        K0[r] = _mm512_set1_epi32((int)k0);
-        K1[r] = _mm512_set1_epi32((int)k1);
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
+    for (int r = 0; r < 10; r++) K0[r] = _mm512_set1_epi32((int)k0[r]), K1[r] = _mm512_set1_epi32((int)k1[r]);
     size_t j = b0;
     for (; j + 16 <= b1; j += 16) {
         const uint64_t b = block + j;
@@ -287,6 +288,70 @@ static size_t dropout_blocks_avx512(float *restrict out, const float *restrict x
     }
     return j;
 }
+#elif defined(__AVX2__)
+#include <immintrin.h>
+
+/* 32x32 -> 64-bit products of the 8 lanes of a with m (m broadcast): the high
+ * words, *lo the low words (as mul_hilo of the AVX-512 kernel, 8 lanes). */
+static inline __m256i mul_hilo8(__m256i a, __m256i m, __m256i *lo) {
+    const __m256i pe = _mm256_mul_epu32(a, m);
+    const __m256i po = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
+    *lo = _mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA);
+    return _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
+}
+
+/* dropout_blocks for 8 blocks at a time with AVX2 (the same Philox rounds and keep
+ * rule, so bit-identical to it); returns the first block it did not do. */
+static size_t dropout_blocks_avx2(float *restrict out, const float *restrict x, size_t b0,
+                                  size_t b1, uint32_t thr, float scale, uint64_t seed,
+                                  uint64_t block, int accumulate) {
+    const __m256i M0 = _mm256_set1_epi32((int)0xD2511F53u), M1 = _mm256_set1_epi32((int)0xCD9E8D57u);
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i sign = _mm256_set1_epi32(INT32_MIN); /* unsigned order by signed compares */
+    const __m256i thv = _mm256_set1_epi32((int)thr);
+    const __m256 sv = _mm256_set1_ps(scale);
+    uint32_t k0[10], k1[10];
+    philox_keys(seed, k0, k1);
+    __m256i K0[10], K1[10];
+    for (int r = 0; r < 10; r++) K0[r] = _mm256_set1_epi32((int)k0[r]), K1[r] = _mm256_set1_epi32((int)k1[r]);
+    size_t j = b0;
+    for (; j + 8 <= b1; j += 8) {
+        const uint64_t b = block + j;
+        const __m256i base_lo = _mm256_set1_epi32((int)(uint32_t)b);
+        __m256i c0 = _mm256_add_epi32(base_lo, iota);
+        const __m256i carry = _mm256_cmpgt_epi32(_mm256_xor_si256(base_lo, sign), _mm256_xor_si256(c0, sign));
+        __m256i c1 = _mm256_sub_epi32(_mm256_set1_epi32((int)(uint32_t)(b >> 32)), carry); /* carry = -1 */
+        __m256i c2 = _mm256_setzero_si256(), c3 = _mm256_setzero_si256();
+        for (int r = 0; r < 10; r++) {
+            __m256i lo0, lo1;
+            const __m256i hi0 = mul_hilo8(c0, M0, &lo0);
+            const __m256i hi1 = mul_hilo8(c2, M1, &lo1);
+            c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), K0[r]);
+            c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), K1[r]);
+            c1 = lo1;
+            c3 = lo0;
+        }
+        /* keep masks (word w >= thr: max(w, thr) == w), word l of block i ... */
+        const __m256i k[4] = {_mm256_cmpeq_epi32(_mm256_max_epu32(c0, thv), c0),
+                              _mm256_cmpeq_epi32(_mm256_max_epu32(c1, thv), c1),
+                              _mm256_cmpeq_epi32(_mm256_max_epu32(c2, thv), c2),
+                              _mm256_cmpeq_epi32(_mm256_max_epu32(c3, thv), c3)};
+        /* ... to element order 4i + l: a 4 x 8 transpose (blocks i and i+4 share a register) */
+        const __m256i a = _mm256_unpacklo_epi32(k[0], k[1]), bb = _mm256_unpackhi_epi32(k[0], k[1]);
+        const __m256i c = _mm256_unpacklo_epi32(k[2], k[3]), d = _mm256_unpackhi_epi32(k[2], k[3]);
+        const __m256i e0 = _mm256_unpacklo_epi64(a, c), e1 = _mm256_unpackhi_epi64(a, c);
+        const __m256i e2 = _mm256_unpacklo_epi64(bb, d), e3 = _mm256_unpackhi_epi64(bb, d);
+        const __m256i keep[4] = {_mm256_permute2x128_si256(e0, e1, 0x20), _mm256_permute2x128_si256(e2, e3, 0x20),
+                                 _mm256_permute2x128_si256(e0, e1, 0x31), _mm256_permute2x128_si256(e2, e3, 0x31)};
+        for (int q = 0; q < 4; q++) { /* dropped elements: the and gives +0 */
+            const size_t e = 4 * j + 8 * (size_t)q;
+            __m256 y = _mm256_and_ps(_mm256_mul_ps(_mm256_loadu_ps(x + e), sv), _mm256_castsi256_ps(keep[q]));
+            if (accumulate) y = _mm256_add_ps(_mm256_loadu_ps(out + e), y);
+            _mm256_storeu_ps(out + e, y);
+        }
+    }
+    return j;
+}
 #endif
 
 /* The last, partial block: elements [4 bl, n) with n - 4 bl in 1..3. */
@@ -307,6 +372,8 @@ static void dropout_range(float *restrict out, const float *restrict x, size_t b
                           int accumulate) {
 #if defined(__AVX512F__) && defined(__BMI2__)
     b0 = dropout_blocks_avx512(out, x, b0, b1, thr, scale, seed, block, accumulate);
+#elif defined(__AVX2__)
+    b0 = dropout_blocks_avx2(out, x, b0, b1, thr, scale, seed, block, accumulate);
 #endif
     dropout_blocks(out, x, b0, b1, thr, scale, seed, block, accumulate);
 }

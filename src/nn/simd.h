@@ -25,6 +25,9 @@ typedef float vf_u __attribute__((vector_size(VL * 4), aligned(4), may_alias));
 static inline vf vf_load(const float *p) { return *(const vf_u *)p; }
 static inline void vf_store(float *p, vf x) { *(vf_u *)p = x; }
 static inline vf vf_zero(void) { return (vf){0}; }
+/* Lanes of the concatenation a:b picked by the constant indices that follow
+ * (lane i of b is index VL + i); gcc >= 12 and clang both have the builtin. */
+#define VF_SHUFFLE(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
 
 #if VL == 16
 static inline vf vf_set1(float a) { return _mm512_set1_ps(a); }
