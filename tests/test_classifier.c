@@ -9,6 +9,7 @@
 
 #include "core/core.h"
 #include "diffusion.h"
+#include "io/npy.h"
 #include "io/safetensors.h"
 #include "nn/pool.h"
 #include "test_util.h"
@@ -467,6 +468,29 @@ static void test_cli(void) {
     CHECK(dfn_model_load(&c, ckpt) == DFN_OK && dfn_model_feature_dim(c) == 16,
           "load the CLI's checkpoint: %s", dfn_last_error());
     dfn_model_free(c);
+    /* eval fid / kid print one number each: "FID: 0.0123  (100 samples ...)"
+     * (FID was printed as "FID: 0.00100.0000") */
+    {
+        dfn_dataset *ds = synthetic(100, 8, 5);
+        const int64_t shape[4] = {100, 1, 8, 8};
+        const char *npy = tmp_path("samples.npy");
+        CHECK(ds && dfn_npy_write_f32(npy, dfn_dataset_data(ds), 4, shape) == DFN_OK, "samples .npy");
+        dfn_dataset_free(ds);
+        snprintf(cmd, sizeof cmd, "%s eval fid --samples %s --data idx:%s,%s --classifier %s --n 100 2>&1", bin, npy,
+                 img, lab, ckpt);
+        rc = test_run_command(cmd, out, sizeof out);
+        printf("  %s", out);
+        char *end = NULL;
+        const double fid = !strncmp(out, "FID: ", 5) ? strtod(out + 5, &end) : -1;
+        CHECK(rc == 0 && end && !strncmp(end, "  (100 samples from ", 20) && fid >= 0 && fid < 1,
+              "eval fid: one number, small for samples of the data's distribution: rc %d: %s", rc, out);
+        snprintf(cmd, sizeof cmd, "%s eval kid --samples %s --data idx:%s,%s --classifier %s --n 100 2>&1", bin, npy,
+                 img, lab, ckpt);
+        rc = test_run_command(cmd, out, sizeof out);
+        end = NULL;
+        if (!strncmp(out, "KID: ", 5)) strtod(out + 5, &end);
+        CHECK(rc == 0 && end && !strncmp(end, " +- ", 4), "eval kid: rc %d: %s", rc, out);
+    }
     snprintf(cmd, sizeof cmd, "%s train-classifier --data idx:%s,%s 2>&1", bin, img, lab);
     rc = test_run_command(cmd, out, sizeof out);
     CHECK(rc == 2 && strstr(out, "--out"), "missing --out: rc %d: %s", rc, out);

@@ -195,6 +195,31 @@ int main(void) {
         dfn_npy_free(&out);
         dfn_npy_free(&traj);
     }
+    /* the progress bar on a terminal (`script` gives the program one) counts
+     * the steps 1/S .. S/S (it ran 2/S .. S+1/S) */
+    if (system("command -v script > /dev/null 2>&1") == 0) {
+        char cmd[2048], out[16384];
+        snprintf(cmd, sizeof cmd, "script -qec '%s sample --checkpoint %s/flow/model.safetensors --sampler flow-euler "
+                 "--steps 5 --n 4 --out %s/p.csv' /dev/null 2>&1", bin, dir, dir);
+        int rc = test_run_command(cmd, out, sizeof out);
+        CHECK(rc == 0 && strstr(out, " 1/5 steps") && strstr(out, " 5/5 steps") && !strstr(out, "6/5"),
+              "progress 1/5 .. 5/5: rc %d: %s", rc, out);
+    } else {
+        printf("  (no `script` program: the progress bar's count is not checked)\n");
+    }
+    /* --list names the processes each sampler fits (the refusals point there) */
+    {
+        char cmd[1024], out[16384];
+        snprintf(cmd, sizeof cmd, "%s sample --list 2>&1", bin);
+        CHECK(test_run_command(cmd, out, sizeof out) == 0, "sample --list: %s", out);
+        const char *em = strstr(out, "\n  euler-maruyama "), *fe = strstr(out, "\n  flow-euler "),
+                   *dd = strstr(out, "\n  ddim ");
+        CHECK(em && strstr(em, " vp,subvp,ve ") < strchr(em + 1, '\n') && strstr(em, " vp,subvp,ve "),
+              "euler-maruyama fits vp, subvp and ve: %s", out);
+        CHECK(fe && strstr(fe, " flow ") && strstr(fe, " flow ") < strchr(fe + 1, '\n'), "flow-euler fits flow: %s", out);
+        CHECK(dd && strstr(dd, " discrete ") && strstr(dd, " discrete ") < strchr(dd + 1, '\n'),
+              "ddim fits the discrete process: %s", out);
+    }
     /* a sampler that blows up stops with a message naming it, the step and the
      * sample, and leaves an existing output file as it was */
     snprintf(args, sizeof args, "train --data toy:moons --sde subvp --steps 20 --batch 64 --samples 0 --quiet --out %s/subvp", dir);
