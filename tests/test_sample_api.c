@@ -76,6 +76,17 @@ static void bad_input_gets_a_clear_status(void) {
               strstr(dfn_last_error(), "it fits: ve"),
           "annealed langevin on vp: %s", dfn_last_error());
     CHECK(dfn_sample("ddim", &d, x, 4, 2, &p, &rng, NULL) == DFN_ERR_ARG, "ddim on a continuous vp");
+    /* a flow model that predicts eps cannot give the velocity at t = 1 (alpha = 0): refused
+     * before the first step, not NaN samples */
+    dfn_sde flow = dfn_sde_init(DFN_SDE_FLOW);
+    dfn_mixture_denoiser(&d, m, DFN_PRED_EPS, NULL, &flow);
+    for (int k = 0; k < 8; k++) x[k] = 7.0f;
+    CHECK(dfn_sample("flow-euler", &d, x, 4, 2, &p, &rng, NULL) == DFN_ERR_ARG &&
+              strstr(dfn_last_error(), "cannot give the velocity at t = 1") && x[0] == 7.0f,
+          "flow-euler on an eps model: %s", dfn_last_error());
+    dfn_mixture_denoiser(&d, m, DFN_PRED_V, NULL, &flow);
+    CHECK(dfn_sample("flow-euler", &d, x, 4, 2, &p, &rng, NULL) == DFN_OK, "flow-euler on a v model: %s",
+          dfn_last_error());
     dfn_mixture_denoiser(&d, m, DFN_PRED_EPS, &sch, NULL);
     p.steps = 101;
     CHECK(dfn_sample("ddim", &d, x, 4, 2, &p, &rng, NULL) == DFN_ERR_ARG &&
