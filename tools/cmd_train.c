@@ -13,25 +13,38 @@
 
 #include "args.h"
 #include "core/core.h"
+#include "core/json_fields.h"
 #include "data_source.h"
 #include "diffusion.h"
 #include "tools.h"
 
 #define MAX_ARGS 64
 
-/* The data and their loader options as config.json records them ("data"), so
- * that --resume can load them again. */
-static char *write_data_json(const char *spec, const char *val, double val_fraction, long n,
-                             int image_size, int image_channels, int label_column) {
+/* The data and their loader options, as config.json records them ("data") so
+ * that --resume can load them again: the two specs, then one table for the rest. */
+typedef struct {
+    const char *spec, *val; /* --data, --val (NULL: none) */
+    double val_fraction;
+    long n;
+    int image_size, image_channels, label_column;
+} data_settings;
+
+#define DATA_FIELD(key, type, member) DFN_JSON_FIELD(key, type, data_settings, member)
+static const dfn_json_field data_fields[] = {
+    DATA_FIELD("val_fraction", DFN_JSON_DOUBLE, val_fraction),
+    DATA_FIELD("n", DFN_JSON_LONG, n),
+    DATA_FIELD("image_size", DFN_JSON_INT, image_size),
+    DATA_FIELD("image_channels", DFN_JSON_INT, image_channels),
+    DATA_FIELD("label_column", DFN_JSON_INT, label_column),
+};
+#define N_DATA_FIELDS ((int)(sizeof data_fields / sizeof data_fields[0]))
+
+static char *write_data_json(const data_settings *d) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "spec", spec);
-    if (val) cJSON_AddStringToObject(o, "val", val);
+    cJSON_AddStringToObject(o, "spec", d->spec);
+    if (d->val) cJSON_AddStringToObject(o, "val", d->val);
     else cJSON_AddNullToObject(o, "val");
-    cJSON_AddNumberToObject(o, "val_fraction", val_fraction);
-    cJSON_AddNumberToObject(o, "n", (double)n);
-    cJSON_AddNumberToObject(o, "image_size", image_size);
-    cJSON_AddNumberToObject(o, "image_channels", image_channels);
-    cJSON_AddNumberToObject(o, "label_column", label_column);
+    dfn_json_fields_write(o, d, data_fields, N_DATA_FIELDS);
     char *text = cJSON_PrintUnformatted(o);
     char *out = dfn_strdup(text);
     cJSON_free(text);
@@ -39,25 +52,17 @@ static char *write_data_json(const char *spec, const char *val, double val_fract
     return out;
 }
 
-/* The reverse; *spec and *val are malloc'ed (val NULL when the run had none). */
-static dfn_status read_data_json(const char *json, char **spec, char **val, double *val_fraction,
-                                 long *n, int *image_size, int *image_channels, int *label_column) {
+/* The reverse, into *d; its specs are malloc'ed into *spec and *val (NULL when
+ * the run had no --val). */
+static dfn_status read_data_json(const char *json, data_settings *d, char **spec, char **val) {
     cJSON *o = cJSON_Parse(json);
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "spec"), *v = cJSON_GetObjectItemCaseSensitive(o, "val");
-    const cJSON *num[5] = {cJSON_GetObjectItemCaseSensitive(o, "val_fraction"), cJSON_GetObjectItemCaseSensitive(o, "n"),
-                           cJSON_GetObjectItemCaseSensitive(o, "image_size"),
-                           cJSON_GetObjectItemCaseSensitive(o, "image_channels"),
-                           cJSON_GetObjectItemCaseSensitive(o, "label_column")};
     int ok = cJSON_IsString(s) && (cJSON_IsString(v) || cJSON_IsNull(v));
-    for (int i = 0; i < 5; i++) ok &= cJSON_IsNumber(num[i]);
+    for (int i = 0; ok && i < N_DATA_FIELDS; i++)
+        ok = !dfn_json_field_read(d, &data_fields[i], cJSON_GetObjectItemCaseSensitive(o, data_fields[i].key));
     if (ok) {
-        *spec = dfn_strdup(s->valuestring);
-        *val = cJSON_IsString(v) ? dfn_strdup(v->valuestring) : NULL;
-        *val_fraction = num[0]->valuedouble;
-        *n = (long)num[1]->valuedouble;
-        *image_size = (int)num[2]->valuedouble;
-        *image_channels = (int)num[3]->valuedouble;
-        *label_column = (int)num[4]->valuedouble;
+        d->spec = *spec = dfn_strdup(s->valuestring);
+        d->val = *val = cJSON_IsString(v) ? dfn_strdup(v->valuestring) : NULL;
     }
     cJSON_Delete(o);
     return ok ? DFN_OK
@@ -67,24 +72,23 @@ static dfn_status read_data_json(const char *json, char **spec, char **val, doub
 
 int cmd_train(int argc, char **argv) {
     dfn_train_params p = dfn_train_params_init();
-    const char *data = "fashion-mnist", *val_spec = NULL, *out = NULL, *preset = NULL;
+    const char *out = NULL, *preset = NULL;
     const char *model_kind = NULL, *ch_mult = NULL, *attn = NULL, *schedule = "linear", *sde = NULL;
     const char *betas_file = NULL, *prediction = NULL, *loss = "l2", *weighting = "uniform";
     int channels = 0, res_blocks = 0, heads = 0, groups = 0, width = 0, depth = 0, cond = 0;
-    int threads = 0, T = 1000, quiet = 0, no_ema_warmup = 0, image_size = 0, image_channels = 0;
-    int label_column = -1;
-    double dropout = -1, val_fraction = -1, epochs = 0, beta_start = 1e-4, beta_end = 0.02;
-    long n_toy = 20000;
+    int threads = 0, T = 1000, quiet = 0, no_ema_warmup = 0;
+    double dropout = -1, epochs = 0, beta_start = 1e-4, beta_end = 0.02;
+    data_settings ds = {"fashion-mnist", NULL, -1, 20000, 0, 0, -1};
     p.sample_every = 0;
     dfn_arg args[MAX_ARGS] = {
-        {"--data", ARG_STRING, &data, "SPEC", "fashion-mnist[:train|:test], mnist:DIR, idx:IMG[,LAB], images:DIR, npy:FILE, csv:FILE, toy:NAME, mixture:FILE (JSON)", 0},
+        {"--data", ARG_STRING, &ds.spec, "SPEC", "fashion-mnist[:train|:test], mnist:DIR, idx:IMG[,LAB], images:DIR, npy:FILE, csv:FILE, toy:NAME, mixture:FILE (JSON)", 0},
         {"--out", ARG_STRING, &out, "DIR", "run directory (required)", 0},
-        {"--val", ARG_STRING, &val_spec, "SPEC", "validation data (default: fashion-mnist:test for fashion-mnist, else a split)", 0},
-        {"--val-fraction", ARG_DOUBLE, &val_fraction, "F", "hold out this fraction of --data for validation (-1: 0.05 when no --val)", 0},
-        {"--n", ARG_LONG, &n_toy, "N", "samples drawn by toy: generators", 0},
-        {"--image-size", ARG_INT, &image_size, "S", "images: resize/crop to S x S (0: first image's size)", 0},
-        {"--image-channels", ARG_INT, &image_channels, "C", "images: 1 gray or 3 RGB (0: first image's)", 0},
-        {"--label-column", ARG_INT, &label_column, "K", "csv: column holding integer labels (-1: none)", 0},
+        {"--val", ARG_STRING, &ds.val, "SPEC", "validation data (default: fashion-mnist:test for fashion-mnist, else a split)", 0},
+        {"--val-fraction", ARG_DOUBLE, &ds.val_fraction, "F", "hold out this fraction of --data for validation (-1: 0.05 when no --val)", 0},
+        {"--n", ARG_LONG, &ds.n, "N", "samples drawn by toy: generators", 0},
+        {"--image-size", ARG_INT, &ds.image_size, "S", "images: resize/crop to S x S (0: first image's size)", 0},
+        {"--image-channels", ARG_INT, &ds.image_channels, "C", "images: 1 gray or 3 RGB (0: first image's)", 0},
+        {"--label-column", ARG_INT, &ds.label_column, "K", "csv: column holding integer labels (-1: none)", 0},
         {"--preset", ARG_STRING, &preset, "NAME", "fmnist-tiny, fmnist-small, mlp-2d, mlp-curves (default: by data)", 0},
         {"--model", ARG_STRING, &model_kind, "KIND", "unet or mlp (default: by data)", 0},
         {"--channels", ARG_INT, &channels, "C", "U-Net base channels (0: preset's)", 0},
@@ -178,45 +182,35 @@ int cmd_train(int argc, char **argv) {
                 goto fail;
             }
         } else {
-            double f = 0;
-            long n = 0;
-            int size = 0, channels_ = 0, column = -1;
-            if (read_data_json(stored_data, &stored_spec, &stored_val, &f, &n, &size, &channels_, &column))
-                goto fail;
-            if (!GIVEN("--data")) data = stored_spec;
-            if (!GIVEN("--val")) val_spec = stored_val;
-            if (!GIVEN("--val-fraction")) val_fraction = f;
-            if (!GIVEN("--n")) n_toy = n;
-            if (!GIVEN("--image-size")) image_size = size;
-            if (!GIVEN("--image-channels")) image_channels = channels_;
-            if (!GIVEN("--label-column")) label_column = column;
+            data_settings given_data = ds;
+            if (read_data_json(stored_data, &ds, &stored_spec, &stored_val)) goto fail;
+            dfn_args_copy_seen(args, n_args, &ds, &given_data, sizeof ds); /* options given again win */
         }
     }
     if (quiet) p.progress = 0;
 
     /* data */
-    dfn_data_options dopt = {(size_t)n_toy, p.seed, image_size, image_channels, label_column};
-    if (n_toy < 1) {
+    dfn_data_options dopt = {(size_t)ds.n, p.seed, ds.image_size, ds.image_channels, ds.label_column};
+    if (ds.n < 1) {
         fprintf(stderr, "diffusion train: --n must be >= 1\n");
         status = 2;
         goto done;
     }
-    data_json = write_data_json(data, val_spec, val_fraction, n_toy, image_size, image_channels,
-                                label_column);
+    data_json = write_data_json(&ds);
     p.data_json = data_json;
-    if (dfn_cli_load_data(&all, data, &dopt)) goto fail;
-    if (val_spec) {
+    if (dfn_cli_load_data(&all, ds.spec, &dopt)) goto fail;
+    if (ds.val) {
         dfn_data_options vopt = dopt;
         vopt.seed = p.seed + 1;
-        if (dfn_cli_load_data(&val, val_spec, &vopt)) goto fail;
+        if (dfn_cli_load_data(&val, ds.val, &vopt)) goto fail;
         train = all;
         all = NULL;
-    } else if (!strncmp(data, "fashion-mnist", 13) && val_fraction < 0) {
+    } else if (!strncmp(ds.spec, "fashion-mnist", 13) && ds.val_fraction < 0) {
         if (dfn_dataset_load_fashion_mnist(&val, DFN_FASHION_MNIST_DIR, "test")) goto fail;
         train = all;
         all = NULL;
     } else {
-        double f = val_fraction < 0 ? (dfn_dataset_count(all) >= 1000 ? 0.05 : 0.0) : val_fraction;
+        double f = ds.val_fraction < 0 ? (dfn_dataset_count(all) >= 1000 ? 0.05 : 0.0) : ds.val_fraction;
         if (f > 0) {
             if (dfn_dataset_split(all, f, p.seed, &train, &val)) goto fail;
         } else {
@@ -262,14 +256,14 @@ int cmd_train(int argc, char **argv) {
         }
         if (cfg.kind == DFN_MODEL_UNET) {
             if (!is_image) {
-                fprintf(stderr, "diffusion train: a U-Net needs images; %s holds vectors of %d (use --model mlp)\n", data, dims[0]);
+                fprintf(stderr, "diffusion train: a U-Net needs images; %s holds vectors of %d (use --model mlp)\n", ds.spec, dims[0]);
                 status = 2;
                 goto done;
             }
             cfg.unet.in_channels = dims[0];
             cfg.unet.resolution = dims[1];
             if (dims[1] != dims[2]) {
-                fprintf(stderr, "diffusion train: %s: images are %dx%d; the U-Net needs square images (--image-size)\n", data, dims[1], dims[2]);
+                fprintf(stderr, "diffusion train: %s: images are %dx%d; the U-Net needs square images (--image-size)\n", ds.spec, dims[1], dims[2]);
                 status = 2;
                 goto done;
             }
@@ -297,7 +291,7 @@ int cmd_train(int argc, char **argv) {
         if (cond) {
             cfg.num_classes = dfn_dataset_num_classes(train);
             if (cfg.num_classes == 0) {
-                fprintf(stderr, "diffusion train: --cond needs labelled data; %s has no labels\n", data);
+                fprintf(stderr, "diffusion train: --cond needs labelled data; %s has no labels\n", ds.spec);
                 status = 2;
                 goto done;
             }

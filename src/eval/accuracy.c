@@ -1,5 +1,6 @@
 /* accuracy.c - how often a classifier names the right class. */
 #include "eval/eval.h"
+#include "models/models.h"
 
 #define ACCURACY_CHUNK 64 /* images per forward */
 
@@ -23,13 +24,7 @@ dfn_status dfn_classifier_accuracy(dfn_model *m, const dfn_dataset *ds, double *
     for (size_t i = 0; i < N; i += ACCURACY_CHUNK) {
         int b = (int)DFN_MIN((size_t)ACCURACY_CHUNK, N - i);
         dfn_model_forward(m, logits, data + i * in, NULL, NULL, b, DFN_EVAL, NULL);
-        for (int j = 0; j < b; j++) {
-            const float *z = logits + (size_t)j * K;
-            int best = 0;
-            for (int k = 1; k < K; k++)
-                if (z[k] > z[best]) best = k;
-            correct += best == labels[i + j];
-        }
+        correct += (size_t)dfn_logits_count_correct(logits, labels + i, b, K);
     }
     free(logits);
     *accuracy = (double)correct / (double)N;

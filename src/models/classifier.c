@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "models/model.h"
+#include "models/models.h"
 #include "nn/nn.h"
 #include "nn/pool.h"
 
@@ -178,3 +179,15 @@ static double macs(const dfn_model *m) {
 static const float *features(const dfn_model *m) { return ((const classifier *)m->impl)->s; }
 
 const dfn_model_ops dfn_classifier_ops = {build, free_impl, take, forward, backward, macs, features};
+
+long dfn_logits_count_correct(const float *logits, const int *labels, int B, int K) {
+    long correct = 0;
+    for (int b = 0; b < B; b++) {
+        const float *z = logits + (size_t)b * K;
+        int best = 0;
+        for (int k = 1; k < K; k++)
+            if (z[k] > z[best]) best = k;
+        correct += best == labels[b];
+    }
+    return correct;
+}

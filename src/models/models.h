@@ -31,4 +31,9 @@ dfn_status dfn_model_load_from(dfn_model **out, const dfn_st_file *f);
  * weights through the same network this way. */
 float *dfn_model_exchange_params(dfn_model *model, float *params);
 
+/* How many of the B rows of logits (B x K) name their label, the argmax (the
+ * first on ties) against labels[b]: the accuracy count of the classifier's
+ * evaluation and of its training loop's validation. */
+long dfn_logits_count_correct(const float *logits, const int *labels, int B, int K);
+
 #endif

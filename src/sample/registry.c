@@ -238,7 +238,7 @@ dfn_status dfn_sampler_step(const dfn_sampler_params *p, const char *name, int s
 }
 
 void dfn_sampler_denoise_final(dfn_denoiser *d, const dfn_sampler_params *p, float *x, double t,
-                          int batch, size_t dim) {
+                               int batch, size_t dim) {
     if (!p->denoise_final) return;
     const size_t n = (size_t)batch * dim;
     float *x0 = dfn_malloc(n * sizeof(float));
@@ -248,7 +248,7 @@ void dfn_sampler_denoise_final(dfn_denoiser *d, const dfn_sampler_params *p, flo
 }
 
 void dfn_sampler_report(dfn_sample_stats *stats, const dfn_denoiser *d, long nfe0, int steps,
-                   int rejected) {
+                        int rejected) {
     if (!stats) return;
     stats->nfe = d->nfe - nfe0;
     stats->steps = steps;

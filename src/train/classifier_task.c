@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "models/models.h"
 #include "train/train.h"
 
 typedef struct {
@@ -51,17 +52,7 @@ static double batch(void *state, dfn_model *m, const float *x, const int *y, int
     const int K = s->K;
     dfn_model_forward(m, s->logits, x, NULL, NULL, B, train ? DFN_TRAIN : DFN_EVAL, NULL);
     double loss = dfn_softmax_cross_entropy(train ? s->dlogits : NULL, s->logits, y, B, K);
-    if (metric) {
-        long correct = 0;
-        for (int b = 0; b < B; b++) {
-            const float *z = s->logits + (size_t)b * K;
-            int best = 0;
-            for (int k = 1; k < K; k++)
-                if (z[k] > z[best]) best = k;
-            correct += best == y[b];
-        }
-        *metric = (double)correct;
-    }
+    if (metric) *metric = (double)dfn_logits_count_correct(s->logits, y, B, K);
     if (train) {
         if (grad_scale != 1.0f)
             for (size_t i = 0; i < (size_t)B * K; i++) s->dlogits[i] *= grad_scale;
