@@ -249,6 +249,14 @@ static void breaks_late(void *ctx, float *out, const float *x, double t, double 
     for (size_t i = 0; i < (size_t)batch * dim; i++) out[i] = t < 0.5 * 200 ? NAN : 0.1f * x[i];
 }
 
+/* A network that breaks only below t = 0.05, where of a 10-step ODE only the final
+ * denoising step (at t_min) evaluates it. */
+static void breaks_at_the_end(void *ctx, float *out, const float *x, double t, double a, double s, const int *y,
+                              int batch, size_t dim) {
+    (void)ctx, (void)a, (void)s, (void)y;
+    for (size_t i = 0; i < (size_t)batch * dim; i++) out[i] = t < 0.05 ? NAN : 0.1f * x[i]; /* 10 steps: the last at t = 0.1 */
+}
+
 static void non_finite_samples_stop_with_a_message(void) {
     /* a network that gives NaN half-way: every sampler stops at that step and says so */
     dfn_schedule sch;
@@ -265,6 +273,12 @@ static void non_finite_samples_stop_with_a_message(void) {
               strstr(dfn_last_error(), "sampler 'ddim': step 6 of 10") &&
               strstr(dfn_last_error(), "in sample 0 of the batch"),
           "NaN half-way through ddim: %s", dfn_last_error());
+    /* the final denoising step (x0 at t_min) is checked as every step is */
+    dfn_sde vp = dfn_sde_init(DFN_SDE_VP);
+    dfn_denoiser_init(&d, breaks_at_the_end, NULL, DFN_PRED_EPS, NULL, &vp);
+    CHECK(dfn_sample("ode-euler", &d, x, 8, 2, &p, &rng, NULL) == DFN_ERR_NUMERIC &&
+              strstr(dfn_last_error(), "sampler 'ode-euler': the final denoising step"),
+          "NaN in the final denoising step: %s", dfn_last_error());
     /* plain Langevin with a step too large for the score: it stops with advice */
     const float mu[4] = {-1, 0, 1, 0}, sd[2] = {0.01f, 0.01f};
     dfn_mixture_params mp = {2, 2, NULL, mu, NULL, sd};

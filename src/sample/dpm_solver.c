@@ -150,7 +150,7 @@ dfn_status dfn_sample_dpm(dfn_denoiser *d, float *x, int batch, size_t dim,
         st = dfn_sampler_step(&p, name, i + 1, N, t.t, x, data ? m[0] : NULL, batch, dim);
         if (st != DFN_OK) break;
     }
-    if (st == DFN_OK) dfn_sampler_denoise_final(d, &p, x, t_lo, batch, dim);
+    if (st == DFN_OK) st = dfn_sampler_denoise_final(d, &p, name, x, t_lo, batch, dim);
     for (int j = 0; j < 3; j++) free(m[j]);
     free(u);
     free(ts);

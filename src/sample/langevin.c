@@ -39,7 +39,7 @@ dfn_status dfn_sample_langevin(dfn_denoiser *d, float *x, int batch, size_t dim,
             break;
         }
     }
-    if (st == DFN_OK) dfn_sampler_denoise_final(d, &p, x, t, batch, dim);
+    if (st == DFN_OK) st = dfn_sampler_denoise_final(d, &p, "langevin", x, t, batch, dim);
     free(score);
     free(z);
     dfn_sampler_report(stats, d, nfe0, p.steps, 0);
@@ -90,7 +90,7 @@ dfn_status dfn_sample_annealed_langevin(dfn_denoiser *d, float *x, int batch, si
             if (st != DFN_OK) break;
         }
     }
-    if (st == DFN_OK) dfn_sampler_denoise_final(d, &p, x, t, batch, dim);
+    if (st == DFN_OK) st = dfn_sampler_denoise_final(d, &p, "annealed-langevin", x, t, batch, dim);
     free(sig);
     free(score);
     free(z);

@@ -65,7 +65,7 @@ static dfn_status ode_fixed(const char *name, const tableau *tb, dfn_denoiser *d
         axpy_n(x, x, h, tb->b, k, tb->stages, n);
         if ((st = dfn_sampler_step(&p, name, i + 1, p.steps, t + h, x, NULL, batch, dim)) != DFN_OK) break;
     }
-    if (st == DFN_OK) dfn_sampler_denoise_final(d, &p, x, t_lo, batch, dim);
+    if (st == DFN_OK) st = dfn_sampler_denoise_final(d, &p, name, x, t_lo, batch, dim);
     for (int j = 0; j < tb->stages; j++) free(k[j]);
     free(y);
     dfn_sampler_report(stats, d, nfe0, p.steps, 0);
@@ -126,7 +126,7 @@ dfn_status dfn_sample_ode_rk45(dfn_denoiser *d, float *x, int batch, size_t dim,
     rk45_options o = {p.rtol, p.atol, p.max_steps, rk45_progress, &c};
     int accepted = 0, rejected = 0;
     st = dfn_rk45_integrate("ode-rk45", rk45_drift, &c, x, n, t_hi, t_lo, &o, &accepted, &rejected);
-    if (st == DFN_OK) dfn_sampler_denoise_final(d, &p, x, t_lo, batch, dim);
+    if (st == DFN_OK) st = dfn_sampler_denoise_final(d, &p, "ode-rk45", x, t_lo, batch, dim);
     dfn_sampler_report(stats, d, nfe0, accepted, rejected);
     return st;
 }

@@ -224,27 +224,39 @@ void dfn_sampler_add_noise(float *x, float *z, size_t n, double scale, dfn_rng *
     for (size_t i = 0; i < n; i++) x[i] = (float)((double)x[i] + scale * z[i]);
 }
 
-dfn_status dfn_sampler_step(const dfn_sampler_params *p, const char *name, int step, int steps,
-                            double t, const float *x, const float *x0, int batch, size_t dim) {
+/* DFN_ERR_NUMERIC naming the sampler, what left it and the sample at the first
+ * NaN or Inf in x (batch, dim). */
+static dfn_status check_finite(const char *name, const char *what, double t, const float *x, int batch,
+                               size_t dim) {
     const size_t n = (size_t)batch * dim;
     for (size_t i = 0; i < n; i++)
         if (!isfinite(x[i]))
             return dfn_set_error(DFN_ERR_NUMERIC,
-                                 "sampler '%s': step %d of %d (t = %.4g) left %g in sample %zu of "
-                                 "the batch (element %zu)",
-                                 name, step, steps, t, (double)x[i], i / dim, i % dim);
+                                 "sampler '%s': %s (t = %.4g) left %g in sample %zu of the batch "
+                                 "(element %zu)",
+                                 name, what, t, (double)x[i], i / dim, i % dim);
+    return DFN_OK;
+}
+
+dfn_status dfn_sampler_step(const dfn_sampler_params *p, const char *name, int step, int steps,
+                            double t, const float *x, const float *x0, int batch, size_t dim) {
+    char what[48];
+    snprintf(what, sizeof what, "step %d of %d", step, steps);
+    dfn_status st = check_finite(name, what, t, x, batch, dim);
+    if (st != DFN_OK) return st;
     if (p->callback) p->callback(p->callback_ctx, step, steps, t, x, x0, batch, dim);
     return DFN_OK;
 }
 
-void dfn_sampler_denoise_final(dfn_denoiser *d, const dfn_sampler_params *p, float *x, double t,
-                               int batch, size_t dim) {
-    if (!p->denoise_final) return;
+dfn_status dfn_sampler_denoise_final(dfn_denoiser *d, const dfn_sampler_params *p, const char *name,
+                                     float *x, double t, int batch, size_t dim) {
+    if (!p->denoise_final) return DFN_OK;
     const size_t n = (size_t)batch * dim;
     float *x0 = dfn_malloc(n * sizeof(float));
     dfn_denoiser_eval(d, x0, DFN_PRED_X0, x, t, batch, dim); /* Tweedie: E[x0 | x_t] */
     memcpy(x, x0, n * sizeof(float));
     free(x0);
+    return check_finite(name, "the final denoising step", t, x, batch, dim);
 }
 
 void dfn_sampler_report(dfn_sample_stats *stats, const dfn_denoiser *d, long nfe0, int steps,

@@ -29,9 +29,10 @@ void dfn_sampler_add_noise(float *x, float *z, size_t n, double scale, dfn_rng *
  * if x holds a NaN or Inf (the sampler then stops); else the user's hook, if any. */
 dfn_status dfn_sampler_step(const dfn_sampler_params *p, const char *name, int step, int steps,
                             double t, const float *x, const float *x0, int batch, size_t dim);
-/* x = E[x0 | x] at time t if p->denoise_final (one evaluation). */
-void dfn_sampler_denoise_final(dfn_denoiser *d, const dfn_sampler_params *p, float *x, double t,
-                          int batch, size_t dim);
+/* x = E[x0 | x] at time t if p->denoise_final (one evaluation); checked as
+ * dfn_sampler_step checks a step, so that no sampler returns NaN or Inf. */
+dfn_status dfn_sampler_denoise_final(dfn_denoiser *d, const dfn_sampler_params *p, const char *name,
+                                     float *x, double t, int batch, size_t dim);
 /* DDPM / DDIM: clip x0 (batch, dim) to [-r, r] or threshold it dynamically, as p says. */
 void dfn_sampler_postprocess_x0(const dfn_sampler_params *p, float *x0, int batch, size_t dim);
 /* x0 and eps (batch, dim) at x, time t from one evaluation in the denoiser's

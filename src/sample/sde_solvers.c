@@ -42,7 +42,7 @@ dfn_status dfn_sample_euler_maruyama(dfn_denoiser *d, float *x, int batch, size_
         em_step(d, x, score, z, t, grid_t(t_lo, t_hi, i + 1, p.steps) - t, batch, dim, rng);
         if ((st = dfn_sampler_step(&p, "euler-maruyama", i + 1, p.steps, t, x, NULL, batch, dim)) != DFN_OK) break;
     }
-    if (st == DFN_OK) dfn_sampler_denoise_final(d, &p, x, t_lo, batch, dim);
+    if (st == DFN_OK) st = dfn_sampler_denoise_final(d, &p, "euler-maruyama", x, t_lo, batch, dim);
     free(score);
     free(z);
     dfn_sampler_report(stats, d, nfe0, p.steps, 0);
@@ -103,7 +103,7 @@ dfn_status dfn_sample_pc(dfn_denoiser *d, float *x, int batch, size_t dim,
         }
         if ((st = dfn_sampler_step(&p, "pc", i + 1, p.steps, t, x, NULL, batch, dim)) != DFN_OK) break;
     }
-    if (st == DFN_OK) dfn_sampler_denoise_final(d, &p, x, t_lo, batch, dim);
+    if (st == DFN_OK) st = dfn_sampler_denoise_final(d, &p, "pc", x, t_lo, batch, dim);
     free(score);
     free(z);
     dfn_sampler_report(stats, d, nfe0, p.steps, 0);
