@@ -74,6 +74,12 @@ CASES = {
         config=dict(kind="classifier", in_channels=2, height=12, width=10, channels=8, groups=4,
                     feature_dim=16, num_classes=5),
         batch=3, t=[0, 0, 0], y=None, seed=7),
+    # the noise-aware classifier of classifier guidance: the same CNN with the
+    # U-Net's time embedding added after each convolution
+    "classifier_noisy": dict(
+        config=dict(kind="classifier", in_channels=1, height=12, width=10, channels=8, groups=4,
+                    feature_dim=16, num_classes=5, time_embed=1),
+        batch=3, t=[0, 400, 999], y=None, seed=8),
 }
 
 

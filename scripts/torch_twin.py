@@ -67,7 +67,7 @@ MLP_DEFAULTS = {
 }
 CLASSIFIER_DEFAULTS = {
     "kind": "classifier", "in_channels": 1, "height": 28, "width": 28, "channels": 32,
-    "groups": 8, "feature_dim": 128, "num_classes": 10,
+    "groups": 8, "feature_dim": 128, "num_classes": 10, "time_embed": 0,
 }
 DEFAULTS = {"unet": UNET_DEFAULTS, "mlp": MLP_DEFAULTS, "classifier": CLASSIFIER_DEFAULTS}
 
@@ -126,6 +126,8 @@ def make_config(cfg):
             raise ConfigError(f'config "groups" = {out["groups"]} must divide "channels" = {out["channels"]}')
         if out["num_classes"] < 2:
             raise ConfigError(f'config "num_classes" must be >= 2, got {out["num_classes"]}')
+        if out["time_embed"] not in (0, 1):
+            raise ConfigError(f'config "time_embed" must be 0 or 1, got {out["time_embed"]}')
         return out
     if not 0.0 <= out["dropout"] < 1.0:
         raise ConfigError(f'config "dropout" must be in [0, 1), got {out["dropout"]}')
@@ -533,23 +535,37 @@ class Classifier(nn.Module):
         cfg = make_config(dict(cfg, kind="classifier"))
         self.cfg = cfg
         ch, g = cfg["channels"], cfg["groups"]
+        if cfg["time_embed"]:  # a classifier of noisy images: the U-Net's time embedding
+            self.temb = nn.Sequential(nn.Linear(ch, 4 * ch), nn.SiLU(), nn.Linear(4 * ch, 4 * ch))
         self.conv1 = nn.Conv2d(cfg["in_channels"], ch, 3, padding=1)
+        if cfg["time_embed"]:
+            self.temb_proj1 = nn.Linear(4 * ch, ch)
         self.norm1 = nn.GroupNorm(g, ch)
         self.conv2 = nn.Conv2d(ch, 2 * ch, 3, stride=2, padding=1)
+        if cfg["time_embed"]:
+            self.temb_proj2 = nn.Linear(4 * ch, 2 * ch)
         self.norm2 = nn.GroupNorm(g, 2 * ch)
         self.conv3 = nn.Conv2d(2 * ch, 4 * ch, 3, stride=2, padding=1)
+        if cfg["time_embed"]:
+            self.temb_proj3 = nn.Linear(4 * ch, 4 * ch)
         self.norm3 = nn.GroupNorm(g, 4 * ch)
         self.fc1 = nn.Linear(4 * ch, cfg["feature_dim"])
         self.fc2 = nn.Linear(cfg["feature_dim"], cfg["num_classes"])
 
-    def features(self, x):
-        h = F.silu(self.norm1(self.conv1(x)))
-        h = F.silu(self.norm2(self.conv2(h)))
-        h = F.silu(self.norm3(self.conv3(h)))
+    def features(self, x, t=None):
+        s = None
+        if self.cfg["time_embed"]:
+            s = F.silu(self.temb(timestep_embedding(t, self.cfg["channels"]).to(x.dtype)))
+        h = x
+        for i in (1, 2, 3):
+            h = getattr(self, f"conv{i}")(h)
+            if s is not None:
+                h = h + getattr(self, f"temb_proj{i}")(s)[:, :, None, None]
+            h = F.silu(getattr(self, f"norm{i}")(h))
         return F.silu(self.fc1(h.mean(dim=(2, 3))))
 
     def forward(self, x, t=None, y=None, stream=None):
-        return self.fc2(self.features(x))
+        return self.fc2(self.features(x, t))
 
     def input_shape(self, batch):
         return (batch, self.cfg["in_channels"], self.cfg["height"], self.cfg["width"])

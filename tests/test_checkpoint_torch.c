@@ -21,7 +21,7 @@ static void round_trip(const char *dir, const dfn_model_config *cfg, int B, cons
     }
     const dfn_model_config *c = dfn_model_get_config(m);
     const size_t D = dfn_model_input_size(m), O = dfn_model_output_size(m);
-    const int labels = c->num_classes > 0 && dfn_model_takes_time(m); /* a denoiser with classes */
+    const int labels = c->num_classes > 0 && dfn_model_is_denoiser(m); /* a denoiser with classes */
     float *x = malloc(sizeof(float) * B * D), *out = malloc(sizeof(float) * B * O), *t = malloc(sizeof(float) * B);
     int *y = malloc(sizeof(int) * B);
     dfn_rng rng = dfn_rng_init(3);
@@ -84,6 +84,8 @@ int main(void) {
     round_trip(dir, &c, 16, "mlp-classes");
     dfn_model_config_preset(&c, "fmnist-classifier");
     round_trip(dir, &c, 5, "classifier");
+    c.classifier.time_embed = 1; /* the classifier of classifier guidance */
+    round_trip(dir, &c, 5, "classifier-noisy");
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

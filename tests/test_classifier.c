@@ -73,8 +73,9 @@ static void test_pool(void) {
 
 /* ------------------------------------------------------------ classifier gradients */
 
+static const float *ce_times; /* the time input of a time-conditioned classifier, or NULL */
 static double ce_loss(dfn_model *c, const float *x, const int *y, int B, float *logits) {
-    dfn_model_forward(c, logits, x, NULL, NULL, B, DFN_EVAL, NULL);
+    dfn_model_forward(c, logits, x, ce_times, NULL, B, DFN_EVAL, NULL);
     return dfn_softmax_cross_entropy(NULL, logits, y, B, dfn_model_get_config(c)->num_classes);
 }
 
@@ -108,12 +109,17 @@ static dfn_train_params classifier_params(long steps, int batch, long warmup, ui
     return p;
 }
 
-static void test_classifier_grad(void) {
+/* timed: the time-conditioned classifier (classifier guidance), t = 3, 400, 999 */
+static void test_classifier_grad(int timed) {
     dfn_model_config cfg = classifier_config(2, 6, 5, 3, 4, 2, 6);
+    cfg.classifier.time_embed = timed;
+    static const float times[3] = {3.0f, 400.0f, 999.0f};
+    ce_times = timed ? times : NULL;
     dfn_model *c;
     CHECK(dfn_model_new(&c, &cfg, 7) == DFN_OK, "new: %s", dfn_last_error());
     CHECK(dfn_model_feature_dim(c) == 6 && dfn_model_output_size(c) == 3 &&
-              dfn_model_input_size(c) == 60 && !dfn_model_takes_time(c),
+              dfn_model_input_size(c) == 60 && dfn_model_takes_time(c) == timed &&
+              !dfn_model_is_denoiser(c),
           "classifier shapes");
     const int B = 3, K = 3;
     const size_t in = 2 * 6 * 5, P = dfn_model_num_params(c);
@@ -130,7 +136,7 @@ static void test_classifier_grad(void) {
     free(noise);
 
     dfn_model_zero_grad(c);
-    dfn_model_forward(c, logits, x, NULL, NULL, B, DFN_TRAIN, NULL);
+    dfn_model_forward(c, logits, x, ce_times, NULL, B, DFN_TRAIN, NULL);
     dfn_model_features(c, feat);
     double L0 = dfn_softmax_cross_entropy(dlog, logits, y, B, K);
     CHECK(isfinite(L0) && L0 > 0, "loss %g", L0);
@@ -179,14 +185,14 @@ static void test_classifier_grad(void) {
         fd[k] = (float)((Lp - Lm) / ((double)(old + h) - (double)(old - h)));
     }
     double ep = rel_error(an, fd, NP), ex = rel_error(an + NP, fd + NP, NX);
-    printf("  classifier backward vs finite differences: params rel err %.2e, input rel err %.2e\n",
-           ep, ex);
+    printf("  classifier%s backward vs finite differences: params rel err %.2e, input rel err "
+           "%.2e\n", timed ? " (time-conditioned)" : "", ep, ex);
     check_tensor("classifier dparams (sampled)", an, fd, NP, 2e-2);
     check_tensor("classifier dx (sampled)", an + NP, fd + NP, NX, 2e-2);
     /* backward accumulates: a second pass doubles the gradients */
     float *g1 = dfn_malloc(P * sizeof(float));
     memcpy(g1, g, P * sizeof(float));
-    dfn_model_forward(c, logits, x, NULL, NULL, B, DFN_TRAIN, NULL);
+    dfn_model_forward(c, logits, x, ce_times, NULL, B, DFN_TRAIN, NULL);
     dfn_model_backward(c, dlog, NULL);
     double worst = 0;
     for (size_t i = 0; i < P; i++) worst = fmax(worst, fabs(g[i] - 2 * g1[i]));
@@ -509,7 +515,8 @@ int main(void) {
         TEST_MAIN_END();
     }
     test_pool();
-    test_classifier_grad();
+    test_classifier_grad(0);
+    test_classifier_grad(1);
     test_training();
     test_checkpoint_errors();
     test_determinism();

@@ -235,6 +235,131 @@ int main(void) {
         CHECK(kept && !strcmp(kept, "1,2\n"), "the existing output is untouched: %s", kept ? kept : "(gone)");
         free(kept);
     }
+    /* control: edit, inpaint, invert, interpolate, classifier guidance */
+    snprintf(args, sizeof args, "train --data fashion-mnist --preset fmnist-tiny --channels 8 --groups 4 --steps 2 "
+             "--batch 8 --samples 0 --val-batches 1 --quiet --out %s/img", dir);
+    CHECK(run(args, err, sizeof err) == 0, "small image run: %s", err);
+    {
+        char img[128], path[128];
+        snprintf(img, sizeof img, "%s/img/model.safetensors", dir);
+        snprintf(args, sizeof args, "edit --checkpoint %s --input fashion-mnist:test --n 2 --strength 0.3 --steps 4 "
+                 "--out %s/e.png --quiet", img, dir);
+        CHECK(run(args, err, sizeof err) == 0, "edit: %s", err);
+        snprintf(args, sizeof args, "edit --checkpoint %s --input fashion-mnist:test --strength 0 --out %s/e.png", img, dir);
+        expect(args, 2, "--strength 0: need numbers 0 < S <= 1");
+        snprintf(args, sizeof args, "edit --checkpoint %s --input fashion-mnist:test --strength 1.5 --out %s/e.png", img, dir);
+        expect(args, 2, "--strength 1.5");
+        snprintf(args, sizeof args, "edit --checkpoint %s --input fashion-mnist:test --strength 0.2,0.5 --out %s/e.npy", img, dir);
+        expect(args, 2, "several strengths make a strip");
+        snprintf(args, sizeof args, "edit --checkpoint %s --out %s/e.png", img, dir);
+        expect(args, 2, "--input SPEC is required");
+        snprintf(args, sizeof args, "edit --checkpoint %s --input %s/missing.png --out %s/e.png", img, dir, dir);
+        expect(args, 1, "missing.png");
+        /* a mask of another size is refused, naming the file */
+        float small[100] = {0}, mask[784];
+        snprintf(path, sizeof path, "%s/small.png", dir);
+        CHECK(dfn_png_write(path, small, 1, 10, 10) == DFN_OK, "png");
+        snprintf(args, sizeof args, "inpaint --checkpoint %s --input fashion-mnist:test --mask %s --out %s/i.png",
+                 img, path, dir);
+        expect(args, 1, "small.png: 10x10 pixels, the model takes 28x28");
+        for (int i = 0; i < 784; i++) mask[i] = (i % 28) < 14 ? 1.0f : -1.0f; /* left half generated */
+        snprintf(path, sizeof path, "%s/mask.png", dir);
+        CHECK(dfn_png_write(path, mask, 1, 28, 28) == DFN_OK, "png");
+        snprintf(args, sizeof args, "inpaint --checkpoint %s --input fashion-mnist:test --n 2 --mask %s --sampler repaint "
+                 "--steps 10 --jump-length 20 --out %s/i.png", img, path, dir);
+        expect(args, 1, "jump_length = 20");
+        snprintf(args, sizeof args, "inpaint --checkpoint %s --input fashion-mnist:test --n 2 --mask %s --sampler repaint "
+                 "--steps 10 --jump-length 2 --jump-n-sample 2 --out %s/i.npy --quiet", img, path, dir);
+        CHECK(run(args, err, sizeof err) == 0, "inpaint with repaint: %s", err);
+        snprintf(args, sizeof args, "inpaint --checkpoint %s --input fashion-mnist:test --out %s/i.png", img, dir);
+        expect(args, 2, "--mask FILE is required");
+        snprintf(args, sizeof args, "invert --checkpoint %s --input fashion-mnist:test --n 2 --steps 5 --out %s/inv.png",
+                 img, dir);
+        expect(args, 2, "use .npy");
+        snprintf(args, sizeof args, "invert --checkpoint %s --input fashion-mnist:test --n 2 --steps 5 --out %s/inv.npy",
+                 img, dir);
+        CHECK(run(args, err, sizeof err) == 0, "invert: %s", err);
+        snprintf(args, sizeof args, "interpolate --checkpoint %s --input fashion-mnist:test --out %s/l.png", img, dir);
+        expect(args, 2, "give both --input and --input-b");
+        snprintf(args, sizeof args, "interpolate --checkpoint %s --frames 1 --out %s/l.png", img, dir);
+        expect(args, 2, "--frames 1");
+        snprintf(args, sizeof args, "interpolate --checkpoint %s --frames 4 --steps 3 --out %s/l.png --quiet", img, dir);
+        CHECK(run(args, err, sizeof err) == 0, "interpolate: %s", err);
+        snprintf(args, sizeof args, "invert --checkpoint %s/subvp/model.safetensors --input toy:moons --out %s/inv.npy",
+                 dir, dir);
+        expect(args, 1, "DDIM inversion needs a discrete schedule");
+        /* classifier guidance: the classifier must be a noisy one, of the same process and images */
+        snprintf(args, sizeof args, "train-classifier --steps 2 --batch 8 --channels 8 --groups 4 --quiet --out %s/clean.safetensors", dir);
+        CHECK(run(args, err, sizeof err) == 0, "clean classifier: %s", err);
+        snprintf(args, sizeof args, "sample --checkpoint %s --classifier %s/clean.safetensors --class 1 --out %s/g.png", img, dir, dir);
+        expect(args, 1, "clean.safetensors: a clean-image classifier, not a classifier of noisy images");
+        snprintf(args, sizeof args, "sample --checkpoint %s --classifier %s/clean.safetensors --out %s/g.png", img, dir, dir);
+        expect(args, 2, "--classifier guides towards a --class K");
+        snprintf(args, sizeof args, "train-classifier --process-from %s --out %s/n.safetensors", img, dir);
+        expect(args, 2, "--process-from goes with --noisy");
+        snprintf(args, sizeof args, "train-classifier --noisy --steps 2 --batch 8 --channels 8 --groups 4 --quiet "
+                 "--out %s/noisy.safetensors", dir);
+        CHECK(run(args, err, sizeof err) == 0, "noisy classifier: %s", err);
+        snprintf(args, sizeof args, "sample --checkpoint %s --classifier %s/noisy.safetensors --class 12 --out %s/g.png", img, dir, dir);
+        expect(args, 1, "class 12: the classifier has 10 classes");
+        snprintf(args, sizeof args, "sample --checkpoint %s --classifier %s/noisy.safetensors --class 2 --classifier-scale 3 "
+                 "--n 2 --steps 3 --out %s/g.png --quiet", img, dir, dir);
+        CHECK(run(args, err, sizeof err) == 0, "classifier guidance: %s", err);
+        snprintf(args, sizeof args, "eval fid --data fashion-mnist:test --checkpoint %s --classifier %s/noisy.safetensors --n 10",
+                 img, dir);
+        expect(args, 1, "a classifier of noisy images");
+        snprintf(args, sizeof args, "train-classifier --noisy --process-from %s/subvp/model.safetensors --steps 2 --batch 8 "
+                 "--channels 8 --groups 4 --quiet --out %s/noisy_vp.safetensors", dir, dir);
+        CHECK(run(args, err, sizeof err) == 0, "noisy classifier on sub-VP: %s", err);
+        snprintf(args, sizeof args, "sample --checkpoint %s --classifier %s/noisy_vp.safetensors --class 2 --out %s/g.png", img, dir, dir);
+        expect(args, 1, "trained on another noise process (subvp)");
+        snprintf(args, sizeof args, "sample --checkpoint %s/subvp/model.safetensors --classifier %s/noisy_vp.safetensors "
+                 "--class 2 --out %s/g.csv", dir, dir, dir);
+        expect(args, 1, "the diffusion model's samples");
+    }
+    /* partial conditioning of vectors: x_1 given, x_2 sampled; the given value is kept exactly */
+    {
+        float known[10] = {0.5f, 0, 0.5f, 0, 0.5f, 0, 0.5f, 0, 0.5f, 0}, m2[2] = {0.0f, 1.0f}, bad[2] = {0.0f, 2.0f};
+        snprintf(args, sizeof args, "%s/known.npy", dir);
+        CHECK(dfn_npy_write_f32(args, known, 2, (int64_t[]){5, 2}) == DFN_OK, "npy");
+        snprintf(args, sizeof args, "%s/m2.npy", dir);
+        CHECK(dfn_npy_write_f32(args, m2, 2, (int64_t[]){1, 2}) == DFN_OK, "npy");
+        snprintf(args, sizeof args, "%s/bad.npy", dir);
+        CHECK(dfn_npy_write_f32(args, bad, 2, (int64_t[]){1, 2}) == DFN_OK, "npy");
+        snprintf(args, sizeof args, "inpaint --checkpoint %s/run/model.safetensors --input %s/known.npy --mask %s/bad.npy "
+                 "--out %s/p.csv", dir, dir, dir, dir);
+        expect(args, 1, "bad.npy: value 2 at 1, need 0..1");
+        snprintf(args, sizeof args, "inpaint --checkpoint %s/run/model.safetensors --input %s/known.npy --mask %s/m2.npy "
+                 "--steps 10 --out %s/p.csv --quiet", dir, dir, dir, dir);
+        CHECK(run(args, err, sizeof err) == 0, "partial conditioning: %s", err);
+        snprintf(args, sizeof args, "%s/p.csv", dir);
+        char *csv = dfn_read_text_file(args);
+        int rows = 0, kept = 1;
+        for (char *line = csv; line && *line; rows++) {
+            kept &= strtof(line, NULL) == 0.5f;
+            char *nl = strchr(line, '\n');
+            line = nl ? nl + 1 : NULL;
+        }
+        CHECK(rows == 5 && kept, "partial conditioning: %d rows, x_1 = 0.5 kept: %d", rows, kept);
+        free(csv);
+        snprintf(args, sizeof args, "sample --checkpoint %s/run/model.safetensors --box 1,-1 --out %s/b.csv", dir, dir);
+        expect(args, 2, "--box 1,-1: need two finite numbers LO,HI with LO < HI");
+        snprintf(args, sizeof args, "sample --checkpoint %s/run/model.safetensors --box -0.25,0.25 --n 20 --steps 10 "
+                 "--out %s/b.csv --quiet", dir, dir);
+        CHECK(run(args, err, sizeof err) == 0, "box: %s", err);
+        snprintf(args, sizeof args, "%s/b.csv", dir);
+        csv = dfn_read_text_file(args);
+        int inside = csv != NULL;
+        for (char *c = csv; c && *c;) {
+            char *end;
+            const double v = strtod(c, &end);
+            if (end == c) break;
+            inside &= v >= -0.25 && v <= 0.25;
+            c = *end ? end + 1 : end;
+        }
+        CHECK(inside, "--box: every coordinate within [-0.25, 0.25]");
+        free(csv);
+    }
     /* checkpoints */
     snprintf(args, sizeof args, "%s/run/model.safetensors", dir);
     FILE *f = fopen(args, "r+b");

@@ -51,6 +51,7 @@ static const run_case cases[] = {
     {"euler", 100, 0.02, DFN_PRED_EPS, 0},
     {"heun", 30, 0.01, DFN_PRED_EPS, 0},
     {"flow-euler", 100, 0.02, DFN_PRED_FLOW, 0},
+    {"repaint", 100, 0.02, DFN_PRED_EPS, 0}, /* unconstrained: ancestral with jumps */
 };
 
 typedef struct {
@@ -111,7 +112,11 @@ static void run_one(const target *tg, const run_case *c, int proc, const dfn_sch
                     const dfn_sde *sdes) {
     const int n = tg->n, D = tg->D, K = dfn_mixture_components(tg->m);
     dfn_denoiser d;
-    dfn_mixture_denoiser(&d, tg->m, c->kind, proc == P_DISC ? sch : NULL,
+    /* on rectified flow an eps or score model has no x0 at t = 1 (alpha = 0): the
+     * flow's own prediction there */
+    const dfn_prediction kind =
+        proc == P_FLOW && (c->kind == DFN_PRED_EPS || c->kind == DFN_PRED_SCORE) ? DFN_PRED_FLOW : c->kind;
+    dfn_mixture_denoiser(&d, tg->m, kind, proc == P_DISC ? sch : NULL,
                          proc == P_DISC ? NULL : &sdes[proc]);
     dfn_sampler_params p = dfn_sampler_params_init();
     p.steps = c->steps;

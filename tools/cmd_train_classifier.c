@@ -1,7 +1,10 @@
 /* cmd_train_classifier.c - `diffusion train-classifier`: the small CNN whose
  * features FID and KID use (a dfn_model of kind classifier), trained through
  * the one training loop (dfn_train) on the labelled data, checked on a test
- * set, saved as a checkpoint. */
+ * set, saved as a checkpoint. With --noisy, the same CNN with a time input,
+ * trained on images noised by a diffusion process: the classifier of
+ * classifier guidance (diffusion sample --classifier). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +36,8 @@ int cmd_train_classifier(int argc, char **argv) {
     dfn_train_params p = classifier_recipe();
     const char *data = "fashion-mnist", *val_spec = NULL, *out = NULL, *run = NULL;
     int threads = 0, quiet = 0, image_size = 0, image_channels = 0, label_column = -1;
-    int channels = 32, groups = 8, features = 128;
+    int channels = 32, groups = 8, features = 128, noisy = 0;
+    const char *process_from = NULL;
     double val_fraction = 0.1;
     dfn_arg args[MAX_ARGS] = {
         {"--data", ARG_STRING, &data, "SPEC", "labelled images: fashion-mnist[:train|:test], mnist:DIR, idx:IMG,LAB, npy:FILE", 0},
@@ -47,6 +51,8 @@ int cmd_train_classifier(int argc, char **argv) {
         {"--channels", ARG_INT, &channels, "C", "channels of the first convolution (then 2C, 4C)", 0},
         {"--groups", ARG_INT, &groups, "G", "GroupNorm groups", 0},
         {"--features", ARG_INT, &features, "F", "feature dimension (the FID/KID space)", 0},
+        {"--noisy", ARG_FLAG, &noisy, "", "a classifier of noisy images p(c | x_t, t) for classifier guidance", 0},
+        {"--process-from", ARG_STRING, &process_from, "CKPT", "with --noisy: the noise process of this diffusion checkpoint (default: discrete linear, T = 1000, as train's)", 0},
         {"--steps", ARG_LONG, &p.steps, "N", "optimizer steps", 0},
         {"--batch", ARG_INT, &p.batch_size, "B", "batch size", 0},
         {"--lr", ARG_DOUBLE, &p.adamw.lr, "LR", "peak learning rate (AdamW)", 0},
@@ -75,8 +81,22 @@ int cmd_train_classifier(int argc, char **argv) {
         fprintf(stderr, "diffusion train-classifier: --threads must be >= 0\n");
         return 2;
     }
+    if (process_from && !noisy) {
+        fprintf(stderr, "diffusion train-classifier: --process-from goes with --noisy\n");
+        return 2;
+    }
     if (threads > 0) dfn_set_threads(threads);
     p.run_dir = run;
+    if (process_from) { /* the diffusion model's own process */
+        dfn_pipeline *pipe = NULL;
+        if (dfn_pipeline_load(&pipe, process_from) != DFN_OK) {
+            fprintf(stderr, "diffusion train-classifier: --process-from %s: %s\n", process_from,
+                    dfn_last_error());
+            return 1;
+        }
+        p.process = *dfn_pipeline_process(pipe);
+        dfn_pipeline_free(pipe);
+    }
     p.progress = quiet ? 0 : -1;
 
     dfn_data_options dopt = {1000, p.seed, image_size, image_channels, label_column};
@@ -125,6 +145,7 @@ int cmd_train_classifier(int argc, char **argv) {
     cfg.classifier.channels = channels;
     cfg.classifier.groups = groups;
     cfg.classifier.feature_dim = features;
+    cfg.classifier.time_embed = noisy;
     if (dfn_model_new(&c, &cfg, p.seed)) goto fail;
     if (!quiet) {
         printf("diffusion train-classifier: %zu training images %dx%dx%d, %d classes; %zu parameters; "
@@ -137,17 +158,47 @@ int cmd_train_classifier(int argc, char **argv) {
     if (dfn_train(c, train, val, &p)) goto fail;
     double train_s = dfn_now_seconds() - t0;
     double acc = 0;
-    if (dfn_classifier_accuracy(c, val, &acc)) goto fail;
-    char acc_text[32], steps_text[32], secs_text[32];
-    snprintf(acc_text, sizeof acc_text, "%.4f", acc);
+    char acc_text[160] = "", steps_text[32], secs_text[32], *process = NULL;
+    if (!noisy) {
+        if (dfn_classifier_accuracy(c, val, &acc)) goto fail;
+        snprintf(acc_text, sizeof acc_text, "%.4f", acc);
+    } else { /* at four noise levels: fractions 0, 1/4, 1/2, 3/4 of the process's time */
+        dfn_schedule sch;
+        const int disc = !p.process.continuous;
+        if (disc && dfn_schedule_init(&sch, &p.process.schedule)) goto fail;
+        process = dfn_process_to_json(&p.process, disc ? &sch : NULL);
+        for (int k = 0; k < 4; k++) {
+            double t, a, s, t_net;
+            if (disc) {
+                t = floor(k * sch.T / 4.0);
+                dfn_schedule_alpha_sigma(&sch, (int)t, &a, &s);
+                t_net = t;
+            } else {
+                t = k == 0 ? p.process.t_min : k / 4.0;
+                dfn_sde_marginal(&p.process.sde, t, &a, &s);
+                t_net = p.process.time_scale * t;
+            }
+            if (dfn_classifier_accuracy_noisy(c, val, t_net, a, s, 1, &acc)) {
+                if (disc) dfn_schedule_free(&sch);
+                goto fail;
+            }
+            size_t len = strlen(acc_text);
+            snprintf(acc_text + len, sizeof acc_text - len, "%s%.4f at t=%g (sigma %.3f)",
+                     k ? ", " : "", acc, t, s);
+        }
+        if (disc) dfn_schedule_free(&sch);
+    }
     snprintf(steps_text, sizeof steps_text, "%ld", p.steps);
     snprintf(secs_text, sizeof secs_text, "%.1f", train_s);
     const char *extra[] = {"data", data, "test_data", val_name, "test_accuracy", acc_text,
-                           "steps", steps_text, "train_seconds", secs_text, NULL};
-    if (dfn_model_save(c, out, extra)) goto fail;
-    printf("diffusion train-classifier: test accuracy %.4f on %s (%zu images) after %ld steps, %.1f s; "
+                           "steps", steps_text, "train_seconds", secs_text,
+                           process ? "process" : NULL, process, NULL};
+    dfn_status saved = dfn_model_save(c, out, extra);
+    free(process);
+    if (saved) goto fail;
+    printf("diffusion train-classifier: test accuracy %s on %s (%zu images) after %ld steps, %.1f s; "
            "classifier in %s\n",
-           acc, val_name, dfn_dataset_count(val), p.steps, train_s, out);
+           acc_text, val_name, dfn_dataset_count(val), p.steps, train_s, out);
     status = 0;
     goto done;
 fail:

@@ -7,10 +7,14 @@
 
 static const dfn_command commands[] = {
     {"train", "train a diffusion model on images or vectors; writes a run directory", cmd_train},
-    {"sample", "generate samples from a checkpoint with any sampler (--list)", cmd_sample},
+    {"sample", "generate samples from a checkpoint with any sampler (--list); guidance", cmd_sample},
+    {"edit", "image-to-image (SDEdit): noise inputs to a strength, denoise them", cmd_edit},
+    {"inpaint", "fill the masked part of inputs (replacement, or RePaint)", cmd_inpaint},
+    {"invert", "DDIM inversion of inputs to their noises x_T, with the reconstruction error", cmd_invert},
+    {"interpolate", "spherical interpolation between two noises (inverted inputs), as a strip", cmd_interpolate},
     {"eval", "likelihood (bound, ODE) and sample quality (FID, KID, MMD, SWD)", cmd_eval},
     {"info", "print a model's configuration and parameter table", cmd_info},
-    {"train-classifier", "train the small CNN whose features FID and KID use", cmd_train_classifier},
+    {"train-classifier", "train the small CNN of FID and KID, or (--noisy) of classifier guidance", cmd_train_classifier},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 

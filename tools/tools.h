@@ -13,6 +13,10 @@ typedef struct {
 int cmd_info(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+int cmd_edit(int argc, char **argv);
+int cmd_inpaint(int argc, char **argv);
+int cmd_invert(int argc, char **argv);
+int cmd_interpolate(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_train_classifier(int argc, char **argv);
 

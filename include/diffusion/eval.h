@@ -33,6 +33,11 @@ DFN_BEGIN_DECLS
 /* Fraction of ds classified correctly (argmax of the logits, first on ties);
  * ds must be labelled. */
 dfn_status dfn_classifier_accuracy(dfn_model *classifier, const dfn_dataset *ds, double *accuracy);
+/* The same for a classifier of noisy images (time_embed): every image noised to
+ * one level, x = alpha x0 + sigma eps (eps from `seed`), network time t_net. */
+dfn_status dfn_classifier_accuracy_noisy(dfn_model *classifier, const dfn_dataset *ds, double t_net,
+                                         double alpha, double sigma, uint64_t seed,
+                                         double *accuracy);
 
 /* -- Frechet distance (Heusel et al. 2017, eq. 6; Dowson & Landau 1982) */
 

@@ -82,6 +82,11 @@ typedef struct {
     int channels;      /* first convolution's channels ch */
     int groups;        /* GroupNorm groups (must divide ch) */
     int feature_dim;   /* F */
+    int time_embed;    /* 1: a classifier of noisy inputs p(c | x_t, t) (classifier guidance):
+                          the U-Net's time embedding (sinusoidal(t, ch) -> temb.0 -> SiLU ->
+                          temb.2, 4ch wide) added after each convolution through
+                          temb_proj1..3 (as in the U-Net's ResBlocks); 0: no time input
+                          (the FID classifier) [0] */
 } dfn_classifier_config;
 
 typedef struct {
@@ -147,8 +152,11 @@ int dfn_model_output_shape(const dfn_model *model, int dims[3]);
 /* Floats per sample of input and output (the products of the shapes). */
 size_t dfn_model_input_size(const dfn_model *model);
 size_t dfn_model_output_size(const dfn_model *model);
-/* 1 if the model is a denoiser that takes a time input t (unet, mlp). */
+/* 1 if the model takes a time input t: the denoisers (unet, mlp) and a
+ * time-conditioned classifier (time_embed). */
 int dfn_model_takes_time(const dfn_model *model);
+/* 1 if the model is a denoiser (unet, mlp): images or vectors in, the same out. */
+int dfn_model_is_denoiser(const dfn_model *model);
 /* DFN_ERR_ARG unless samples shaped dims[0..ndim) are what the model takes, with
  * a message naming `what` ("training data"), the shapes and the model's file. */
 dfn_status dfn_model_check_input(const dfn_model *model, int ndim, const int *dims,

@@ -22,8 +22,19 @@
  * (examples/sample_png.c is that program.) The pipeline is also what the
  * trainer's previews, `diffusion sample` and `diffusion eval` use.
  *
- *   src/pipeline/pipeline.c        load, save, the sample loop
+ *   src/pipeline/pipeline.c        load, save, the sample loop, inversion
  *   src/pipeline/model_denoiser.c  a dfn_model as a dfn_denoiser
+ *   src/pipeline/classifier_guide.c  a classifier of noisy images as a guide
+ *
+ * Control (the same loop): classifier guidance (sp.classifier), SDEdit
+ * (sp.init with sp.sampler_params.strength < 1), inpainting (sp.init and
+ * sp.mask; sampler "repaint" to resample), DDIM inversion (dfn_pipeline_invert):
+ *
+ *     dfn_pipeline_sample_params sp = dfn_pipeline_sample_params_init(pipe);
+ *     sp.init = images;                        // n inputs, each of sample size
+ *     sp.mask = mask;                          // 1 keep, 0 generate (one for all)
+ *     sp.sampler = "repaint";
+ *     dfn_pipeline_sample(pipe, out, n, &sp, NULL);
  */
 #ifndef DIFFUSION_PIPELINE_H
 #define DIFFUSION_PIPELINE_H
@@ -102,6 +113,20 @@ typedef struct {
     int label;                          /* class of every sample; -1: unconditional [-1] */
     double guidance;                    /* classifier-free guidance scale, with a label [1] */
     uint64_t seed;                      /* [0] */
+    /* classifier guidance, with a label: a classifier of noisy images
+     * (dfn_pipeline_load_classifier; borrowed) and its scale s [NULL, 0] */
+    dfn_model *classifier;
+    double classifier_scale;
+    /* inputs (n, sample size) of SDEdit (sampler_params.strength < 1: each output
+     * starts from its input noised) and of inpainting (with mask), or NULL */
+    const float *init;
+    /* inpainting: 1 where init is kept, 0 where it is generated (fractions blend);
+     * one mask of sample size for every input, or (n, sample size) when
+     * mask_per_sample; the known part is replaced, at the state's noise level,
+     * after every step (dfn_constraint_replace; so sampler_params.constraint
+     * must then be NULL) [NULL] */
+    const float *mask;
+    int mask_per_sample;
 } dfn_pipeline_sample_params;
 
 /* Defaults for this pipeline: its default sampler, x0 clipping on for images
@@ -116,6 +141,25 @@ dfn_pipeline_sample_params dfn_pipeline_sample_params_init(const dfn_pipeline *p
  * other than 1 without a label; the sampler's own errors. */
 dfn_status dfn_pipeline_sample(dfn_pipeline *pipe, float *x, int n,
                                const dfn_pipeline_sample_params *sp, dfn_sample_stats *stats);
+
+/* DDIM inversion (Song et al. 2021 sec. 4.3): x (n, sample size) in data, out
+ * the x_T from which DDIM (eta 0, the same steps and spacing of sp) draws them
+ * back; batches of sp->batch; a label and classifier-free guidance as sp says.
+ * DFN_ERR_ARG for a continuous process (DDIM needs a discrete schedule). */
+dfn_status dfn_pipeline_invert(dfn_pipeline *pipe, float *x, int n,
+                               const dfn_pipeline_sample_params *sp, dfn_sample_stats *stats);
+
+/* Loads a classifier of noisy images (diffusion train-classifier --noisy) for
+ * classifier guidance of this pipeline. DFN_ERR_ARG for a clean-image
+ * classifier or another kind, images of another shape, or another noise
+ * process than the pipeline's (each message names the file); the loader's own
+ * errors. The caller frees *out with dfn_model_free. */
+dfn_status dfn_pipeline_load_classifier(const dfn_pipeline *pipe, dfn_model **out,
+                                        const char *path);
+/* grad (batch, dim) = d/dx log softmax(classifier(x, t))_y: the dfn_guide_fn of
+ * classifier guidance (ctx: the classifier). */
+void dfn_classifier_guide(void *ctx, float *grad, const float *x, double t, double alpha,
+                          double sigma, const int *y, int batch, size_t dim);
 
 DFN_END_DECLS
 

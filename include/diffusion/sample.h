@@ -63,6 +63,12 @@ typedef void (*dfn_denoise_vjp_fn)(void *ctx, float *pred, float *out, const flo
                                    double alpha, double sigma, const float *v, const int *y,
                                    int batch, size_t dim);
 
+/* Classifier guidance: grad (batch, dim) = d/dx log p(y | x) of a classifier of
+ * noisy inputs, at x (batch, dim) = alpha x0 + sigma eps, network time t; y
+ * (batch) the classes wanted. */
+typedef void (*dfn_guide_fn)(void *ctx, float *grad, const float *x, double t, double alpha,
+                             double sigma, const int *y, int batch, size_t dim);
+
 typedef struct {
     dfn_denoise_fn fn;
     void *ctx;                    /* passed to fn */
@@ -84,6 +90,14 @@ typedef struct {
                                      for continuous processes, see dfn_process_params): 1 */
     dfn_denoise_vjp_fn vjp;       /* J^T v of fn, or NULL (set by dfn_pipeline_denoiser and
                                      dfn_mixture_denoiser; see dfn_denoiser_vjp): NULL */
+    /* Classifier guidance (Dhariwal & Nichol 2021 alg. 2; Song et al. 2021 eq. 14):
+     * with labels and a guide, the prediction (after classifier-free guidance, if
+     * any) is shifted as the score grad log p(x) + s grad log p(y | x), i.e.
+     * eps~ = eps - sigma s grad log p(y | x) (the same shift in every
+     * prediction kind, through the conversion). */
+    dfn_guide_fn guide;           /* NULL: none */
+    void *guide_ctx;
+    double guide_scale;           /* s [0] */
 } dfn_denoiser;
 
 /* A denoiser over fn with no labels, guidance 1, max_batch 0, nfe 0. */
@@ -153,6 +167,21 @@ void dfn_mixture_denoiser(dfn_denoiser *d, dfn_mixture *m, dfn_prediction kind,
 void dfn_mixture_log_prob(const dfn_mixture *m, double *out, const float *x, double alpha,
                           double sigma, int n);
 
+/* The exact class posterior of a mixture whose components are the classes:
+ * grad (n, dim) = d/dx log p(y | x) for x = alpha x0 + sigma eps (n, dim), y (n)
+ * components. dfn_mixture_guide is the same as a dfn_guide_fn (ctx: the
+ * mixture), the oracle of classifier guidance. */
+void dfn_mixture_class_grad(const dfn_mixture *m, float *grad, const float *x, double alpha,
+                            double sigma, const int *y, int n);
+void dfn_mixture_guide(void *ctx, float *grad, const float *x, double t, double alpha,
+                       double sigma, const int *y, int batch, size_t dim);
+/* The conditional of the mixture given the coordinates where known[i] != 0
+ * (values in x, dim floats): a mixture over the other coordinates (in their
+ * order), in closed form (reweighted components, Gaussian conditioning).
+ * DFN_ERR_ARG unless at least one coordinate is known and one is not. */
+dfn_status dfn_mixture_condition(dfn_mixture **out, const dfn_mixture *m, const float *x,
+                                 const float *known);
+
 /* ---------------------------------------------------------------- sampler options */
 
 /* DDIM time steps for S of T steps, as diffusers names them (indices, descending):
@@ -189,6 +218,14 @@ typedef enum {
 } dfn_time_grid;
 const char *dfn_time_grid_name(dfn_time_grid g);
 int dfn_time_grid_from_name(const char *name); /* -1 + message */
+
+/* A constraint on the sampler's state (Seed 001 def. 8.3: x_{t-1} = P_C(mu + sigma z)):
+ * called on x (batch, dim) right after the start is drawn and after every step,
+ * with the noise level of x, x = alpha x0 + sigma eps (alpha = 1, sigma = 0 once x
+ * is data), and changes x in place. src/sample/constraint.c has two: replacement
+ * of known coordinates (inpainting) and a box. */
+typedef void (*dfn_constraint_fn)(void *ctx, float *x, double alpha, double sigma, int batch,
+                                  size_t dim);
 
 /* Called after each step with the state x (batch, dim) in the process's own
  * coordinates, at time t, and the x0 estimate of that step (or NULL): a CLI
@@ -236,6 +273,15 @@ typedef struct {
     double sigma_min, sigma_max; /* [0: the process's range at t_end and at the start] */
     double rho;                  /* [7] */
     double s_churn, s_tmin, s_tmax, s_noise; /* [0, 0, inf, 1] */
+    /* control (src/sample/constraint.c, repaint.c) */
+    double strength;   /* SDEdit (Meng et al. 2022): in (0, 1]. Below 1, x holds an input
+                          x0 that the sampler noises to the level at this fraction of its
+                          time range, x = alpha x0 + sigma z, and denoises from there in
+                          max(1, round(strength * steps)) steps; 1 starts from the prior [1] */
+    dfn_constraint_fn constraint; /* applied to the start and after every step [NULL] */
+    void *constraint_ctx;
+    int jump_length;   /* repaint: go back up this many steps at each jump [10] */
+    int jump_n_sample; /* repaint: times each stretch is sampled (1: no resampling) [10] */
     /* progress */
     dfn_sample_callback callback; /* [NULL] */
     void *callback_ctx;
@@ -309,6 +355,42 @@ dfn_status dfn_sample_karras_euler(dfn_denoiser *d, float *x, int batch, size_t 
 dfn_status dfn_sample_karras_heun(dfn_denoiser *d, float *x, int batch, size_t dim,
                                   const dfn_sampler_params *p, dfn_rng *rng,
                                   dfn_sample_stats *stats);
+/* RePaint (Lugmayr et al. 2022 alg. 1): ancestral steps on a uniform time grid of
+ * p->steps, going back up jump_length steps by the forward process (x_t ~
+ * q(x_t | x_s)) jump_n_sample - 1 times at every jump_length-th step, so that the
+ * unknown part harmonises with the constraint (p->constraint, normally
+ * dfn_constraint_replace) applied after every step. Any process with alpha > 0
+ * on the grid: discrete, vp, sub-vp, ve, flow. */
+dfn_status dfn_sample_repaint(dfn_denoiser *d, float *x, int batch, size_t dim,
+                              const dfn_sampler_params *p, dfn_rng *rng, dfn_sample_stats *stats);
+/* The RePaint time schedule: the indices into a grid of `steps` steps that the
+ * sampler visits, from steps (the start) down to 0, up and down; n entries
+ * (returned; out may be NULL to count). DFN_ERR_ARG (returned as -1, message
+ * set) unless 1 <= jump_length <= steps and jump_n_sample >= 1. */
+int dfn_repaint_schedule(int *out, int steps, int jump_length, int jump_n_sample);
+
+/* ---------------------------------------------------------------- constraints */
+
+/* Replacement of known coordinates (inpainting; partial conditioning of
+ * vectors): x = m * (alpha x0 + sigma z) + (1 - m) * x with z ~ N(0, I) drawn
+ * from rng, the known values x0 noised to the state's level (Song et al. 2021
+ * appendix I.2; Lugmayr et al. 2022 eq. 8). m in [0, 1]: 1 known. */
+typedef struct {
+    const float *known; /* x0 (batch, dim) of the batch being sampled */
+    const float *mask;  /* (batch, dim), or (dim) for every row when mask_shared */
+    int mask_shared;
+    dfn_rng *rng;       /* the noise of the known part (its own stream) */
+} dfn_replace_constraint;
+void dfn_constraint_replace(void *ctx, float *x, double alpha, double sigma, int batch,
+                            size_t dim);
+
+/* Projection onto the box [lo, hi] of every coordinate (Seed 001 def. 8.3; the
+ * projection onto a convex set is 1-Lipschitz, theorem 8.5): x = min(max(x, lo), hi). */
+typedef struct {
+    double lo, hi;
+} dfn_box_constraint;
+void dfn_constraint_box(void *ctx, float *x, double alpha, double sigma, int batch, size_t dim);
+
 /* Rectified flow (Liu et al. 2023): Euler on dx/dt = v from t = 1 to 0. */
 dfn_status dfn_sample_flow_euler(dfn_denoiser *d, float *x, int batch, size_t dim,
                                  const dfn_sampler_params *p, dfn_rng *rng,

@@ -27,6 +27,7 @@ void dfn_json_fields_write(cJSON *o, const void *base, const dfn_json_field *fie
     for (int i = 0; i < n; i++) {
         const dfn_json_field *f = &fields[i];
         const char *p = (const char *)base + f->offset;
+        if (f->optional && *(const int *)p == 0) continue;
         switch (f->type) {
         case DFN_JSON_INT: cJSON_AddNumberToObject(o, f->key, *(const int *)p); break;
         case DFN_JSON_LONG: cJSON_AddNumberToObject(o, f->key, (double)*(const long *)p); break;

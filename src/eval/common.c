@@ -5,9 +5,14 @@
 #include "eval/eval.h"
 
 dfn_status dfn_eval_check_classifier(const dfn_model *m) {
+    const char *path = dfn_model_path(m);
+    if (dfn_model_get_config(m)->kind == DFN_MODEL_CLASSIFIER && dfn_model_takes_time(m))
+        return dfn_set_error(DFN_ERR_ARG,
+                             "%s%sa classifier of noisy images (time_embed, for classifier "
+                             "guidance), not the clean-image classifier FID, KID and accuracy use",
+                             path ? path : "", path ? ": " : "");
     if (dfn_model_get_config(m)->kind == DFN_MODEL_CLASSIFIER && dfn_model_feature_dim(m) > 0)
         return DFN_OK;
-    const char *path = dfn_model_path(m);
     return dfn_set_error(DFN_ERR_ARG,
                          "%s%sa %s model, not a classifier (diffusion train-classifier makes one)",
                          path ? path : "", path ? ": " : "",

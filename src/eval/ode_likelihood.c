@@ -180,7 +180,7 @@ dfn_status dfn_ode_nll(dfn_denoiser *d, const float *x, int batch, size_t dim,
     const double log_bin = p.dequantize ? (double)dim * log(127.5) : 0.0;
     const long nfe0 = d->nfe;
     int steps = 0, rejected = 0;
-    rk45_options o = {p.rtol, p.atol, p.max_steps, NULL, NULL};
+    rk45_options o = {p.rtol, p.atol, p.max_steps, NULL, NULL, 0};
     for (int k = 0; k < p.draws && st == DFN_OK; k++) {
         memcpy(y, x, n * sizeof(float));
         if (p.dequantize) { /* the bin of width 2/255 around each 8-bit value */

@@ -2,12 +2,18 @@
  * FID and KID (src/eval), trained on the labelled dataset itself through the
  * one training loop (src/train):
  *
- *   x (B,C,H,W) -> conv1 3x3 (ch)        -> norm1 GN+SiLU
- *               -> conv2 3x3 /2 (2ch)    -> norm2 GN+SiLU
- *               -> conv3 3x3 /2 (4ch)    -> norm3 GN+SiLU
+ *   x (B,C,H,W) -> conv1 3x3 (ch)        [+ temb_proj1(silu(emb))] -> norm1 GN+SiLU
+ *               -> conv2 3x3 /2 (2ch)    [+ temb_proj2(silu(emb))] -> norm2 GN+SiLU
+ *               -> conv3 3x3 /2 (4ch)    [+ temb_proj3(silu(emb))] -> norm3 GN+SiLU
  *               -> global average pool (B,4ch)
  *               -> fc1 (F) -> SiLU       = the features (B,F)
  *               -> fc2 (classes)         = the logits
+ *
+ * The bracketed terms are there when the config asks for time_embed: a
+ * classifier of noisy images p(c | x_t, t) for classifier guidance (Dhariwal &
+ * Nichol 2021 section 4), with the U-Net's time embedding (time_embed.c, emb
+ * 4ch wide) added per channel after each convolution as the U-Net's ResBlocks
+ * add theirs.
  *
  * Its PyTorch twin has the same attribute names (conv1, norm1, ..., fc2) and
  * GroupNorm(groups, ch, eps=1e-5); its state_dict and the checkpoint hold the
@@ -24,7 +30,10 @@
 #define CLASSIFIER_EPS 1e-5f /* torch.nn.GroupNorm's default */
 
 typedef struct {
-    dfn_wb conv[3], norm[3], fc1, fc2;
+    dfn_wb conv[3], norm[3], fc1, fc2, temb_proj[3];
+    int timed;           /* time_embed */
+    dfn_time_embed te;
+    float *tp, *dtp;     /* (B, 4ch) a projection of the embedding, its gradient */
     int ch[3];        /* channels of the three stages */
     int hs[3], ws[3]; /* their spatial sizes */
     /* activations (taken per batch) */
@@ -48,9 +57,15 @@ static void build(dfn_model *m) {
     }
     dfn_param_table *t = &m->tab;
     char name[16];
+    k->timed = c->time_embed;
+    if (k->timed) dfn_time_embed_params(&k->te, t, c->channels, 4 * c->channels, 0);
     for (int l = 0; l < 3; l++) {
         snprintf(name, sizeof name, "conv%d", l + 1);
         k->conv[l] = dfn_param_conv(t, name, k->ch[l], l ? k->ch[l - 1] : c->in_channels, 3);
+        if (k->timed) {
+            snprintf(name, sizeof name, "temb_proj%d", l + 1);
+            k->temb_proj[l] = dfn_param_linear(t, name, k->ch[l], 4 * c->channels);
+        }
         snprintf(name, sizeof name, "norm%d", l + 1);
         k->norm[l] = dfn_param_norm(t, name, k->ch[l]);
     }
@@ -88,6 +103,11 @@ static void take(dfn_model *m, int B) {
     k->ds = dfn_arena_take(D, Bz * c->feature_dim);
     k->df = dfn_arena_take(D, Bz * c->feature_dim);
     k->dpool = dfn_arena_take(D, Bz * k->ch[2]);
+    if (k->timed) {
+        dfn_time_embed_take(&k->te, m, B);
+        k->tp = dfn_arena_take(A, Bz * k->ch[2]);
+        k->dtp = dfn_arena_take(D, Bz * k->ch[2]);
+    }
 }
 
 static dfn_conv2d_shape conv_shape(const dfn_model *m, int l, int B) {
@@ -106,16 +126,22 @@ static dfn_conv2d_shape conv_shape(const dfn_model *m, int l, int B) {
 
 static void forward(dfn_model *m, float *logits, const float *x, const float *t, const int *y,
                     int B, int training, dfn_rng *rng) {
-    (void)t, (void)y, (void)training, (void)rng; /* no time, labels or dropout */
+    (void)y, (void)training, (void)rng; /* no labels or dropout */
     classifier *k = m->impl;
     const dfn_classifier_config *c = &m->cfg.classifier;
     const float *P = m->params;
+    if (k->timed) dfn_time_embed_forward(&k->te, m, t, NULL, B);
     memcpy(k->x, x, (size_t)B * plane(k, 0, c->in_channels) * sizeof(float));
     const float *in = k->x;
     for (int l = 0; l < 3; l++) {
         dfn_conv2d_shape s = conv_shape(m, l, B);
         DFN_ASSERT(dfn_conv2d_out_h(&s) == k->hs[l] && dfn_conv2d_out_w(&s) == k->ws[l]);
         dfn_conv2d_forward(k->h[l], in, P + k->conv[l].w, P + k->conv[l].b, &s);
+        if (k->timed) { /* h += temb_proj(silu(emb)), per channel */
+            dfn_linear_forward(k->tp, k->te.silu_emb, P + k->temb_proj[l].w, P + k->temb_proj[l].b,
+                               B, k->te.emb_dim, k->ch[l]);
+            dfn_add_channel_forward(k->h[l], k->tp, B, k->ch[l], k->hs[l] * k->ws[l]);
+        }
         dfn_groupnorm_forward(k->a[l], k->mean[l], k->rstd[l], k->h[l], P + k->norm[l].w,
                               P + k->norm[l].b, B, k->ch[l], k->hs[l] * k->ws[l], c->groups,
                               CLASSIFIER_EPS, 1);
@@ -152,6 +178,13 @@ static void backward(dfn_model *m, const float *dlogits, float *dx) {
         dfn_groupnorm_backward(k->g1, G + k->norm[l].w, G + k->norm[l].b, k->g0, k->h[l],
                                P + k->norm[l].w, P + k->norm[l].b, k->mean[l], k->rstd[l], B,
                                k->ch[l], k->hs[l] * k->ws[l], c->groups, 1);
+        if (k->timed) {
+            memset(k->dtp, 0, (size_t)B * k->ch[l] * sizeof(float));
+            dfn_add_channel_backward(k->dtp, k->g1, B, k->ch[l], k->hs[l] * k->ws[l]);
+            dfn_linear_backward(k->te.d_silu_emb, G + k->temb_proj[l].w, G + k->temb_proj[l].b,
+                                k->dtp, k->te.silu_emb, P + k->temb_proj[l].w, B, k->te.emb_dim,
+                                k->ch[l]);
+        }
         dfn_conv2d_shape s = conv_shape(m, l, B);
         float *dinp = NULL;
         if (l > 0) {
@@ -164,6 +197,7 @@ static void backward(dfn_model *m, const float *dlogits, float *dx) {
         dfn_conv2d_backward(dinp, G + k->conv[l].w, G + k->conv[l].b, k->g1,
                             l == 0 ? k->x : k->a[l - 1], P + k->conv[l].w, &s);
     }
+    if (k->timed) dfn_time_embed_backward(&k->te, m, B);
 }
 
 /* Convolutions (out elements x in channels x 9) and the two linear layers. */
@@ -173,6 +207,9 @@ static double macs(const dfn_model *m) {
     double total = 0;
     for (int l = 0; l < 3; l++)
         total += (double)plane(k, l, k->ch[l]) * (l ? k->ch[l - 1] : c->in_channels) * 9;
+    if (k->timed) /* the embedding's two layers and the three projections */
+        total += (double)c->channels * 4 * c->channels + 16.0 * c->channels * c->channels +
+                 4.0 * c->channels * (k->ch[0] + k->ch[1] + k->ch[2]);
     return total + (double)k->ch[2] * c->feature_dim + (double)c->feature_dim * m->cfg.num_classes;
 }
 

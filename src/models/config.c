@@ -216,6 +216,7 @@ static dfn_status validate_classifier(const dfn_classifier_config *c) {
     else if (c->width < 1 || c->width > 4096) what = "width", value = c->width;
     else if (c->channels < 1 || c->channels > 1024) what = "channels", value = c->channels;
     else if (c->feature_dim < 1 || c->feature_dim > 65536) what = "feature_dim", value = c->feature_dim;
+    else if (c->time_embed != 0 && c->time_embed != 1) what = "time_embed", value = c->time_embed;
     if (what)
         return dfn_set_error(DFN_ERR_CONFIG, "classifier config: %s = %d is out of range",
                              what, value);

@@ -9,6 +9,7 @@
  *   MLP:   {"kind":"mlp","dim":2,"width":128,"depth":3,"dropout":0.1,"num_classes":0}
  *   classifier: {"kind":"classifier","in_channels":1,"height":28,"width":28,
  *           "channels":32,"groups":8,"feature_dim":128,"num_classes":10}
+ *           and "time_embed":1 for a time-conditioned one (absent: 0)
  *
  * One key table per kind drives both directions, so what is written is
  * exactly what is read.
@@ -58,6 +59,7 @@ static const dfn_json_field classifier_keys[] = {
     KEY("groups", DFN_JSON_INT, classifier.groups),
     KEY("feature_dim", DFN_JSON_INT, classifier.feature_dim),
     KEY("num_classes", DFN_JSON_INT, num_classes),
+    DFN_JSON_OPTIONAL_INT_FIELD("time_embed", dfn_model_config, classifier.time_embed),
 };
 
 static const struct {
@@ -132,6 +134,7 @@ dfn_status dfn_model_config_from_json(dfn_model_config *cfg, const char *json) {
     dfn_model_config_init(&c, (dfn_model_kind)k);
     for (int i = 0; i < n_keys; i++) {
         const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, keys[i].key);
+        if (!item && keys[i].optional) continue; /* a key added later: its default */
         if (!item) {
             st = dfn_set_error(DFN_ERR_CONFIG, "config JSON: missing key '%s' (kind \"%s\")",
                                keys[i].key, kind->valuestring);

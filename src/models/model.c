@@ -119,8 +119,13 @@ size_t dfn_model_output_size(const dfn_model *m) {
     return shape_size(nd, dims);
 }
 
-int dfn_model_takes_time(const dfn_model *m) {
+int dfn_model_is_denoiser(const dfn_model *m) {
     return m->cfg.kind == DFN_MODEL_UNET || m->cfg.kind == DFN_MODEL_MLP;
+}
+
+int dfn_model_takes_time(const dfn_model *m) {
+    return m->cfg.kind == DFN_MODEL_UNET || m->cfg.kind == DFN_MODEL_MLP ||
+           (m->cfg.kind == DFN_MODEL_CLASSIFIER && m->cfg.classifier.time_embed);
 }
 
 /* "1x28x28" or "a vector of 50" into buf. */

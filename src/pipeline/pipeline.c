@@ -10,6 +10,7 @@
  *                 not interpreted; files before "prediction" existed carry
  *                 the prediction only there). */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -32,7 +33,7 @@ struct dfn_pipeline {
 };
 
 static dfn_status check_denoiser(const dfn_model *model, const char *path) {
-    if (dfn_model_takes_time(model)) return DFN_OK;
+    if (dfn_model_is_denoiser(model)) return DFN_OK;
     return dfn_set_error(DFN_ERR_ARG,
                          "%s%sa %s is not a diffusion model (a pipeline needs a unet or an mlp)",
                          path ? path : "", path ? ": " : "",
@@ -223,17 +224,18 @@ dfn_pipeline_sample_params dfn_pipeline_sample_params_init(const dfn_pipeline *p
     return sp;
 }
 
-dfn_status dfn_pipeline_sample(dfn_pipeline *p, float *x, int n, const dfn_pipeline_sample_params *sp,
-                               dfn_sample_stats *stats) {
-    DFN_ASSERT(p && x && sp && n >= 0);
+/* The denoiser of one run over the pipeline, set up as sp asks (labels,
+ * classifier-free and classifier guidance), after the checks every run needs;
+ * *labels (sp->batch, malloc'ed or NULL) for the caller to free. */
+static dfn_status setup(dfn_pipeline *p, const dfn_pipeline_sample_params *sp, const char *name,
+                        const dfn_sampler_info **info, dfn_denoiser *den, int **labels) {
+    *labels = NULL;
     if (sp->batch < 1) return dfn_set_error(DFN_ERR_ARG, "sampling batch %d (must be >= 1)", sp->batch);
-    const char *name = sp->sampler ? sp->sampler : dfn_pipeline_default_sampler(p);
-    const dfn_sampler_info *info = dfn_sampler_find(name);
-    if (!info) return DFN_ERR_ARG;
-    dfn_denoiser den;
-    dfn_pipeline_denoiser(p, &den, sp->batch);
-    const unsigned flag = dfn_denoiser_process_flag(&den);
-    if (!(info->fits & flag)) {
+    *info = dfn_sampler_find(name);
+    if (!*info) return DFN_ERR_ARG;
+    dfn_pipeline_denoiser(p, den, sp->batch);
+    const unsigned flag = dfn_denoiser_process_flag(den);
+    if (!((*info)->fits & flag)) {
         char fitting[512];
         dfn_sampler_names_fitting(flag, fitting, sizeof fitting);
         return dfn_set_error(DFN_ERR_ARG,
@@ -244,33 +246,115 @@ dfn_status dfn_pipeline_sample(dfn_pipeline *p, float *x, int n, const dfn_pipel
                              fitting);
     }
     const int K = dfn_model_get_config(p->model)->num_classes;
-    if (sp->label >= 0 && (K == 0 || sp->label >= K))
+    const int KC = sp->classifier ? dfn_model_get_config(sp->classifier)->num_classes : 0;
+    if (sp->classifier && sp->label < 0)
+        return dfn_set_error(DFN_ERR_ARG, "classifier guidance needs a class to guide towards");
+    if (sp->label >= 0 && sp->classifier && sp->label >= KC)
+        return dfn_set_error(DFN_ERR_ARG, "class %d: the classifier has %d classes", sp->label, KC);
+    if (sp->label >= 0 && !sp->classifier && (K == 0 || sp->label >= K))
         return dfn_set_error(DFN_ERR_ARG, "class %d: the model has %d classes%s", sp->label, K,
-                             K ? "" : " (it was trained unconditionally)");
-    if (sp->label < 0 && sp->guidance != 1.0)
+                             K ? "" : " (it was trained unconditionally; classifier guidance "
+                                      "needs a classifier)");
+    if (sp->label >= 0 && K > 0 && sp->label >= K)
+        return dfn_set_error(DFN_ERR_ARG, "class %d: the model has %d classes", sp->label, K);
+    if (sp->guidance != 1.0 && (sp->label < 0 || K == 0))
         return dfn_set_error(DFN_ERR_ARG,
-                             "guidance %g needs a class to guide towards (classifier-free "
-                             "guidance mixes the class's prediction with the unconditional one)",
+                             "guidance %g needs a class to guide towards and a model trained "
+                             "with classes (classifier-free guidance mixes the class's "
+                             "prediction with the unconditional one)",
                              sp->guidance);
-    const size_t D = dfn_pipeline_sample_size(p);
-    int *labels = NULL;
+    if (!isfinite(sp->classifier_scale))
+        return dfn_set_error(DFN_ERR_ARG, "classifier scale %g is not finite", sp->classifier_scale);
     if (sp->label >= 0) {
-        labels = dfn_malloc((size_t)sp->batch * sizeof(int));
-        for (int b = 0; b < sp->batch; b++) labels[b] = sp->label;
-        den.labels = labels;
-        den.guidance = sp->guidance;
+        *labels = dfn_malloc((size_t)sp->batch * sizeof(int));
+        for (int b = 0; b < sp->batch; b++) (*labels)[b] = sp->label;
+        den->labels = *labels;
+        den->guidance = K > 0 ? sp->guidance : 1.0;
     }
+    if (sp->classifier) {
+        den->guide = dfn_classifier_guide;
+        den->guide_ctx = sp->classifier;
+        den->guide_scale = sp->classifier_scale;
+    }
+    return DFN_OK;
+}
+
+dfn_status dfn_pipeline_sample(dfn_pipeline *p, float *x, int n, const dfn_pipeline_sample_params *sp,
+                               dfn_sample_stats *stats) {
+    DFN_ASSERT(p && x && sp && n >= 0);
+    const char *name = sp->sampler ? sp->sampler : dfn_pipeline_default_sampler(p);
+    const dfn_sampler_info *info;
+    dfn_denoiser den;
+    int *labels;
+    dfn_status st = setup(p, sp, name, &info, &den, &labels);
+    if (st != DFN_OK) return st;
+    const double strength = sp->sampler_params.strength;
+    if (sp->mask && !sp->init) st = dfn_set_error(DFN_ERR_ARG, "inpainting: a mask needs the images (init)");
+    else if (sp->mask && sp->sampler_params.constraint)
+        st = dfn_set_error(DFN_ERR_ARG, "inpainting: the mask is the sampler's constraint; a second "
+                                        "one (sampler_params.constraint) cannot be applied with it");
+    else if (strength < 1.0 && !sp->init)
+        st = dfn_set_error(DFN_ERR_ARG, "strength %g: an image-to-image start needs the input "
+                                        "images (init)", strength);
+    else if (sp->init && !sp->mask && !(strength < 1.0))
+        st = dfn_set_error(DFN_ERR_ARG, "input images given, but neither a mask (inpainting) "
+                                        "nor a strength below 1 (image-to-image)");
+    if (st != DFN_OK) {
+        free(labels);
+        return st;
+    }
+    const size_t D = dfn_pipeline_sample_size(p);
+    dfn_sampler_params spp = sp->sampler_params;
     dfn_rng rng = dfn_rng_init(sp->seed);
+    /* the known part's noise: its own stream, so that the sampler's draws are
+     * those of the same run without a mask */
+    dfn_rng known_rng = dfn_rng_init(sp->seed ^ 0x6b6e6f776e5f7067ull);
+    dfn_replace_constraint rc = {NULL, sp->mask, !sp->mask_per_sample, &known_rng};
+    if (sp->mask) {
+        spp.constraint = dfn_constraint_replace;
+        spp.constraint_ctx = &rc;
+    }
     dfn_sample_stats total = {0, 0, 0}, one;
-    dfn_status st = DFN_OK;
     /* each sampler stops at the first NaN or Inf it leaves, naming it (dfn_sampler_step) */
     for (int start = 0; start < n; start += sp->batch) {
         const int b = DFN_MIN(sp->batch, n - start);
-        st = info->fn(&den, x + (size_t)start * D, b, D, &sp->sampler_params, &rng, &one);
+        float *xb = x + (size_t)start * D;
+        if (sp->init) {
+            if (xb != sp->init + (size_t)start * D) memcpy(xb, sp->init + (size_t)start * D, (size_t)b * D * sizeof(float));
+            rc.known = sp->init + (size_t)start * D;
+            rc.mask = sp->mask_per_sample && sp->mask ? sp->mask + (size_t)start * D : sp->mask;
+        }
+        st = info->fn(&den, xb, b, D, &spp, &rng, &one);
         if (st != DFN_OK) break;
         total.nfe += one.nfe;
         total.steps = one.steps;
         total.rejected += one.rejected;
+    }
+    free(labels);
+    if (stats) *stats = total;
+    return st;
+}
+
+dfn_status dfn_pipeline_invert(dfn_pipeline *p, float *x, int n, const dfn_pipeline_sample_params *sp,
+                               dfn_sample_stats *stats) {
+    DFN_ASSERT(p && x && sp && n >= 0);
+    if (p->process.continuous)
+        return dfn_set_error(DFN_ERR_ARG, "inversion: DDIM inversion needs a discrete schedule; "
+                                          "this checkpoint's process is %s",
+                             dfn_sde_kind_name(p->process.sde.kind));
+    const dfn_sampler_info *info;
+    dfn_denoiser den;
+    int *labels;
+    dfn_status st = setup(p, sp, "ddim", &info, &den, &labels);
+    if (st != DFN_OK) return st;
+    const size_t D = dfn_pipeline_sample_size(p);
+    dfn_sample_stats total = {0, 0, 0}, one;
+    for (int start = 0; start < n; start += sp->batch) {
+        const int b = DFN_MIN(sp->batch, n - start);
+        st = dfn_ddim_invert(&den, x + (size_t)start * D, b, D, &sp->sampler_params, &one);
+        if (st != DFN_OK) break;
+        total.nfe += one.nfe;
+        total.steps = one.steps;
     }
     free(labels);
     if (stats) *stats = total;

@@ -34,10 +34,11 @@ static dfn_status ddim_begin(const char *name, dfn_denoiser *d, const float *x, 
     if (st != DFN_OK) return st;
     if (!(p->eta >= 0.0 && isfinite(p->eta)))
         return dfn_set_error(DFN_ERR_ARG, "%s: eta = %g, need eta >= 0", name, p->eta);
-    const int T = d->schedule->T;
+    /* an SDEdit start runs the spacing over the first strength * T steps */
+    const int T = dfn_sampler_scaled(d->schedule->T, p->strength);
     if (p->steps > T)
-        return dfn_set_error(DFN_ERR_ARG, "%s: steps = %d, more than the schedule's T = %d", name,
-                             p->steps, T);
+        return dfn_set_error(DFN_ERR_ARG, "%s: steps = %d, more than the schedule's T = %d%s", name,
+                             p->steps, T, p->strength < 1.0 ? " (scaled by the strength)" : "");
     *steps = dfn_malloc((size_t)p->steps * sizeof(int));
     st = dfn_spacing_timesteps(*steps, p->steps, T, p->spacing);
     if (st != DFN_OK) {
@@ -57,7 +58,7 @@ dfn_status dfn_sample_ddim(dfn_denoiser *d, float *x, int batch, size_t dim,
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
     float *x0 = dfn_malloc(n * sizeof(float)), *eps = dfn_malloc(n * sizeof(float));
-    dfn_sampler_prior(&p, x, n, 1.0, rng);
+    dfn_sampler_start(&p, x, batch, dim, sqrt(ab[ts[0]]), sqrt(1.0 - ab[ts[0]]), 1.0, rng);
     for (int j = 0; j < p.steps; j++) {
         const int t = ts[j];
         const double a_t = ab[t], a_prev = j + 1 < p.steps ? ab[ts[j + 1]] : 1.0;
@@ -73,6 +74,7 @@ dfn_status dfn_sample_ddim(dfn_denoiser *d, float *x, int batch, size_t dim,
         /* eq. 12: x_prev = sqrt(abar_prev) x0^ + sqrt(1 - abar_prev - sigma^2) eps + sigma z */
         for (size_t k = 0; k < n; k++) x[k] = (float)(cx * x0[k] + ce * eps[k]);
         if (sig > 0.0) dfn_sampler_add_noise(x, eps, n, sig, rng);
+        dfn_sampler_constrain(&p, x, cx, sqrt(1.0 - a_prev), batch, dim);
         if ((st = dfn_sampler_step(&p, "ddim", j + 1, p.steps, t, x, x0, batch, dim)) != DFN_OK) break;
     }
     free(x0);
@@ -86,6 +88,9 @@ dfn_status dfn_ddim_invert(dfn_denoiser *d, float *x, int batch, size_t dim,
                            const dfn_sampler_params *in, dfn_sample_stats *stats) {
     dfn_sampler_params p;
     int *ts;
+    if (in && in->strength != 1.0)
+        return dfn_set_error(DFN_ERR_ARG, "ddim inversion: strength = %g; inversion runs the "
+                                          "whole range (strength 1)", in->strength);
     dfn_status st = ddim_begin("ddim inversion", d, x, batch, dim, in, &p, &ts);
     if (st != DFN_OK) return st;
     const double *ab = d->schedule->alpha_bar;

@@ -40,13 +40,14 @@ void dfn_sampler_postprocess_x0(const dfn_sampler_params *p, float *x0, int batc
 dfn_status dfn_sample_ddpm(dfn_denoiser *d, float *x, int batch, size_t dim,
                            const dfn_sampler_params *in, dfn_rng *rng, dfn_sample_stats *stats) {
     dfn_sampler_params p;
-    const int T = d->schedule ? d->schedule->T : 0;
-    dfn_status st = dfn_sampler_begin("ddpm", d, x, batch, dim, in, &p, DFN_FITS_DISCRETE, T);
+    const int T0 = d->schedule ? d->schedule->T : 0;
+    dfn_status st = dfn_sampler_begin("ddpm", d, x, batch, dim, in, &p, DFN_FITS_DISCRETE, T0);
     if (st != DFN_OK) return st;
+    const int T = dfn_sampler_scaled(T0, p.strength); /* an SDEdit start: the first T steps */
     if (p.steps != T)
         return dfn_set_error(DFN_ERR_ARG, "ddpm runs all T = %d steps (got steps = %d); for "
                                           "fewer steps use ddim (eta = 1 is ancestral)",
-                             T, p.steps);
+                             T0, in ? in->steps : 0);
     if ((int)p.variance < 0 || p.variance >= DFN_VARIANCE_COUNT)
         return dfn_set_error(DFN_ERR_ARG, "ddpm: variance %d is not a dfn_ddpm_variance",
                              (int)p.variance);
@@ -54,7 +55,9 @@ dfn_status dfn_sample_ddpm(dfn_denoiser *d, float *x, int batch, size_t dim,
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
     float *x0 = dfn_malloc(n * sizeof(float)), *z = dfn_malloc(n * sizeof(float));
-    dfn_sampler_prior(&p, x, n, 1.0, rng); /* x_T ~ N(0, I) */
+    double a, sg;
+    dfn_schedule_alpha_sigma(s, T - 1, &a, &sg);
+    dfn_sampler_start(&p, x, batch, dim, a, sg, 1.0, rng); /* x_T ~ N(0, I) */
     for (int i = T - 1; i >= 0; i--) {
         dfn_denoiser_eval(d, x0, DFN_PRED_X0, x, i, batch, dim);
         dfn_sampler_postprocess_x0(&p, x0, batch, dim);
@@ -65,6 +68,9 @@ dfn_status dfn_sample_ddpm(dfn_denoiser *d, float *x, int batch, size_t dim,
             double var = p.variance == DFN_VARIANCE_BETA ? s->beta[i] : s->posterior_variance[i];
             dfn_sampler_add_noise(x, z, n, sqrt(var), rng);
         }
+        if (i > 0) dfn_schedule_alpha_sigma(s, i - 1, &a, &sg);
+        else a = 1.0, sg = 0.0;
+        dfn_sampler_constrain(&p, x, a, sg, batch, dim);
         if ((st = dfn_sampler_step(&p, "ddpm", T - i, T, i, x, x0, batch, dim)) != DFN_OK) break;
     }
     free(x0);

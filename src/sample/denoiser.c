@@ -37,6 +37,11 @@ dfn_status dfn_denoiser_validate(const dfn_denoiser *d) {
     if (d->sde && dfn_sde_validate(d->sde) != DFN_OK) return DFN_ERR_ARG;
     if (d->labels && !isfinite(d->guidance))
         return dfn_set_error(DFN_ERR_ARG, "denoiser: guidance scale %g is not finite", d->guidance);
+    if (d->guide && !isfinite(d->guide_scale))
+        return dfn_set_error(DFN_ERR_ARG, "denoiser: classifier guidance scale %g is not finite",
+                             d->guide_scale);
+    if (d->guide && d->guide_scale != 0.0 && !d->labels)
+        return dfn_set_error(DFN_ERR_ARG, "denoiser: classifier guidance needs the labels wanted");
     return DFN_OK;
 }
 
@@ -128,6 +133,11 @@ void dfn_denoiser_eval(dfn_denoiser *d, float *out, dfn_prediction out_kind, con
     const size_t n = (size_t)batch * dim;
     if (!d->labels || d->guidance == 1.0) {
         call_chunked(d, out, x, t, a, s, d->labels, batch, dim);
+    } else if (d->guidance == 0.0) { /* the unconditional prediction alone */
+        int *null = dfn_malloc((size_t)batch * sizeof(int) + 1);
+        for (int b = 0; b < batch; b++) null[b] = d->null_label;
+        call_chunked(d, out, x, t, a, s, null, batch, dim);
+        free(null);
     } else {
         /* Classifier-free guidance (Ho & Salimans 2022 eq. 6) on the doubled
          * batch [x, x] with labels [y, null]. */
@@ -148,6 +158,23 @@ void dfn_denoiser_eval(dfn_denoiser *d, float *out, dfn_prediction out_kind, con
         free(y2);
     }
     d->nfe++;
+    if (d->guide && d->labels && d->guide_scale != 0.0 && s > 0.0) {
+        /* eps~ = eps - sigma s grad_x log p(y | x_t) (Dhariwal & Nichol 2021 sec. 4.2),
+         * i.e. score~ = score + s grad_x log p(y | x_t) */
+        float *grad = dfn_malloc((n + 1) * sizeof(float));
+        const int chunk = d->max_batch > 0 ? d->max_batch : batch;
+        for (int b0 = 0; b0 < batch; b0 += chunk) {
+            const int nb = DFN_MIN(chunk, batch - b0);
+            d->guide(d->guide_ctx, grad + (size_t)b0 * dim, x + (size_t)b0 * dim,
+                     d->time_scale * t, a, s, d->labels + b0, nb, dim);
+        }
+        dfn_prediction_convert(out, DFN_PRED_EPS, out, d->kind, x, a, s, n);
+        const double k = s * d->guide_scale;
+        for (size_t i = 0; i < n; i++) out[i] = (float)((double)out[i] - k * grad[i]);
+        free(grad);
+        dfn_prediction_convert(out, out_kind, out, DFN_PRED_EPS, x, a, s, n);
+        return;
+    }
     dfn_prediction_convert(out, out_kind, out, d->kind, x, a, s, n);
 }
 
@@ -180,6 +207,10 @@ dfn_status dfn_denoiser_vjp(dfn_denoiser *d, float *pred, float *out, dfn_predic
     if (!d->vjp)
         return dfn_set_error(DFN_ERR_ARG, "denoiser: no vector-Jacobian product (vjp is NULL); "
                                           "dfn_model_denoiser and dfn_mixture_denoiser set one");
+    if (d->guide && d->labels && d->guide_scale != 0.0)
+        return dfn_set_error(DFN_ERR_ARG, "denoiser: no vector-Jacobian product through "
+                                          "classifier guidance (likelihoods are of the model "
+                                          "itself)");
     double a, s;
     dfn_denoiser_marginal(d, t, &a, &s);
     const size_t n = (size_t)batch * dim;

@@ -103,7 +103,7 @@ dfn_status dfn_sample_dpm(dfn_denoiser *d, float *x, int batch, size_t dim,
         return dfn_set_error(DFN_ERR_ARG, "%s: time grid %d unknown (known: lambda, time)", name,
                              (int)p.time_grid);
     double t_lo, t_hi;
-    dfn_denoiser_t_range(d, p.t_end, &t_lo, &t_hi);
+    dfn_sampler_t_range(d, &p, &t_lo, &t_hi);
     const int N = p.steps;
     const dfn_prediction kind = data ? DFN_PRED_X0 : DFN_PRED_EPS;
     /* time steps: uniform in lambda (2022a section 3.4) or in t */
@@ -119,7 +119,8 @@ dfn_status dfn_sample_dpm(dfn_denoiser *d, float *x, int batch, size_t dim,
     float *m[3], *u = dfn_malloc(n * sizeof(float));
     for (int j = 0; j < 3; j++) m[j] = dfn_malloc(n * sizeof(float));
     level lp[2];
-    dfn_sampler_prior(&p, x, n, 1.0, rng);
+    const level l0 = at(d, ts[0]);
+    dfn_sampler_start(&p, x, batch, dim, l0.alpha, l0.sigma, 1.0, rng);
     for (int i = 0; i < N; i++) {
         const level s = at(d, ts[i]), t = at(d, ts[i + 1]);
         float *tmp = m[2]; /* history: m[0] newest */
@@ -147,6 +148,7 @@ dfn_status dfn_sample_dpm(dfn_denoiser *d, float *x, int batch, size_t dim,
         }
         lp[1] = lp[0];
         lp[0] = s;
+        dfn_sampler_constrain(&p, x, t.alpha, t.sigma, batch, dim);
         st = dfn_sampler_step(&p, name, i + 1, N, t.t, x, data ? m[0] : NULL, batch, dim);
         if (st != DFN_OK) break;
     }

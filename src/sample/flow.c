@@ -23,11 +23,16 @@ dfn_status dfn_sample_flow_euler(dfn_denoiser *d, float *x, int batch, size_t di
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
     float *v = dfn_malloc(n * sizeof(float));
-    dfn_sampler_prior(&p, x, n, 1.0, rng); /* x_1 = eps ~ N(0, I) */
+    double t_lo, t_hi, a, s; /* [0, 1], or [0, strength] for an SDEdit start */
+    dfn_sampler_t_range(d, &p, &t_lo, &t_hi);
+    dfn_denoiser_marginal(d, t_hi, &a, &s);
+    dfn_sampler_start(&p, x, batch, dim, a, s, 1.0, rng); /* x_1 = eps ~ N(0, I) */
     for (int i = 0; i < p.steps; i++) {
-        const double t = 1.0 - (double)i / p.steps, dt = -1.0 / p.steps;
+        const double t = t_hi + (double)i / p.steps * (t_lo - t_hi), dt = (t_lo - t_hi) / p.steps;
         dfn_denoiser_eval(d, v, DFN_PRED_FLOW, x, t, batch, dim);
         for (size_t k = 0; k < n; k++) x[k] = (float)(x[k] + dt * v[k]);
+        dfn_denoiser_marginal(d, t + dt, &a, &s);
+        dfn_sampler_constrain(&p, x, a, s, batch, dim);
         if ((st = dfn_sampler_step(&p, "flow-euler", i + 1, p.steps, t + dt, x, NULL, batch, dim)) != DFN_OK)
             break;
     }

@@ -29,7 +29,7 @@ static dfn_status karras(const char *name, int heun, dfn_denoiser *d, float *x, 
     dfn_status st = dfn_sampler_begin(name, d, x, batch, dim, in, &p, fits, 50);
     if (st != DFN_OK) return st;
     double t_lo, t_hi;
-    dfn_denoiser_t_range(d, p.t_end, &t_lo, &t_hi);
+    dfn_sampler_t_range(d, &p, &t_lo, &t_hi);
     const double smin = p.sigma_min > 0 ? p.sigma_min : exp(-dfn_denoiser_lambda(d, t_lo));
     const double smax = p.sigma_max > 0 ? p.sigma_max : exp(-dfn_denoiser_lambda(d, t_hi));
     const int N = p.steps;
@@ -49,9 +49,10 @@ static dfn_status karras(const char *name, int heun, dfn_denoiser *d, float *x, 
     /* x~ starts at N(0, sigma_max^2 I) (alg. 2 line 1), or at the caller's x / alpha */
     double a0;
     dfn_denoiser_marginal(d, dfn_denoiser_t_from_lambda(d, -log(sig[0])), &a0, NULL);
-    if (p.from_x)
+    if (p.from_x && p.strength >= 1.0)
         for (size_t i = 0; i < n; i++) x[i] = (float)(x[i] / a0);
-    dfn_sampler_prior(&p, x, n, sig[0], rng);
+    /* x~ = x0 + sigma~ eps: the level (1, sigma~) in the scaled variables */
+    dfn_sampler_start(&p, x, batch, dim, 1.0, sig[0], sig[0], rng);
     for (int i = 0; i < N; i++) {
         /* churn (lines 4-6): gamma_i = min(S_churn/N, sqrt 2 - 1) inside [S_tmin, S_tmax] */
         const double gamma = (sig[i] >= p.s_tmin && sig[i] <= p.s_tmax)
@@ -72,6 +73,7 @@ static dfn_status karras(const char *name, int heun, dfn_denoiser *d, float *x, 
             }
         }
         memcpy(x, xn, n * sizeof(float));
+        dfn_sampler_constrain(&p, x, 1.0, sig[i + 1], batch, dim);
         /* report x in the process's coordinates */
         double t_next = sig[i + 1] > 0 ? dfn_denoiser_t_from_lambda(d, -log(sig[i + 1])) : t_lo, a;
         dfn_denoiser_marginal(d, t_next, &a, NULL);

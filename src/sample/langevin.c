@@ -14,6 +14,11 @@ dfn_status dfn_sample_langevin(dfn_denoiser *d, float *x, int batch, size_t dim,
     const unsigned fits = DFN_FITS_DISCRETE | DFN_FITS_VP | DFN_FITS_SUBVP | DFN_FITS_VE;
     dfn_status st = dfn_sampler_begin("langevin", d, x, batch, dim, in, &p, fits, 1000);
     if (st != DFN_OK) return st;
+    if (p.strength < 1.0)
+        return dfn_set_error(DFN_ERR_ARG, "langevin: strength = %g; plain Langevin runs at one "
+                                          "noise level, so it has no SDEdit start (use ddim, "
+                                          "dpm++2m, euler-maruyama, ...)",
+                             p.strength);
     if (!(p.langevin_c > 0.0 && isfinite(p.langevin_c)))
         return dfn_set_error(DFN_ERR_ARG, "langevin: step c = %g, need c > 0", p.langevin_c);
     double t, t_hi;
@@ -21,12 +26,15 @@ dfn_status dfn_sample_langevin(dfn_denoiser *d, float *x, int batch, size_t dim,
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
     float *score = dfn_malloc(n * sizeof(float)), *z = dfn_malloc(n * sizeof(float));
-    dfn_sampler_prior(&p, x, n, d->sde ? dfn_sde_prior_std(d->sde) : 1.0, rng);
+    double a, s;
+    dfn_denoiser_marginal(d, t, &a, &s);
+    dfn_sampler_start(&p, x, batch, dim, a, s, d->sde ? dfn_sde_prior_std(d->sde) : 1.0, rng);
     const double c = p.langevin_c;
     for (int k = 0; k < p.steps; k++) {
         dfn_denoiser_eval(d, score, DFN_PRED_SCORE, x, t, batch, dim);
         for (size_t i = 0; i < n; i++) x[i] = (float)(x[i] + c * score[i]);
         dfn_sampler_add_noise(x, z, n, sqrt(2.0 * c), rng);
+        dfn_sampler_constrain(&p, x, a, s, batch, dim);
         if ((st = dfn_sampler_step(&p, "langevin", k + 1, p.steps, t, x, NULL, batch, dim)) != DFN_OK) {
             double alpha, sigma;
             dfn_denoiser_marginal(d, t, &alpha, &sigma);
@@ -75,17 +83,20 @@ dfn_status dfn_sample_annealed_langevin(dfn_denoiser *d, float *x, int batch, si
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
     float *score = dfn_malloc(n * sizeof(float)), *z = dfn_malloc(n * sizeof(float));
-    dfn_sampler_prior(&p, x, n, smax, rng);
-    const int total = p.levels * p.steps_per_level;
+    /* an SDEdit start: the last round(strength * levels) levels */
+    const int first = p.levels - dfn_sampler_scaled(p.levels, p.strength);
+    dfn_sampler_start(&p, x, batch, dim, 1.0, sig[first], sig[first], rng);
+    const int total = (p.levels - first) * p.steps_per_level;
     double t = 1.0;
-    for (int i = 0; i < p.levels && st == DFN_OK; i++) {
+    for (int i = first; i < p.levels && st == DFN_OK; i++) {
         t = dfn_denoiser_t_from_lambda(d, -log(sig[i])); /* VE: sigma(t) = sigma_i */
         const double a = p.langevin_eps * sig[i] * sig[i] / (sig[p.levels - 1] * sig[p.levels - 1]);
         for (int k = 0; k < p.steps_per_level; k++) {
             dfn_denoiser_eval(d, score, DFN_PRED_SCORE, x, t, batch, dim);
             for (size_t j = 0; j < n; j++) x[j] = (float)(x[j] + 0.5 * a * score[j]);
             dfn_sampler_add_noise(x, z, n, sqrt(a), rng);
-            st = dfn_sampler_step(&p, "annealed-langevin", i * p.steps_per_level + k + 1, total, t, x,
+            dfn_sampler_constrain(&p, x, 1.0, sig[i], batch, dim);
+            st = dfn_sampler_step(&p, "annealed-langevin", (i - first) * p.steps_per_level + k + 1, total, t, x,
                                   NULL, batch, dim);
             if (st != DFN_OK) break;
         }

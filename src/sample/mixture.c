@@ -12,6 +12,8 @@
 #include <math.h>
 #include <string.h>
 
+#include <lapacke.h>
+
 #include "sample/sample.h"
 
 struct dfn_mixture {
@@ -424,4 +426,151 @@ void dfn_mixture_denoiser(dfn_denoiser *d, dfn_mixture *m, dfn_prediction kind,
         mixture_vjp_eps, mixture_vjp_x0, mixture_vjp_v, mixture_vjp_score, mixture_vjp_flow};
     dfn_denoiser_init(d, fns[kind], m, kind, schedule, sde);
     d->vjp = vjps[kind];
+}
+
+/* ---------------------------------------------------------------- conditioning, classes */
+
+/* The class posterior of a mixture whose components are the classes, under
+ * noise: log p(y | x_t) = log r_y(x_t), so with g_k = -C_k^{-1} (x - alpha m_k)
+ * and the score s = sum_k r_k g_k,
+ *   grad_x log p(y | x_t) = g_y - s      (exact; what classifier guidance wants). */
+void dfn_mixture_class_grad(const dfn_mixture *m, float *grad, const float *x, double alpha,
+                            double sigma, const int *y, int n) {
+    DFN_ASSERT(m && grad && x && y && n >= 0);
+    const int D = m->D, K = m->K;
+#pragma omp parallel
+    {
+        double *zc = dfn_malloc((size_t)K * D * sizeof(double));
+        double *lz = dfn_malloc((size_t)K * sizeof(double));
+        double *acc = dfn_malloc((size_t)D * sizeof(double));
+#pragma omp for schedule(static)
+        for (int b = 0; b < n; b++) {
+            DFN_ASSERT(y[b] >= 0 && y[b] < K);
+            const double lmax = component_terms(m, x + (size_t)b * D, alpha, sigma, zc, lz);
+            double rsum = 0.0;
+            for (int k = 0; k < K; k++) rsum += (lz[k] = exp(lz[k] - lmax));
+            for (int i = 0; i < D; i++) acc[i] = 0.0;
+            for (int k = 0; k < K; k++) { /* sum_k (delta_ky - r_k) g_k */
+                const double c = (k == y[b] ? 1.0 : 0.0) - lz[k] / rsum;
+                if (c == 0.0) continue;
+                const double *U = m->U + (size_t)k * D * D, *w = zc + (size_t)k * D;
+                for (int i = 0; i < D; i++) {
+                    double ug = 0.0; /* (U (z/c))_i = -g_k,i */
+                    for (int j = 0; j < D; j++) ug += U[i * D + j] * w[j];
+                    acc[i] -= c * ug;
+                }
+            }
+            for (int i = 0; i < D; i++) grad[(size_t)b * D + i] = (float)acc[i];
+        }
+        free(zc);
+        free(lz);
+        free(acc);
+    }
+}
+
+void dfn_mixture_guide(void *ctx, float *grad, const float *x, double t, double alpha,
+                       double sigma, const int *y, int batch, size_t dim) {
+    (void)t;
+    const dfn_mixture *m = ctx;
+    DFN_ASSERT(m && (size_t)m->D == dim);
+    dfn_mixture_class_grad(m, grad, x, alpha, sigma, y, batch);
+}
+
+/* Gaussian conditioning per component (Bishop 2006 eq. 2.81-2.82), with the
+ * component weights reweighted by the known part's likelihood:
+ *   w_k' ~ w_k N(x_K; m_kK, S_kKK),
+ *   m_k' = m_kU + S_kUK S_kKK^{-1} (x_K - m_kK),
+ *   S_k' = S_kUU - S_kUK S_kKK^{-1} S_kKU. */
+dfn_status dfn_mixture_condition(dfn_mixture **out, const dfn_mixture *m, const float *x,
+                                 const float *known) {
+    DFN_ASSERT(out && m && x && known);
+    *out = NULL;
+    const int D = m->D, K = m->K;
+    int q = 0;
+    int *ki = dfn_malloc((size_t)D * sizeof(int)), *ui = dfn_malloc((size_t)D * sizeof(int));
+    int u = 0;
+    for (int i = 0; i < D; i++) {
+        if (known[i] != 0.0f) ki[q++] = i;
+        else ui[u++] = i;
+    }
+    if (q == 0 || u == 0) {
+        free(ki);
+        free(ui);
+        return dfn_set_error(DFN_ERR_ARG, "mixture condition: %d of %d coordinates known; need at "
+                                          "least one known and one unknown", q, D);
+    }
+    double *S = dfn_malloc((size_t)D * D * sizeof(double));
+    double *A = dfn_malloc((size_t)q * q * sizeof(double));
+    double *B = dfn_malloc((size_t)q * (u + 1) * sizeof(double)); /* [S_KU | r] */
+    float *means = dfn_malloc((size_t)K * u * sizeof(float));
+    float *covs = dfn_malloc((size_t)K * u * u * sizeof(float));
+    double *logw = dfn_malloc((size_t)K * sizeof(double));
+    dfn_status st = DFN_OK;
+    double lmax = -INFINITY;
+    for (int k = 0; k < K && st == DFN_OK; k++) {
+        const double *U = m->U + (size_t)k * D * D, *l = m->l + (size_t)k * D;
+        const double *mu = m->means + (size_t)k * D;
+        for (int i = 0; i < D; i++) /* S = U diag(l) U^T */
+            for (int j = 0; j < D; j++) {
+                double acc = 0.0;
+                for (int c = 0; c < D; c++) acc += U[i * D + c] * l[c] * U[j * D + c];
+                S[i * D + j] = acc;
+            }
+        for (int a = 0; a < q; a++) {
+            for (int b = 0; b < q; b++) A[a * q + b] = S[ki[a] * D + ki[b]];
+            for (int b = 0; b < u; b++) B[a * (u + 1) + b] = S[ki[a] * D + ui[b]];
+            B[a * (u + 1) + u] = (double)x[ki[a]] - mu[ki[a]];
+        }
+        lapack_int info = LAPACKE_dposv(LAPACK_ROW_MAJOR, 'L', q, u + 1, A, q, B, u + 1);
+        if (info != 0) {
+            st = dfn_set_error(DFN_ERR_NUMERIC, "mixture condition: the known block of component "
+                                                "%d's covariance is not positive definite", k);
+            break;
+        }
+        double logdet = 0.0, quad = 0.0; /* A holds its Cholesky factor L */
+        for (int a = 0; a < q; a++) {
+            logdet += 2.0 * log(A[a * q + a]);
+            quad += ((double)x[ki[a]] - mu[ki[a]]) * B[a * (u + 1) + u];
+        }
+        logw[k] = m->w[k] > 0.0 ? log(m->w[k]) - 0.5 * quad - 0.5 * logdet : -INFINITY;
+        if (logw[k] > lmax) lmax = logw[k];
+        for (int a = 0; a < u; a++) {
+            double acc = mu[ui[a]]; /* m_U + S_UK y, y = A^{-1} r */
+            for (int c = 0; c < q; c++) acc += S[ki[c] * D + ui[a]] * B[c * (u + 1) + u];
+            means[(size_t)k * u + a] = (float)acc;
+            for (int b = 0; b < u; b++) { /* S_UU - S_UK X, X = A^{-1} S_KU */
+                double cv = S[ui[a] * D + ui[b]];
+                for (int c = 0; c < q; c++) cv -= S[ki[c] * D + ui[a]] * B[c * (u + 1) + b];
+                covs[((size_t)k * u + a) * u + b] = (float)cv;
+            }
+        }
+    }
+    if (st == DFN_OK) {
+        float *w = dfn_malloc((size_t)K * sizeof(float));
+        for (int k = 0; k < K; k++) w[k] = (float)exp(logw[k] - lmax);
+        for (int k = 0; k < K; k++) /* symmetric to float round-off */
+            for (int a = 0; a < u; a++)
+                for (int b = 0; b < a; b++) {
+                    float *c = covs + (size_t)k * u * u;
+                    c[a * u + b] = c[b * u + a] = 0.5f * (c[a * u + b] + c[b * u + a]);
+                }
+        dfn_mixture_params p;
+        memset(&p, 0, sizeof p);
+        p.dim = u;
+        p.components = K;
+        p.weights = w;
+        p.means = means;
+        p.covs = covs;
+        st = dfn_mixture_new(out, &p);
+        free(w);
+    }
+    free(ki);
+    free(ui);
+    free(S);
+    free(A);
+    free(B);
+    free(means);
+    free(covs);
+    free(logw);
+    return st;
 }

@@ -49,12 +49,14 @@ static dfn_status ode_fixed(const char *name, const tableau *tb, dfn_denoiser *d
     dfn_status st = dfn_sampler_begin(name, d, x, batch, dim, in, &p, SDE_FITS, 100);
     if (st != DFN_OK) return st;
     double t_lo, t_hi;
-    dfn_denoiser_t_range(d, p.t_end, &t_lo, &t_hi);
+    dfn_sampler_t_range(d, &p, &t_lo, &t_hi);
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
     float *k[4], *y = dfn_malloc(n * sizeof(float));
     for (int j = 0; j < tb->stages; j++) k[j] = dfn_malloc(n * sizeof(float));
-    dfn_sampler_prior(&p, x, n, dfn_sde_prior_std(d->sde), rng);
+    double a, s;
+    dfn_denoiser_marginal(d, t_hi, &a, &s);
+    dfn_sampler_start(&p, x, batch, dim, a, s, dfn_sde_prior_std(d->sde), rng);
     const double h = (t_lo - t_hi) / p.steps;
     for (int i = 0; i < p.steps; i++) {
         const double t = t_hi + i * h;
@@ -63,6 +65,8 @@ static dfn_status ode_fixed(const char *name, const tableau *tb, dfn_denoiser *d
             drift(d, k[j], j ? y : x, t + tb->c[j] * h, batch, dim);
         }
         axpy_n(x, x, h, tb->b, k, tb->stages, n);
+        dfn_denoiser_marginal(d, t + h, &a, &s);
+        dfn_sampler_constrain(&p, x, a, s, batch, dim);
         if ((st = dfn_sampler_step(&p, name, i + 1, p.steps, t + h, x, NULL, batch, dim)) != DFN_OK) break;
     }
     if (st == DFN_OK) st = dfn_sampler_denoise_final(d, &p, name, x, t_lo, batch, dim);
@@ -99,8 +103,11 @@ static void rk45_drift(void *ctx, float *k, const float *x, double t) {
     drift(c->d, k, x, t, c->batch, c->dim);
 }
 
-static dfn_status rk45_progress(void *ctx, int accepted, double t, const float *x) {
+static dfn_status rk45_progress(void *ctx, int accepted, double t, float *x) {
     rk45_ctx *c = ctx;
+    double a, s;
+    dfn_denoiser_marginal(c->d, t, &a, &s);
+    dfn_sampler_constrain(c->p, x, a, s, c->batch, c->dim);
     return dfn_sampler_step(c->p, "ode-rk45", accepted, 0, t, x, NULL, c->batch, c->dim);
 }
 
@@ -118,12 +125,14 @@ dfn_status dfn_sample_ode_rk45(dfn_denoiser *d, float *x, int batch, size_t dim,
                                           "positive tolerances and max_steps >= 1",
                              p.rtol, p.atol, p.max_steps);
     double t_lo, t_hi;
-    dfn_denoiser_t_range(d, p.t_end, &t_lo, &t_hi);
+    dfn_sampler_t_range(d, &p, &t_lo, &t_hi);
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
-    dfn_sampler_prior(&p, x, n, dfn_sde_prior_std(d->sde), rng);
+    double a, s;
+    dfn_denoiser_marginal(d, t_hi, &a, &s);
+    dfn_sampler_start(&p, x, batch, dim, a, s, dfn_sde_prior_std(d->sde), rng);
     rk45_ctx c = {d, batch, dim, &p};
-    rk45_options o = {p.rtol, p.atol, p.max_steps, rk45_progress, &c};
+    rk45_options o = {p.rtol, p.atol, p.max_steps, rk45_progress, &c, p.constraint != NULL};
     int accepted = 0, rejected = 0;
     st = dfn_rk45_integrate("ode-rk45", rk45_drift, &c, x, n, t_hi, t_lo, &o, &accepted, &rejected);
     if (st == DFN_OK) st = dfn_sampler_denoise_final(d, &p, "ode-rk45", x, t_lo, batch, dim);

@@ -64,6 +64,9 @@ static const dfn_sampler_info samplers[] = {
      VP_ALL | DFN_FITS_VE, dfn_sample_karras_heun},
     {"flow-euler", "rectified flow: Euler on dx/dt = v from t = 1 to 0 (Liu et al. 2023)",
      DFN_FITS_FLOW, dfn_sample_flow_euler},
+    {"repaint", "RePaint: ancestral steps with resampling jumps, for inpainting (Lugmayr et al. "
+                "2022 alg. 1)",
+     VP_ALL | SDE_ALL | DFN_FITS_FLOW, dfn_sample_repaint},
 };
 #define NUM_SAMPLERS ((int)(sizeof(samplers) / sizeof(samplers[0])))
 
@@ -179,6 +182,9 @@ dfn_sampler_params dfn_sampler_params_init(void) {
     p.rho = 7.0; /* Karras et al. 2022 eq. 5 */
     p.s_tmax = INFINITY;
     p.s_noise = 1.0;
+    p.strength = 1.0;
+    p.jump_length = 10; /* Lugmayr et al. 2022 section 4.1: j = 10, r = 10 */
+    p.jump_n_sample = 10;
     return p;
 }
 
@@ -208,7 +214,42 @@ dfn_status dfn_sampler_begin(const char *name, dfn_denoiser *d, const float *x, 
     if (p->steps == 0) p->steps = default_steps;
     if (p->steps < 1)
         return dfn_set_error(DFN_ERR_ARG, "%s: steps = %d, need at least 1", name, p->steps);
+    if (!(p->strength > 0.0 && p->strength <= 1.0))
+        return dfn_set_error(DFN_ERR_ARG, "%s: strength = %g, need 0 < strength <= 1", name,
+                             p->strength);
+    p->steps = dfn_sampler_scaled(p->steps, p->strength);
     return DFN_OK;
+}
+
+int dfn_sampler_scaled(int n, double strength) {
+    if (strength >= 1.0) return n;
+    return DFN_MAX(1, (int)nearbyint(n * strength));
+}
+
+void dfn_sampler_t_range(const dfn_denoiser *d, const dfn_sampler_params *p, double *t_lo,
+                         double *t_hi) {
+    dfn_denoiser_t_range(d, p->t_end, t_lo, t_hi);
+    if (p->strength < 1.0) *t_hi = *t_lo + p->strength * (*t_hi - *t_lo);
+}
+
+void dfn_sampler_start(const dfn_sampler_params *p, float *x, int batch, size_t dim, double alpha,
+                       double sigma, double prior_std, dfn_rng *rng) {
+    const size_t n = (size_t)batch * dim;
+    if (p->strength < 1.0) { /* SDEdit (Meng et al. 2022 eq. 2): x_t = alpha x0 + sigma z */
+        DFN_ASSERT(rng != NULL);
+        float *z = dfn_malloc(n * sizeof(float));
+        dfn_rng_normal(rng, z, n);
+        for (size_t i = 0; i < n; i++) x[i] = (float)(alpha * x[i] + sigma * z[i]);
+        free(z);
+    } else {
+        dfn_sampler_prior(p, x, n, prior_std, rng);
+    }
+    dfn_sampler_constrain(p, x, alpha, sigma, batch, dim);
+}
+
+void dfn_sampler_constrain(const dfn_sampler_params *p, float *x, double alpha, double sigma,
+                           int batch, size_t dim) {
+    if (p->constraint) p->constraint(p->constraint_ctx, x, alpha, sigma, batch, dim);
 }
 
 void dfn_sampler_prior(const dfn_sampler_params *p, float *x, size_t n, double std, dfn_rng *rng) {
@@ -256,6 +297,7 @@ dfn_status dfn_sampler_denoise_final(dfn_denoiser *d, const dfn_sampler_params *
     dfn_denoiser_eval(d, x0, DFN_PRED_X0, x, t, batch, dim); /* Tweedie: E[x0 | x_t] */
     memcpy(x, x0, n * sizeof(float));
     free(x0);
+    dfn_sampler_constrain(p, x, 1.0, 0.0, batch, dim); /* x is data now */
     return check_finite(name, "the final denoising step", t, x, batch, dim);
 }
 

@@ -71,6 +71,7 @@ dfn_status dfn_rk45_integrate(const char *name, rk45_rhs f, void *ctx, float *x,
             k[6] = tmp;
             accepted++;
             if (o->on_accept && (st = o->on_accept(o->accept_ctx, accepted, t, x)) != DFN_OK) break;
+            if (o->accept_changes_y && dir * (t1 - t) > 0.0) f(ctx, k[0], x, t);
         } else {
             rejected++;
         }

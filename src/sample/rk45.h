@@ -9,14 +9,17 @@
 /* k = dy/dt at (y, t); y and k hold n floats. */
 typedef void (*rk45_rhs)(void *ctx, float *k, const float *y, double t);
 /* Called after each accepted step (accepted counts from 1), or NULL; a status
- * other than DFN_OK stops the integration with it. */
-typedef dfn_status (*rk45_accept)(void *ctx, int accepted, double t, const float *y);
+ * other than DFN_OK stops the integration with it. It may change y (a
+ * constraint) if the options say so. */
+typedef dfn_status (*rk45_accept)(void *ctx, int accepted, double t, float *y);
 
 typedef struct {
     double rtol, atol; /* per-component tolerance atol + rtol max(|y_old|, |y_new|) */
     int max_steps;     /* accepted + rejected steps before DFN_ERR_NUMERIC */
     rk45_accept on_accept;
     void *accept_ctx;
+    int accept_changes_y; /* on_accept may change y: the derivative there is evaluated
+                             again instead of reused (first same as last) */
 } rk45_options;
 
 /* Integrates y (n floats, in/out) from t0 to t1 (either direction) with the

@@ -21,6 +21,22 @@ void dfn_sampler_names_fitting(unsigned flag, char *buf, size_t size);
 /* "vp, ve": the processes in a fits mask. */
 void dfn_sampler_fits_names(unsigned fits, char *buf, size_t size);
 
+/* round(strength * n), at least 1 (n itself for strength 1): the steps, T or
+ * levels a sampler runs for an SDEdit start (p->strength). */
+int dfn_sampler_scaled(int n, double strength);
+/* The sampling interval of dfn_denoiser_t_range (with p->t_end), its top
+ * lowered to t_lo + strength (t_hi - t_lo) for an SDEdit start. */
+void dfn_sampler_t_range(const dfn_denoiser *d, const dfn_sampler_params *p, double *t_lo,
+                         double *t_hi);
+/* The start of every sampler, at the level x = alpha x0 + sigma eps of its first
+ * time: with p->strength < 1, x (holding x0) noised to that level (SDEdit);
+ * else the prior x = prior_std z unless p->from_x; then the constraint. */
+void dfn_sampler_start(const dfn_sampler_params *p, float *x, int batch, size_t dim, double alpha,
+                       double sigma, double prior_std, dfn_rng *rng);
+/* p->constraint on x (batch, dim) at level (alpha, sigma), if there is one:
+ * every sampler calls it on its state after each step. */
+void dfn_sampler_constrain(const dfn_sampler_params *p, float *x, double alpha, double sigma,
+                           int batch, size_t dim);
 /* x = std z, z ~ N(0, I) from rng: the prior, unless p->from_x. */
 void dfn_sampler_prior(const dfn_sampler_params *p, float *x, size_t n, double std, dfn_rng *rng);
 /* x += scale z, z ~ N(0, I) from rng (z: scratch of n floats). */
@@ -29,7 +45,8 @@ void dfn_sampler_add_noise(float *x, float *z, size_t n, double scale, dfn_rng *
  * if x holds a NaN or Inf (the sampler then stops); else the user's hook, if any. */
 dfn_status dfn_sampler_step(const dfn_sampler_params *p, const char *name, int step, int steps,
                             double t, const float *x, const float *x0, int batch, size_t dim);
-/* x = E[x0 | x] at time t if p->denoise_final (one evaluation); checked as
+/* x = E[x0 | x] at time t if p->denoise_final (one evaluation), then the
+ * constraint at the data level (alpha 1, sigma 0); checked as
  * dfn_sampler_step checks a step, so that no sampler returns NaN or Inf. */
 dfn_status dfn_sampler_denoise_final(dfn_denoiser *d, const dfn_sampler_params *p, const char *name,
                                      float *x, double t, int batch, size_t dim);

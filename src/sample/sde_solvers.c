@@ -32,14 +32,19 @@ dfn_status dfn_sample_euler_maruyama(dfn_denoiser *d, float *x, int batch, size_
     dfn_status st = dfn_sampler_begin("euler-maruyama", d, x, batch, dim, in, &p, SDE_FITS, 1000);
     if (st != DFN_OK) return st;
     double t_lo, t_hi;
-    dfn_denoiser_t_range(d, p.t_end, &t_lo, &t_hi);
+    dfn_sampler_t_range(d, &p, &t_lo, &t_hi);
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
     float *score = dfn_malloc(n * sizeof(float)), *z = dfn_malloc(n * sizeof(float));
-    dfn_sampler_prior(&p, x, n, dfn_sde_prior_std(d->sde), rng);
+    double a0, s0;
+    dfn_denoiser_marginal(d, t_hi, &a0, &s0);
+    dfn_sampler_start(&p, x, batch, dim, a0, s0, dfn_sde_prior_std(d->sde), rng);
     for (int i = 0; i < p.steps; i++) {
         const double t = grid_t(t_lo, t_hi, i, p.steps);
-        em_step(d, x, score, z, t, grid_t(t_lo, t_hi, i + 1, p.steps) - t, batch, dim, rng);
+        const double t_next = grid_t(t_lo, t_hi, i + 1, p.steps);
+        em_step(d, x, score, z, t, t_next - t, batch, dim, rng);
+        dfn_denoiser_marginal(d, t_next, &a0, &s0);
+        dfn_sampler_constrain(&p, x, a0, s0, batch, dim);
         if ((st = dfn_sampler_step(&p, "euler-maruyama", i + 1, p.steps, t, x, NULL, batch, dim)) != DFN_OK) break;
     }
     if (st == DFN_OK) st = dfn_sampler_denoise_final(d, &p, "euler-maruyama", x, t_lo, batch, dim);
@@ -58,11 +63,13 @@ dfn_status dfn_sample_pc(dfn_denoiser *d, float *x, int batch, size_t dim,
         return dfn_set_error(DFN_ERR_ARG, "pc: corrector_steps = %d, snr = %g: need >= 0 and > 0",
                              p.corrector_steps, p.snr);
     double t_lo, t_hi;
-    dfn_denoiser_t_range(d, p.t_end, &t_lo, &t_hi);
+    dfn_sampler_t_range(d, &p, &t_lo, &t_hi);
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
     float *score = dfn_malloc(n * sizeof(float)), *z = dfn_malloc(n * sizeof(float));
-    dfn_sampler_prior(&p, x, n, dfn_sde_prior_std(d->sde), rng);
+    double a0, s0;
+    dfn_denoiser_marginal(d, t_hi, &a0, &s0);
+    dfn_sampler_start(&p, x, batch, dim, a0, s0, dfn_sde_prior_std(d->sde), rng);
     for (int i = 0; i < p.steps; i++) {
         const double t = grid_t(t_lo, t_hi, i, p.steps), t_next = grid_t(t_lo, t_hi, i + 1, p.steps);
         /* The forward step t_next -> t exactly: x_t = a x_next + b z with
@@ -101,6 +108,7 @@ dfn_status dfn_sample_pc(dfn_denoiser *d, float *x, int batch, size_t dim,
             for (size_t k = 0; k < n; k++) x[k] = (float)((2.0 - a) * x[k] + b2 * score[k]);
             dfn_sampler_add_noise(x, z, n, sqrt(b2), rng);
         }
+        dfn_sampler_constrain(&p, x, an, sn, batch, dim);
         if ((st = dfn_sampler_step(&p, "pc", i + 1, p.steps, t, x, NULL, batch, dim)) != DFN_OK) break;
     }
     if (st == DFN_OK) st = dfn_sampler_denoise_final(d, &p, "pc", x, t_lo, batch, dim);

@@ -339,7 +339,7 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
     memset(&tr, 0, sizeof tr);
     tr.p = p;
     tr.model = model;
-    tr.task = dfn_model_takes_time(model) ? &dfn_diffusion_task : &dfn_classifier_task;
+    tr.task = dfn_model_is_denoiser(model) ? &dfn_diffusion_task : &dfn_classifier_task;
     tr.train = train;
     tr.val = val;
     tr.best_val = INFINITY;
