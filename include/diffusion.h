@@ -46,8 +46,8 @@
  *   diffusion/models.h    the networks (U-Net, MLP, classifier) behind one interface
  *   diffusion/io.h        PNG images, grids and strips
  *   diffusion/plot.h      line, scatter, histogram, bar and heat-map figures
- *   diffusion/sample.h    the denoiser interface and every sampler
- *   diffusion/pipeline.h  a trained model ready to sample
+ *   diffusion/sample.h    the denoiser interface, every sampler, constraints (inpainting, boxes)
+ *   diffusion/pipeline.h  a trained model ready to sample, guide, edit, inpaint, invert
  *   diffusion/train.h     optimizer, objectives, the training loop
  *   diffusion/eval.h      likelihoods, FID/KID, vector metrics
  *

