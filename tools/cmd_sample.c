@@ -274,7 +274,7 @@ static int run(mode md, int argc, char **argv) {
     else
         ADD("--out", ARG_STRING, &out, "FILE", "samples: .png (grid, or plot for vectors), .npy, .csv");
     if (md == MODE_EDIT || md == MODE_INPAINT || md == MODE_INVERT)
-        ADD("--input", ARG_STRING, &input, "SPEC", "inputs: a .png, an .npy, or data (fashion-mnist:test, images:DIR, ...); the first --n; another size is refused");
+        ADD("--input", ARG_STRING, &input, "SPEC", "inputs: a .png, an .npy, or data (fashion-mnist:test, images:DIR, ...); the first --n; another size is refused, PNG channels converted");
     if (md == MODE_INTERPOLATE) {
         ADD("--input", ARG_STRING, &input, "SPEC", "first end: an image (.png, .npy, data: its first item), inverted by DDIM; absent: a random noise");
         ADD("--input-b", ARG_STRING, &input_b, "SPEC", "second end, the same way (data: its second item when the same as --input)");

@@ -137,8 +137,12 @@ dfn_pipeline_sample_params dfn_pipeline_sample_params_init(const dfn_pipeline *p
  * batch and seed, not on threads. stats (or NULL) receives the total NFE and
  * the steps. Errors (DFN_ERR_ARG, nothing written to x beyond what was drawn):
  * an unknown sampler, one that does not fit the process (the message names
- * those that do), a label out of range or on an unconditional model, guidance
- * other than 1 without a label; the sampler's own errors. */
+ * those that do), a label out of range (of the model, or of the classifier
+ * when there is one) or on an unconditional model without a classifier,
+ * guidance other than 1 without a label, a classifier without a label, a mask
+ * or a strength below 1 without init, init with neither, a mask with another
+ * constraint; the sampler's own errors (a strength out of (0, 1], repaint's
+ * jumps). With init, each output starts as a copy of its input (x may be init). */
 dfn_status dfn_pipeline_sample(dfn_pipeline *pipe, float *x, int n,
                                const dfn_pipeline_sample_params *sp, dfn_sample_stats *stats);
 
