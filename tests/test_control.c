@@ -178,7 +178,8 @@ static void classifier_guidance_samples_the_class(void) {
     dfn_mixture_sample(c1, other, NULL, N, &r2);
     const double floor = sliced_wasserstein(ref, other, N, 2);
     dfn_schedule sch = schedule();
-    dfn_sde vp = dfn_sde_init(DFN_SDE_VP), ve = dfn_sde_init(DFN_SDE_VE);
+    dfn_sde vp = dfn_sde_init(DFN_SDE_VP), ve = dfn_sde_init(DFN_SDE_VE),
+            flow = dfn_sde_init(DFN_SDE_FLOW);
     printf("classifier guidance toward class 1 (weight 0.3) of two overlapping classes, N = %d, "
            "floor %.4f\n", N, floor);
     const struct {
@@ -190,7 +191,8 @@ static void classifier_guidance_samples_the_class(void) {
     } runs[] = {{"ddim", 100, &sch, NULL, DFN_PRED_EPS},
                 {"dpm++2m", 30, NULL, &vp, DFN_PRED_X0},
                 {"heun", 40, NULL, &ve, DFN_PRED_EPS},
-                {"euler-maruyama", 1000, NULL, &vp, DFN_PRED_SCORE}};
+                {"euler-maruyama", 1000, NULL, &vp, DFN_PRED_SCORE},
+                {"flow-euler", 200, NULL, &flow, DFN_PRED_FLOW}}; /* starts at alpha = 0 */
     for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
         double logp[3], spread[3];
         const double scales[3] = {1.0, 3.0, 0.0};
@@ -399,6 +401,8 @@ static void repaint_schedule_and_box(void) {
     CHECK(dfn_repaint_schedule(NULL, 20, 1, 1) == 21, "no resampling: 21 positions");
     CHECK(dfn_repaint_schedule(NULL, 20, 21, 2) < 0, "jump longer than the steps refused");
     CHECK(dfn_repaint_schedule(NULL, 20, 5, 0) < 0, "jump_n_sample 0 refused");
+    CHECK(dfn_repaint_schedule(NULL, 1000, 10, 3000000) < 0 && strstr(dfn_last_error(), "at most 1e8"),
+          "a schedule beyond 1e8 positions refused: %s", dfn_last_error());
     free(s);
 
     dfn_mixture *m = mixture_classes(-1);
@@ -437,6 +441,9 @@ static void repaint_schedule_and_box(void) {
     dfn_mixture_denoiser(&dv, m, DFN_PRED_EPS, NULL, &vp);
     CHECK(dfn_sample("langevin", &dv, x, 4, 2, &p, &rng, NULL) == DFN_ERR_ARG &&
               strstr(dfn_last_error(), "strength"), "langevin with a strength: %s", dfn_last_error());
+    p.sigma_max = 10.0;
+    CHECK(dfn_sample("heun", &dv, x, 4, 2, &p, &rng, NULL) == DFN_ERR_ARG &&
+              strstr(dfn_last_error(), "give one"), "heun: sigma_max and strength: %s", dfn_last_error());
     p = dfn_sampler_params_init();
     p.steps = 20;
     p.jump_length = 30;

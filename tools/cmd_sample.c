@@ -318,13 +318,15 @@ static int run(mode md, int argc, char **argv) {
         ADD("--steps-per-level", ARG_INT, &steps_per_level, "T", "annealed-langevin: steps per level");
         ADD("--jump-length", ARG_INT, &jump_length, "J", "repaint: levels gone back up at each jump");
         ADD("--jump-n-sample", ARG_INT, &jump_n_sample, "R", "repaint: times each stretch is sampled (1: no resampling)");
+    }
+    if (md == MODE_SAMPLE) {
         ADD("--trajectory", ARG_STRING, &trajectory, "FILE", "also write the reverse path of a few samples: .png, or .npy (frames, samples, ...)");
         ADD("--trajectory-samples", ARG_INT, &traj_samples, "K", "samples in the trajectory picture");
         ADD("--trajectory-frames", ARG_INT, &traj_frames, "F", "snapshots along the path");
     }
     if (md == MODE_SAMPLE || md == MODE_EDIT)
         ADD("--box", ARG_STRING, &box_text, "LO,HI", "project every iterate onto [LO, HI] per coordinate (seed 001 def. 8.3)");
-    if (md != MODE_INVERT) ADD("--cols", ARG_INT, &cols, "C", "grid columns (0: square)");
+    if (md == MODE_SAMPLE) ADD("--cols", ARG_INT, &cols, "C", "grid columns (0: square)");
     ADD("--quiet", ARG_FLAG, &quiet, "", "no progress output");
 #undef ADD
     DFN_ASSERT(n_args <= MAX_ARGS);

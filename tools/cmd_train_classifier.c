@@ -95,7 +95,28 @@ int cmd_train_classifier(int argc, char **argv) {
             return 1;
         }
         p.process = *dfn_pipeline_process(pipe);
+        /* the training rebuilds a discrete schedule from its parameters: they must
+         * give the checkpoint's own betas (not so for betas read from a file, whose
+         * path a checkpoint does not keep) */
+        int same = 1;
+        if (!p.process.continuous) {
+            dfn_schedule sch;
+            const dfn_schedule *own = dfn_pipeline_schedule(pipe);
+            same = p.process.schedule.kind != DFN_BETA_FILE &&
+                   dfn_schedule_init(&sch, &p.process.schedule) == DFN_OK;
+            if (same) {
+                same = sch.T == own->T;
+                for (int i = 0; same && i < sch.T; i++) same = fabs(sch.beta[i] - own->beta[i]) <= 1e-12;
+                dfn_schedule_free(&sch);
+            }
+        }
         dfn_pipeline_free(pipe);
+        if (!same) {
+            fprintf(stderr, "diffusion train-classifier: --process-from %s: its betas (%s) cannot be "
+                            "rebuilt from the parameters the checkpoint keeps\n", process_from,
+                    dfn_beta_kind_name(p.process.schedule.kind));
+            return 1;
+        }
     }
     p.progress = quiet ? 0 : -1;
 
@@ -180,6 +201,7 @@ int cmd_train_classifier(int argc, char **argv) {
             }
             if (dfn_classifier_accuracy_noisy(c, val, t_net, a, s, 1, &acc)) {
                 if (disc) dfn_schedule_free(&sch);
+                free(process);
                 goto fail;
             }
             size_t len = strlen(acc_text);

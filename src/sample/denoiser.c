@@ -158,9 +158,11 @@ void dfn_denoiser_eval(dfn_denoiser *d, float *out, dfn_prediction out_kind, con
         free(y2);
     }
     d->nfe++;
-    if (d->guide && d->labels && d->guide_scale != 0.0 && s > 0.0) {
+    if (d->guide && d->labels && d->guide_scale != 0.0 && s > 0.0 && a > 0.0) {
         /* eps~ = eps - sigma s grad_x log p(y | x_t) (Dhariwal & Nichol 2021 sec. 4.2),
-         * i.e. score~ = score + s grad_x log p(y | x_t) */
+         * i.e. score~ = score + s grad_x log p(y | x_t). Not at alpha = 0 (rectified
+         * flow at t = 1): x_t is pure noise there, p(y | x_t) does not depend on x_t,
+         * the gradient is 0, and eps -> x0 would divide by alpha. */
         float *grad = dfn_malloc((n + 1) * sizeof(float));
         const int chunk = d->max_batch > 0 ? d->max_batch : batch;
         for (int b0 = 0; b0 < batch; b0 += chunk) {

@@ -11,6 +11,19 @@
 
 #include "sample/sample.h"
 
+/* The constraint on x~ at sigma~ (0: data), applied in the process's own
+ * coordinates x = alpha x~, as every other sampler applies it. */
+static void constrain_scaled(dfn_denoiser *d, const dfn_sampler_params *p, float *xs, double sig,
+                             int batch, size_t dim) {
+    if (!p->constraint) return;
+    double a = 1.0;
+    if (sig > 0.0) dfn_denoiser_marginal(d, dfn_denoiser_t_from_lambda(d, -log(sig)), &a, NULL);
+    const size_t n = (size_t)batch * dim;
+    for (size_t i = 0; i < n; i++) xs[i] = (float)(a * xs[i]);
+    dfn_sampler_constrain(p, xs, a, a * sig, batch, dim);
+    for (size_t i = 0; i < n; i++) xs[i] = (float)(xs[i] / a);
+}
+
 /* out = D(x~, sigma~): the x0 estimate, x~ scaled to the process at lambda = -log sigma~. */
 static void edm_denoise(dfn_denoiser *d, float *out, float *tmp, const float *xs, double sig,
                         int batch, size_t dim) {
@@ -28,6 +41,9 @@ static dfn_status karras(const char *name, int heun, dfn_denoiser *d, float *x, 
     const unsigned fits = DFN_FITS_DISCRETE | DFN_FITS_VP | DFN_FITS_SUBVP | DFN_FITS_VE;
     dfn_status st = dfn_sampler_begin(name, d, x, batch, dim, in, &p, fits, 50);
     if (st != DFN_OK) return st;
+    if (p.strength < 1.0 && p.sigma_max > 0)
+        return dfn_set_error(DFN_ERR_ARG, "%s: sigma_max = %g and strength = %g both set the start "
+                                          "level; give one", name, p.sigma_max, p.strength);
     double t_lo, t_hi;
     dfn_sampler_t_range(d, &p, &t_lo, &t_hi);
     const double smin = p.sigma_min > 0 ? p.sigma_min : exp(-dfn_denoiser_lambda(d, t_lo));
@@ -51,8 +67,12 @@ static dfn_status karras(const char *name, int heun, dfn_denoiser *d, float *x, 
     dfn_denoiser_marginal(d, dfn_denoiser_t_from_lambda(d, -log(sig[0])), &a0, NULL);
     if (p.from_x && p.strength >= 1.0)
         for (size_t i = 0; i < n; i++) x[i] = (float)(x[i] / a0);
-    /* x~ = x0 + sigma~ eps: the level (1, sigma~) in the scaled variables */
-    dfn_sampler_start(&p, x, batch, dim, 1.0, sig[0], sig[0], rng);
+    /* x~ = x0 + sigma~ eps: the level (1, sigma~) in the scaled variables; the
+     * constraint in the process's */
+    dfn_sampler_params unconstrained = p;
+    unconstrained.constraint = NULL;
+    dfn_sampler_start(&unconstrained, x, batch, dim, 1.0, sig[0], sig[0], rng);
+    constrain_scaled(d, &p, x, sig[0], batch, dim);
     for (int i = 0; i < N; i++) {
         /* churn (lines 4-6): gamma_i = min(S_churn/N, sqrt 2 - 1) inside [S_tmin, S_tmax] */
         const double gamma = (sig[i] >= p.s_tmin && sig[i] <= p.s_tmax)
@@ -73,7 +93,7 @@ static dfn_status karras(const char *name, int heun, dfn_denoiser *d, float *x, 
             }
         }
         memcpy(x, xn, n * sizeof(float));
-        dfn_sampler_constrain(&p, x, 1.0, sig[i + 1], batch, dim);
+        constrain_scaled(d, &p, x, sig[i + 1], batch, dim);
         /* report x in the process's coordinates */
         double t_next = sig[i + 1] > 0 ? dfn_denoiser_t_from_lambda(d, -log(sig[i + 1])) : t_lo, a;
         dfn_denoiser_marginal(d, t_next, &a, NULL);

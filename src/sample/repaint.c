@@ -21,6 +21,17 @@
 #include "sample/sample.h"
 
 int dfn_repaint_schedule(int *out, int steps, int jump_length, int jump_n_sample) {
+    /* positions: steps + 1, plus 2 j per resampling at each of the jump points */
+    const int64_t points = steps >= 1 && jump_length >= 1 ? (steps - 1) / jump_length + 1 : 0;
+    const int64_t total = (int64_t)steps + 1 + 2 * (int64_t)jump_length * points *
+                                                   (jump_n_sample > 0 ? jump_n_sample - 1 : 0);
+    if (steps >= 1 && jump_length >= 1 && jump_length <= steps && jump_n_sample >= 1 &&
+        total > 100000000) {
+        dfn_set_error(DFN_ERR_ARG, "repaint: jump_length = %d, jump_n_sample = %d for %d steps "
+                                   "make up to %lld positions (at most 1e8)",
+                      jump_length, jump_n_sample, steps, (long long)total);
+        return -1;
+    }
     if (steps < 1 || jump_length < 1 || jump_length > steps || jump_n_sample < 1) {
         dfn_set_error(DFN_ERR_ARG, "repaint: jump_length = %d, jump_n_sample = %d for %d steps: "
                                    "need 1 <= jump_length <= steps and jump_n_sample >= 1",
