@@ -249,14 +249,13 @@ static dfn_status setup(dfn_pipeline *p, const dfn_pipeline_sample_params *sp, c
     const int KC = sp->classifier ? dfn_model_get_config(sp->classifier)->num_classes : 0;
     if (sp->classifier && sp->label < 0)
         return dfn_set_error(DFN_ERR_ARG, "classifier guidance needs a class to guide towards");
+    /* a label must be one of the classifier's, and of the model's if it has classes */
     if (sp->label >= 0 && sp->classifier && sp->label >= KC)
         return dfn_set_error(DFN_ERR_ARG, "class %d: the classifier has %d classes", sp->label, KC);
-    if (sp->label >= 0 && !sp->classifier && (K == 0 || sp->label >= K))
+    if (sp->label >= 0 && (K > 0 ? sp->label >= K : !sp->classifier))
         return dfn_set_error(DFN_ERR_ARG, "class %d: the model has %d classes%s", sp->label, K,
                              K ? "" : " (it was trained unconditionally; classifier guidance "
                                       "needs a classifier)");
-    if (sp->label >= 0 && K > 0 && sp->label >= K)
-        return dfn_set_error(DFN_ERR_ARG, "class %d: the model has %d classes", sp->label, K);
     if (sp->guidance != 1.0 && (sp->label < 0 || K == 0))
         return dfn_set_error(DFN_ERR_ARG,
                              "guidance %g needs a class to guide towards and a model trained "

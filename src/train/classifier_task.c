@@ -136,14 +136,7 @@ static dfn_status save(void *state, dfn_model *m, const char *path, const char *
     if (!s || !s->timed) return dfn_model_save(m, path, extra);
     char *process = dfn_process_to_json(s->proc, s->proc->continuous ? NULL : &s->schedule);
     const char *meta[16];
-    int k = 0;
-    meta[k++] = "process";
-    meta[k++] = process;
-    for (const char *const *kv = extra; kv && kv[0] && k < 14; kv += 2) {
-        meta[k++] = kv[0];
-        meta[k++] = kv[1];
-    }
-    meta[k] = NULL;
+    dfn_train_metadata(meta, 16, "process", process, extra);
     dfn_status st = dfn_model_save(m, path, meta);
     free(process);
     return st;

@@ -152,14 +152,7 @@ static dfn_status save(void *state, dfn_model *m, const char *path, const char *
     (void)m; /* the pipeline's model */
     diffusion_state *s = state;
     const char *meta[16];
-    int k = 0;
-    meta[k++] = "objective";
-    meta[k++] = s->objective_json;
-    for (const char *const *kv = extra; kv && kv[0] && k < 14; kv += 2) {
-        meta[k++] = kv[0];
-        meta[k++] = kv[1];
-    }
-    meta[k] = NULL;
+    dfn_train_metadata(meta, 16, "objective", s->objective_json, extra);
     return dfn_pipeline_save(s->pipe, path, meta);
 }
 

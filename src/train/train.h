@@ -69,6 +69,11 @@ void dfn_train_log_row(FILE *log, long step, double loss, double val_loss, doubl
                        double grad_norm, double img_per_s, double seconds, int has_metric,
                        double val_metric);
 /* loss.png from log.csv: training loss and validation loss against step. */
+/* meta (room for cap entries) = key, value, then the (key, value) pairs of
+ * extra (NULL-terminated, or NULL) as far as they fit, then NULL: the metadata
+ * a task's save adds to the trainer's. */
+void dfn_train_metadata(const char **meta, int cap, const char *key, const char *value,
+                        const char *const *extra);
 dfn_status dfn_train_plot_log(const char *csv_path, const char *png_path);
 
 #endif

@@ -480,3 +480,16 @@ done:
     free(tr.y);
     return st;
 }
+
+void dfn_train_metadata(const char **meta, int cap, const char *key, const char *value,
+                        const char *const *extra) {
+    DFN_ASSERT(meta && cap >= 3);
+    int k = 0;
+    meta[k++] = key;
+    meta[k++] = value;
+    for (const char *const *kv = extra; kv && kv[0] && k + 2 < cap; kv += 2) {
+        meta[k++] = kv[0];
+        meta[k++] = kv[1];
+    }
+    meta[k] = NULL;
+}
