@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 60
 JOBS        ?= $(shell nproc)
 PREFIX      ?= /usr/local
 
-.PHONY: all deps build test test-isa test-sanitize test-memcheck test-aarch64 fuzz demo bench install clean
+.PHONY: all deps build test gallery test-isa test-sanitize test-memcheck test-aarch64 fuzz demo bench install clean
 
 all: build
 
@@ -22,14 +22,20 @@ build: deps
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j 1
 
+# The seeds' experiments with their pictures: docs/gallery/ and docs/gallery.md
+# (under 10 minutes on 2 cores; runs in runs/gallery/).
+gallery: build
+	@bash scripts/gallery.sh docs/gallery $(BUILD)
+
 # The suite once per instruction-set level of the kernels that this CPU supports
 # (DFN_ISA=avx512, avx2, generic; `diffusion --version` lists them). Left out:
 # the samplers on exact mixture oracles (test_sample_exact, test_control), which
-# run no network and so no kernel; `make test` runs them.
+# run no network and so no kernel, and the gallery, whose networks the layer and
+# model tests cover at every level; `make test` runs them.
 test-isa: build
 	@for isa in $$($(BUILD)/diffusion --version | sed -n 's/.*this CPU: \(.*\))$$/\1/p'); do \
 	    echo "== ctest under DFN_ISA=$$isa"; \
-	    (cd $(BUILD) && DFN_ISA=$$isa ctest --output-on-failure -j 1 -E '^test_(sample_exact|control)$$') || exit 1; \
+	    (cd $(BUILD) && DFN_ISA=$$isa ctest --output-on-failure -j 1 -E '^(test_sample_exact|test_control|gallery)$$') || exit 1; \
 	done
 
 # The same suite built with AddressSanitizer + UndefinedBehaviorSanitizer.

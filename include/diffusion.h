@@ -49,7 +49,7 @@
  *   diffusion/sample.h    the denoiser interface, every sampler, constraints (inpainting, boxes)
  *   diffusion/pipeline.h  a trained model ready to sample, guide, edit, inpaint, invert
  *   diffusion/train.h     optimizer, objectives, the training loop
- *   diffusion/eval.h      likelihoods, FID/KID, vector metrics
+ *   diffusion/eval.h      likelihoods, FID/KID, vector metrics, the covariance view
  *
  * Conventions
  *   - Everything public starts with dfn_ (functions, types) or DFN_ (macros, enums).

@@ -90,7 +90,7 @@ int main(void) {
     expect(args, 2, "dpm++9");
     snprintf(args, sizeof args, "sample --checkpoint %s/run/model.safetensors --out %s/s.png --steps 5000", dir, dir);
     expect(args, 1, "5000");
-    snprintf(args, sizeof args, "sample --checkpoint %s/run/model.safetensors --out %s/s.png --sampler ode-rk45", dir, dir);
+    snprintf(args, sizeof args, "sample --checkpoint %s/run/model.safetensors --out %s/s.png --sampler annealed-langevin", dir, dir);
     expect(args, 1, "does not fit this checkpoint's process");
     snprintf(args, sizeof args, "sample --checkpoint %s/run/model.safetensors --out %s/s.png --spacing sideways", dir, dir);
     expect(args, 2, "sideways");
@@ -214,8 +214,8 @@ int main(void) {
         CHECK(test_run_command(cmd, out, sizeof out) == 0, "sample --list: %s", out);
         const char *em = strstr(out, "\n  euler-maruyama "), *fe = strstr(out, "\n  flow-euler "),
                    *dd = strstr(out, "\n  ddim ");
-        CHECK(em && strstr(em, " vp,subvp,ve ") < strchr(em + 1, '\n') && strstr(em, " vp,subvp,ve "),
-              "euler-maruyama fits vp, subvp and ve: %s", out);
+        CHECK(em && strstr(em, " discrete,vp,subvp,ve ") < strchr(em + 1, '\n') && strstr(em, " discrete,vp,subvp,ve "),
+              "euler-maruyama fits discrete, vp, subvp and ve: %s", out);
         CHECK(fe && strstr(fe, " flow ") && strstr(fe, " flow ") < strchr(fe + 1, '\n'), "flow-euler fits flow: %s", out);
         CHECK(dd && strstr(dd, " discrete ") && strstr(dd, " discrete ") < strchr(dd + 1, '\n'),
               "ddim fits the discrete process: %s", out);
@@ -360,6 +360,29 @@ int main(void) {
         CHECK(inside, "--box: every coordinate within [-0.25, 0.25]");
         free(csv);
     }
+    /* analyze and forward (seed 000's covariance view and forward process) */
+    snprintf(args, sizeof args, "analyze --out %s/an", dir);
+    expect(args, 2, "give the data (diffusion analyze DATA) and --out DIR");
+    snprintf(args, sizeof args, "forward toy:curves --out %s/fw --times 0,50,20", dir);
+    expect(args, 2, "--times 0,50,20: steps must rise within 0..T = 100");
+    snprintf(args, sizeof args, "forward toy:curves --out %s/fw --schedule wobbly", dir);
+    expect(args, 2, "wobbly");
+    snprintf(args, sizeof args, "analyze fashion-mnist --limit 10 --out %s/an --max-dim 500", dir);
+    expect(args, 1, "fashion-mnist: samples of 784 values; the covariance view needs 3 matrices of 784 x 784 doubles");
+    snprintf(args, sizeof args, "%s/nan.csv", dir);
+    CHECK(dfn_write_text_file(args, "1,2\n3,nan\n") == DFN_OK, "csv");
+    snprintf(args, sizeof args, "analyze csv:%s/nan.csv --out %s/an", dir, dir);
+    expect(args, 1, "nan.csv");
+    snprintf(args, sizeof args, "analyze toy:moons --n 1 --out %s/an", dir);
+    expect(args, 1, "toy:moons: 1 sample; a covariance needs at least 2");
+    snprintf(args, sizeof args, "analyze toy:curves --n 10 --samples 20 --out %s/an --checkpoint %s/run/model.safetensors", dir, dir);
+    expect(args, 1, "in another shape than toy:curves's");
+    snprintf(args, sizeof args, "analyze toy:curves --n 10 --samples 20 --out %s/an", dir);
+    CHECK(run(args, err, sizeof err) == 0, "analyze, fewer samples than dimensions: %s", err);
+    snprintf(args, sizeof args, "%s analyze toy:curves --n 10 --samples 20 --out %s/an 2>/dev/null", bin, dir);
+    char said[8192];
+    CHECK(test_run_command(args, said, sizeof said) == 0 && strstr(said, "10 samples for 50 dimensions: the covariance is singular"),
+          "analyze says the covariance is singular and what it did: %s", said);
     /* checkpoints */
     snprintf(args, sizeof args, "%s/run/model.safetensors", dir);
     FILE *f = fopen(args, "r+b");

@@ -19,9 +19,20 @@ static int schedule_ok(dfn_schedule *s, const dfn_schedule_params *p) {
     return st == DFN_OK;
 }
 
-/* The moments of dx = f(t) x dt + g(t) dw from x(0) = x0 (var0 for a blurred start):
+/* One classical RK4 step of length h of the moment ODEs of dx = f(t) x dt + g(t) dw,
  *   d mean/dt = f mean,   d var/dt = 2 f var + g^2,
- * by classical RK4 with n steps from 0 to t1. mean is per unit x0, so it is alpha. */
+ * from the coefficients at the step's start, middle and end. */
+static void moments_rk4_step(const double f[3], const double g[3], double h, double *m, double *v) {
+    double km1 = f[0] * *m, kv1 = 2 * f[0] * *v + g[0] * g[0];
+    double km2 = f[1] * (*m + 0.5 * h * km1), kv2 = 2 * f[1] * (*v + 0.5 * h * kv1) + g[1] * g[1];
+    double km3 = f[1] * (*m + 0.5 * h * km2), kv3 = 2 * f[1] * (*v + 0.5 * h * kv2) + g[1] * g[1];
+    double km4 = f[2] * (*m + h * km3), kv4 = 2 * f[2] * (*v + h * kv3) + g[2] * g[2];
+    *m += h / 6 * (km1 + 2 * km2 + 2 * km3 + km4);
+    *v += h / 6 * (kv1 + 2 * kv2 + 2 * kv3 + kv4);
+}
+
+/* The moments from x(0) = x0 (var0 for a blurred start) by n RK4 steps from 0 to
+ * t1. mean is per unit x0, so it is alpha. */
 static void moments_rk4(const dfn_sde *sde, double t1, int n, double var0, double *alpha,
                         double *sigma) {
     double m = 1.0, v = var0, h = t1 / n;
@@ -30,12 +41,7 @@ static void moments_rk4(const dfn_sde *sde, double t1, int n, double var0, doubl
         dfn_sde_coefficients(sde, t, &f[0], &g[0]);
         dfn_sde_coefficients(sde, t + 0.5 * h, &f[1], &g[1]);
         dfn_sde_coefficients(sde, t + h, &f[2], &g[2]);
-        double km1 = f[0] * m, kv1 = 2 * f[0] * v + g[0] * g[0];
-        double km2 = f[1] * (m + 0.5 * h * km1), kv2 = 2 * f[1] * (v + 0.5 * h * kv1) + g[1] * g[1];
-        double km3 = f[1] * (m + 0.5 * h * km2), kv3 = 2 * f[1] * (v + 0.5 * h * kv2) + g[1] * g[1];
-        double km4 = f[2] * (m + h * km3), kv4 = 2 * f[2] * (v + h * kv3) + g[2] * g[2];
-        m += h / 6 * (km1 + 2 * km2 + 2 * km3 + km4);
-        v += h / 6 * (kv1 + 2 * kv2 + 2 * kv3 + kv4);
+        moments_rk4_step(f, g, h, &m, &v);
     }
     *alpha = m;
     *sigma = sqrt(v);
@@ -250,6 +256,44 @@ static void discrete_linear_schedule_approaches_vp(void) {
     dfn_schedule_free(&s);
 }
 
+/* The VP SDE that samplers see for a discrete schedule (dfn_denoiser_coefficients):
+ * integrating its moment ODEs from step 0 lands on the interpolated marginals of
+ * dfn_denoiser_marginal at every step and between steps. */
+static void discrete_schedule_sde_has_its_marginals(void) {
+    dfn_schedule s;
+    dfn_schedule_params sp = dfn_schedule_params_init(DFN_BETA_COSINE);
+    sp.T = 200;
+    if (!schedule_ok(&s, &sp)) return;
+    dfn_denoiser d;
+    dfn_denoiser_init(&d, NULL, NULL, DFN_PRED_EPS, &s, NULL);
+    double m, v, sig0;
+    dfn_denoiser_marginal(&d, 0.0, &m, &sig0);
+    v = sig0 * sig0;
+    const int sub = 64; /* RK4 substeps per step interval; f, g are smooth inside one */
+    double worst_a = 0.0, worst_s = 0.0;
+    for (int k = 0; k < s.T - 1; k++) {
+        for (int j = 0; j < sub; j++) {
+            const double h = 1.0 / sub, t = k + j * h;
+            double f[3], g[3];
+            /* inside the interval (k, k + 1]: its left end is taken just inside it */
+            dfn_denoiser_coefficients(&d, j == 0 ? t + 1e-12 : t, &f[0], &g[0]);
+            dfn_denoiser_coefficients(&d, t + 0.5 * h, &f[1], &g[1]);
+            dfn_denoiser_coefficients(&d, t + h, &f[2], &g[2]);
+            moments_rk4_step(f, g, h, &m, &v);
+            double a, sg;
+            dfn_denoiser_marginal(&d, t + h, &a, &sg);
+            worst_a = fmax(worst_a, fabs(m - a)); /* alpha in (0, 1]: absolute */
+            worst_s = fmax(worst_s, rel_diff(sqrt(v), sg));
+        }
+    }
+    CHECK(worst_a < 1e-9 && worst_s < 1e-9, "discrete schedule as a VP SDE: moments vs marginals, "
+          "alpha off by %.3g (absolute), sigma by %.3g (relative)", worst_a, worst_s);
+    double f, g;
+    dfn_denoiser_coefficients(&d, 10.0, &f, &g);
+    CHECK(f < 0 && g > 0, "discrete SDE: f < 0 (it shrinks x), g > 0: %g %g", f, g);
+    dfn_schedule_free(&s);
+}
+
 int main(void) {
     marginals_solve_the_moment_odes();
     coefficients_are_the_papers();
@@ -258,5 +302,6 @@ int main(void) {
     karras_and_geometric_sigmas();
     names_and_validation();
     discrete_linear_schedule_approaches_vp();
+    discrete_schedule_sde_has_its_marginals();
     TEST_MAIN_END();
 }

@@ -16,10 +16,14 @@
 static const char *const metrics[] = {"bound", "nll", "fid", "kid", "mmd", "swd", "vectors"};
 #define N_METRICS ((int)(sizeof metrics / sizeof metrics[0]))
 
-/* n samples: from --samples (.npy) or drawn from the checkpoint with a sampler. */
-static dfn_status get_samples(dfn_dataset **out, const char *npy, dfn_pipeline *pipe, const char *sampler,
+/* n samples: from --samples (.npy, or .csv of vectors) or drawn from the checkpoint with a sampler. */
+static dfn_status get_samples(dfn_dataset **out, const char *file, dfn_pipeline *pipe, const char *sampler,
                               int steps, int n, int batch, uint64_t seed) {
-    if (npy) return dfn_cli_load_npy(out, npy);
+    if (file) {
+        size_t len = strlen(file);
+        return len >= 4 && !strcmp(file + len - 4, ".csv") ? dfn_dataset_load_csv(out, file, -1)
+                                                            : dfn_cli_load_npy(out, file);
+    }
     int dims[3], nd = dfn_pipeline_sample_shape(pipe, dims);
     float *x = malloc((size_t)n * dfn_pipeline_sample_size(pipe) * sizeof(float));
     if (!x) return dfn_set_error(DFN_ERR_ARG, "--n %d: no memory for that many samples", n);
@@ -67,7 +71,7 @@ int cmd_eval(int argc, char **argv) {
     dfn_arg args[MAX_ARGS] = {
         {"--checkpoint", ARG_STRING, &ckpt, "FILE", "a model checkpoint", 0},
         {"--data", ARG_STRING, &data, "SPEC", "data: evaluation points (bound, nll) or the reference set", 0},
-        {"--samples", ARG_STRING, &samples_npy, "FILE", "samples as .npy instead of sampling the checkpoint", 0},
+        {"--samples", ARG_STRING, &samples_npy, "FILE", "samples as .npy (or .csv of vectors) instead of sampling the checkpoint", 0},
         {"--classifier", ARG_STRING, &classifier, "FILE", "fid, kid: a checkpoint of diffusion train-classifier", 0},
         {"--n", ARG_INT, &n, "N", "points evaluated / samples drawn", 0},
         {"--batch", ARG_INT, &batch, "B", "rows per network call", 0},
@@ -114,7 +118,7 @@ int cmd_eval(int argc, char **argv) {
     dfn_dataset *ref = NULL, *samples = NULL;
     dfn_model *cls = NULL;
     int status = 1;
-    dfn_data_options dopt = {(size_t)n, seed + 1, 0, 0, -1};
+    dfn_data_options dopt = {(size_t)n, seed + 1, 0, 0, -1, 0};
     if (dfn_cli_load_data(&ref, data, &dopt)) goto fail;
     if (needs_model && dfn_pipeline_load(&pipe, ckpt)) goto fail;
     dfn_rng rng = dfn_rng_init(seed);

@@ -173,7 +173,7 @@ static dfn_status load_inputs(const char *spec, const dfn_pipeline *pipe, int wa
     char buf[1024];
     if (ends_with(spec, ".npy") && strncmp(spec, "npy:", 4)) snprintf(buf, sizeof buf, "npy:%s", spec);
     else snprintf(buf, sizeof buf, "%s", spec);
-    dfn_data_options o = {(size_t)want, 0, nd == 3 ? dims[1] : 0, nd == 3 ? dims[0] : 0, -1};
+    dfn_data_options o = {(size_t)want, 0, nd == 3 ? dims[1] : 0, nd == 3 ? dims[0] : 0, -1, 0};
     dfn_dataset *ds = NULL;
     dfn_status st = dfn_cli_load_data(&ds, buf, &o);
     if (st) return st;
@@ -668,7 +668,6 @@ done:
     free(mask);
     dfn_model_free(clf);
     dfn_pipeline_free(pipe);
-    dfn_plot_release_caches();
     return status;
 }
 

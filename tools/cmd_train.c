@@ -27,6 +27,7 @@ typedef struct {
     double val_fraction;
     long n;
     int image_size, image_channels, label_column;
+    int limit; /* the first `limit` samples of --data only (0: all) */
 } data_settings;
 
 #define DATA_FIELD(key, type, member) DFN_JSON_FIELD(key, type, data_settings, member)
@@ -36,6 +37,7 @@ static const dfn_json_field data_fields[] = {
     DATA_FIELD("image_size", DFN_JSON_INT, image_size),
     DATA_FIELD("image_channels", DFN_JSON_INT, image_channels),
     DATA_FIELD("label_column", DFN_JSON_INT, label_column),
+    DFN_JSON_OPTIONAL_INT_FIELD("limit", data_settings, limit),
 };
 #define N_DATA_FIELDS ((int)(sizeof data_fields / sizeof data_fields[0]))
 
@@ -58,8 +60,11 @@ static dfn_status read_data_json(const char *json, data_settings *d, char **spec
     cJSON *o = cJSON_Parse(json);
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "spec"), *v = cJSON_GetObjectItemCaseSensitive(o, "val");
     int ok = cJSON_IsString(s) && (cJSON_IsString(v) || cJSON_IsNull(v));
-    for (int i = 0; ok && i < N_DATA_FIELDS; i++)
-        ok = !dfn_json_field_read(d, &data_fields[i], cJSON_GetObjectItemCaseSensitive(o, data_fields[i].key));
+    for (int i = 0; ok && i < N_DATA_FIELDS; i++) {
+        const cJSON *item = cJSON_GetObjectItemCaseSensitive(o, data_fields[i].key);
+        if (!item && data_fields[i].optional) continue; /* a key added later: its default */
+        ok = !dfn_json_field_read(d, &data_fields[i], item);
+    }
     if (ok) {
         d->spec = *spec = dfn_strdup(s->valuestring);
         d->val = *val = cJSON_IsString(v) ? dfn_strdup(v->valuestring) : NULL;
@@ -78,7 +83,7 @@ int cmd_train(int argc, char **argv) {
     int channels = 0, res_blocks = 0, heads = 0, groups = 0, width = 0, depth = 0, cond = 0;
     int threads = 0, T = 1000, quiet = 0, no_ema_warmup = 0;
     double dropout = -1, epochs = 0, beta_start = 1e-4, beta_end = 0.02;
-    data_settings ds = {"fashion-mnist", NULL, -1, 20000, 0, 0, -1};
+    data_settings ds = {"fashion-mnist", NULL, -1, 20000, 0, 0, -1, 0};
     p.sample_every = 0;
     dfn_arg args[MAX_ARGS] = {
         {"--data", ARG_STRING, &ds.spec, "SPEC", "fashion-mnist[:train|:test], mnist:DIR, idx:IMG[,LAB], images:DIR, npy:FILE, csv:FILE, toy:NAME, mixture:FILE (JSON)", 0},
@@ -86,6 +91,7 @@ int cmd_train(int argc, char **argv) {
         {"--val", ARG_STRING, &ds.val, "SPEC", "validation data (default: fashion-mnist:test for fashion-mnist, else a split)", 0},
         {"--val-fraction", ARG_DOUBLE, &ds.val_fraction, "F", "hold out this fraction of --data for validation (-1: 0.05 when no --val)", 0},
         {"--n", ARG_LONG, &ds.n, "N", "samples drawn by toy: generators", 0},
+        {"--limit", ARG_INT, &ds.limit, "N", "train on the first N samples of --data only (0: all), e.g. a handful of images", 0},
         {"--image-size", ARG_INT, &ds.image_size, "S", "images: resize/crop to S x S (0: first image's size)", 0},
         {"--image-channels", ARG_INT, &ds.image_channels, "C", "images: 1 gray or 3 RGB (0: first image's)", 0},
         {"--label-column", ARG_INT, &ds.label_column, "K", "csv: column holding integer labels (-1: none)", 0},
@@ -190,9 +196,10 @@ int cmd_train(int argc, char **argv) {
     if (quiet) p.progress = 0;
 
     /* data */
-    dfn_data_options dopt = {(size_t)ds.n, p.seed, ds.image_size, ds.image_channels, ds.label_column};
-    if (ds.n < 1) {
-        fprintf(stderr, "diffusion train: --n must be >= 1\n");
+    dfn_data_options dopt = {(size_t)ds.n, p.seed, ds.image_size, ds.image_channels, ds.label_column,
+                             (size_t)(ds.limit > 0 ? ds.limit : 0)};
+    if (ds.n < 1 || ds.limit < 0) {
+        fprintf(stderr, "diffusion train: --n must be >= 1, --limit >= 0\n");
         status = 2;
         goto done;
     }
@@ -202,6 +209,7 @@ int cmd_train(int argc, char **argv) {
     if (ds.val) {
         dfn_data_options vopt = dopt;
         vopt.seed = p.seed + 1;
+        vopt.limit = 0;
         if (dfn_cli_load_data(&val, ds.val, &vopt)) goto fail;
         train = all;
         all = NULL;
@@ -360,6 +368,5 @@ done:
     dfn_dataset_free(train);
     dfn_dataset_free(val);
     dfn_dataset_free(all);
-    dfn_plot_release_caches();
     return status;
 }

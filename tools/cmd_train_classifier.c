@@ -120,7 +120,7 @@ int cmd_train_classifier(int argc, char **argv) {
     }
     p.progress = quiet ? 0 : -1;
 
-    dfn_data_options dopt = {1000, p.seed, image_size, image_channels, label_column};
+    dfn_data_options dopt = {1000, p.seed, image_size, image_channels, label_column, 0};
     dfn_dataset *train = NULL, *val = NULL, *all = NULL;
     dfn_model *c = NULL;
     int status = 1;

@@ -10,6 +10,8 @@
  *   mixture:FILE                  a Gaussian mixture from JSON (--n samples):
  *                                 {"weights": [0.7, 0.3], "means": [[-2, 0], [2, 0]],
  *                                  "stds": [0.5, 0.5]}   or "covs": [[[..d x d..]], ...]
+ *
+ * and dfn_data_options.limit (--limit N) keeps the first N samples of any of them.
  */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -134,7 +136,7 @@ done:
     return st;
 }
 
-dfn_status dfn_cli_load_data(dfn_dataset **out, const char *spec, const dfn_data_options *o) {
+static dfn_status load_source(dfn_dataset **out, const char *spec, const dfn_data_options *o) {
     *out = NULL;
     const char *colon = strchr(spec, ':');
     size_t klen = colon ? (size_t)(colon - spec) : strlen(spec);
@@ -187,4 +189,16 @@ dfn_status dfn_cli_load_data(dfn_dataset **out, const char *spec, const dfn_data
                                 "--data '%s': unknown source (fashion-mnist[:train|:test], mnist:DIR, "
                                 "idx:IMAGES[,LABELS], images:DIR, npy:FILE, csv:FILE, toy:NAME, mixture:FILE)",
                                 spec);
+}
+
+dfn_status dfn_cli_load_data(dfn_dataset **out, const char *spec, const dfn_data_options *o) {
+    dfn_status st = load_source(out, spec, o);
+    if (st || o->limit == 0 || dfn_dataset_count(*out) <= o->limit) return st;
+    size_t *first = dfn_malloc(o->limit * sizeof(size_t)); /* seed 000's handful of images */
+    for (size_t i = 0; i < o->limit; i++) first[i] = i;
+    dfn_dataset *all = *out;
+    st = dfn_dataset_subset(out, all, first, o->limit);
+    free(first);
+    dfn_dataset_free(all);
+    return st;
 }

@@ -13,6 +13,7 @@ typedef struct {
     int image_size;     /* image folders: resize/crop to this (0: the first image's) */
     int image_channels; /* image folders: 1 or 3 (0: the first image's) */
     int label_column;   /* csv: column of integer labels, -1 none */
+    size_t limit;       /* keep the first `limit` samples only (0: all) */
 } dfn_data_options;
 
 dfn_status dfn_cli_load_data(dfn_dataset **out, const char *spec, const dfn_data_options *o);

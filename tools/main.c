@@ -13,6 +13,8 @@ static const dfn_command commands[] = {
     {"invert", "DDIM inversion of inputs to their noises x_T, with the reconstruction error", cmd_invert},
     {"interpolate", "spherical interpolation between two noises (inverted inputs), as a strip", cmd_interpolate},
     {"eval", "likelihood (bound, ODE) and sample quality (FID, KID, MMD, SWD)", cmd_eval},
+    {"analyze", "a data set's covariance, spectrum and colored-noise baseline (seed 000)", cmd_analyze},
+    {"forward", "the forward process drawn: curves, histograms, image strips, schedules", cmd_forward},
     {"info", "print a model's configuration and parameter table", cmd_info},
     {"train-classifier", "train the small CNN of FID and KID, or (--noisy) of classifier guidance", cmd_train_classifier},
 };
@@ -42,7 +44,11 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (int i = 0; i < N_COMMANDS; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            int rc = commands[i].run(argc - 1, argv + 1);
+            dfn_plot_release_caches(); /* the font caches of any picture drawn (leak checkers) */
+            return rc;
+        }
     fprintf(stderr, "diffusion: unknown command '%s' (run 'diffusion --help' for the list)\n", argv[1]);
     return 2;
 }

@@ -19,5 +19,7 @@ int cmd_invert(int argc, char **argv);
 int cmd_interpolate(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_train_classifier(int argc, char **argv);
+int cmd_analyze(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
 
 #endif

@@ -254,6 +254,38 @@ dfn_status dfn_energy_distance(double *out, const float *x, size_t n, int dim_x,
 dfn_status dfn_moment_errors(double *mean_error, double *cov_error, const float *x, size_t n,
                              int dim_x, const float *y, size_t m, int dim_y);
 
+/* ---------------------------------------------------------------- the covariance view
+ *   src/eval/spectrum.c
+ *
+ * Seed 000 looks at a data set through the covariance of its dimensions: a
+ * signal with structure has a few large eigenvalues (it is low-rank), white
+ * noise of the same shape a flat spectrum; and white noise mapped to the
+ * data's covariance is a Gaussian generator, the baseline a diffusion model
+ * must beat (`diffusion analyze`):
+ *
+ *     dfn_feature_stats(mean, cov, x, n, d);               // (d), (d, d)
+ *     dfn_covariance_eigen(lambda, U, cov, d);             // descending
+ *     dfn_colored_noise(fake, m, d, mean, lambda, U, &rng); // (m, d)
+ */
+
+/* Eigenvalues (d, descending) and, unless eigenvectors is NULL, eigenvectors
+ * (d, d, row-major, column k for eigenvalue k) of the symmetric cov (d, d), by
+ * LAPACK's dsyevd. Round-off can leave eigenvalues of a singular covariance
+ * slightly below zero; they are returned as computed. DFN_ERR_NUMERIC for a
+ * non-finite entry or a failed eigensolver. */
+dfn_status dfn_covariance_eigen(double *eigenvalues, double *eigenvectors, const double *cov,
+                                int d);
+/* Seed 000's similarity matrix of the d dimensions of n vectors x (n, d):
+ * S_ij = mean over the vectors of 2 / (1 + exp|x_i - x_j|), the logistic
+ * function of minus the distance, so S_ii = 1 and S_ij -> 0 for dimensions far
+ * apart. out (d, d). DFN_ERR_ARG for n = 0, DFN_ERR_NUMERIC for NaN or Inf. */
+dfn_status dfn_similarity_matrix(double *out, const float *x, size_t n, int d);
+/* n vectors (n, d) of "colored noise" with the given mean and the covariance
+ * U diag(eigenvalues) U^T: x = mean + U S^(1/2) z, z ~ N(0, I) drawn from rng
+ * (negative eigenvalues taken as 0). Same rng state, same bits. */
+void dfn_colored_noise(float *out, size_t n, int d, const double *mean, const double *eigenvalues,
+                       const double *eigenvectors, dfn_rng *rng);
+
 typedef struct {
     double mmd2, mmd_bandwidth;
     double sliced_w2;

@@ -114,6 +114,16 @@ void dfn_denoiser_marginal(const dfn_denoiser *d, double t, double *alpha, doubl
 double dfn_denoiser_lambda(const dfn_denoiser *d, double t);
 double dfn_denoiser_t_from_lambda(const dfn_denoiser *d, double lambda);
 void dfn_denoiser_t_range(const dfn_denoiser *d, double t_end, double *t_lo, double *t_hi);
+/* The SDE dx = f(t) x dt + g(t) dw of the process, for the reverse SDE and the
+ * probability-flow ODE: an sde's own (dfn_sde_coefficients); for a schedule
+ * (t in steps) the VP SDE whose marginals are the schedule's with its log SNR
+ * l(t) linear between steps: alpha^2 = sigmoid(l) gives f = d log alpha / dt =
+ * sigma^2 l'(t) / 2 and g^2 = d sigma^2 / dt - 2 f sigma^2 = -sigma^2 l'(t),
+ * with l' the slope of the step interval (t - 1, t] (of [0, 1] at t = 0). */
+void dfn_denoiser_coefficients(const dfn_denoiser *d, double t, double *f, double *g);
+/* The standard deviation of the prior at the top of the range: 1 for a
+ * schedule, dfn_sde_prior_std for an sde. */
+double dfn_denoiser_prior_std(const dfn_denoiser *d);
 /* out (batch, dim) = the prediction of kind out_kind at x (batch, dim), time t:
  * calls fn (in chunks of max_batch rows, guided if set), then
  * dfn_prediction_convert. Adds 1 to d->nfe. out must not alias x. */

@@ -114,6 +114,32 @@ void dfn_denoiser_t_range(const dfn_denoiser *d, double t_end, double *t_lo, dou
     *t_hi = 1.0;
 }
 
+void dfn_denoiser_coefficients(const dfn_denoiser *d, double t, double *f, double *g) {
+    DFN_ASSERT(d != NULL && (d->schedule || d->sde));
+    if (d->sde) {
+        dfn_sde_coefficients(d->sde, t, f, g);
+        return;
+    }
+    const dfn_schedule *s = d->schedule;
+    if (s->T < 2) { /* one step: no interval to move along */
+        *f = *g = 0.0;
+        return;
+    }
+    int i = (int)ceil(t) - 1; /* the interval (i, i + 1] that holds t */
+    if (i < 0) i = 0;
+    if (i > s->T - 2) i = s->T - 2;
+    const double slope = s->log_snr[i + 1] - s->log_snr[i]; /* l'(t) < 0 */
+    double sigma;
+    dfn_denoiser_marginal(d, t, NULL, &sigma);
+    *f = 0.5 * sigma * sigma * slope;
+    *g = sigma * sqrt(fmax(-slope, 0.0));
+}
+
+double dfn_denoiser_prior_std(const dfn_denoiser *d) {
+    DFN_ASSERT(d != NULL && (d->schedule || d->sde));
+    return d->sde ? dfn_sde_prior_std(d->sde) : 1.0;
+}
+
 /* fn over rows [0, batch) in chunks of max_batch rows. */
 static void call_chunked(dfn_denoiser *d, float *out, const float *x, double t, double a,
                          double s, const int *y, int batch, size_t dim) {

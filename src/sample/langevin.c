@@ -28,7 +28,7 @@ dfn_status dfn_sample_langevin(dfn_denoiser *d, float *x, int batch, size_t dim,
     float *score = dfn_malloc(n * sizeof(float)), *z = dfn_malloc(n * sizeof(float));
     double a, s;
     dfn_denoiser_marginal(d, t, &a, &s);
-    dfn_sampler_start(&p, x, batch, dim, a, s, d->sde ? dfn_sde_prior_std(d->sde) : 1.0, rng);
+    dfn_sampler_start(&p, x, batch, dim, a, s, dfn_denoiser_prior_std(d), rng);
     const double c = p.langevin_c;
     for (int k = 0; k < p.steps; k++) {
         dfn_denoiser_eval(d, score, DFN_PRED_SCORE, x, t, batch, dim);

@@ -9,12 +9,13 @@
 #include "sample/rk45.h"
 #include "sample/sample.h"
 
-#define SDE_FITS (DFN_FITS_VP | DFN_FITS_SUBVP | DFN_FITS_VE)
+/* and a discrete schedule, as the VP SDE of dfn_denoiser_coefficients */
+#define SDE_FITS (DFN_FITS_DISCRETE | DFN_FITS_VP | DFN_FITS_SUBVP | DFN_FITS_VE)
 
 /* k = dx/dt at (x, t): one evaluation. */
 static void drift(dfn_denoiser *d, float *k, const float *x, double t, int batch, size_t dim) {
     double f, g, a, s;
-    dfn_sde_coefficients(d->sde, t, &f, &g);
+    dfn_denoiser_coefficients(d, t, &f, &g);
     dfn_denoiser_marginal(d, t, &a, &s);
     dfn_denoiser_eval(d, k, DFN_PRED_EPS, x, t, batch, dim);
     for (size_t i = 0; i < (size_t)batch * dim; i++) k[i] = (float)(f * x[i] + g * g / (2.0 * s) * k[i]);
@@ -56,7 +57,7 @@ static dfn_status ode_fixed(const char *name, const tableau *tb, dfn_denoiser *d
     for (int j = 0; j < tb->stages; j++) k[j] = dfn_malloc(n * sizeof(float));
     double a, s;
     dfn_denoiser_marginal(d, t_hi, &a, &s);
-    dfn_sampler_start(&p, x, batch, dim, a, s, dfn_sde_prior_std(d->sde), rng);
+    dfn_sampler_start(&p, x, batch, dim, a, s, dfn_denoiser_prior_std(d), rng);
     const double h = (t_lo - t_hi) / p.steps;
     for (int i = 0; i < p.steps; i++) {
         const double t = t_hi + i * h;
@@ -130,7 +131,7 @@ dfn_status dfn_sample_ode_rk45(dfn_denoiser *d, float *x, int batch, size_t dim,
     const long nfe0 = d->nfe;
     double a, s;
     dfn_denoiser_marginal(d, t_hi, &a, &s);
-    dfn_sampler_start(&p, x, batch, dim, a, s, dfn_sde_prior_std(d->sde), rng);
+    dfn_sampler_start(&p, x, batch, dim, a, s, dfn_denoiser_prior_std(d), rng);
     rk45_ctx c = {d, batch, dim, &p};
     rk45_options o = {p.rtol, p.atol, p.max_steps, rk45_progress, &c, p.constraint != NULL};
     int accepted = 0, rejected = 0;

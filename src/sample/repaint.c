@@ -106,7 +106,7 @@ dfn_status dfn_sample_repaint(dfn_denoiser *d, float *x, int batch, size_t dim,
     float *x0 = dfn_malloc(n * sizeof(float)), *z = dfn_malloc(n * sizeof(float));
     double t, a_t, s_t, a_s, s_s, ts;
     level(d, N, N, t_lo, t_hi, &t, &a_t, &s_t);
-    dfn_sampler_start(&p, x, batch, dim, a_t, s_t, d->sde ? dfn_sde_prior_std(d->sde) : 1.0, rng);
+    dfn_sampler_start(&p, x, batch, dim, a_t, s_t, dfn_denoiser_prior_std(d), rng);
     int down = 0;
     for (int k = 1; k < count && st == DFN_OK; k++) {
         const int from = sched[k - 1], to = sched[k];

@@ -2,7 +2,9 @@
  *     dx = [f(t) x - g(t)^2 grad log p_t(x)] dt + g(t) dw~,  t from 1 to t_end,
  * by Euler-Maruyama, and predictor-corrector sampling (alg. 4 VE, alg. 5 VP):
  * a reverse-diffusion (or Euler-Maruyama) predictor and a Langevin corrector.
- * Both run on the uniform grid t_i = 1 + i (t_end - 1) / N. */
+ * Both run on the uniform grid t_i = 1 + i (t_end - 1) / N. Euler-Maruyama also
+ * runs a discrete schedule, as the VP SDE of dfn_denoiser_coefficients (t from
+ * T - 1 to 0). */
 #include <math.h>
 #include <string.h>
 
@@ -19,7 +21,7 @@ static void em_step(dfn_denoiser *d, float *x, float *score, float *z, double t,
                     int batch, size_t dim, dfn_rng *rng) {
     const size_t n = (size_t)batch * dim;
     double f, g;
-    dfn_sde_coefficients(d->sde, t, &f, &g);
+    dfn_denoiser_coefficients(d, t, &f, &g);
     dfn_denoiser_eval(d, score, DFN_PRED_SCORE, x, t, batch, dim);
     for (size_t i = 0; i < n; i++) x[i] = (float)(x[i] + (f * x[i] - g * g * score[i]) * dt);
     dfn_sampler_add_noise(x, z, n, g * sqrt(-dt), rng);
@@ -29,7 +31,8 @@ dfn_status dfn_sample_euler_maruyama(dfn_denoiser *d, float *x, int batch, size_
                                      const dfn_sampler_params *in, dfn_rng *rng,
                                      dfn_sample_stats *stats) {
     dfn_sampler_params p;
-    dfn_status st = dfn_sampler_begin("euler-maruyama", d, x, batch, dim, in, &p, SDE_FITS, 1000);
+    dfn_status st = dfn_sampler_begin("euler-maruyama", d, x, batch, dim, in, &p,
+                                      DFN_FITS_DISCRETE | SDE_FITS, 1000);
     if (st != DFN_OK) return st;
     double t_lo, t_hi;
     dfn_sampler_t_range(d, &p, &t_lo, &t_hi);
@@ -38,7 +41,7 @@ dfn_status dfn_sample_euler_maruyama(dfn_denoiser *d, float *x, int batch, size_
     float *score = dfn_malloc(n * sizeof(float)), *z = dfn_malloc(n * sizeof(float));
     double a0, s0;
     dfn_denoiser_marginal(d, t_hi, &a0, &s0);
-    dfn_sampler_start(&p, x, batch, dim, a0, s0, dfn_sde_prior_std(d->sde), rng);
+    dfn_sampler_start(&p, x, batch, dim, a0, s0, dfn_denoiser_prior_std(d), rng);
     for (int i = 0; i < p.steps; i++) {
         const double t = grid_t(t_lo, t_hi, i, p.steps);
         const double t_next = grid_t(t_lo, t_hi, i + 1, p.steps);
@@ -69,7 +72,7 @@ dfn_status dfn_sample_pc(dfn_denoiser *d, float *x, int batch, size_t dim,
     float *score = dfn_malloc(n * sizeof(float)), *z = dfn_malloc(n * sizeof(float));
     double a0, s0;
     dfn_denoiser_marginal(d, t_hi, &a0, &s0);
-    dfn_sampler_start(&p, x, batch, dim, a0, s0, dfn_sde_prior_std(d->sde), rng);
+    dfn_sampler_start(&p, x, batch, dim, a0, s0, dfn_denoiser_prior_std(d), rng);
     for (int i = 0; i < p.steps; i++) {
         const double t = grid_t(t_lo, t_hi, i, p.steps), t_next = grid_t(t_lo, t_hi, i + 1, p.steps);
         /* The forward step t_next -> t exactly: x_t = a x_next + b z with
