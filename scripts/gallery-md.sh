@@ -55,7 +55,7 @@ $(printed curves)
 Eight Fashion-MNIST training images (\`--limit 8\`), their forward process, the fmnist-tiny U-Net
 trained on them alone, new samples (DDIM, 50 steps) and the reverse trajectory of one sample.
 
-$(img few/forward_strip.png "the 8 images through the forward process")
+$(img few/forward_strip.png "the 8 images through the forward process") $(img few/forward_hist.png "their pixel values drifting to N(0, 1)")
 
 $(img few/samples.png "samples") $(img few/trajectory.png "the reverse trajectory of one sample")
 $(printed few)
