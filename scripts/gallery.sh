@@ -36,12 +36,14 @@ t0=$(date +%s)
 
 # sizes: full / quick / smoke
 pick() { case $mode in full) echo "$1" ;; quick) echo "$2" ;; smoke) echo "$3" ;; esac; }
-curve_steps=$(pick 8000 300 20)
+curve_steps=$(pick 8000 200 20)
 few_steps=$(pick 2000 20 2)
 ncsn_steps=$(pick 2000 300 20)
 moons_steps=$(pick 3000 300 20)
-n_vec=$(pick 2000 2000 64)
-n_2d=$(pick 2000 300 64)
+n_vec=$(pick 2000 1000 64)
+n_2d=$(pick 2000 200 64)
+moons_T=$(pick 1000 1000 100)
+em_steps=$(pick 200 200 20)
 n_img=$(pick 16 4 2)
 langevin_flag=$(pick "" --quick --smoke)
 ddim_steps=$(pick 50 50 5)
@@ -108,9 +110,9 @@ run "$bin" eval vectors --samples "$runs/ncsn/samples.csv" --data "mixture:$runs
     --n "$n_2d" --seed 3 --threads "$threads"
 
 section samplers "001 one 2-D model, five samplers"
-run "$bin" train --data toy:moons --preset mlp-2d --steps "$moons_steps" --batch 256 --lr 1e-3 \
+run "$bin" train --data toy:moons --preset mlp-2d --T "$moons_T" --steps "$moons_steps" --batch 256 --lr 1e-3 \
     --out "$runs/moons" --seed 1 "${common[@]}"
-for spec in ddpm:1000 ddim:50 euler-maruyama:200 ode-rk45:0 dpm++2m:20; do
+for spec in ddpm:$moons_T ddim:50 euler-maruyama:$em_steps ode-rk45:0 dpm++2m:20; do
     s=${spec%%:*}
     k=${spec##*:}
     run "$bin" sample --checkpoint "$runs/moons/model.safetensors" --sampler "$s" --steps "$k" --n "$n_2d" \

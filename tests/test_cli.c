@@ -361,6 +361,8 @@ int main(void) {
         free(csv);
     }
     /* analyze and forward (seed 000's covariance view and forward process) */
+    snprintf(args, sizeof args, "train --data toy:moons --n 500 --limit 100 --batch 200 --out %s/lim", dir);
+    expect(args, 1, "training data: 100 samples, fewer than the batch size 200"); /* --limit keeps the first 100 */
     snprintf(args, sizeof args, "analyze --out %s/an", dir);
     expect(args, 2, "give the data (diffusion analyze DATA) and --out DIR");
     snprintf(args, sizeof args, "forward toy:curves --out %s/fw --times 0,50,20", dir);
