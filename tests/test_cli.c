@@ -375,6 +375,10 @@ int main(void) {
     CHECK(dfn_write_text_file(args, "1,2\n3,nan\n") == DFN_OK, "csv");
     snprintf(args, sizeof args, "analyze csv:%s/nan.csv --out %s/an", dir, dir);
     expect(args, 1, "nan.csv");
+    snprintf(args, sizeof args, "%s/same.csv", dir);
+    CHECK(dfn_write_text_file(args, "1,2\n1,2\n1,2\n") == DFN_OK, "csv");
+    snprintf(args, sizeof args, "analyze csv:%s/same.csv --out %s/an", dir, dir);
+    expect(args, 1, "same.csv: every sample is the same (the covariance is 0)");
     snprintf(args, sizeof args, "analyze toy:moons --n 1 --out %s/an", dir);
     expect(args, 1, "toy:moons: 1 sample; a covariance needs at least 2");
     snprintf(args, sizeof args, "analyze toy:curves --n 10 --samples 20 --out %s/an --checkpoint %s/run/model.safetensors", dir, dir);

@@ -170,9 +170,13 @@ int cmd_analyze(int argc, char **argv) {
     /* the data: covariance, its eigen-decomposition, the similarity matrix */
     if (dfn_feature_stats(mean, cov, x, n, d) || dfn_covariance_eigen(eig, vec, cov, d)) goto fail;
     if (save_heatmap(out, "covariance.png", "covariance of the data's dimensions", cov, d)) goto fail;
-    const size_t n_sim = n < 2000 ? n : 2000;
+    const size_t n_sim = n < 2000 ? n : 2000; /* n d^2 exponentials: the first 2000 samples tell it */
     if (dfn_similarity_matrix(ncov, x, n_sim, d)) goto fail;
     if (save_heatmap(out, "similarity.png", "similarity 2 / (1 + exp|x_i - x_j|) of the dimensions", ncov, d)) goto fail;
+    if (!(eig[0] > 0.0)) {
+        dfn_set_error(DFN_ERR_ARG, "%s: every sample is the same (the covariance is 0): nothing to analyze", data);
+        goto fail;
+    }
     int rank = 0;
     for (int i = 0; i < d; i++) rank += eig[i] > 1e-6 * eig[0];
     if (n <= dim)
@@ -182,7 +186,7 @@ int cmd_analyze(int argc, char **argv) {
     double trace = 0.0;
     for (int i = 0; i < d; i++) trace += cov[(size_t)i * D + i];
     printf("covariance: trace %.6g, largest eigenvalue %.6g, effective rank %d of %d (eigenvalues above 1e-6 of "
-           "the largest)\n", trace, eig[0], rank, d);
+           "the largest); similarity matrix over the first %zu samples\n", trace, eig[0], rank, d, n_sim);
 
     /* white noise of the same shape: a flat spectrum (Marchenko-Pastur around 1) */
     dfn_rng rng = dfn_rng_init(seed);
