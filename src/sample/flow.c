@@ -6,20 +6,26 @@
 
 #include "sample/sample.h"
 
+dfn_status dfn_flow_check_prediction(const char *name, const dfn_denoiser *d) {
+    if (!d->sde || d->sde->kind != DFN_SDE_FLOW) return DFN_OK;
+    /* the first step needs the velocity at t = 1, where alpha = 1 - t = 0: from an
+     * eps or score prediction, x0 = (x - t eps) / (1 - t) is not defined there */
+    if (d->kind == DFN_PRED_EPS || d->kind == DFN_PRED_SCORE)
+        return dfn_set_error(DFN_ERR_ARG,
+                             "%s: a model predicting %s cannot give the velocity at t = 1 "
+                             "(x0 = (x - t eps) / (1 - t) divides by 0 there); train the flow "
+                             "process to predict flow (its default), v or x0",
+                             name, dfn_prediction_name(d->kind));
+    return DFN_OK;
+}
+
 dfn_status dfn_sample_flow_euler(dfn_denoiser *d, float *x, int batch, size_t dim,
                                  const dfn_sampler_params *in, dfn_rng *rng,
                                  dfn_sample_stats *stats) {
     dfn_sampler_params p;
     dfn_status st = dfn_sampler_begin("flow-euler", d, x, batch, dim, in, &p, DFN_FITS_FLOW, 50);
     if (st != DFN_OK) return st;
-    /* the first step needs the velocity at t = 1, where alpha = 1 - t = 0: from an
-     * eps or score prediction, x0 = (x - t eps) / (1 - t) is not defined there */
-    if (d->kind == DFN_PRED_EPS || d->kind == DFN_PRED_SCORE)
-        return dfn_set_error(DFN_ERR_ARG,
-                             "flow-euler: a model predicting %s cannot give the velocity at t = 1 "
-                             "(x0 = (x - t eps) / (1 - t) divides by 0 there); train the flow "
-                             "process to predict flow (its default), v or x0",
-                             dfn_prediction_name(d->kind));
+    if ((st = dfn_flow_check_prediction("flow-euler", d)) != DFN_OK) return st;
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
     float *v = dfn_malloc(n * sizeof(float));

@@ -2,7 +2,10 @@
  *     dx/dt = f(t) x - 1/2 g(t)^2 grad log p_t(x) = f x + g^2 / (2 sigma) eps(x, t),
  * from t = 1 to t_end, by Euler, Heun, classical RK4 (uniform steps in t), and
  * Dormand-Prince 5(4) with step control (Dormand & Prince 1980; Hairer, Norsett
- * & Wanner 1993 II.4), as score_sde's ode_sampler does with scipy's RK45. */
+ * & Wanner 1993 II.4), as score_sde's ode_sampler does with scipy's RK45.
+ * For rectified flow the ODE is dx/dt = v itself (f x + g^2 / (2 sigma) eps
+ * = (eps - x) / (1 - t) = eps - x0 = v, without the 0/0 at t = 1), so Heun,
+ * RK4 and RK45 integrate a flow model as flow-euler does with Euler. */
 #include <math.h>
 #include <string.h>
 
@@ -10,10 +13,14 @@
 #include "sample/sample.h"
 
 /* and a discrete schedule, as the VP SDE of dfn_denoiser_coefficients */
-#define SDE_FITS (DFN_FITS_DISCRETE | DFN_FITS_VP | DFN_FITS_SUBVP | DFN_FITS_VE)
+#define SDE_FITS (DFN_FITS_DISCRETE | DFN_FITS_VP | DFN_FITS_SUBVP | DFN_FITS_VE | DFN_FITS_FLOW)
 
 /* k = dx/dt at (x, t): one evaluation. */
 static void drift(dfn_denoiser *d, float *k, const float *x, double t, int batch, size_t dim) {
+    if (d->sde && d->sde->kind == DFN_SDE_FLOW) { /* dx/dt = v */
+        dfn_denoiser_eval(d, k, DFN_PRED_FLOW, x, t, batch, dim);
+        return;
+    }
     double f, g, a, s;
     dfn_denoiser_coefficients(d, t, &f, &g);
     dfn_denoiser_marginal(d, t, &a, &s);
@@ -48,6 +55,7 @@ static dfn_status ode_fixed(const char *name, const tableau *tb, dfn_denoiser *d
                             dfn_sample_stats *stats) {
     dfn_sampler_params p;
     dfn_status st = dfn_sampler_begin(name, d, x, batch, dim, in, &p, SDE_FITS, 100);
+    if (st == DFN_OK) st = dfn_flow_check_prediction(name, d);
     if (st != DFN_OK) return st;
     double t_lo, t_hi;
     dfn_sampler_t_range(d, &p, &t_lo, &t_hi);
@@ -120,6 +128,7 @@ dfn_status dfn_sample_ode_rk45(dfn_denoiser *d, float *x, int batch, size_t dim,
                                dfn_sample_stats *stats) {
     dfn_sampler_params p;
     dfn_status st = dfn_sampler_begin("ode-rk45", d, x, batch, dim, in, &p, SDE_FITS, 1);
+    if (st == DFN_OK) st = dfn_flow_check_prediction("ode-rk45", d);
     if (st != DFN_OK) return st;
     if (!(p.rtol > 0.0 && p.atol > 0.0) || p.max_steps < 1)
         return dfn_set_error(DFN_ERR_ARG, "ode-rk45: rtol = %g, atol = %g, max_steps = %d: need "

@@ -47,9 +47,13 @@ dfn_status dfn_sampler_step(const dfn_sampler_params *p, const char *name, int s
                             double t, const float *x, const float *x0, int batch, size_t dim);
 /* x = E[x0 | x] at time t if p->denoise_final (one evaluation), then the
  * constraint at the data level (alpha 1, sigma 0); checked as
- * dfn_sampler_step checks a step, so that no sampler returns NaN or Inf. */
+ * dfn_sampler_step checks a step, so that no sampler returns NaN or Inf; nothing
+ * where sigma(t) = 0 (x is data there: rectified flow at t = 0). */
 dfn_status dfn_sampler_denoise_final(dfn_denoiser *d, const dfn_sampler_params *p, const char *name,
                                      float *x, double t, int batch, size_t dim);
+/* DFN_ERR_ARG naming the sampler when d is a rectified flow predicting eps or
+ * score: the velocity at t = 1 (alpha = 0) needs x0 = (x - t eps) / (1 - t). */
+dfn_status dfn_flow_check_prediction(const char *name, const dfn_denoiser *d);
 /* DDPM / DDIM: clip x0 (batch, dim) to [-r, r] or threshold it dynamically, as p says. */
 void dfn_sampler_postprocess_x0(const dfn_sampler_params *p, float *x0, int batch, size_t dim);
 /* x0 and eps (batch, dim) at x, time t from one evaluation in the denoiser's
