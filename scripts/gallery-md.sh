@@ -50,6 +50,7 @@ $(img curves/noise_covariance.png "covariance of white noise") $(img curves/colo
 
 $(img curves/spectrum.png "eigenvalue spectra") $(img curves/samples.png "data, colored noise and the model")
 $(printed curves)
+
 ## 000: a small U-Net on a handful of images
 
 Eight Fashion-MNIST training images (\`--limit 8\`), their forward process, the fmnist-tiny U-Net
@@ -59,6 +60,7 @@ $(img few/forward_strip.png "the 8 images through the forward process") $(img fe
 
 $(img few/samples.png "samples") $(img few/trajectory.png "the reverse trajectory of one sample")
 $(printed few)
+
 ## 002: Langevin dynamics with an exact score
 
 p = 0.8 N(-4, 0.5^2) + 0.2 N(4, 0.5^2). Far from the valley between the modes the score does not see
@@ -69,6 +71,7 @@ levels the split freezes between two levels where the blurred modes overlap, and
 
 $(img langevin/langevin_plain.png "plain Langevin") $(img langevin/langevin_annealed.png "annealed Langevin")
 $(printed langevin)
+
 ## 002: NCSN, denoising score matching and annealed Langevin
 
 An MLP learns sigma * score on a VE process with the weighting lambda(sigma) = sigma^2 (seed 002,
@@ -78,6 +81,7 @@ beside the truth (in brackets), then the distances of the same samples to fresh 
 
 $(img ncsn/samples.png "annealed Langevin samples") $(img ncsn/paths.png "Langevin paths")
 $(printed ncsn)
+
 ## 001: one model, five samplers
 
 One eps-model of the two moons (discrete schedule, T = 1000) sampled by DDPM (1000 steps), DDIM (50),
