@@ -53,10 +53,11 @@ levels=$(pick "10 100" "10 100" "3 20")
 run() {
     echo "\$ diffusion ${*:2}" | sed "s|$bin|diffusion|" >> "$log"
     echo "+ ${*}"
-    local t=$(date +%s.%N)
+    local t=$(date +%s%N)
     "$@" 2>&1 | tee -a "$log"
     echo >> "$log"
-    echo "  ($(echo "$(date +%s.%N) - $t" | bc | xargs printf %.1f) s)"
+    local ms=$(( ($(date +%s%N) - t) / 1000000 ))
+    printf '  (%d.%d s)\n' $((ms / 1000)) $((ms % 1000 / 100))
 }
 # section DIR TITLE: the experiment's pictures and printed numbers (DIR/log.txt) go to $out/DIR
 section() {

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "args.h"
 
@@ -170,4 +171,9 @@ void dfn_args_copy_seen(const dfn_arg *args, int n, void *target, const void *sa
         const size_t off = (size_t)(at - lo), len = value_size(args[i].kind);
         if (off + len <= size) memcpy((char *)target + off, (const char *)saved + off, len);
     }
+}
+
+int dfn_ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcasecmp(s + n - m, suffix);
 }

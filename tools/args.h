@@ -32,6 +32,8 @@ int dfn_args_any_seen(const dfn_arg *args, int n, const char *const *names);
  * after parsing) back into target, after target was refilled from elsewhere
  * (the settings of a run being resumed). */
 void dfn_args_copy_seen(const dfn_arg *args, int n, void *target, const void *saved, size_t size);
+/* 1 if s ends with suffix, ignoring case (".png", ".NPY"). */
+int dfn_ends_with(const char *s, const char *suffix);
 /* "1,2,2" -> {1, 2, 2}; returns the count, or -1 (message on stderr) if bad. */
 int dfn_parse_int_list(const char *cmd, const char *opt, const char *text, int *out, int max);
 

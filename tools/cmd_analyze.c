@@ -43,27 +43,38 @@ static dfn_status spectrum_of(double *eig, double *mean, double *cov, const floa
     return st ? st : dfn_covariance_eigen(eig, NULL, cov, d);
 }
 
-/* Share of the total variance in the top k eigenvalues. */
-static double top_share(const double *eig, int d, int k) {
-    double top = 0.0, all = 0.0;
+/* share[k] = the share of the total variance in the top k + 1 of the d
+ * descending eigenvalues (negative round-off counted as 0). */
+static void variance_shares(double *share, const double *eig, int d) {
+    double all = 0.0, top = 0.0;
+    for (int i = 0; i < d; i++) all += fmax(eig[i], 0.0);
     for (int i = 0; i < d; i++) {
-        double v = fmax(eig[i], 0.0);
-        all += v;
-        if (i < k) top += v;
+        top += fmax(eig[i], 0.0);
+        share[i] = all > 0 ? top / all : 0.0;
     }
-    return all > 0 ? top / all : 0.0;
 }
 
-/* The first samples of each set drawn together: 2-D points as scatters,
- * other vectors as curves in one colour per set; images as a grid per set. */
-static dfn_status save_samples(const char *dir, const char *const *names, float *const *sets, int n_sets, int m,
-                               const int *dims, int nd) {
-    static const long colour[4] = {0x1f77b4, 0xd62728, 0x2ca02c, 0x9467bd};
+/* The fewest components whose share reaches frac. */
+static int components_for(const double *share, int d, double frac) {
+    int k = 1;
+    while (k < d && share[k - 1] < frac) k++;
+    return k;
+}
+
+/* The first m samples of the data, the colored noise and (if any) the model
+ * drawn together: 2-D points as scatters, other vectors as curves in one
+ * colour per set (samples.png); images as a grid per generator
+ * (colored.png, model.png). */
+static dfn_status save_samples(const char *dir, float *const sets[3], int m, const int *dims, int nd) {
+    static const char *const label[3] = {"data", "colored noise", "model"}, *const file[3] = {NULL, "colored", "model"};
+    static const long colour[3] = {0x1f77b4, 0xd62728, 0x2ca02c};
+    const int n_sets = sets[2] ? 3 : 2;
     char path[4096];
     const size_t dim = nd == 3 ? (size_t)dims[0] * dims[1] * dims[2] : (size_t)dims[0];
+    const char *const *names = label;
     if (nd == 3) {
         for (int k = 1; k < n_sets; k++) { /* the data themselves are not redrawn */
-            snprintf(path, sizeof path, "%s/%s.png", dir, names[k]);
+            snprintf(path, sizeof path, "%s/%s.png", dir, file[k]);
             dfn_status st = dfn_png_write_grid(path, sets[k], m < 64 ? m : 64, dims[0], dims[1], dims[2], 0,
                                                dims[1] < 64 ? 2 : 1);
             if (st) return st;
@@ -194,23 +205,21 @@ int cmd_analyze(int argc, char **argv) {
     dfn_rng_normal(&rng, white, n * D);
     if (spectrum_of(neig, nmean, ncov, white, n, d)) goto fail;
     if (save_heatmap(out, "noise_covariance.png", "covariance of white noise, same shape", ncov, d)) goto fail;
+    double *share[2] = {dfn_malloc(D * sizeof(double)), dfn_malloc(D * sizeof(double))};
+    variance_shares(share[0], eig, d);
+    variance_shares(share[1], neig, d);
     printf("%-34s", "share of variance in the top k:");
     for (int i = 0; i < n_top; i++)
         if (top[i] >= 1 && top[i] <= d) printf("  k=%-3d", top[i]);
-    printf("\n%-34s", "  data");
-    for (int i = 0; i < n_top; i++)
-        if (top[i] >= 1 && top[i] <= d) printf("  %.4f", top_share(eig, d, top[i]));
-    printf("\n%-34s", "  white noise");
-    for (int i = 0; i < n_top; i++)
-        if (top[i] >= 1 && top[i] <= d) printf("  %.4f", top_share(neig, d, top[i]));
-    printf("\n");
-    int k90 = 0, k99 = 0;
-    while (k90 < d && top_share(eig, d, k90) < 0.9) k90++;
-    while (k99 < d && top_share(eig, d, k99) < 0.99) k99++;
-    printf("components for 90%% of the variance: data %d", k90);
-    k90 = 0;
-    while (k90 < d && top_share(neig, d, k90) < 0.9) k90++;
-    printf(", white noise %d; for 99%%: data %d\n", k90, k99);
+    for (int s = 0; s < 2; s++) {
+        printf("\n%-34s", s ? "  white noise" : "  data");
+        for (int i = 0; i < n_top; i++)
+            if (top[i] >= 1 && top[i] <= d) printf("  %.4f", share[s][top[i] - 1]);
+    }
+    printf("\ncomponents for 90%% of the variance: data %d, white noise %d; for 99%%: data %d\n",
+           components_for(share[0], d, 0.9), components_for(share[1], d, 0.9), components_for(share[0], d, 0.99));
+    free(share[0]);
+    free(share[1]);
 
     /* colored noise: white noise with the data's mean and covariance */
     const size_t m = (size_t)samples;
@@ -275,7 +284,7 @@ int cmd_analyze(int argc, char **argv) {
      * the next m (where there are) the floor that a perfect generator reaches */
     const size_t ref_n = n / 2 < m ? n / 2 : m;
     const char *names[5] = {"data", "held-out data", "white noise", "colored noise", "model"};
-    float *sets[5] = {(float *)x, n >= 2 * ref_n ? (float *)x + ref_n * D : NULL, white + ref_n * D, colored, model};
+    float *sets[5] = {(float *)x, (float *)x + ref_n * D, white + ref_n * D, colored, model}; /* ref_n <= n / 2 */
     printf("against %zu samples of the data (sliced Wasserstein: 128 directions):\n", ref_n);
     printf("  %-16s %12s %12s %18s\n", "", "MMD^2", "SWD", "RMS: mean, sd");
     for (int k = 0; k < 5; k++) {
@@ -301,11 +310,7 @@ int cmd_analyze(int argc, char **argv) {
             goto fail;
         printf("  %-16s %12.6f %12.6f %10.4f %7.4f%s\n", names[k], mmd, swd, r1, rsd, k == 1 ? "   (the floor)" : "");
     }
-    const char *plot_names[4] = {"data", "colored noise", "model", NULL};
-    float *plot_sets[3] = {(float *)x, colored, model};
-    if (save_samples(out, nd == 3 ? (const char *[]){"data", "colored", "model"} : plot_names, plot_sets,
-                     model ? 3 : 2, (int)ref_n, dims, nd))
-        goto fail;
+    if (save_samples(out, (float *[3]){(float *)x, colored, model}, (int)ref_n, dims, nd)) goto fail;
     printf("wrote %s: covariance.png similarity.png noise_covariance.png colored_covariance.png spectrum.png "
            "%s colored.npy%s\n", out, nd == 3 ? (model ? "colored.png model.png" : "colored.png") : "samples.png",
            model ? " model.npy" : "");

@@ -19,11 +19,7 @@ static const char *const metrics[] = {"bound", "nll", "fid", "kid", "mmd", "swd"
 /* n samples: from --samples (.npy, or .csv of vectors) or drawn from the checkpoint with a sampler. */
 static dfn_status get_samples(dfn_dataset **out, const char *file, dfn_pipeline *pipe, const char *sampler,
                               int steps, int n, int batch, uint64_t seed) {
-    if (file) {
-        size_t len = strlen(file);
-        return len >= 4 && !strcmp(file + len - 4, ".csv") ? dfn_dataset_load_csv(out, file, -1)
-                                                            : dfn_cli_load_npy(out, file);
-    }
+    if (file) return dfn_ends_with(file, ".csv") ? dfn_dataset_load_csv(out, file, -1) : dfn_cli_load_npy(out, file);
     int dims[3], nd = dfn_pipeline_sample_shape(pipe, dims);
     float *x = malloc((size_t)n * dfn_pipeline_sample_size(pipe) * sizeof(float));
     if (!x) return dfn_set_error(DFN_ERR_ARG, "--n %d: no memory for that many samples", n);

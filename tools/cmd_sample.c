@@ -7,7 +7,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -20,11 +19,6 @@
 #include "tools.h"
 
 #define MAX_ARGS 48
-
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && !strcasecmp(s + n - m, suffix);
-}
 
 /* Progress and the trajectory of the first samples, through the sampler's callback. */
 typedef struct {
@@ -147,7 +141,7 @@ static dfn_status load_inputs(const char *spec, const dfn_pipeline *pipe, int wa
     int dims[3];
     const int nd = dfn_pipeline_sample_shape(pipe, dims);
     const size_t D = dfn_pipeline_sample_size(pipe);
-    if (ends_with(spec, ".png")) {
+    if (dfn_ends_with(spec, ".png")) {
         if (nd != 3) return dfn_set_error(DFN_ERR_ARG, "%s: an image, but the model makes vectors", spec);
         size_t size;
         char *bytes = dfn_read_file(spec, &size);
@@ -171,7 +165,7 @@ static dfn_status load_inputs(const char *spec, const dfn_pipeline *pipe, int wa
         return DFN_OK;
     }
     char buf[1024];
-    if (ends_with(spec, ".npy") && strncmp(spec, "npy:", 4)) snprintf(buf, sizeof buf, "npy:%s", spec);
+    if (dfn_ends_with(spec, ".npy") && strncmp(spec, "npy:", 4)) snprintf(buf, sizeof buf, "npy:%s", spec);
     else snprintf(buf, sizeof buf, "%s", spec);
     dfn_data_options o = {(size_t)want, 0, nd == 3 ? dims[1] : 0, nd == 3 ? dims[0] : 0, -1, 0};
     dfn_dataset *ds = NULL;
@@ -202,7 +196,7 @@ static dfn_status load_mask(const char *path, const dfn_pipeline *pipe, int n, f
     dfn_status st = load_inputs(path, pipe, n, &m, &count);
     if (st) return dfn_set_error(st, "--mask: %s", dfn_last_error());
     const size_t D = dfn_pipeline_sample_size(pipe);
-    const int png = ends_with(path, ".png");
+    const int png = dfn_ends_with(path, ".png");
     if (count != 1 && count != n) {
         free(m);
         return dfn_set_error(DFN_ERR_ARG, "--mask %s: %d masks for %d inputs (give one, or one each)",
@@ -234,15 +228,15 @@ static void slerp(float *out, const float *x0, const float *x1, double a, size_t
 
 static dfn_status write_samples(const char *out, const float *all, int n, const int *dims, int image,
                                 size_t dim, int cols) {
-    if (ends_with(out, ".npy")) {
+    if (dfn_ends_with(out, ".npy")) {
         int64_t shape[4] = {n, dims[0], dims[1], dims[2]};
         return dfn_npy_write_f32(out, all, image ? 4 : 2, shape);
     }
-    if (ends_with(out, ".csv"))
+    if (dfn_ends_with(out, ".csv"))
         return image ? dfn_set_error(DFN_ERR_ARG, "--out %s: CSV is for vectors; use .png or .npy for images", out)
                      : write_csv(out, all, n, dim);
     if (image)
-        return ends_with(out, ".svg") ? dfn_set_error(DFN_ERR_ARG, "--out %s: image grids are PNG", out)
+        return dfn_ends_with(out, ".svg") ? dfn_set_error(DFN_ERR_ARG, "--out %s: image grids are PNG", out)
                                       : dfn_png_write_grid(out, all, n, dims[0], dims[1], dims[2], cols,
                                                            dims[1] < 64 ? 2 : 1);
     return write_vectors_plot(out, all, n, dim);
@@ -375,7 +369,7 @@ static int run(mode md, int argc, char **argv) {
             fprintf(stderr, "diffusion edit: --strength %s: one to 16 numbers 0 < S <= 1\n", strength_text);
             return 2;
         }
-        if (n_strengths > 1 && !ends_with(out ? out : "", ".png")) {
+        if (n_strengths > 1 && !dfn_ends_with(out ? out : "", ".png")) {
             fprintf(stderr, "diffusion edit: --strength %s: several strengths make a strip: --out FILE.png\n",
                     strength_text);
             return 2;
@@ -408,8 +402,8 @@ static int run(mode md, int argc, char **argv) {
         return 2;
     }
     const int npy_only = md == MODE_INVERT;
-    if (npy_only ? !ends_with(out, ".npy")
-                 : (!ends_with(out, ".png") && !ends_with(out, ".npy") && !ends_with(out, ".csv") && !ends_with(out, ".svg"))) {
+    if (npy_only ? !dfn_ends_with(out, ".npy")
+                 : (!dfn_ends_with(out, ".png") && !dfn_ends_with(out, ".npy") && !dfn_ends_with(out, ".csv") && !dfn_ends_with(out, ".svg"))) {
         fprintf(stderr, "diffusion %s: --out %s: use %s\n", cmd, out, npy_only ? ".npy" : ".png, .svg, .npy or .csv");
         return 2;
     }
@@ -456,7 +450,7 @@ static int run(mode md, int argc, char **argv) {
     int status = 1;
     progress_ctx pc;
     memset(&pc, 0, sizeof pc);
-    if (trajectory && !ends_with(trajectory, ".png") && !ends_with(trajectory, ".npy")) {
+    if (trajectory && !dfn_ends_with(trajectory, ".png") && !dfn_ends_with(trajectory, ".npy")) {
         dfn_set_error(DFN_ERR_ARG, "--trajectory %s: must be a .png or .npy", trajectory);
         goto fail;
     }
@@ -556,7 +550,7 @@ static int run(mode md, int argc, char **argv) {
         psp.sampler_params.eta = 0.0;
         if (dfn_pipeline_sample(pipe, all, frames, &psp, &total)) goto fail;
         dfn_progress_end(&pc.progress);
-        if (image && ends_with(out, ".png"))
+        if (image && dfn_ends_with(out, ".png"))
             st = dfn_png_write_strip(out, all, frames, 1, dims[0], dims[1], dims[2], dims[1] < 64 ? 2 : 1, NULL);
         else
             st = write_samples(out, all, frames, dims, image, dim, cols);
@@ -576,7 +570,7 @@ static int run(mode md, int argc, char **argv) {
     }
     if (dfn_pipeline_sample(pipe, all, n, &psp, &total)) goto fail;
     double secs = dfn_now_seconds() - t0;
-    if ((md == MODE_EDIT || md == MODE_INPAINT) && image && ends_with(out, ".png")) {
+    if ((md == MODE_EDIT || md == MODE_INPAINT) && image && dfn_ends_with(out, ".png")) {
         /* a strip, one row per input: the input (masked: generated part gray),
          * then the output at each strength */
         const int columns = 1 + (md == MODE_EDIT ? n_strengths : 1);
@@ -626,7 +620,7 @@ static int run(mode md, int argc, char **argv) {
                (size_t)pc.traj_samples * dim * sizeof(float));
         pc.traj_step[pc.frames_done++] = 0;
     }
-    if (trajectory && ends_with(trajectory, ".npy")) {
+    if (trajectory && dfn_ends_with(trajectory, ".npy")) {
         int64_t shape[5] = {pc.frames_done, pc.traj_samples, dims[0], dims[1], dims[2]};
         if ((st = dfn_npy_write_f32(trajectory, pc.traj, image ? 5 : 3, shape))) goto fail;
     } else if (trajectory) {

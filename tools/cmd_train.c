@@ -60,11 +60,8 @@ static dfn_status read_data_json(const char *json, data_settings *d, char **spec
     cJSON *o = cJSON_Parse(json);
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "spec"), *v = cJSON_GetObjectItemCaseSensitive(o, "val");
     int ok = cJSON_IsString(s) && (cJSON_IsString(v) || cJSON_IsNull(v));
-    for (int i = 0; ok && i < N_DATA_FIELDS; i++) {
-        const cJSON *item = cJSON_GetObjectItemCaseSensitive(o, data_fields[i].key);
-        if (!item && data_fields[i].optional) continue; /* a key added later: its default */
-        ok = !dfn_json_field_read(d, &data_fields[i], item);
-    }
+    for (int i = 0; ok && i < N_DATA_FIELDS; i++)
+        ok = !dfn_json_field_read(d, &data_fields[i], cJSON_GetObjectItemCaseSensitive(o, data_fields[i].key));
     if (ok) {
         d->spec = *spec = dfn_strdup(s->valuestring);
         d->val = *val = cJSON_IsString(v) ? dfn_strdup(v->valuestring) : NULL;
@@ -196,13 +193,13 @@ int cmd_train(int argc, char **argv) {
     if (quiet) p.progress = 0;
 
     /* data */
-    dfn_data_options dopt = {(size_t)ds.n, p.seed, ds.image_size, ds.image_channels, ds.label_column,
-                             (size_t)(ds.limit > 0 ? ds.limit : 0)};
     if (ds.n < 1 || ds.limit < 0) {
         fprintf(stderr, "diffusion train: --n must be >= 1, --limit >= 0\n");
         status = 2;
         goto done;
     }
+    dfn_data_options dopt = {(size_t)ds.n, p.seed, ds.image_size, ds.image_channels, ds.label_column,
+                             (size_t)ds.limit};
     data_json = write_data_json(&ds);
     p.data_json = data_json;
     if (dfn_cli_load_data(&all, ds.spec, &dopt)) goto fail;

@@ -66,6 +66,7 @@ static int whole(const cJSON *item, double lo, double hi, double *out) {
 }
 
 const char *dfn_json_field_read(void *base, const dfn_json_field *f, const cJSON *item) {
+    if (!item && f->optional) return NULL; /* a key added later: the field keeps its default */
     char *p = (char *)base + f->offset;
     double d;
     switch (f->type) {

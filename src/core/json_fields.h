@@ -45,7 +45,8 @@ typedef struct {
 /* Adds fields[0..n) of the struct at base to the object o, in table order. */
 void dfn_json_fields_write(cJSON *o, const void *base, const dfn_json_field *fields, int n);
 
-/* Reads item into the field of the struct at base. NULL on success, else what
+/* Reads item into the field of the struct at base. NULL on success (also for a
+ * missing item, NULL, of an optional field, which keeps its value), else what
  * the value must be ("an integer", "an array of at most 4 integers"), for the
  * caller's message; the field may then be partly written. */
 const char *dfn_json_field_read(void *base, const dfn_json_field *f, const cJSON *item);

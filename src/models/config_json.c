@@ -134,8 +134,7 @@ dfn_status dfn_model_config_from_json(dfn_model_config *cfg, const char *json) {
     dfn_model_config_init(&c, (dfn_model_kind)k);
     for (int i = 0; i < n_keys; i++) {
         const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, keys[i].key);
-        if (!item && keys[i].optional) continue; /* a key added later: its default */
-        if (!item) {
+        if (!item && !keys[i].optional) {
             st = dfn_set_error(DFN_ERR_CONFIG, "config JSON: missing key '%s' (kind \"%s\")",
                                keys[i].key, kind->valuestring);
             goto fail;

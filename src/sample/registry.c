@@ -22,6 +22,8 @@ DPM_ENTRY(dpm_3m, 3, 1, 0)
 DPM_ENTRY(dpm_2s, 2, 0, 0)
 
 #define SDE_ALL (DFN_FITS_VP | DFN_FITS_SUBVP | DFN_FITS_VE)
+/* the probability-flow ODE: also a schedule's (its VP SDE) and rectified flow's (dx/dt = v) */
+#define ODE_ALL (DFN_FITS_DISCRETE | SDE_ALL | DFN_FITS_FLOW)
 #define VP_ALL (DFN_FITS_DISCRETE | DFN_FITS_VP | DFN_FITS_SUBVP)
 
 static const dfn_sampler_info samplers[] = {
@@ -33,17 +35,17 @@ static const dfn_sampler_info samplers[] = {
      VP_ALL | SDE_ALL, dfn_sample_langevin},
     {"annealed-langevin", "annealed Langevin over geometric sigmas (Song & Ermon 2019 alg. 1)",
      DFN_FITS_VE, dfn_sample_annealed_langevin},
-    {"euler-maruyama", "reverse SDE by Euler-Maruyama (Song et al. 2021 eq. 6)", DFN_FITS_DISCRETE | SDE_ALL,
-     dfn_sample_euler_maruyama},
+    {"euler-maruyama", "reverse SDE by Euler-Maruyama (Song et al. 2021 eq. 6)",
+     DFN_FITS_DISCRETE | SDE_ALL, dfn_sample_euler_maruyama},
     {"pc", "predictor-corrector: reverse diffusion + Langevin corrector (Song et al. 2021 alg. 4-5)",
      SDE_ALL, dfn_sample_pc},
-    {"ode-euler", "probability-flow ODE, Euler (Song et al. 2021 eq. 13)", DFN_FITS_DISCRETE | SDE_ALL | DFN_FITS_FLOW,
+    {"ode-euler", "probability-flow ODE, Euler (Song et al. 2021 eq. 13)", ODE_ALL,
      dfn_sample_ode_euler},
-    {"ode-heun", "probability-flow ODE, Heun (2nd order, 2 NFE per step)", DFN_FITS_DISCRETE | SDE_ALL | DFN_FITS_FLOW,
+    {"ode-heun", "probability-flow ODE, Heun (2nd order, 2 NFE per step)", ODE_ALL,
      dfn_sample_ode_heun},
-    {"ode-rk4", "probability-flow ODE, classical Runge-Kutta (4th order, 4 NFE per step)", DFN_FITS_DISCRETE | SDE_ALL | DFN_FITS_FLOW,
+    {"ode-rk4", "probability-flow ODE, classical Runge-Kutta (4th order, 4 NFE per step)", ODE_ALL,
      dfn_sample_ode_rk4},
-    {"ode-rk45", "probability-flow ODE, adaptive Dormand-Prince 5(4) with rtol, atol", DFN_FITS_DISCRETE | SDE_ALL | DFN_FITS_FLOW,
+    {"ode-rk45", "probability-flow ODE, adaptive Dormand-Prince 5(4) with rtol, atol", ODE_ALL,
      dfn_sample_ode_rk45},
     {"dpm++1", "DPM-Solver++ 1st order, data prediction (= DDIM) (Lu et al. 2022b)", VP_ALL,
      dpmpp_1},
@@ -291,9 +293,10 @@ dfn_status dfn_sampler_step(const dfn_sampler_params *p, const char *name, int s
 
 dfn_status dfn_sampler_denoise_final(dfn_denoiser *d, const dfn_sampler_params *p, const char *name,
                                      float *x, double t, int batch, size_t dim) {
+    if (!p->denoise_final) return DFN_OK;
     double alpha, sigma;
     dfn_denoiser_marginal(d, t, &alpha, &sigma);
-    if (!p->denoise_final || sigma <= 0.0) return DFN_OK; /* at sigma = 0 x is data already */
+    if (sigma <= 0.0) return DFN_OK; /* x is data already (rectified flow at t = 0) */
     const size_t n = (size_t)batch * dim;
     float *x0 = dfn_malloc(n * sizeof(float));
     dfn_denoiser_eval(d, x0, DFN_PRED_X0, x, t, batch, dim); /* Tweedie: E[x0 | x_t] */
