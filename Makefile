@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 60
 JOBS        ?= $(shell nproc)
 PREFIX      ?= /usr/local
 
-.PHONY: all deps build test gallery test-isa test-sanitize test-memcheck test-aarch64 fuzz demo bench install clean
+.PHONY: all deps build test gallery test-isa test-sanitize test-memcheck test-aarch64 fuzz demo bench bench-mpi install clean
 
 all: build
 
@@ -30,12 +30,13 @@ gallery: build
 # The suite once per instruction-set level of the kernels that this CPU supports
 # (DFN_ISA=avx512, avx2, generic; `diffusion --version` lists them). Left out:
 # the samplers on exact mixture oracles (test_sample_exact, test_control), which
-# run no network and so no kernel, and the gallery, whose networks the layer and
-# model tests cover at every level; `make test` runs them.
+# run no network and so no kernel, the gallery, whose networks the layer and
+# model tests cover at every level, and the MPI check (processes, not kernels);
+# `make test` runs them.
 test-isa: build
 	@for isa in $$($(BUILD)/diffusion --version | sed -n 's/.*this CPU: \(.*\))$$/\1/p'); do \
 	    echo "== ctest under DFN_ISA=$$isa"; \
-	    (cd $(BUILD) && DFN_ISA=$$isa ctest --output-on-failure -j 1 -E '^(test_sample_exact|test_control|gallery)$$') || exit 1; \
+	    (cd $(BUILD) && DFN_ISA=$$isa ctest --output-on-failure -j 1 -E '^(test_sample_exact|test_control|gallery|mpi)$$') || exit 1; \
 	done
 
 # The same suite built with AddressSanitizer + UndefinedBehaviorSanitizer.
@@ -60,7 +61,7 @@ test-aarch64: deps
 FUZZ_TARGETS = $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
 fuzz: deps
 	@bash scripts/install-deps.sh .ci/packages-fuzz
-	@CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDFN_FUZZ=ON > /dev/null
+	@CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDFN_FUZZ=ON -DDFN_MPI=OFF > /dev/null
 	@cmake --build $(BUILD_FUZZ) -j $(JOBS) --target $(FUZZ_TARGETS)
 	@bash scripts/fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
 
@@ -71,6 +72,11 @@ demo: build
 # Speed against PyTorch, in one run (needs python3-torch).
 bench: build
 	@bash bench/run.sh $(BUILD)
+
+# Data-parallel training over MPI: 2 processes against 2 threads, the exchange
+# time, and the efficiency projected onto N machines.
+bench-mpi: build
+	@bash bench/mpi.sh $(BUILD)
 
 # The header, the shared and static library, the program and diffusion.pc under
 # PREFIX (make install PREFIX=$$HOME/.local); then

@@ -22,7 +22,7 @@ bash scripts/install-deps.sh .ci/packages-aarch64
 tests=(test_layers test_conv2d test_torch_reference test_model test_checkpoint
        test_classifier test_sample_api test_sample_order test_schedule test_sde test_objective
        test_rng test_safetensors test_npy test_png test_data test_pipeline)
-cmake -S . -B "$build" -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release > /dev/null
+cmake -S . -B "$build" -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release -DDFN_MPI=OFF > /dev/null
 cmake --build "$build" -j "$(nproc)" --target "${tests[@]}" diffusion-cli
 echo "== aarch64 under qemu-user: $(qemu-aarch64 --version | head -1)"
 file "$build/test_layers" | sed 's/,.*//'

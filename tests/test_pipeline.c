@@ -154,16 +154,19 @@ static void pipelines_save_load_and_sample(void) {
     sample_all(pipe, x2, n, "ddim", 2);
     CHECK(!memcmp(x1, x2, n * 2 * sizeof(float)), "the same bits on 1 and 2 threads");
 
-    /* the same as the sampler over the pipeline's denoiser, batch by batch */
+    /* the same as the sampler over the pipeline's denoiser, batch by batch, batch
+     * j drawing from block j * 2^40 of the seed's stream */
     dfn_denoiser d;
     dfn_pipeline_denoiser(pipe, &d, 7);
     dfn_sampler_params sp = dfn_sampler_params_init();
     sp.steps = 12;
     sp.clip_x0 = 0;
-    dfn_rng rng = dfn_rng_init(11);
-    for (int s = 0; s < n; s += 7)
+    for (int s = 0; s < n; s += 7) {
+        dfn_rng rng = dfn_rng_init(11);
+        rng.counter = (uint64_t)(s / 7) << 40;
         CHECK(dfn_sample("ddim", &d, x3 + s * 2, n - s < 7 ? n - s : 7, 2, &sp, &rng, NULL) == DFN_OK,
               "dfn_sample: %s", dfn_last_error());
+    }
     CHECK(!memcmp(x1, x3, n * 2 * sizeof(float)), "pipeline sampling = the sampler over its denoiser");
 
     /* save, load, the same samples */

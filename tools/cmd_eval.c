@@ -179,7 +179,7 @@ int cmd_eval(int argc, char **argv) {
             double v, sd = 0;
             if (which == 2 ? dfn_fid(&v, cls, samples, ref) : dfn_kid(&v, &sd, cls, samples, ref, NULL)) goto fail;
             if (json)
-                printf("{\"metric\":\"%s\",\"value\":%.6f,\"std\":%.6f,\"samples\":%zu,\"reference\":%zu}\n", metric, v,
+                printf("{\"metric\":\"%s\",\"value\":%.17g,\"std\":%.17g,\"samples\":%zu,\"reference\":%zu}\n", metric, v,
                        sd, dfn_dataset_count(samples), dfn_dataset_count(ref));
             else {
                 char value[64];

@@ -118,7 +118,7 @@ int cmd_train(int argc, char **argv) {
         {"--steps", ARG_LONG, &p.steps, "N", "optimizer steps", 0},
         {"--epochs", ARG_DOUBLE, &epochs, "E", "train for E passes over the data instead of --steps", 0},
         {"--batch", ARG_INT, &p.batch_size, "B", "batch size", 0},
-        {"--accum", ARG_INT, &p.grad_accum, "K", "gradient accumulation: micro-batches per step", 0},
+        {"--accum", ARG_INT, &p.grad_accum, "K", "micro-batches (shards) per step: the global batch is B x K; under mpirun the processes share them", 0},
         {"--lr", ARG_DOUBLE, &p.adamw.lr, "LR", "peak learning rate (AdamW)", 0},
         {"--weight-decay", ARG_DOUBLE, &p.adamw.weight_decay, "W", "AdamW decoupled weight decay", 0},
         {"--warmup", ARG_LONG, &p.warmup, "N", "linear learning-rate warm-up steps (-1: min(200, steps/10))", 0},

@@ -55,6 +55,7 @@ int cmd_train_classifier(int argc, char **argv) {
         {"--process-from", ARG_STRING, &process_from, "CKPT", "with --noisy: the noise process of this diffusion checkpoint (default: discrete linear, T = 1000, as train's)", 0},
         {"--steps", ARG_LONG, &p.steps, "N", "optimizer steps", 0},
         {"--batch", ARG_INT, &p.batch_size, "B", "batch size", 0},
+        {"--accum", ARG_INT, &p.grad_accum, "K", "micro-batches (shards) per step: the global batch is B x K; under mpirun the processes share them", 0},
         {"--lr", ARG_DOUBLE, &p.adamw.lr, "LR", "peak learning rate (AdamW)", 0},
         {"--weight-decay", ARG_DOUBLE, &p.adamw.weight_decay, "W", "AdamW decoupled weight decay", 0},
         {"--warmup", ARG_LONG, &p.warmup, "N", "linear learning-rate warm-up steps (-1: min(200, steps/10))", 0},

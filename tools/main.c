@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/core.h"
+#include "core/dist.h"
 #include "diffusion.h"
 #include "tools.h"
 
@@ -28,7 +30,23 @@ static void usage(FILE *f) {
     fprintf(f, "\n  --help           this text\n  --version        print the version\n");
 }
 
-int main(int argc, char **argv) {
+/* Under mpirun: the same build and the same arguments on every rank, or none starts. */
+static int check_ranks(int argc, char **argv) {
+    dfn_buf all = {0};
+    dfn_buf_printf(&all, "%s %s %s", dfn_version(), __DATE__, __TIME__);
+    char what[160];
+    int differ = dfn_dist_differs(all.data, all.len, "a build of diffusion", what, sizeof what);
+    if (!differ) {
+        all.len = 0;
+        for (int i = 1; i < argc; i++) dfn_buf_printf(&all, "%s\x1f", argv[i]); /* (a separator no argument holds) */
+        differ = dfn_dist_differs(all.data, all.len, "arguments", what, sizeof what);
+    }
+    dfn_buf_free(&all);
+    if (differ) fprintf(stderr, "diffusion: %s; every rank must run the same command\n", what);
+    return differ;
+}
+
+static int run(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -38,9 +56,10 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("diffusion %s (kernels: %s; this CPU:", dfn_version(), dfn_isa_name(dfn_get_isa()));
+        printf("diffusion %s (kernels: %s; this CPU:", dfn_version(),
+               dfn_isa_name(dfn_get_isa()));
         for (int k = dfn_cpu_isa(); k >= 0; k--) printf(" %s", dfn_isa_name((dfn_isa)k));
-        printf(")\n");
+        printf(")\nMPI: %s\n", dfn_dist_built_with_mpi() ? "yes (mpirun -np P diffusion ...)" : "no (one process)");
         return 0;
     }
     for (int i = 0; i < N_COMMANDS; i++)
@@ -51,4 +70,13 @@ int main(int argc, char **argv) {
         }
     fprintf(stderr, "diffusion: unknown command '%s' (run 'diffusion --help' for the list)\n", argv[1]);
     return 2;
+}
+
+int main(int argc, char **argv) {
+    if (dfn_dist_init(&argc, &argv)) {
+        fprintf(stderr, "diffusion: %s\n", dfn_last_error());
+        return 1;
+    }
+    if (check_ranks(argc, argv)) return dfn_dist_finish(2);
+    return dfn_dist_finish(run(argc, argv));
 }

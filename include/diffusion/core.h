@@ -93,6 +93,32 @@ void dfn_profile_enable(int on);
 void dfn_profile_reset(void);
 void dfn_profile_report(FILE *f, double divide_by);
 
+/* ---------------------------------------------------------------- processes (MPI) */
+
+/* Data-parallel runs over MPI (`mpirun -np P diffusion train ...`). A program
+ * calls dfn_dist_init first thing and returns dfn_dist_finish(code) from main.
+ * When the library was built with MPI (`diffusion --version` says) and the
+ * program was started by mpirun, the P processes then share the work: training
+ * splits each step's shards (dfn_train_params.grad_accum micro-batches) among
+ * them, sampling its batches, evaluation its feature extraction; and every rank
+ * ends with the same bits as one process would (the sums are taken in a fixed
+ * order, never by MPI_Allreduce). Rank 0 alone writes files and prints; the
+ * other ranks' standard output is discarded and their standard error kept back,
+ * shown only if a rank fails where rank 0 did not. Without mpirun, or without
+ * MPI, there is one rank and nothing changes. */
+/* DFN_OK, or DFN_ERR_ARG when started by mpirun with several processes but
+ * built without MPI (each would run alone). */
+dfn_status dfn_dist_init(int *argc, char ***argv);
+/* The exit code of the whole run from this rank's: waits (at most 30 s) for
+ * every rank to finish, and returns the first non-zero code of any rank (0 if
+ * none); a rank that failed alone has its kept-back messages printed. If some
+ * rank does not arrive (it waits in an exchange for this one), everything is
+ * stopped (MPI_Abort) rather than left hanging. Then MPI_Finalize. */
+int dfn_dist_finish(int code);
+int dfn_dist_rank(void); /* 0 .. size - 1 */
+int dfn_dist_size(void); /* 1 without MPI */
+int dfn_dist_built_with_mpi(void);
+
 /* ---------------------------------------------------------------- random numbers */
 
 /* A counter-based generator (Philox4x32-10, Salmon et al. 2011). The state is a

@@ -246,7 +246,9 @@ void dfn_batch_iter_free(dfn_batch_iter *it);
 /* Fills x (batch_size * sample_size floats) and, if y is not NULL, y
  * (batch_size labels; the dataset must have labels); returns the number of
  * samples written: batch_size, or fewer for the last batch of an epoch with
- * partial = 1. */
+ * partial = 1. x = NULL (and y = NULL) passes over the batch without reading
+ * it: the position moves on as if it had been read (a batch another process
+ * reads, in data-parallel training). */
 int dfn_batch_iter_next(dfn_batch_iter *it, float *x, int *y);
 /* Epochs completed so far. */
 uint64_t dfn_batch_iter_epoch(const dfn_batch_iter *it);

@@ -201,7 +201,8 @@ void dfn_model_backward(dfn_model *model, const float *dout, float *dx);
  * feature_dim floats per sample; 0 for the others). dfn_model_features copies
  * those of the last forward, (batch, feature_dim); dfn_model_extract_features
  * runs eval forwards over n inputs x (n, input size) in batches of 64 and
- * writes (n, feature_dim). */
+ * writes (n, feature_dim); under MPI (core.h) every process must call it: they
+ * share the batches and all receive every feature. */
 int dfn_model_feature_dim(const dfn_model *model);
 void dfn_model_features(const dfn_model *model, float *features);
 void dfn_model_extract_features(dfn_model *model, float *features, const float *x, size_t n);

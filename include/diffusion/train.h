@@ -180,7 +180,11 @@ typedef struct {
                                write nothing (no resume, checkpoints or previews) [NULL] */
     long steps;             /* optimizer steps [10000] */
     int batch_size;         /* [128] */
-    int grad_accum;         /* micro-batches per step [1] */
+    int grad_accum;         /* micro-batches (shards) per step: the global batch is
+                               batch_size x grad_accum; each shard's gradient is taken
+                               alone and summed in shard order, so under MPI (core.h)
+                               the processes share the shards, at most one process per
+                               shard, with the bits of one process [1] */
     dfn_adamw_params adamw; /* [lr 2e-4, weight decay 0] */
     long warmup;            /* linear learning-rate warm-up steps; -1: automatic, min(200,
                                steps / 10); an explicit one must be shorter than the run,

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "core/dist.h"
 
 static void release(dfn_atomic_file *af) {
     free(af->path);
@@ -23,6 +24,15 @@ dfn_status dfn_atomic_open(dfn_atomic_file *af, const char *path) {
     if (!path[0]) return dfn_set_error(DFN_ERR_ARG, "cannot write a file with an empty name");
     size_t n = strlen(path);
     af->path = dfn_strdup(path);
+    if (dfn_dist_rank() != 0) { /* several processes: rank 0 writes, the others' bytes go nowhere */
+        af->discard = 1;
+        af->fp = fopen("/dev/null", "wb");
+        if (!af->fp) {
+            release(af);
+            return dfn_set_error(DFN_ERR_IO, "/dev/null: cannot open");
+        }
+        return DFN_OK;
+    }
     af->tmp_path = dfn_malloc(n + 5);
     memcpy(af->tmp_path, path, n);
     memcpy(af->tmp_path + n, ".tmp", 5);
@@ -71,6 +81,11 @@ static void sync_parent_dir(const char *path) {
 dfn_status dfn_atomic_commit(dfn_atomic_file *af) {
     DFN_ASSERT(af && af->fp);
     dfn_status st = af->status;
+    if (af->discard) {
+        fclose(af->fp);
+        release(af);
+        return st;
+    }
     /* fflush moves the stdio buffer into the kernel; fsync moves the kernel's
      * pages onto the disk. Only then is renaming safe: otherwise a crash could
      * leave <path> pointing at a file whose blocks were never written. */
@@ -96,7 +111,7 @@ void dfn_atomic_abort(dfn_atomic_file *af) {
     DFN_ASSERT(af);
     if (af->fp) {
         fclose(af->fp);
-        remove(af->tmp_path);
+        if (!af->discard) remove(af->tmp_path);
     }
     release(af);
 }

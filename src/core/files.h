@@ -19,6 +19,9 @@
  *     dfn_atomic_write(&af, data, data_len);
  *     return dfn_atomic_commit(&af);   // or dfn_atomic_abort(&af) to give up
  *
+ * Under MPI (dist.h) only rank 0 writes: on the other ranks, which compute the
+ * same bytes, open succeeds and the bytes go to /dev/null.
+ *
  * commit and abort both release the handle and remove the temporary file on
  * failure; call exactly one of them after a successful open.
  */
@@ -35,6 +38,7 @@ typedef struct {
     char *path;        /* the final path (owned copy) */
     char *tmp_path;    /* path + ".tmp" (owned copy) */
     dfn_status status; /* DFN_OK, or the first error (message already recorded) */
+    int discard;       /* a rank other than 0 of several processes: nothing is written */
 } dfn_atomic_file;
 
 /* Creates (truncates) "<path>.tmp" for writing. DFN_ERR_IO naming the file if it

@@ -82,17 +82,19 @@ void dfn_batch_iter_free(dfn_batch_iter *it) {
 }
 
 int dfn_batch_iter_next(dfn_batch_iter *it, float *x, int *y) {
-    DFN_ASSERT(it && x);
+    DFN_ASSERT(it && (x || !y));
     const dfn_dataset *ds = it->ds;
     DFN_ASSERT(!y || ds->labels); /* labels asked of an unlabelled dataset */
     size_t m = ds->sample_size;
     int filled = 0;
     while (filled < it->p.batch_size) {
         size_t idx = it->perm[it->position];
-        float *dst = x + (size_t)filled * m;
-        memcpy(dst, ds->data + idx * m, m * sizeof(float));
-        if (it->p.hflip && flip_bit(it))
-            dfn_hflip_image(dst, ds->dims[0], ds->dims[1], ds->dims[2]);
+        if (x) { /* (NULL: another process's batch, passed over unread) */
+            float *dst = x + (size_t)filled * m;
+            memcpy(dst, ds->data + idx * m, m * sizeof(float));
+            if (it->p.hflip && flip_bit(it))
+                dfn_hflip_image(dst, ds->dims[0], ds->dims[1], ds->dims[2]);
+        }
         if (y) y[filled] = ds->labels[idx];
         filled++;
         if (++it->position == ds->n) { /* epoch done: the next one's order now */

@@ -3,6 +3,7 @@
  * arenas, forward and backward through the kind's functions (model.h). */
 #include <string.h>
 
+#include "core/dist.h"
 #include "models/model.h"
 #include "models/models.h"
 
@@ -216,10 +217,15 @@ void dfn_model_extract_features(dfn_model *m, float *features, const float *x, s
     const size_t in = dfn_model_input_size(m), out = dfn_model_output_size(m);
     const int F = dfn_model_feature_dim(m);
     float *scratch = dfn_malloc((size_t)FEATURE_CHUNK * out * sizeof(float));
-    for (size_t i = 0; i < n; i += FEATURE_CHUNK) {
+    /* under MPI each process takes a contiguous block of chunks (the same chunks
+     * as one process would run, so the same bits), then all gather them */
+    size_t *rows = dfn_dist_blocks((n + FEATURE_CHUNK - 1) / FEATURE_CHUNK, FEATURE_CHUNK, n);
+    for (size_t i = rows[dfn_dist_rank()]; i < rows[dfn_dist_rank() + 1]; i += FEATURE_CHUNK) {
         int b = (int)DFN_MIN((size_t)FEATURE_CHUNK, n - i);
         dfn_model_forward(m, scratch, x + i * in, NULL, NULL, b, DFN_EVAL, NULL);
         memcpy(features + i * F, m->ops->features(m), (size_t)b * F * sizeof(float));
     }
+    dfn_dist_allgather_rows(features, (size_t)F * sizeof(float), rows);
+    free(rows);
     free(scratch);
 }

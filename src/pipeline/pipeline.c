@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "core/dist.h"
 #include "diffusion/pipeline.h"
 #include "io/safetensors.h"
 #include "models/models.h"
@@ -304,31 +305,48 @@ dfn_status dfn_pipeline_sample(dfn_pipeline *p, float *x, int n, const dfn_pipel
     }
     const size_t D = dfn_pipeline_sample_size(p);
     dfn_sampler_params spp = sp->sampler_params;
-    dfn_rng rng = dfn_rng_init(sp->seed);
-    /* the known part's noise: its own stream, so that the sampler's draws are
-     * those of the same run without a mask */
-    dfn_rng known_rng = dfn_rng_init(sp->seed ^ 0x6b6e6f776e5f7067ull);
+    dfn_rng rng, known_rng;
     dfn_replace_constraint rc = {NULL, sp->mask, !sp->mask_per_sample, &known_rng};
     if (sp->mask) {
         spp.constraint = dfn_constraint_replace;
         spp.constraint_ctx = &rc;
     }
-    dfn_sample_stats total = {0, 0, 0}, one;
+    /* the batches, a contiguous block of them per process (core/dist.h) */
+    const int batches = (n + sp->batch - 1) / sp->batch;
+    size_t *first = dfn_dist_blocks((size_t)batches, 1, (size_t)batches);
+    size_t *rows = dfn_dist_blocks((size_t)batches, (size_t)sp->batch, (size_t)n);
+    const size_t lo = first[dfn_dist_rank()], hi = first[dfn_dist_rank() + 1];
+    dfn_sample_stats *one = dfn_calloc((size_t)batches + 1, sizeof *one);
     /* each sampler stops at the first NaN or Inf it leaves, naming it (dfn_sampler_step) */
-    for (int start = 0; start < n; start += sp->batch) {
-        const int b = DFN_MIN(sp->batch, n - start);
+    for (size_t j = lo; j < hi && st == DFN_OK; j++) {
+        const int start = (int)j * sp->batch, b = DFN_MIN(sp->batch, n - start);
         float *xb = x + (size_t)start * D;
         if (sp->init) {
             if (xb != sp->init + (size_t)start * D) memcpy(xb, sp->init + (size_t)start * D, (size_t)b * D * sizeof(float));
             rc.known = sp->init + (size_t)start * D;
             rc.mask = sp->mask_per_sample && sp->mask ? sp->mask + (size_t)start * D : sp->mask;
         }
-        st = info->fn(&den, xb, b, D, &spp, &rng, &one);
-        if (st != DFN_OK) break;
-        total.nfe += one.nfe;
-        total.steps = one.steps;
-        total.rejected += one.rejected;
+        /* batch j draws from block j * 2^40 on: its numbers do not depend on
+         * which process runs it; the known part's noise has a stream of its own,
+         * so that the sampler's draws are those of the same run without a mask */
+        rng = dfn_rng_init(sp->seed);
+        known_rng = dfn_rng_init(sp->seed ^ 0x6b6e6f776e5f7067ull);
+        rng.counter = known_rng.counter = (uint64_t)j << 40;
+        st = info->fn(&den, xb, b, D, &spp, &rng, &one[j]);
     }
+    if ((st = dfn_dist_agree(st)) == DFN_OK) {
+        dfn_dist_allgather_rows(x, D * sizeof(float), rows);
+        dfn_dist_allgather_rows(one, sizeof *one, first);
+    }
+    dfn_sample_stats total = {0, 0, 0};
+    for (int j = 0; j < batches; j++) {
+        total.nfe += one[j].nfe;
+        total.steps = one[j].steps;
+        total.rejected += one[j].rejected;
+    }
+    free(one);
+    free(first);
+    free(rows);
     free(labels);
     if (stats) *stats = total;
     return st;

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/dist.h"
 #include "core/files.h"
 #include "core/json_fields.h"
 #include "diffusion/plot.h"
@@ -214,7 +215,7 @@ dfn_status dfn_train_open_log(FILE **out, const char *path, long resume_step,
     dfn_status st = dfn_write_text_file(path, kept.data);
     dfn_buf_free(&kept);
     if (st) return st;
-    *out = fopen(path, "a");
+    *out = fopen(dfn_dist_rank() == 0 ? path : "/dev/null", "a"); /* rank 0 writes (dist.h) */
     if (!*out) return dfn_set_error(DFN_ERR_IO, "%s: cannot open for appending: %s", path, strerror(errno));
     return DFN_OK;
 }

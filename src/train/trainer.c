@@ -4,11 +4,19 @@
  * a progress display. What a batch computes is the task's (train.h): the
  * diffusion objective for a denoiser, cross-entropy for a classifier.
  *
- * Randomness: one Philox stream (seed) feeds the task's draws, micro-batch by
- * micro-batch; the batch iterator has its own; validation uses a fresh stream
- * of its own each time, so evaluating never changes training. Saving the two
- * stream positions with the weights, EMA and AdamW moments is what makes
- * resume exact.
+ * Shards. A step's global batch is grad_accum micro-batches (shards) of
+ * batch_size. Each shard's gradient is computed alone and the step's gradient
+ * is their sum taken left to right in shard order; under MPI (core/dist.h) the
+ * ranks take contiguous blocks of shards and pass the running sum along, so
+ * the bits are the same for any number of processes (and, as before, threads).
+ *
+ * Randomness: shard a of a step draws from the Philox stream (seed) at block
+ * counter + a * 2^32, where counter advances by grad_accum * 2^32 per step, so
+ * any rank can draw any shard's numbers; the batch iterator has its own stream
+ * (a rank passes over the other ranks' batches unread); validation uses a fresh
+ * stream of its own each time, so evaluating never changes training. Saving
+ * the stream positions with the weights, EMA and AdamW moments is what makes
+ * resume exact, with any number of processes.
  *
  * EMA weights. The network runs whichever parameter array it holds; the
  * trainer keeps the other one aside and exchanges the two (use_ema, O(1)) to
@@ -18,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/dist.h"
 #include "core/files.h"
 #include "core/progress.h"
 #include "io/safetensors.h"
@@ -92,6 +101,13 @@ typedef struct {
     int loss_n;
     float *x0;
     int *y;
+    /* shards: this rank's [lo, hi); the step's gradient (acc); on ranks > 0 their
+     * shards' gradients until the running sum arrives (own); each shard's loss;
+     * the first shard of every rank (ranks + 1 entries) */
+    size_t shard_lo, shard_hi;
+    float *acc, **own;
+    double *shard_loss;
+    size_t *rank_first;
     char *run_json;
     dfn_buf path;
 } trainer;
@@ -262,8 +278,8 @@ static dfn_status preview(trainer *tr, const char *name) {
 /* Prepares run_dir: refuses another run's directory unless resume or force. */
 static dfn_status prepare_run_dir(trainer *tr) {
     const dfn_train_params *p = tr->p;
-    dfn_status st = dfn_make_dir(p->run_dir);
-    if (st) return st;
+    dfn_status st = dfn_dist_agree(dfn_make_dir(p->run_dir));
+    if (st || (st = dfn_dist_check_shared_dir(p->run_dir))) return st;
     int has_run = dfn_path_exists(run_file(tr, "config.json"));
     if (p->resume) {
         if (!has_run)
@@ -284,10 +300,12 @@ static dfn_status prepare_run_dir(trainer *tr) {
         return DFN_OK;
     }
     if (has_run && !p->force)
-        return dfn_set_error(DFN_ERR_ARG,
-                             "%s already holds a training run (config.json); use --resume to continue "
-                             "it or --force to start over",
-                             p->run_dir);
+        st = dfn_set_error(DFN_ERR_ARG,
+                           "%s already holds a training run (config.json); use --resume to continue "
+                           "it or --force to start over",
+                           p->run_dir);
+    /* every rank has looked before rank 0 writes */
+    if ((st = dfn_dist_agree(st)) || dfn_dist_rank() != 0) return st;
     if (has_run) {
         const char *names[] = {"latest.safetensors", "best.safetensors", "model.safetensors",
                                "log.csv", "loss.png", NULL};
@@ -312,6 +330,12 @@ static dfn_status check_params(const dfn_train_params *p, const dfn_model *model
     if ((!p->run_dir || !*p->run_dir) && p->resume)
         return dfn_set_error(DFN_ERR_ARG, "resume needs the run directory of the run");
     if (p->log_every < 1) return dfn_set_error(DFN_ERR_ARG, "log every %d steps: must be >= 1", p->log_every);
+    if (p->grad_accum < dfn_dist_size())
+        return dfn_set_error(DFN_ERR_ARG,
+                             "%d processes, but a step has only %d shard%s (--accum): run at most "
+                             "%d processes, or raise --accum (the global batch is --batch x --accum)",
+                             dfn_dist_size(), p->grad_accum, p->grad_accum == 1 ? "" : "s",
+                             p->grad_accum);
     if (p->data_json) {
         cJSON *d = cJSON_Parse(p->data_json);
         cJSON_Delete(d);
@@ -372,11 +396,21 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
     tr.rng = dfn_rng_init(p->seed);
     tr.x0 = dfn_malloc((size_t)tr.B * tr.D * sizeof(float));
     tr.y = dfn_malloc((size_t)tr.B * sizeof(int));
+    const int S = p->grad_accum, rank = dfn_dist_rank();
+    tr.rank_first = dfn_dist_blocks((size_t)S, 1, (size_t)S);
+    tr.shard_lo = tr.rank_first[rank];
+    tr.shard_hi = tr.rank_first[rank + 1];
+    const int own_count = rank == 0 ? 0 : (int)(tr.shard_hi - tr.shard_lo);
+    tr.acc = dfn_malloc(tr.P * sizeof(float));
+    tr.own = dfn_calloc((size_t)own_count + 1, sizeof(float *));
+    for (int j = 0; j < own_count; j++) tr.own[j] = dfn_malloc(tr.P * sizeof(float));
+    tr.shard_loss = dfn_calloc((size_t)S, sizeof(double));
 
-    if (p->resume && tr.has_state && (st = load_state(&tr))) goto done;
-    if (files && (st = dfn_train_open_log(&log, run_file(&tr, "log.csv"), p->resume ? tr.step : -1,
-                                          tr.task->metric_name)))
-        goto done;
+    if (p->resume && tr.has_state) st = load_state(&tr);
+    if (!st && files)
+        st = dfn_train_open_log(&log, run_file(&tr, "log.csv"), p->resume ? tr.step : -1,
+                                tr.task->metric_name);
+    if ((st = dfn_dist_agree(st))) goto done; /* every rank is ready, or none goes on */
 
     const long first_step = tr.step;
     double t_start = dfn_now_seconds(), t_mark = t_start;
@@ -385,14 +419,30 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
     while (tr.step < p->steps && (p->stop_after <= 0 || tr.step - first_step < p->stop_after)) {
         const long k = tr.step + 1;
         const double lr = dfn_train_lr(p, k);
-        dfn_model_zero_grad(model);
-        double loss = 0;
-        for (int a = 0; a < p->grad_accum; a++) {
+        /* this rank's shards, each gradient alone (scaled by 1/S: the mean over
+         * the global batch); the others' batches are passed over unread */
+        for (int a = 0; a < S; a++) {
+            if ((size_t)a < tr.shard_lo || (size_t)a >= tr.shard_hi) {
+                dfn_batch_iter_next(tr.it, NULL, NULL);
+                continue;
+            }
             dfn_batch_iter_next(tr.it, tr.x0, tr.labelled ? tr.y : NULL);
-            loss += tr.task->batch(tr.ts, model, tr.x0, tr.labelled ? tr.y : NULL, tr.B, 1, &tr.rng,
-                                   1.0f / p->grad_accum, NULL) / p->grad_accum;
+            dfn_model_zero_grad(model);
+            dfn_rng shard_rng = {tr.rng.seed, tr.rng.counter + ((uint64_t)a << 32)};
+            tr.shard_loss[a] = tr.task->batch(tr.ts, model, tr.x0, tr.labelled ? tr.y : NULL, tr.B, 1,
+                                              &shard_rng, 1.0f / S, NULL);
+            const float *g = dfn_model_grads(model);
+            if (a == 0) memcpy(tr.acc, g, tr.P * sizeof(float));
+            else if (rank == 0) dfn_dist_add(tr.acc, g, tr.P); /* the sum so far is known here */
+            else memcpy(tr.own[a - tr.shard_lo], g, tr.P * sizeof(float));
         }
-        float *grads = dfn_model_grads(model);
+        tr.rng.counter += (uint64_t)S << 32;
+        /* the gradient: sum over shards 0, 1, ..., S - 1 in order, on every rank */
+        dfn_dist_ordered_sum(tr.acc, tr.own, own_count, tr.P);
+        dfn_dist_allgather_rows(tr.shard_loss, sizeof(double), tr.rank_first);
+        double loss = 0;
+        for (int a = 0; a < S; a++) loss += tr.shard_loss[a] / S;
+        float *grads = tr.acc;
         double gnorm = p->clip > 0 ? dfn_clip_grad_norm(grads, tr.P, p->clip) : dfn_grad_norm(grads, tr.P);
         if (!isfinite(loss) || !isfinite(gnorm)) {
             st = dfn_set_error(DFN_ERR_NUMERIC,
@@ -418,7 +468,7 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
             val_loss = validate(&tr, &val_metric);
             if (val_loss < tr.best_val) {
                 tr.best_val = val_loss;
-                if (files && (st = save_model(&tr, "best.safetensors"))) goto done;
+                if (files) st = save_model(&tr, "best.safetensors"); /* (agreed on below) */
             }
         }
         if (tr.step % p->log_every == 0 || is_last || !isnan(val_loss)) {
@@ -439,31 +489,43 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
             tr.loss_n = 0;
         }
         if (!files) continue;
+        /* files: rank 0 writes; the ranks agree on the outcome before the next step */
+        const int writes = (p->sample_every > 0 && tr.step % p->sample_every == 0 && !is_last) ||
+                           (p->ckpt_every > 0 && tr.step % p->ckpt_every == 0) ||
+                           (p->save_every > 0 && tr.step % p->save_every == 0) || is_last ||
+                           (val && p->val_every > 0 && (tr.step % p->val_every == 0 || is_last));
         if (p->sample_every > 0 && tr.step % p->sample_every == 0 && !is_last) {
             char name[64];
             snprintf(name, sizeof name, "samples/step-%06ld", tr.step);
-            if ((st = preview(&tr, name))) goto done;
+            if (!st) st = preview(&tr, name);
         }
         if (p->ckpt_every > 0 && tr.step % p->ckpt_every == 0) {
             char name[64];
             snprintf(name, sizeof name, "ckpt-%06ld.safetensors", tr.step);
-            if ((st = save_model(&tr, name))) goto done;
+            if (!st) st = save_model(&tr, name);
         }
-        if ((p->save_every > 0 && tr.step % p->save_every == 0) || is_last)
-            if ((st = save_state(&tr))) goto done;
+        if (!st && ((p->save_every > 0 && tr.step % p->save_every == 0) || is_last)) st = save_state(&tr);
+        if (writes && (st = dfn_dist_agree(st))) goto done;
     }
     dfn_progress_end(&progress);
-    if (files && (st = save_state(&tr))) goto done;
-    if (files && tr.step == p->steps) {
-        if ((st = save_model(&tr, "model.safetensors"))) goto done;
+    const double t_loop = dfn_now_seconds() - t_start, exchanged = dfn_dist_seconds();
+    if (files) st = save_state(&tr);
+    if (files && !st && tr.step == p->steps) {
+        st = save_model(&tr, "model.safetensors");
         fclose(log);
         log = NULL;
-        dfn_buf csv = {0};
-        dfn_buf_printf(&csv, "%s", run_file(&tr, "log.csv"));
-        st = dfn_train_plot_log(csv.data, run_file(&tr, "loss.png"));
-        dfn_buf_free(&csv);
-        if (st || (st = preview(&tr, "samples/final"))) goto done;
+        if (!st && dfn_dist_rank() == 0) {
+            dfn_buf csv = {0};
+            dfn_buf_printf(&csv, "%s", run_file(&tr, "log.csv"));
+            st = dfn_train_plot_log(csv.data, run_file(&tr, "loss.png"));
+            dfn_buf_free(&csv);
+        }
     }
+    if ((st = dfn_dist_agree(st))) goto done; /* (the previews sample on every rank) */
+    if (files && tr.step == p->steps && (st = preview(&tr, "samples/final"))) goto done;
+    if (dfn_dist_size() > 1 && tr.step > first_step)
+        printf("%d processes: %.1f ms per step, of which %.1f ms in exchanges (rank 0)\n", dfn_dist_size(),
+               1e3 * t_loop / (double)(tr.step - first_step), 1e3 * exchanged / (double)(tr.step - first_step));
     use_ema(&tr, 1); /* the model leaves with the final weights: the EMA weights */
 done:
     dfn_progress_end(&progress);
@@ -478,6 +540,11 @@ done:
     free(tr.v);
     free(tr.x0);
     free(tr.y);
+    free(tr.acc);
+    for (int j = 0; tr.own && tr.own[j]; j++) free(tr.own[j]);
+    free(tr.own);
+    free(tr.shard_loss);
+    free(tr.rank_first);
     return st;
 }
 
