@@ -30,12 +30,17 @@ static void usage(FILE *f) {
     fprintf(f, "\n  --help           this text\n  --version        print the version\n");
 }
 
-/* Under mpirun: the same build and the same arguments on every rank, or none starts. */
+/* Under mpirun: the same build, kernels and arguments on every rank, or none starts. */
 static int check_ranks(int argc, char **argv) {
     dfn_buf all = {0};
     dfn_buf_printf(&all, "%s %s %s", dfn_version(), __DATE__, __TIME__);
     char what[160];
     int differ = dfn_dist_differs(all.data, all.len, "a build of diffusion", what, sizeof what);
+    if (!differ) { /* other kernels would give other bits (a CPU without AVX-512, DFN_ISA) */
+        const char *isa = dfn_isa_name(dfn_get_isa());
+        differ = dfn_dist_differs(isa, strlen(isa), "kernels (DFN_ISA, or the CPU's instruction set)", what,
+                                  sizeof what);
+    }
     if (!differ) {
         all.len = 0;
         for (int i = 1; i < argc; i++) dfn_buf_printf(&all, "%s\x1f", argv[i]); /* (a separator no argument holds) */

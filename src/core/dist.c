@@ -4,6 +4,7 @@
  * errors so that no rank is left waiting for one that failed. */
 #include "core/dist.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,8 +90,65 @@ dfn_status dfn_dist_check_shared_dir(const char *dir) {
 #else
 
 static MPI_Comm comm = MPI_COMM_NULL;
-static int real_stderr = -1; /* ranks > 0: the terminal's stderr, while stderr is kept back */
-static FILE *kept_back;      /* ranks > 0: what they wrote to stderr */
+/* Ranks > 0 keep their stderr back in a temporary file (kept_fd, which fd 2
+ * then shares) and show it on the real stderr only if they fail alone: at
+ * dfn_dist_finish, on a fatal signal, at an exit that skips finish, or when a
+ * sanitizer stops the process. */
+static int real_stderr = -1, kept_fd = -1;
+static char rank_prefix[32];
+static volatile sig_atomic_t kept_shown, finished;
+
+#ifdef DFN_SANITIZED
+void __sanitizer_set_death_callback(void (*callback)(void)); /* (the sanitizers' runtime) */
+#endif
+
+/* Writes the kept-back bytes to the real stderr, each line prefixed with the
+ * rank; async-signal-safe (pread and write only). */
+static void show_kept_back(void) {
+    if (kept_fd < 0 || real_stderr < 0 || kept_shown) return;
+    kept_shown = 1;
+    char buf[4096];
+    ssize_t got;
+    int line_start = 1;
+    for (off_t at = 0; (got = pread(kept_fd, buf, sizeof buf, at)) > 0; at += got)
+        for (ssize_t i = 0, j; i < got; i = j) {
+            if (line_start && write(real_stderr, rank_prefix, strlen(rank_prefix)) < 0) return;
+            for (j = i; j < got && buf[j] != '\n'; j++) {}
+            line_start = j < got;
+            j += line_start;
+            if (write(real_stderr, buf + i, (size_t)(j - i)) < 0) return;
+        }
+}
+
+static void show_at_exit(void) {
+    if (!finished) show_kept_back();
+}
+
+static void on_fatal_signal(int sig) {
+    show_kept_back();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void keep_back_stderr(void) {
+    FILE *kept = tmpfile(); /* (left open: its descriptor lives as long as the process) */
+    if (!kept) return;
+    kept_fd = fileno(kept);
+    real_stderr = dup(STDERR_FILENO);
+    if (real_stderr < 0 || dup2(kept_fd, STDERR_FILENO) < 0) {
+        kept_fd = -1;
+        return;
+    }
+    snprintf(rank_prefix, sizeof rank_prefix, "rank %d: ", world_rank);
+    atexit(show_at_exit);
+#ifdef DFN_SANITIZED
+    __sanitizer_set_death_callback(show_kept_back);
+    const int fatal[] = {SIGABRT}; /* (the sanitizers report the others themselves) */
+#else
+    const int fatal[] = {SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL};
+#endif
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) signal(fatal[i], on_fatal_signal);
+}
 
 int dfn_dist_built_with_mpi(void) { return 1; }
 
@@ -105,25 +163,13 @@ dfn_status dfn_dist_init(int *argc, char ***argv) {
         fflush(stdout);
         fflush(stderr);
         if (!freopen("/dev/null", "w", stdout)) return dfn_set_error(DFN_ERR_IO, "/dev/null: cannot open");
-        kept_back = tmpfile();
-        real_stderr = dup(STDERR_FILENO);
-        if (kept_back && real_stderr >= 0) dup2(fileno(kept_back), STDERR_FILENO);
+        keep_back_stderr();
     }
     return DFN_OK;
 }
 
 /* Where this rank's messages reach the user. */
 static int user_stderr(void) { return real_stderr >= 0 ? real_stderr : STDERR_FILENO; }
-
-/* Writes what this rank kept back from stderr to the real one, each line
- * prefixed with the rank. */
-static void show_kept_back(void) {
-    if (!kept_back || real_stderr < 0) return;
-    fflush(stderr);
-    rewind(kept_back);
-    char line[2048];
-    while (fgets(line, sizeof line, kept_back)) dprintf(real_stderr, "rank %d: %s", world_rank, line);
-}
 
 #define FINISH_WAIT_SECONDS 30.0
 
@@ -149,6 +195,8 @@ int dfn_dist_finish(int code) {
     int result = 0;
     for (int r = 0; r < world_size && !result; r++) result = codes[r];
     if (world_rank > 0 && code != 0 && codes[0] == 0) show_kept_back();
+    finished = 1;
+    if (real_stderr >= 0) dup2(real_stderr, STDERR_FILENO); /* what MPI_Finalize says is shown */
     free(codes);
     MPI_Comm_free(&comm);
     MPI_Finalize();

@@ -26,7 +26,8 @@ dfn_status dfn_atomic_open(dfn_atomic_file *af, const char *path) {
     af->path = dfn_strdup(path);
     if (dfn_dist_rank() != 0) { /* several processes: rank 0 writes, the others' bytes go nowhere */
         af->discard = 1;
-        af->fp = fopen("/dev/null", "wb");
+        af->tmp_path = dfn_strdup("/dev/null");
+        af->fp = fopen(af->tmp_path, "wb");
         if (!af->fp) {
             release(af);
             return dfn_set_error(DFN_ERR_IO, "/dev/null: cannot open");

@@ -312,7 +312,7 @@ dfn_status dfn_pipeline_sample(dfn_pipeline *p, float *x, int n, const dfn_pipel
         spp.constraint_ctx = &rc;
     }
     /* the batches, a contiguous block of them per process (core/dist.h) */
-    const int batches = (n + sp->batch - 1) / sp->batch;
+    const int batches = n / sp->batch + (n % sp->batch != 0);
     size_t *first = dfn_dist_blocks((size_t)batches, 1, (size_t)batches);
     size_t *rows = dfn_dist_blocks((size_t)batches, (size_t)sp->batch, (size_t)n);
     const size_t lo = first[dfn_dist_rank()], hi = first[dfn_dist_rank() + 1];

@@ -34,7 +34,7 @@
 #include "train/train.h"
 
 #define STATE_FORMAT "diffusion.c training state"
-#define STATE_VERSION "2"
+#define STATE_VERSION "3" /* 3: per-shard random streams (2: one stream through the micro-batches) */
 
 dfn_train_params dfn_train_params_init(void) {
     dfn_train_params p;
@@ -215,11 +215,13 @@ static dfn_status load_state(trainer *tr) {
                            format ? format : "missing");
         goto done;
     }
-    if (version && strcmp(version, STATE_VERSION) != 0) { /* none: version 1, the same layout */
+    if (!version || strcmp(version, STATE_VERSION) != 0) { /* none: version 1 */
         st = dfn_set_error(DFN_ERR_FORMAT,
                            "%s: training state format_version \"%s\" is not supported (this build "
-                           "reads version " STATE_VERSION ")",
-                           path, version);
+                           "reads version " STATE_VERSION "; versions 1 and 2 drew their random "
+                           "numbers otherwise and would not continue the run exactly: finish it "
+                           "with the build that started it, or start over)",
+                           path, version ? version : "1");
         goto done;
     }
     if (!meta_u64(f, "step", &step) || !meta_u64(f, "rng_seed", &seed) ||
@@ -304,14 +306,17 @@ static dfn_status prepare_run_dir(trainer *tr) {
                            "%s already holds a training run (config.json); use --resume to continue "
                            "it or --force to start over",
                            p->run_dir);
-    /* every rank has looked before rank 0 writes */
-    if ((st = dfn_dist_agree(st)) || dfn_dist_rank() != 0) return st;
-    if (has_run) {
-        const char *names[] = {"latest.safetensors", "best.safetensors", "model.safetensors",
-                               "log.csv", "loss.png", NULL};
-        for (int i = 0; names[i]; i++) unlink(run_file(tr, names[i]));
+    /* every rank has looked before rank 0 writes; then they agree on the write */
+    if ((st = dfn_dist_agree(st))) return st;
+    if (dfn_dist_rank() == 0) {
+        if (has_run) {
+            const char *names[] = {"latest.safetensors", "best.safetensors", "model.safetensors",
+                                   "log.csv", "loss.png", NULL};
+            for (int i = 0; names[i]; i++) unlink(run_file(tr, names[i]));
+        }
+        st = dfn_write_text_file(run_file(tr, "config.json"), tr->run_json);
     }
-    return dfn_write_text_file(run_file(tr, "config.json"), tr->run_json);
+    return dfn_dist_agree(st);
 }
 
 static dfn_status check_params(const dfn_train_params *p, const dfn_model *model) {
@@ -372,16 +377,33 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
     FILE *log = NULL;
     dfn_progress progress = {0};
 
-    if ((st = check_params(p, model))) return st;
-    if ((st = check_data(&tr, train, p->batch_size, "training data"))) return st;
-    if (val && (st = check_data(&tr, val, 1, "validation data"))) return st;
+    st = check_params(p, model);
+    if (!st) st = check_data(&tr, train, p->batch_size, "training data");
+    if (!st && val) st = check_data(&tr, val, 1, "validation data");
+    if ((st = dfn_dist_agree(st))) return st; /* (under MPI: every rank, or none, goes on) */
 
     tr.B = p->batch_size;
     tr.D = dfn_dataset_sample_size(train);
     tr.P = dfn_model_num_params(model);
     tr.labelled = dfn_dataset_labels((dfn_dataset *)train) != NULL;
-    if ((st = tr.task->begin(&tr.ts, model, p, tr.B))) return st;
+    st = tr.task->begin(&tr.ts, model, p, tr.B);
+    dfn_status all = dfn_dist_agree(st);
+    if (all) {
+        if (!st) tr.task->end(tr.ts);
+        return all;
+    }
     tr.run_json = dfn_train_run_json(p, model, tr.task, tr.ts);
+    /* the ranks must train the same model on the same data (files that differ
+     * between machines would otherwise make the replicas drift, or hang) */
+    char what[160];
+    if (dfn_dist_differs(tr.run_json, strlen(tr.run_json), "a training configuration", what, sizeof what) ||
+        dfn_dist_differs(dfn_dataset_sample(train, 0), dfn_dataset_count(train) * tr.D * sizeof(float),
+                         "training data", what, sizeof what) ||
+        (val && dfn_dist_differs(dfn_dataset_sample(val, 0), dfn_dataset_count(val) * tr.D * sizeof(float),
+                                 "validation data", what, sizeof what))) {
+        st = dfn_set_error(DFN_ERR_ARG, "%s (do the files differ between machines?)", what);
+        goto done;
+    }
     if (files && (st = prepare_run_dir(&tr))) goto done;
 
     dfn_batch_params bp = dfn_batch_params_init(tr.B);
@@ -464,11 +486,12 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
 
         double val_loss = NAN, val_metric = NAN;
         const int is_last = tr.step == p->steps;
-        if (val && p->val_every > 0 && (tr.step % p->val_every == 0 || is_last)) {
+        const int validating = val && p->val_every > 0 && (tr.step % p->val_every == 0 || is_last);
+        if (validating) {
             val_loss = validate(&tr, &val_metric);
             if (val_loss < tr.best_val) {
                 tr.best_val = val_loss;
-                if (files) st = save_model(&tr, "best.safetensors"); /* (agreed on below) */
+                if (files) st = save_model(&tr, "best.safetensors");
             }
         }
         if (tr.step % p->log_every == 0 || is_last || !isnan(val_loss)) {
@@ -489,15 +512,16 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
             tr.loss_n = 0;
         }
         if (!files) continue;
-        /* files: rank 0 writes; the ranks agree on the outcome before the next step */
+        /* files: rank 0 writes; the ranks agree on the outcome (before previews,
+         * which sample on every rank, and before the next step) */
+        if (validating && (st = dfn_dist_agree(st))) goto done;
         const int writes = (p->sample_every > 0 && tr.step % p->sample_every == 0 && !is_last) ||
                            (p->ckpt_every > 0 && tr.step % p->ckpt_every == 0) ||
-                           (p->save_every > 0 && tr.step % p->save_every == 0) || is_last ||
-                           (val && p->val_every > 0 && (tr.step % p->val_every == 0 || is_last));
+                           (p->save_every > 0 && tr.step % p->save_every == 0) || is_last;
         if (p->sample_every > 0 && tr.step % p->sample_every == 0 && !is_last) {
             char name[64];
             snprintf(name, sizeof name, "samples/step-%06ld", tr.step);
-            if (!st) st = preview(&tr, name);
+            st = preview(&tr, name);
         }
         if (p->ckpt_every > 0 && tr.step % p->ckpt_every == 0) {
             char name[64];
