@@ -61,8 +61,7 @@ static int run(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("diffusion %s (kernels: %s; this CPU:", dfn_version(),
-               dfn_isa_name(dfn_get_isa()));
+        printf("diffusion %s (kernels: %s; this CPU:", dfn_version(), dfn_isa_name(dfn_get_isa()));
         for (int k = dfn_cpu_isa(); k >= 0; k--) printf(" %s", dfn_isa_name((dfn_isa)k));
         printf(")\nMPI: %s\n", dfn_dist_built_with_mpi() ? "yes (mpirun -np P diffusion ...)" : "no (one process)");
         return 0;

@@ -109,11 +109,12 @@ void dfn_profile_report(FILE *f, double divide_by);
 /* DFN_OK, or DFN_ERR_ARG when started by mpirun with several processes but
  * built without MPI (each would run alone). */
 dfn_status dfn_dist_init(int *argc, char ***argv);
-/* The exit code of the whole run from this rank's: waits (at most 30 s) for
- * every rank to finish, and returns the first non-zero code of any rank (0 if
- * none); a rank that failed alone has its kept-back messages printed. If some
- * rank does not arrive (it waits in an exchange for this one), everything is
- * stopped (MPI_Abort) rather than left hanging. Then MPI_Finalize. */
+/* The exit code of the whole run from this rank's: waits for every rank to
+ * finish and returns the first non-zero code of any rank (0 if none); a rank
+ * that failed alone has its kept-back messages printed. A rank that failed
+ * waits at most 30 s: if the others do not arrive (they wait in an exchange
+ * for it), everything is stopped (MPI_Abort) rather than left hanging. Then
+ * MPI_Finalize. */
 int dfn_dist_finish(int code);
 int dfn_dist_rank(void); /* 0 .. size - 1 */
 int dfn_dist_size(void); /* 1 without MPI */

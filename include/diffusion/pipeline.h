@@ -135,8 +135,9 @@ dfn_pipeline_sample_params dfn_pipeline_sample_params_init(const dfn_pipeline *p
 /* n samples into x (n, sample size): batches of sp->batch, batch j drawing
  * from the generator seeded with sp->seed at block j * 2^40 on, so the result
  * depends on n, batch and seed, not on threads or processes (under MPI the
- * processes take contiguous blocks of batches and every one ends with all n). stats (or NULL) receives the total NFE and
- * the steps. Errors (DFN_ERR_ARG, nothing written to x beyond what was drawn):
+ * processes take contiguous blocks of batches and every one ends with all n).
+ * stats (or NULL) receives the total NFE and the steps. Errors (DFN_ERR_ARG,
+ * nothing written to x beyond what was drawn):
  * an unknown sampler, one that does not fit the process (the message names
  * those that do), a label out of range (of the model, or of the classifier
  * when there is one) or on an unconditional model without a classifier,

@@ -70,6 +70,11 @@ char *dfn_read_file(const char *path, size_t *size);
 /* The same for a (small) text file: a NUL-terminated string. */
 char *dfn_read_text_file(const char *path);
 
+/* Opens path for appending (a log written row by row, not atomically); under
+ * MPI ranks other than 0 get /dev/null, as dfn_atomic_open gives them. NULL
+ * (errno set) on failure. */
+FILE *dfn_open_append(const char *path);
+
 /* mkdir -p: path and every missing parent. DFN_ERR_IO naming the directory
  * that could not be made, or the path that exists but is not a directory. */
 dfn_status dfn_make_dir(const char *path);

@@ -5,7 +5,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "core/dist.h"
 #include "core/files.h"
 #include "core/json_fields.h"
 #include "diffusion/plot.h"
@@ -215,7 +214,7 @@ dfn_status dfn_train_open_log(FILE **out, const char *path, long resume_step,
     dfn_status st = dfn_write_text_file(path, kept.data);
     dfn_buf_free(&kept);
     if (st) return st;
-    *out = fopen(dfn_dist_rank() == 0 ? path : "/dev/null", "a"); /* rank 0 writes (dist.h) */
+    *out = dfn_open_append(path);
     if (!*out) return dfn_set_error(DFN_ERR_IO, "%s: cannot open for appending: %s", path, strerror(errno));
     return DFN_OK;
 }

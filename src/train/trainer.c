@@ -101,10 +101,9 @@ typedef struct {
     int loss_n;
     float *x0;
     int *y;
-    /* shards: this rank's [lo, hi); the step's gradient (acc); on ranks > 0 their
-     * shards' gradients until the running sum arrives (own); each shard's loss;
-     * the first shard of every rank (ranks + 1 entries) */
-    size_t shard_lo, shard_hi;
+    /* shards: the step's gradient (acc); on ranks > 0 their shards' gradients
+     * until the running sum arrives (own); each shard's loss; the first shard of
+     * every rank (ranks + 1 entries) */
     float *acc, **own;
     double *shard_loss;
     size_t *rank_first;
@@ -420,9 +419,8 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
     tr.y = dfn_malloc((size_t)tr.B * sizeof(int));
     const int S = p->grad_accum, rank = dfn_dist_rank();
     tr.rank_first = dfn_dist_blocks((size_t)S, 1, (size_t)S);
-    tr.shard_lo = tr.rank_first[rank];
-    tr.shard_hi = tr.rank_first[rank + 1];
-    const int own_count = rank == 0 ? 0 : (int)(tr.shard_hi - tr.shard_lo);
+    const size_t shard_lo = tr.rank_first[rank], shard_hi = tr.rank_first[rank + 1]; /* this rank's */
+    const int own_count = rank == 0 ? 0 : (int)(shard_hi - shard_lo);
     tr.acc = dfn_malloc(tr.P * sizeof(float));
     tr.own = dfn_calloc((size_t)own_count + 1, sizeof(float *));
     for (int j = 0; j < own_count; j++) tr.own[j] = dfn_malloc(tr.P * sizeof(float));
@@ -444,7 +442,7 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
         /* this rank's shards, each gradient alone (scaled by 1/S: the mean over
          * the global batch); the others' batches are passed over unread */
         for (int a = 0; a < S; a++) {
-            if ((size_t)a < tr.shard_lo || (size_t)a >= tr.shard_hi) {
+            if ((size_t)a < shard_lo || (size_t)a >= shard_hi) {
                 dfn_batch_iter_next(tr.it, NULL, NULL);
                 continue;
             }
@@ -456,7 +454,7 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
             const float *g = dfn_model_grads(model);
             if (a == 0) memcpy(tr.acc, g, tr.P * sizeof(float));
             else if (rank == 0) dfn_dist_add(tr.acc, g, tr.P); /* the sum so far is known here */
-            else memcpy(tr.own[a - tr.shard_lo], g, tr.P * sizeof(float));
+            else memcpy(tr.own[a - shard_lo], g, tr.P * sizeof(float));
         }
         tr.rng.counter += (uint64_t)S << 32;
         /* the gradient: sum over shards 0, 1, ..., S - 1 in order, on every rank */
@@ -515,21 +513,21 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
         /* files: rank 0 writes; the ranks agree on the outcome (before previews,
          * which sample on every rank, and before the next step) */
         if (validating && (st = dfn_dist_agree(st))) goto done;
-        const int writes = (p->sample_every > 0 && tr.step % p->sample_every == 0 && !is_last) ||
-                           (p->ckpt_every > 0 && tr.step % p->ckpt_every == 0) ||
-                           (p->save_every > 0 && tr.step % p->save_every == 0) || is_last;
-        if (p->sample_every > 0 && tr.step % p->sample_every == 0 && !is_last) {
+        const int previewing = p->sample_every > 0 && tr.step % p->sample_every == 0 && !is_last;
+        const int keeping = p->ckpt_every > 0 && tr.step % p->ckpt_every == 0;
+        const int saving = (p->save_every > 0 && tr.step % p->save_every == 0) || is_last;
+        if (previewing) {
             char name[64];
             snprintf(name, sizeof name, "samples/step-%06ld", tr.step);
             st = preview(&tr, name);
         }
-        if (p->ckpt_every > 0 && tr.step % p->ckpt_every == 0) {
+        if (keeping) {
             char name[64];
             snprintf(name, sizeof name, "ckpt-%06ld.safetensors", tr.step);
             if (!st) st = save_model(&tr, name);
         }
-        if (!st && ((p->save_every > 0 && tr.step % p->save_every == 0) || is_last)) st = save_state(&tr);
-        if (writes && (st = dfn_dist_agree(st))) goto done;
+        if (!st && saving) st = save_state(&tr);
+        if ((previewing || keeping || saving) && (st = dfn_dist_agree(st))) goto done;
     }
     dfn_progress_end(&progress);
     const double t_loop = dfn_now_seconds() - t_start, exchanged = dfn_dist_seconds();
