@@ -157,10 +157,28 @@ def text_formats():
         '"beta_end":0.02,"cosine_s":0.008,"max_beta":0.999,"betas":[0.0001,0.01,0.02]}')
     put("config", "process-continuous.json", '{"type":"continuous","sde":"ve","beta_min":0.1,"beta_max":20,'
         '"sigma_min":0.01,"sigma_max":50,"t_min":1e-05,"time_scale":1000}')
+    put("config", "autoencoder.json", '{"kind":"autoencoder","in_channels":1,"resolution":28,"channels":32,'
+        '"ch_mult":[1,2,2],"num_res_blocks":1,"latent_channels":4,"groups":8,"norm_eps":1e-06,"dropout":0}')
     put("config", "objective.json", '{"prediction":"v","loss":"huber","huber_delta":1,"weighting":"min-snr","min_snr_gamma":5}')
 
 
 # ------------------------------------------------------------------ checkpoints and runs
+
+def latent_runs(program, tmp, base):
+    """An autoencoder (4x4 images -> 2x2x2 latents) and a latent model of it."""
+    npy = "npy:" + os.path.join(CORPUS, "npy", "u8-images.npy")
+    ae, lat = os.path.join(tmp, "ae"), os.path.join(tmp, "latent")
+    subprocess.run([program, "train-autoencoder", "--steps", "1", "--batch", "2", "--samples", "0", "--quiet",
+                    "--data", npy, "--channels", "4", "--ch-mult", "1,2", "--groups", "2", "--latent-channels", "2",
+                    "--out", ae], check=True)
+    subprocess.run([program] + base + ["--data", npy, "--autoencoder", os.path.join(ae, "model.safetensors"),
+                    "--channels", "4", "--res-blocks", "1", "--groups", "2", "--attn", "", "--batch", "2",
+                    "--T", "4", "--out", lat], check=True)
+    put("checkpoint", "autoencoder.safetensors", open(os.path.join(ae, "model.safetensors"), "rb").read())
+    put("checkpoint", "latent.safetensors", open(os.path.join(lat, "model.safetensors"), "rb").read())
+    put("run", "autoencoder.json", open(os.path.join(ae, "config.json"), "rb").read())
+    put("run", "latent.json", open(os.path.join(lat, "config.json"), "rb").read())
+
 
 def runs(program):
     tmp = tempfile.mkdtemp()
@@ -177,6 +195,7 @@ def runs(program):
         subprocess.run([program] + base + args + ["--out", out], check=True)
         put("checkpoint", name + ".safetensors", open(os.path.join(out, "model.safetensors"), "rb").read())
         put("run", name + ".json", open(os.path.join(out, "config.json"), "rb").read())
+    latent_runs(program, tmp, base)
     put("safetensors", "mlp.safetensors", open(os.path.join(CORPUS, "checkpoint", "mlp-ddpm.safetensors"), "rb").read())
     shutil.rmtree(tmp)
     # safetensors variants: other dtypes, a scalar, an empty tensor, metadata

@@ -43,7 +43,7 @@
  *   diffusion/core.h      version, status and errors, threads, instruction sets, random numbers
  *   diffusion/data.h      datasets: loaders, generators, preprocessing, batches
  *   diffusion/process.h   noise schedules, SDEs, predictions and their conversions
- *   diffusion/models.h    the networks (U-Net, MLP, classifier) behind one interface
+ *   diffusion/models.h    the networks (U-Net, MLP, classifier, autoencoder) behind one interface
  *   diffusion/io.h        PNG images, grids and strips
  *   diffusion/plot.h      line, scatter, histogram, bar and heat-map figures
  *   diffusion/sample.h    the denoiser interface, every sampler, constraints (inpainting, boxes)

@@ -23,6 +23,12 @@ Each file holds, for one model config (tests/ref/README.md has the full contract
                            Philox stream continuing), loss = mean((out - target)^2),
                            backward, clip_grad_norm_(clip), AdamW step
   final64.<name>           the same steps in float64 (F64): the yardstick for final.*
+
+The autoencoder case (AUTOENCODER_CASES; tests/test_autoencoder.c) has a contract of
+its own: x, R, M, V, init.*, the eval posterior and reconstruction, one training
+forward (dropout and the posterior's eps from Philox(seed, counter 0)), its
+posterior, and the gradients of sum(out R) + sum(mean M) + sum(logvar V); no
+optimizer steps. It prints how far float32 lands from float64 for each tensor.
 """
 import argparse
 import json
@@ -85,6 +91,97 @@ CASES = {
 
 def f32(t):
     return t.detach().cpu().numpy().astype(np.float32)
+
+# The autoencoder (AutoencoderKL, latent diffusion): its own file contract
+# (tests/ref/README.md), checked by tests/test_autoencoder.c. ch_mult [1, 2, 1]
+# puts a 1x1 nin_shortcut on both sides of both paths (6 -> 12 and 12 -> 6) at 19k
+# parameters; 12 -> 6 -> 3 gives an odd latent (3 x 3) to upsample from.
+AUTOENCODER_CASES = {
+    "autoencoder": dict(
+        config=dict(kind="autoencoder", in_channels=2, resolution=12, channels=6, ch_mult=[1, 2, 1],
+                    num_res_blocks=1, latent_channels=3, groups=3, norm_eps=1e-6, dropout=0.1),
+        batch=2, seed=9),
+}
+
+
+def autoencoder_pass(model, x, R, M, V, seed, double=False):
+    """Eval encode/decode, then one training forward with dropout and eps from
+    Philox(seed, counter 0), and the backward of
+    loss = sum(rec R) + sum(mean M) + sum(logvar V). Returns a dict of tensors and
+    the counters (before eps, after the forward)."""
+    cast = (lambda a: a.double()) if double else (lambda a: a)
+    x, R, M, V = cast(x), cast(R), cast(M), cast(V)
+    out = {}
+    model.eval()
+    with torch.no_grad():
+        mean, logvar = model.encode(x)
+        out["eval_mean"], out["eval_logvar"] = mean, logvar
+        out["eval_out"] = model.decode(mean)
+        out["eval_forward"] = model(x)  # the same as decode(mean)
+    model.train()
+    model.zero_grad(set_to_none=True)
+    stream = torch_twin.PhiloxStream(seed, 0)
+    xin = x.clone().requires_grad_(True)
+    mean, logvar = model.encode(xin, stream)
+    eps_block = stream.counter
+    eps = torch.from_numpy(stream.normal(mean.numel())).reshape(mean.shape)
+    rec = model.decode(mean + torch.exp(0.5 * logvar) * cast(eps), stream)
+    loss = (rec * R).sum() + (mean * M).sum() + (logvar * V).sum()
+    loss.backward()
+    out.update({"out": rec, "mean": mean, "logvar": logvar, "eps": eps,
+                "kl": torch_twin.posterior_kl(mean, logvar).mean().reshape(1), "grad.x": xin.grad})
+    for n, p in model.named_parameters():
+        out[f"grad.{n}"] = p.grad
+    return {k: v.detach() for k, v in out.items()}, eps_block, stream.counter
+
+
+def make_autoencoder_case(name, spec):
+    torch.manual_seed(spec["seed"])
+    cfg = torch_twin.make_config(spec["config"])
+    model = torch_twin.build(cfg)
+    B = spec["batch"]
+    x = torch.randn(model.input_shape(B))
+    R = torch.randn(model.output_shape(B))
+    M = torch.randn(model.latent_shape(B))
+    V = torch.randn(model.latent_shape(B))
+    names = [n for n, _ in model.named_parameters()]
+    assert names == list(model.state_dict().keys()), "state_dict has buffers: not expected"
+    tensors = {"x": f32(x), "R": f32(R), "M": f32(M), "V": f32(V)}
+    for n, p in model.named_parameters():
+        tensors[f"init.{n}"] = f32(p)
+    res, eps_block, blocks = autoencoder_pass(model, x, R, M, V, DROPOUT_SEED)
+    assert torch.equal(res["eval_forward"], res["eval_out"])
+    for k in ("eval_mean", "eval_logvar", "eval_out", "out", "mean", "logvar", "eps", "kl", "grad.x"):
+        tensors[k] = f32(res[k])
+    for n in names:
+        tensors[f"grad.{n}"] = f32(res[f"grad.{n}"])
+
+    # float32 noise: the same pass in float64 (same init, inputs, masks, eps)
+    model64 = torch_twin.build(cfg).double()
+    with torch.no_grad():
+        for n, p in model64.named_parameters():
+            p.copy_(torch.from_numpy(tensors[f"init.{n}"]).double())
+    res64, _, _ = autoencoder_pass(model64, x, R, M, V, DROPOUT_SEED, double=True)
+    noise = {}
+    for k in ("eval_mean", "eval_logvar", "eval_out", "out", "mean", "logvar", "grad.x", "kl"):
+        a, b = res[k].double(), res64[k]
+        noise[k] = float((a - b).abs().max() / b.abs().max())
+    g32 = torch.cat([res[f"grad.{n}"].double().flatten() for n in names])
+    g64 = torch.cat([res64[f"grad.{n}"].flatten() for n in names])
+    noise["all grads"] = float((g32 - g64).abs().max() / g64.abs().max())
+
+    metadata = {
+        "case": name,
+        "config": torch_twin.config_json(cfg),
+        "dropout_seed": str(DROPOUT_SEED),
+        "loss": "sum(out*R)+sum(mean*M)+sum(logvar*V)",
+        "eps_block": str(eps_block),
+        "rng_blocks_per_forward": str(blocks),
+        "torch_version": torch.__version__,
+    }
+    nparam = sum(p.numel() for p in model.parameters())
+    return tensors, metadata, nparam, noise
+
 
 
 def make_case(name, spec):
@@ -203,9 +300,10 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                   "..", "tests", "ref"))
     args = ap.parse_args()
-    unknown = [c for c in args.cases if c not in CASES and c != "adamw"]
+    unknown = [c for c in args.cases if c not in CASES and c not in AUTOENCODER_CASES and c != "adamw"]
     if unknown:
-        print(f"gen_reference.py: unknown case(s) {unknown}; known: {list(CASES)}", file=sys.stderr)
+        print(f"gen_reference.py: unknown case(s) {unknown}; known: "
+              f"{list(CASES) + list(AUTOENCODER_CASES) + ['adamw']}", file=sys.stderr)
         return 2
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
@@ -215,7 +313,16 @@ def main():
         path = os.path.join(args.out, "adamw.safetensors")
         safetensors_io.save(path, tensors, meta)
         print(f"adamw: {os.path.getsize(path) / 1e6:.2f} MB -> {path}")
-    for name in [c for c in args.cases if c != "adamw"] or ([] if args.cases else CASES):
+    for name in [c for c in args.cases if c in AUTOENCODER_CASES] or ([] if args.cases else AUTOENCODER_CASES):
+        tensors, meta, nparam, noise = make_autoencoder_case(name, AUTOENCODER_CASES[name])
+        path = os.path.join(args.out, f"{name}.safetensors")
+        safetensors_io.save(path, tensors, meta)
+        print(f"{name}: {os.path.getsize(path) / 1e3:.0f} KB, {nparam:,} parameters, "
+              f"{meta['rng_blocks_per_forward']} Philox blocks per forward (eps from block "
+              f"{meta['eps_block']}) -> {path}")
+        print("  float32 vs float64 (max|d| / max|f64|): "
+              + ", ".join(f"{k} {v:.1e}" for k, v in noise.items()))
+    for name in [c for c in args.cases if c in CASES] or ([] if args.cases else CASES):
         tensors, meta, losses, gnorm = make_case(name, CASES[name])
         path = os.path.join(args.out, f"{name}.safetensors")
         safetensors_io.save(path, tensors, meta)

@@ -11,10 +11,13 @@ CHECKPOINT: a safetensors file from dfn_model_save: metadata "config" holds the
     (training state, ...) is ignored.
 INPUTS: tensors "x" (B,C,H,W) or (B,dim), F32; "t" (B) timesteps, F32 (or any
     integer/float dtype); optional "y" (B) labels, I32/I64 (models with classes;
-    without it they use the null class).
+    without it they use the null class). An autoencoder takes x alone: t and y
+    are ignored (t may be absent).
 OUTPUT: written with one tensor "out", F32, the model's output (shaped like x for a
-    denoiser, (B, classes) for a classifier): the eval-mode forward
-    (no dropout), computed in float32 on one thread.
+    denoiser and an autoencoder, (B, classes) for a classifier): the eval-mode
+    forward (no dropout; an autoencoder decodes its posterior mean), computed in
+    float32 on one thread. For an autoencoder also "mean" and "logvar" (B, z,
+    H/f, W/f): its posterior q(z | x).
 
 Exits 0 on success; on any problem prints a message naming the file and the
 problem to stderr and exits 1 (2 for wrong usage).
@@ -80,16 +83,23 @@ def run(ckpt, inputs, output):
         inp, _ = safetensors_io.load(inputs)
     except safetensors_io.SafetensorsError as e:
         raise Fail(str(e))
-    for k in ("x", "t"):
+    autoencoder = model.cfg["kind"] == "autoencoder"
+    for k in ("x",) if autoencoder else ("x", "t"):
         if k not in inp:
             raise Fail(f"{inputs}: no tensor \"{k}\" (has: {sorted(inp)})")
-    x, t = inp["x"], inp["t"]
+    x = inp["x"]
     want = list(model.input_shape(x.shape[0] if x.ndim else 0))
     if x.ndim != len(want) or list(x.shape) != want:
         raise Fail(f"{inputs}: x has shape {list(x.shape)}, the model takes {['B'] + want[1:]}")
     if x.dtype != np.float32:
         raise Fail(f"{inputs}: x must be F32, got {x.dtype}")
     B = x.shape[0]
+    if autoencoder:
+        with torch.no_grad():
+            rec, mean, logvar = model.reconstruct(torch.from_numpy(np.ascontiguousarray(x)))
+        save(output, {"out": rec, "mean": mean, "logvar": logvar})
+        return
+    t = inp["t"]
     if t.shape != (B,):
         raise Fail(f"{inputs}: t has shape {list(t.shape)}, expected [{B}]")
     y = None
@@ -106,8 +116,12 @@ def run(ckpt, inputs, output):
     with torch.no_grad():
         out = model(torch.from_numpy(np.ascontiguousarray(x)),
                     torch.from_numpy(t.astype(np.float32)), y)
+    save(output, {"out": out})
+
+
+def save(output, tensors):
     try:
-        safetensors_io.save(output, {"out": out.numpy().astype(np.float32)})
+        safetensors_io.save(output, {k: v.numpy().astype(np.float32) for k, v in tensors.items()})
     except OSError as e:
         raise Fail(f"{output}: cannot write: {e.strerror}")
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The PyTorch twin of diffusion.c's models: what the C engine is proven equal to.
 
-Three model kinds, built from the same JSON config that the C side stores in its
+Four model kinds, built from the same JSON config that the C side stores in its
 checkpoints' metadata under "config":
 
   U-Net (images), the DDPM U-Net of Ho et al. 2020 with the parameter names of the
@@ -18,6 +18,14 @@ checkpoints' metadata under "config":
     {"kind": "classifier", "in_channels": 1, "height": 28, "width": 28,
      "channels": 32, "groups": 8, "feature_dim": 128, "num_classes": 10}
   It takes no time or label: forward(x, t, y, stream) ignores all but x.
+  autoencoder (images -> latents -> images), the KL autoencoder of latent
+  diffusion (Rombach et al. 2022, "AutoencoderKL"), with LDM's parameter names:
+    {"kind": "autoencoder", "in_channels": 1, "resolution": 28, "channels": 32,
+     "ch_mult": [1, 2, 2], "num_res_blocks": 1, "latent_channels": 4, "groups": 8,
+     "norm_eps": 1e-6, "dropout": 0.0}
+  The encoder halves the resolution len(ch_mult) - 1 times, so a latent is
+  (latent_channels, resolution / f, resolution / f), f = 2**(len(ch_mult) - 1);
+  see AutoencoderKL below. forward(x, eps=None, stream=None) -> reconstruction.
 
 The state_dict names are the names of the C side's tensor table (the map between
 the two is the identity). With heads = 1 and num_classes = 0 the U-Net is the
@@ -38,9 +46,10 @@ and every dropout layer then draws its mask from Philox4x32-10 exactly as
 src/core/rng.c and dfn_dropout_forward do (see philox4x32_10 and PhiloxStream
 below), so C and PyTorch make the same masks. Layers run in forward order: the
 down path's ResBlocks, mid_block1, mid_block2, the up path's ResBlocks (MLP: its
-blocks in order). A layer with p = 0 is the identity and draws nothing. Without a
-stream, training-mode dropout is torch's own (F.dropout): fine for benchmarks, not
-for comparisons with C.
+blocks in order; autoencoder: the encoder's ResBlocks, then the posterior's
+noise eps, then the decoder's ResBlocks). A layer with p = 0 is the identity and
+draws nothing. Without a stream, training-mode dropout is torch's own (F.dropout):
+fine for benchmarks, not for comparisons with C.
 
 Run `/usr/bin/python3 scripts/torch_twin.py [PRESET|CONFIG_JSON]` to print the
 config, the parameter count and the state_dict names and shapes.
@@ -69,7 +78,13 @@ CLASSIFIER_DEFAULTS = {
     "kind": "classifier", "in_channels": 1, "height": 28, "width": 28, "channels": 32,
     "groups": 8, "feature_dim": 128, "num_classes": 10, "time_embed": 0,
 }
-DEFAULTS = {"unet": UNET_DEFAULTS, "mlp": MLP_DEFAULTS, "classifier": CLASSIFIER_DEFAULTS}
+AUTOENCODER_DEFAULTS = {
+    "kind": "autoencoder", "in_channels": 1, "resolution": 28, "channels": 32,
+    "ch_mult": [1, 2, 2], "num_res_blocks": 1, "latent_channels": 4, "groups": 8,
+    "norm_eps": 1e-6, "dropout": 0.0,
+}
+DEFAULTS = {"unet": UNET_DEFAULTS, "mlp": MLP_DEFAULTS, "classifier": CLASSIFIER_DEFAULTS,
+            "autoencoder": AUTOENCODER_DEFAULTS}
 
 # The reference U-Nets (the CONFIGS of the reference torch_unet.py).
 PRESETS = {
@@ -131,6 +146,8 @@ def make_config(cfg):
         return out
     if not 0.0 <= out["dropout"] < 1.0:
         raise ConfigError(f'config "dropout" must be in [0, 1), got {out["dropout"]}')
+    if kind == "autoencoder":
+        return _check_autoencoder(out)
     if out["num_classes"] < 0:
         raise ConfigError(f'config "num_classes" must be >= 0, got {out["num_classes"]}')
     if kind == "mlp":
@@ -167,6 +184,27 @@ def make_config(cfg):
     for r in out["attn_resolutions"]:
         if r not in resolutions:
             raise ConfigError(f"attention at resolution {r} never occurs (resolutions: {resolutions})")
+    return out
+
+
+def _check_autoencoder(out):
+    for k in ("in_channels", "resolution", "channels", "num_res_blocks", "latent_channels",
+              "groups"):
+        if out[k] < 1:
+            raise ConfigError(f'config "{k}" must be >= 1, got {out[k]}')
+    if not out["ch_mult"] or any(m < 1 for m in out["ch_mult"]):
+        raise ConfigError('config "ch_mult" must be a non-empty list of positive integers')
+    if out["norm_eps"] <= 0:
+        raise ConfigError(f'config "norm_eps" must be > 0, got {out["norm_eps"]}')
+    res = out["resolution"]
+    for l, m in enumerate(out["ch_mult"]):
+        c = out["channels"] * m
+        if c % out["groups"]:
+            raise ConfigError(f"level {l}: {c} channels are not divisible by groups = {out['groups']}")
+        if l != len(out["ch_mult"]) - 1:
+            if res % 2:
+                raise ConfigError(f"level {l}: resolution {res} does not halve")
+            res //= 2
     return out
 
 
@@ -250,6 +288,11 @@ class PhiloxStream:
     def uniform(self, n):
         u, self.counter = philox_uniform(self.seed, self.counter, n)
         return u
+
+    def normal(self, n):
+        """dfn_rng_normal: n standard normals, the counter advanced by ceil(n/2)."""
+        z, self.counter = philox_normal(self.seed, self.counter, n)
+        return z
 
     def __repr__(self):
         return f"PhiloxStream(seed={self.seed}, counter={self.counter})"
@@ -574,13 +617,208 @@ class Classifier(nn.Module):
         return (batch, self.cfg["num_classes"])
 
 
+# ------------------------------------------------------------------ autoencoder
+
+class AEResBlock(nn.Module):
+    """The ResBlock of LDM's autoencoder: the U-Net's ResBlock without a time input.
+    h = conv1(silu(norm1(x))); h = conv2(dropout(silu(norm2(h))));
+    out = nin_shortcut(x) + h (nin_shortcut: 1x1 conv if the channel count
+    changes, else identity)."""
+
+    def __init__(self, in_ch, out_ch, dropout, groups, eps):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, in_ch, eps=eps)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.norm2 = nn.GroupNorm(groups, out_ch, eps=eps)
+        self.dropout = Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.nin_shortcut = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else None
+
+    def forward(self, x, stream=None):
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(self.dropout(F.silu(self.norm2(h)), stream))
+        return (x if self.nin_shortcut is None else self.nin_shortcut(x)) + h
+
+
+class AEMid(nn.Module):
+    """block_1, attn_1 (one head), block_2 at the lowest resolution."""
+
+    def __init__(self, c, dropout, groups, eps):
+        super().__init__()
+        self.block_1 = AEResBlock(c, c, dropout, groups, eps)
+        self.attn_1 = AttnBlock(c, 1, groups, eps)
+        self.block_2 = AEResBlock(c, c, dropout, groups, eps)
+
+    def forward(self, h, stream=None):
+        return self.block_2(self.attn_1(self.block_1(h, stream)), stream)
+
+
+class Encoder(nn.Module):
+    """x -> conv_in -> per level l: num_res_blocks ResBlocks to channels * ch_mult[l]
+    [-> downsample: 3x3 conv, stride 2, padding 1, except at the last level] ->
+    mid -> norm_out, SiLU -> conv_out to 2 * latent_channels (the moments: mean,
+    then log-variance)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        ch, g, eps, p = cfg["channels"], cfg["groups"], cfg["norm_eps"], cfg["dropout"]
+        nlev = len(cfg["ch_mult"])
+        self.conv_in = nn.Conv2d(cfg["in_channels"], ch, 3, padding=1)
+        self.down = nn.ModuleList()
+        cur = ch
+        for l, m in enumerate(cfg["ch_mult"]):
+            level = nn.Module()
+            level.block = nn.ModuleList()
+            for _ in range(cfg["num_res_blocks"]):
+                level.block.append(AEResBlock(cur, ch * m, p, g, eps))
+                cur = ch * m
+            level.downsample = Downsample(cur) if l != nlev - 1 else None
+            self.down.append(level)
+        self.mid = AEMid(cur, p, g, eps)
+        self.norm_out = nn.GroupNorm(g, cur, eps=eps)
+        self.conv_out = nn.Conv2d(cur, 2 * cfg["latent_channels"], 3, padding=1)
+
+    def forward(self, x, stream=None):
+        h = self.conv_in(x)
+        for level in self.down:
+            for block in level.block:
+                h = block(h, stream)
+            if level.downsample is not None:
+                h = level.downsample(h)
+        h = self.mid(h, stream)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class Decoder(nn.Module):
+    """z -> conv_in to channels * ch_mult[-1] -> mid -> per level l from the last to
+    the first: num_res_blocks + 1 ResBlocks to channels * ch_mult[l] [-> upsample:
+    nearest 2x, 3x3 conv, except at level 0] -> norm_out, SiLU -> conv_out to
+    in_channels. The levels keep the encoder's numbers (up.{l} works at the
+    resolution of down.{l}), registered from the last to the first, the order in
+    which they run, so the state_dict lists them in the C tensor table's order."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        ch, g, eps, p = cfg["channels"], cfg["groups"], cfg["norm_eps"], cfg["dropout"]
+        nlev = len(cfg["ch_mult"])
+        cur = ch * cfg["ch_mult"][-1]
+        self.conv_in = nn.Conv2d(cfg["latent_channels"], cur, 3, padding=1)
+        self.mid = AEMid(cur, p, g, eps)
+        self.up = nn.ModuleDict()
+        for l in reversed(range(nlev)):
+            level = nn.Module()
+            level.block = nn.ModuleList()
+            for _ in range(cfg["num_res_blocks"] + 1):
+                level.block.append(AEResBlock(cur, ch * cfg["ch_mult"][l], p, g, eps))
+                cur = ch * cfg["ch_mult"][l]
+            level.upsample = Upsample(cur) if l != 0 else None
+            self.up[str(l)] = level
+        self.norm_out = nn.GroupNorm(g, cur, eps=eps)
+        self.conv_out = nn.Conv2d(cur, cfg["in_channels"], 3, padding=1)
+
+    def forward(self, z, stream=None):
+        h = self.mid(self.conv_in(z), stream)
+        for level in self.up.values():  # levels L-1 .. 0
+            for block in level.block:
+                h = block(h, stream)
+            if level.upsample is not None:
+                h = level.upsample(h)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class AutoencoderKL(nn.Module):
+    """The KL-regularised autoencoder of latent diffusion (Rombach et al. 2022,
+    sec. 3.1 and appendix G; LDM's AutoencoderKL, its ldm.modules.diffusionmodules.model
+    Encoder/Decoder and DiagonalGaussianDistribution):
+
+      moments = quant_conv(encoder(x))                  2z channels, 1x1 conv
+      mean = moments[:, :z], logvar = clamp(moments[:, z:], -30, 20)
+      q(z | x) = N(mean, diag(exp(logvar)))             the posterior
+      z = mean + exp(logvar / 2) * eps, eps ~ N(0, I)   training (reparameterisation,
+                                                        Kingma & Welling 2014 eq. 10)
+      z = mean                                          eval
+      rec = decoder(post_quant_conv(z))                 z channels, 1x1 conv
+
+    The training loss adds beta * KL(q(z|x) || N(0, I)) = beta / 2 * sum(mean^2 +
+    exp(logvar) - 1 - logvar) (Kingma & Welling 2014 appendix B) to the
+    reconstruction loss; it is computed outside the model (dfn_kl_standard_normal,
+    posterior_kl here). The clamp is LDM's: its gradient is 0 outside [-30, 20].
+
+    One difference from LDM: the downsampling conv pads 1 on every side (the
+    U-Net's Downsample, the C side's), where LDM pads (0, 1, 0, 1) and convolves
+    unpadded; LDM weights load by name but do not give LDM's outputs.
+
+    Parameter order (= the C tensor table): encoder, quant_conv, post_quant_conv,
+    decoder."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        cfg = make_config(dict(cfg, kind="autoencoder"))
+        self.cfg = cfg
+        zc = cfg["latent_channels"]
+        self.encoder = Encoder(cfg)
+        self.quant_conv = nn.Conv2d(2 * zc, 2 * zc, 1)
+        self.post_quant_conv = nn.Conv2d(zc, zc, 1)
+        self.decoder = Decoder(cfg)
+
+    def encode(self, x, stream=None):
+        """x (B, C, H, W) -> (mean, logvar), each (B, z, H/f, W/f); logvar clamped."""
+        moments = self.quant_conv(self.encoder(x, stream))
+        zc = self.cfg["latent_channels"]
+        return moments[:, :zc], torch.clamp(moments[:, zc:], -30.0, 20.0)
+
+    def decode(self, z, stream=None):
+        """z (B, latent_channels, H/f, W/f) -> images (B, C, H, W)."""
+        return self.decoder(self.post_quant_conv(z), stream)
+
+    def reconstruct(self, x, eps=None, stream=None):
+        """-> (rec, mean, logvar). z = mean + exp(logvar / 2) * eps when eps is given;
+        else in training mode eps is drawn from `stream` after the encoder, as
+        dfn_rng_normal(rng, eps, B*z*h*w) does in the C forward (torch.randn
+        without a stream); else (eval) z = mean."""
+        mean, logvar = self.encode(x, stream)
+        if eps is None and self.training:
+            if stream is None:
+                eps = torch.randn_like(mean)
+            else:
+                eps = torch.from_numpy(stream.normal(mean.numel())).reshape(mean.shape)
+        if eps is None:
+            z = mean
+        else:
+            z = mean + torch.exp(0.5 * logvar) * torch.as_tensor(eps).to(mean.dtype)
+        return self.decode(z, stream), mean, logvar
+
+    def forward(self, x, eps=None, stream=None):
+        return self.reconstruct(x, eps, stream)[0]
+
+    def input_shape(self, batch):
+        c = self.cfg
+        return (batch, c["in_channels"], c["resolution"], c["resolution"])
+
+    def output_shape(self, batch):
+        return self.input_shape(batch)
+
+    def latent_shape(self, batch):
+        c = self.cfg
+        r = c["resolution"] >> (len(c["ch_mult"]) - 1)
+        return (batch, c["latent_channels"], r, r)
+
+
+def posterior_kl(mean, logvar):
+    """KL(N(mean, exp(logvar)) || N(0, I)) per batch row, summed over the rest:
+    1/2 sum(mean^2 + exp(logvar) - 1 - logvar). Its mean over the batch is what
+    dfn_kl_standard_normal returns."""
+    return 0.5 * (mean ** 2 + torch.exp(logvar) - 1.0 - logvar).flatten(1).sum(1)
+
+
 # ------------------------------------------------------------------ helpers
 
 def build(cfg):
     """A model from a config (dict, JSON string or preset name), PyTorch default init
     drawn from torch's global generator."""
     cfg = make_config(cfg)
-    return {"unet": UNet, "mlp": MLP, "classifier": Classifier}[cfg["kind"]](cfg)
+    return {"unet": UNet, "mlp": MLP, "classifier": Classifier,
+            "autoencoder": AutoencoderKL}[cfg["kind"]](cfg)
 
 
 def config_json(cfg):

@@ -1,6 +1,7 @@
 /* test_checkpoint_torch.c - a checkpoint written by the C side loads into the
  * PyTorch twin (scripts/torch_forward.py: names map one to one, strict load)
- * and reproduces the C forward output to 1e-4 (inf-norm relative error).
+ * and reproduces the C forward output to 1e-4 (inf-norm relative error); for an
+ * autoencoder also its posterior (dfn_autoencoder_encode's mean and logvar).
  * Needs Debian's python3-torch; where it is missing the test reports itself
  * skipped (exit code 77, ctest's SKIP_RETURN_CODE). */
 #include <stdlib.h>
@@ -31,6 +32,10 @@ static void round_trip(const char *dir, const dfn_model_config *cfg, int B, cons
         y[b] = c->num_classes ? b % (c->num_classes + 1) : 0;
     }
     dfn_model_forward(m, out, x, t, labels ? y : NULL, B, 0, NULL);
+    const int ae = c->kind == DFN_MODEL_AUTOENCODER;
+    const size_t L = ae ? dfn_autoencoder_latent_size(m) : 0;
+    float *mean = ae ? malloc(sizeof(float) * B * L) : NULL, *logvar = ae ? malloc(sizeof(float) * B * L) : NULL;
+    if (ae) dfn_autoencoder_encode(m, mean, logvar, x, B);
     char ckpt[512], in[512], res[512], cmd[2048];
     snprintf(ckpt, sizeof ckpt, "%s/%s.safetensors", dir, name);
     snprintf(in, sizeof in, "%s/%s_in.safetensors", dir, name);
@@ -57,9 +62,20 @@ static void round_trip(const char *dir, const dfn_model_config *cfg, int B, cons
         } else {
             CHECK(0, "%s: no output tensor", res);
         }
+        const char *post[2] = {"mean", "logvar"};
+        for (int k = 0; ae && k < 2; k++) {
+            const float *want = k ? logvar : mean;
+            if (dfn_st_get(f, post[k], DFN_DTYPE_F32, -1, NULL, &o) == DFN_OK && o->numel == B * L) {
+                double e = rel_error(o->data, want, B * L);
+                check_tensor(post[k], o->data, want, B * L, 1e-4);
+                printf("%-14s PyTorch posterior %-6s vs dfn_autoencoder_encode: rel error %.2e\n", name, post[k], e);
+            } else {
+                CHECK(0, "%s: no %s tensor of %zu values", res, post[k], (size_t)B * L);
+            }
+        }
         dfn_st_close(f);
     }
-    free(x); free(out); free(t); free(y);
+    free(x); free(out); free(t); free(y); free(mean); free(logvar);
     dfn_model_free(m);
 }
 
@@ -86,6 +102,9 @@ int main(void) {
     round_trip(dir, &c, 5, "classifier");
     c.classifier.time_embed = 1; /* the classifier of classifier guidance */
     round_trip(dir, &c, 5, "classifier-noisy");
+    dfn_model_config_init(&c, DFN_MODEL_AUTOENCODER); /* fmnist-ae: 1x28x28 -> 4x7x7 */
+    c.dropout = 0.1f; /* in the config, not in an eval forward */
+    round_trip(dir, &c, 2, "autoencoder");
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

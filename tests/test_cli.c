@@ -58,6 +58,19 @@ int main(void) {
     expect(args, 2, "a U-Net needs images");
     snprintf(args, sizeof args, "train --data fashion-mnist --out %s/a --channels 48", dir);
     expect(args, 1, "not divisible by groups");
+    /* latent diffusion: f that does not divide the images, vectors, a missing or
+     * wrong autoencoder, the autoencoder's options on a diffusion model */
+    snprintf(args, sizeof args, "train-autoencoder --data fashion-mnist --out %s/a --ch-mult 1,2,2,2", dir);
+    expect(args, 1, "f = 8 (4 levels) does not divide the resolution 28");
+    snprintf(args, sizeof args, "train-autoencoder --data toy:moons --out %s/a", dir);
+    expect(args, 2, "an autoencoder needs images");
+    snprintf(args, sizeof args, "train --data fashion-mnist --out %s/a --autoencoder %s/none.safetensors", dir, dir);
+    expect(args, 1, "none.safetensors");
+    snprintf(args, sizeof args, "train --data fashion-mnist --out %s/a --kl-weight 0.1", dir);
+    expect(args, 2, "are diffusion train-autoencoder's");
+    snprintf(args, sizeof args, "train-autoencoder --data fashion-mnist --out %s/a --preset fmnist-tiny", dir);
+    expect(args, 2, "--preset fmnist-tiny is not an autoencoder");
+    expect("eval recon --data fashion-mnist:test", 2, "--autoencoder FILE is required");
     snprintf(args, sizeof args, "%s/mix.json", dir);
     FILE *mj = fopen(args, "w");
     if (mj) {

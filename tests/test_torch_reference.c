@@ -34,77 +34,26 @@
 #include "diffusion.h"
 #include "io/safetensors.h"
 #include "models/models.h"
-#include "test_util.h"
+#include "test_reference.h"
 
 #define TOL 1e-4
 
-typedef struct {
-    const char *name;
-    double err;
-} worst;
 
-/* max|a - b| / max(max|b|, floor) */
-static double floored_error(const float *a, const float *b, size_t n, double floor) {
-    double maxdiff = 0, maxref = floor;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= maxdiff)) maxdiff = d;
-        if (fabs((double)b[i]) > maxref) maxref = fabs((double)b[i]);
-    }
-    return maxref > 0 ? maxdiff / maxref : maxdiff;
-}
-
-static void compare_floor(worst *w, const char *case_name, const char *tensor, const float *got,
-                          const float *want, size_t n, double floor, double tol) {
-    double e = floored_error(got, want, n, floor);
-    CHECK(e <= tol, "%s/%s (n=%zu): error %.3e > %.1e (first values: got %.8g want %.8g)", case_name,
-          tensor, n, e, tol, got[0], want[0]);
-    if (!(e <= w->err)) { /* also catches NaN */
-        w->err = e;
-        w->name = tensor;
-    }
-}
-
-static void compare(worst *w, const char *case_name, const char *tensor, const float *got,
+static void compare(worst_tensor *w, const char *case_name, const char *tensor, const float *got,
                     const float *want, size_t n) {
     compare_floor(w, case_name, tensor, got, want, n, 0.0, TOL);
 }
 
-static float *read_f32(const dfn_st_file *f, const char *name, size_t expect) {
-    const dfn_st_tensor *t;
-    if (dfn_st_get(f, name, DFN_DTYPE_F32, -1, NULL, &t) != DFN_OK) {
-        CHECK(0, "%s", dfn_last_error());
-        return NULL;
-    }
-    if (expect && t->numel != expect) {
-        CHECK(0, "%s: %zu elements, expected %zu", name, t->numel, expect);
-        return NULL;
-    }
-    float *x = malloc(t->numel * sizeof(float));
-    memcpy(x, t->data, t->numel * sizeof(float));
-    return x;
-}
 
 static void run_case(const char *case_name) {
     char path[256];
     snprintf(path, sizeof path, "tests/ref/%s.safetensors", case_name);
     dfn_st_file *f;
-    if (dfn_st_open(&f, path) != DFN_OK) {
-        CHECK(0, "%s", dfn_last_error());
-        return;
-    }
-    dfn_model_config cfg;
-    dfn_model *m = NULL;
-    const char *json = dfn_st_metadata(f, "config");
-    CHECK(json && dfn_model_config_from_json(&cfg, json) == DFN_OK, "%s: config: %s", path, dfn_last_error());
-    if (!json || dfn_model_new(&m, &cfg, 0) != DFN_OK) {
-        CHECK(0, "%s: %s", path, dfn_last_error());
-        dfn_st_close(f);
-        return;
-    }
+    dfn_model *m = reference_model(path, &f);
+    if (!m) return;
+    const dfn_model_config cfg = *dfn_model_get_config(m);
     size_t P = dfn_model_num_params(m);
     float *params = dfn_model_params(m);
-    CHECK(dfn_st_read_model_tensors(f, m, "init.", params) == DFN_OK, "%s", dfn_last_error());
     /* every init.* tensor of the file is a model tensor: nothing the twin has is missing here */
     int n_init = 0;
     for (int i = 0; i < dfn_st_num_tensors(f); i++) {
@@ -129,7 +78,7 @@ static void run_case(const char *case_name) {
     CHECK(!cfg.num_classes || cfg.kind == DFN_MODEL_CLASSIFIER || y, "%s: a denoiser with classes needs y", path);
     float *out = malloc(nout * sizeof(float)), *dout = malloc(nout * sizeof(float)), *dx = malloc(n * sizeof(float));
     float *want = NULL;
-    worst w = {"(none)", 0.0};
+    worst_tensor w = {"(none)", 0.0};
 
     /* eval forward */
     dfn_model_forward(m, out, x, t, y, B, 0, NULL);
@@ -282,7 +231,7 @@ static void run_adamw_case(void) {
         dfn_adamw_step(p, g, m, v, n, s + 1, &opt);
     }
     float *want;
-    worst w = {"(none)", 0.0};
+    worst_tensor w = {"(none)", 0.0};
     const char *names[3] = {"final", "exp_avg", "exp_avg_sq"};
     float *got[3] = {p, m, v};
     for (int i = 0; i < 3; i++) {

@@ -61,8 +61,11 @@ static char *log_without_timing(const char *path) {
     return out;
 }
 
+static dfn_model *latent_ae; /* set: the runs train on its latents */
+
 static dfn_train_params small_params(const char *run) {
     dfn_train_params p = dfn_train_params_init();
+    p.autoencoder = latent_ae;
     p.run_dir = path_in(run, NULL);
     p.steps = 24;
     p.batch_size = 16;
@@ -248,6 +251,37 @@ int main(void) {
     u.unet.groups = 4;
     u.unet.ch_mult[0] = 1; u.unet.ch_mult[1] = 2; u.unet.n_levels = 2;
     resume_is_bit_identical(&u, images, images, "unet");
+
+    /* the KL autoencoder of latent diffusion on the same images (1x8x8 ->
+     * 2x4x4), and a U-Net on the latents of the one it trained */
+    dfn_model_config ae;
+    dfn_model_config_init(&ae, DFN_MODEL_AUTOENCODER);
+    ae.autoencoder.resolution = 8;
+    ae.autoencoder.channels = 4;
+    ae.autoencoder.n_levels = 2;
+    ae.autoencoder.ch_mult[0] = 1;
+    ae.autoencoder.ch_mult[1] = 2;
+    ae.autoencoder.groups = 2;
+    ae.autoencoder.latent_channels = 2;
+    resume_is_bit_identical(&ae, images, images, "autoencoder");
+    dfn_model *trained = NULL;
+    CHECK(dfn_model_load(&trained, path_in("autoencoder-once", "model.safetensors")) == DFN_OK,
+          "the trained autoencoder: %s", dfn_last_error());
+    if (trained) {
+        CHECK(dfn_autoencoder_scale(trained) > 0, "a completed run records the latent scale (%g)",
+              dfn_autoencoder_scale(trained));
+        latent_ae = trained;
+        dfn_model_config lu = u;
+        lu.unet.in_channels = 2;
+        lu.unet.resolution = 4;
+        lu.unet.n_levels = 1;
+        resume_is_bit_identical(&lu, images, images, "latent");
+        CHECK(same_file(path_in("latent-once", "autoencoder.safetensors"),
+                        path_in("latent-split", "autoencoder.safetensors")),
+              "a latent run keeps its autoencoder");
+        latent_ae = NULL;
+        dfn_model_free(trained);
+    }
 
     dfn_dataset_free(all);
     dfn_dataset_free(train);

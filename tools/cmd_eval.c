@@ -13,7 +13,8 @@
 
 #define MAX_ARGS 40
 
-static const char *const metrics[] = {"bound", "nll", "fid", "kid", "mmd", "swd", "vectors"};
+static const char *const metrics[] = {"bound", "nll", "fid", "kid", "mmd", "swd", "vectors", "recon"};
+enum { RECON = 7 };
 #define N_METRICS ((int)(sizeof metrics / sizeof metrics[0]))
 
 /* n samples: from --samples (.npy, or .csv of vectors) or drawn from the checkpoint with a sampler. */
@@ -34,6 +35,86 @@ static dfn_status get_samples(dfn_dataset **out, const char *file, dfn_pipeline 
     return st;
 }
 
+/* `eval recon`: the autoencoder's reconstructions of the first n images of ref
+ * (the posterior means decoded): PSNR per image (peak-to-peak 2, images in
+ * [-1, 1]), its mean and standard error; with a classifier, the FID of the
+ * reconstructions against `reference` beside the FID of the images themselves
+ * (the floor a latent model inherits, at the same N). Returns the exit status. */
+static int eval_recon(const char *ae_path, const dfn_dataset *ref, const char *data,
+                      const char *classifier, const char *reference, int n, int json, const char *cmd) {
+    dfn_model *ae = NULL, *cls = NULL;
+    dfn_dataset *recs = NULL, *origs = NULL, *against = NULL;
+    float *rec = NULL, *z = NULL;
+    int status = 1;
+    if (dfn_model_load(&ae, ae_path) || dfn_model_check_kind(ae, DFN_MODEL_AUTOENCODER, ae_path)) goto fail;
+    int dims[DFN_DATASET_MAX_DIMS], nd = dfn_dataset_shape(ref, dims);
+    if (dfn_model_check_input(ae, nd, dims, data)) goto fail;
+    const size_t count = DFN_MIN(dfn_dataset_count(ref), (size_t)n), D = dfn_dataset_sample_size(ref);
+    const size_t L = dfn_autoencoder_latent_size(ae);
+    rec = malloc(count * D * sizeof(float));
+    z = malloc(count * L * sizeof(float));
+    if (!rec || !z) {
+        dfn_set_error(DFN_ERR_ARG, "--n %d: no memory for that many reconstructions", n);
+        goto fail;
+    }
+    const float *x = dfn_dataset_sample(ref, 0);
+    double t0 = dfn_now_seconds();
+    dfn_autoencoder_encode(ae, z, NULL, x, (int)count);
+    dfn_autoencoder_decode(ae, rec, z, (int)count);
+    const double seconds = dfn_now_seconds() - t0;
+    for (size_t k = 0; k < count * D; k++) {
+        if (!isfinite(rec[k])) {
+            dfn_set_error(DFN_ERR_NUMERIC, "%s: reconstruction %zu holds %g", ae_path, k / D, (double)rec[k]);
+            goto fail;
+        }
+        rec[k] = rec[k] < -1.0f ? -1.0f : rec[k] > 1.0f ? 1.0f : rec[k]; /* as sampling clamps */
+    }
+    double sum = 0, sumsq = 0, mse = 0;
+    for (size_t i = 0; i < count; i++) {
+        const double psnr = dfn_psnr(rec + i * D, x + i * D, D);
+        sum += psnr;
+        sumsq += psnr * psnr;
+        mse += 4.0 * pow(10.0, -psnr / 10.0);
+    }
+    const double psnr = sum / count, psnr_se = count > 1 ? sqrt(DFN_MAX(sumsq / count - psnr * psnr, 0) / (count - 1)) : 0;
+    double fid_rec = NAN, fid_data = NAN;
+    if (classifier) {
+        dfn_data_options dopt = {(size_t)n, 1, 0, 0, -1, 0};
+        if (dfn_cli_load_data(&against, reference, &dopt)) goto fail;
+        if (dfn_model_load(&cls, classifier)) goto fail;
+        if (dfn_dataset_from_array(&recs, rec, count, nd, dims, NULL, 0)) goto fail;
+        if (dfn_dataset_from_array(&origs, x, count, nd, dims, NULL, 0)) goto fail;
+        if (dfn_fid(&fid_rec, cls, recs, against) || dfn_fid(&fid_data, cls, origs, against)) goto fail;
+    }
+    if (json)
+        printf("{\"metric\":\"recon\",\"psnr\":%.6f,\"psnr_se\":%.6f,\"mse\":%.8g,\"fid\":%.17g,"
+               "\"fid_data\":%.17g,\"images\":%zu,\"images_per_s\":%.1f}\n",
+               psnr, psnr_se, mse / count, classifier ? fid_rec : -1, classifier ? fid_data : -1, count,
+               count / seconds);
+    else {
+        printf("reconstruction: PSNR %.3f dB (+- %.3f), MSE %.3g on %zu images of %s  [%.0f images/s "
+               "encoded and decoded]\n",
+               psnr, psnr_se, mse / count, count, data, count / seconds);
+        if (classifier)
+            printf("FID of the reconstructions: %.4f, of the images themselves: %.4f  (%zu images vs %zu "
+                   "of %s; the first is the floor a latent model of this autoencoder inherits)\n",
+                   fid_rec, fid_data, count, dfn_dataset_count(against), reference);
+    }
+    status = 0;
+    goto done;
+fail:
+    fprintf(stderr, "diffusion %s: %s\n", cmd, dfn_last_error());
+done:
+    free(rec);
+    free(z);
+    dfn_model_free(ae);
+    dfn_model_free(cls);
+    dfn_dataset_free(recs);
+    dfn_dataset_free(origs);
+    dfn_dataset_free(against);
+    return status;
+}
+
 int cmd_eval(int argc, char **argv) {
     if (argc < 2 || argv[1][0] == '-') {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -44,10 +125,12 @@ int cmd_eval(int argc, char **argv) {
                    "  kid      kernel inception distance, same inputs as fid\n"
                    "  mmd      MMD^2 (RBF, median bandwidth) of vector samples vs --data\n"
                    "  swd      sliced Wasserstein distance of vector samples vs --data\n"
-                   "  vectors  all vector metrics (mmd, swd, energy, mean and covariance errors)\n");
+                   "  vectors  all vector metrics (mmd, swd, energy, mean and covariance errors)\n"
+                   "  recon    an --autoencoder's reconstructions of --data: PSNR, and with a\n"
+                   "           --classifier their FID against --reference beside the data's own\n");
             return 0;
         }
-        fprintf(stderr, "diffusion eval: name a metric: bound, nll, fid, kid, mmd, swd, vectors\n");
+        fprintf(stderr, "diffusion eval: name a metric: bound, nll, fid, kid, mmd, swd, vectors, recon\n");
         return 2;
     }
     const char *metric = argv[1];
@@ -55,10 +138,11 @@ int cmd_eval(int argc, char **argv) {
     for (int i = 0; i < N_METRICS; i++)
         if (!strcmp(metric, metrics[i])) which = i;
     if (which < 0) {
-        fprintf(stderr, "diffusion eval: unknown metric '%s' (bound, nll, fid, kid, mmd, swd, vectors)\n", metric);
+        fprintf(stderr, "diffusion eval: unknown metric '%s' (bound, nll, fid, kid, mmd, swd, vectors, recon)\n", metric);
         return 2;
     }
     const char *ckpt = NULL, *data = NULL, *samples_npy = NULL, *classifier = NULL, *sampler = NULL;
+    const char *ae_path = NULL, *reference = NULL;
     const char *variance = "beta", *divergence = "rademacher";
     int n = 1000, batch = 100, steps = 50, threads = 0, json = 0, t_samples = 0, probes = 1, draws = 2;
     int dequantize = -1;
@@ -68,7 +152,9 @@ int cmd_eval(int argc, char **argv) {
         {"--checkpoint", ARG_STRING, &ckpt, "FILE", "a model checkpoint", 0},
         {"--data", ARG_STRING, &data, "SPEC", "data: evaluation points (bound, nll) or the reference set", 0},
         {"--samples", ARG_STRING, &samples_npy, "FILE", "samples as .npy (or .csv of vectors) instead of sampling the checkpoint", 0},
-        {"--classifier", ARG_STRING, &classifier, "FILE", "fid, kid: a checkpoint of diffusion train-classifier", 0},
+        {"--classifier", ARG_STRING, &classifier, "FILE", "fid, kid (recon: optional): a checkpoint of diffusion train-classifier", 0},
+        {"--autoencoder", ARG_STRING, &ae_path, "FILE", "recon: the autoencoder; a latent model: its autoencoder instead of the one it names", 0},
+        {"--reference", ARG_STRING, &reference, "SPEC", "recon with --classifier: the reference set of the FIDs (e.g. fashion-mnist:train)", 0},
         {"--n", ARG_INT, &n, "N", "points evaluated / samples drawn", 0},
         {"--batch", ARG_INT, &batch, "B", "rows per network call", 0},
         {"--sampler", ARG_STRING, &sampler, "NAME", "sampler for drawing samples (diffusion sample --list; default: the process's)", 0},
@@ -99,9 +185,17 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "diffusion %s: --data SPEC is required\n", cmd);
         return 2;
     }
-    int needs_model = which <= 1 || !samples_npy;
+    int needs_model = which != RECON && (which <= 1 || !samples_npy);
     if (needs_model && !ckpt) {
         fprintf(stderr, "diffusion %s: --checkpoint FILE is required%s\n", cmd, which <= 1 ? "" : " (or --samples FILE)");
+        return 2;
+    }
+    if (which == RECON && !ae_path) {
+        fprintf(stderr, "diffusion %s: --autoencoder FILE is required\n", cmd);
+        return 2;
+    }
+    if (which == RECON && classifier && !reference) {
+        fprintf(stderr, "diffusion %s: --classifier needs --reference SPEC (the set both FIDs are taken against)\n", cmd);
         return 2;
     }
     if ((which == 2 || which == 3) && !classifier) {
@@ -116,7 +210,19 @@ int cmd_eval(int argc, char **argv) {
     int status = 1;
     dfn_data_options dopt = {(size_t)n, seed + 1, 0, 0, -1, 0};
     if (dfn_cli_load_data(&ref, data, &dopt)) goto fail;
-    if (needs_model && dfn_pipeline_load(&pipe, ckpt)) goto fail;
+    if (which == RECON) {
+        status = eval_recon(ae_path, ref, data, classifier, reference, n, json, cmd);
+        goto done;
+    }
+    if (needs_model && dfn_pipeline_load_with_autoencoder(&pipe, ckpt, ae_path)) goto fail;
+    if (which <= 1 && pipe && dfn_pipeline_autoencoder(pipe)) {
+        dfn_set_error(DFN_ERR_ARG,
+                      "%s is a latent diffusion model: its %s would be of the autoencoder's latents "
+                      "(bits per latent dimension), not comparable with a pixel model's bits/dim, "
+                      "and the decoder's own likelihood is not modelled; not computed",
+                      ckpt, which == 0 ? "variational bound" : "likelihood");
+        goto fail;
+    }
     dfn_rng rng = dfn_rng_init(seed);
     dfn_denoiser den;
     if (pipe) dfn_pipeline_denoiser(pipe, &den, batch);

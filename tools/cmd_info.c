@@ -47,8 +47,15 @@ int cmd_info(int argc, char **argv) {
         return 1;
     }
     char *json = dfn_model_config_to_json(dfn_model_get_config(m));
-    printf("config: %s\nparameters: %zu\ntensors: %d\n", json, dfn_model_num_params(m),
-           dfn_model_num_tensors(m));
+    printf("config: %s\nparameters: %zu\ntensors: %d\nforward: %.1f MFLOP per sample\n", json,
+           dfn_model_num_params(m), dfn_model_num_tensors(m), 1e-6 * dfn_model_flops_per_sample(m));
+    if (dfn_model_get_config(m)->kind == DFN_MODEL_AUTOENCODER) {
+        int z[3];
+        dfn_autoencoder_latent_shape(m, z);
+        printf("latents: %dx%dx%d", z[0], z[1], z[2]);
+        if (dfn_autoencoder_scale(m) > 0) printf(", latent scale %.6g", dfn_autoencoder_scale(m));
+        printf("\n");
+    }
     free(json);
     if (tensors) {
         for (int i = 0; i < dfn_model_num_tensors(m); i++) {

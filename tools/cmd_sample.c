@@ -173,7 +173,9 @@ static dfn_status load_inputs(const char *spec, const dfn_pipeline *pipe, int wa
     if (st) return st;
     int ddims[DFN_DATASET_MAX_DIMS];
     const int dnd = dfn_dataset_shape(ds, ddims);
-    st = dfn_model_check_input(dfn_pipeline_model(pipe), dnd, ddims, spec);
+    /* against what the pipeline makes (a latent model's: the decoded images) */
+    const dfn_model *takes = dfn_pipeline_autoencoder(pipe) ? dfn_pipeline_autoencoder(pipe) : dfn_pipeline_model(pipe);
+    st = dfn_model_check_input(takes, dnd, ddims, spec);
     if (!st) {
         const int n = (int)DFN_MIN((size_t)want, dfn_dataset_count(ds));
         float *x = dfn_malloc((size_t)n * D * sizeof(float));
@@ -246,6 +248,7 @@ static int run(mode md, int argc, char **argv) {
     const char *cmd = mode_names[md];
     const char *ckpt = NULL, *out = NULL, *sampler = NULL, *spacing = "leading", *variance = "beta-tilde";
     const char *trajectory = NULL, *grid_name = "lambda", *classifier = NULL, *input = NULL, *mask_path = NULL;
+    const char *ae_path = NULL;
     const char *input_b = NULL, *box_text = NULL;
     int n = md == MODE_SAMPLE ? 64 : 8, batch = 64, steps = 0, threads = 0, label = -1, list = 0, no_clip = 0, dyn = 0;
     int traj_samples = 4, traj_frames = 10, quiet = 0, cols = 0, frames = 8;
@@ -261,6 +264,7 @@ static int run(mode md, int argc, char **argv) {
     int n_args = 0;
 #define ADD(...) (args[n_args++] = (dfn_arg){__VA_ARGS__, 0})
     ADD("--checkpoint", ARG_STRING, &ckpt, "FILE", "a model checkpoint (e.g. RUN/model.safetensors)");
+    ADD("--autoencoder", ARG_STRING, &ae_path, "FILE", "a latent model: its autoencoder, instead of the file the checkpoint names");
     if (md == MODE_INVERT)
         ADD("--out", ARG_STRING, &out, "FILE", "the inverted noises x_T, .npy");
     else if (md == MODE_INTERPOLATE)
@@ -297,7 +301,7 @@ static int run(mode md, int argc, char **argv) {
     if (md != MODE_INVERT && md != MODE_INTERPOLATE) ADD("--eta", ARG_DOUBLE, &eta, "E", "ddim: 0 deterministic, 1 like ddpm");
     ADD("--spacing", ARG_STRING, &spacing, "KIND", "ddpm/ddim timesteps: leading, trailing, linspace");
     if (md != MODE_INVERT && md != MODE_INTERPOLATE) /* inversion is the ODE backwards: no clipping */
-        ADD("--no-clip", ARG_FLAG, &no_clip, "", "do not clip the x0 estimate to [-1, 1]");
+        ADD("--no-clip", ARG_FLAG, &no_clip, "", "do not clip the x0 estimate to [-1, 1] (never clipped: vectors, latents)");
     if (md != MODE_INVERT && md != MODE_INTERPOLATE) {
         ADD("--variance", ARG_STRING, &variance, "KIND", "ddpm: beta-tilde or beta");
         ADD("--dynamic-threshold", ARG_FLAG, &dyn, "", "dynamic thresholding of x0 (Saharia et al. 2022)");
@@ -454,12 +458,22 @@ static int run(mode md, int argc, char **argv) {
         dfn_set_error(DFN_ERR_ARG, "--trajectory %s: must be a .png or .npy", trajectory);
         goto fail;
     }
-    if (dfn_pipeline_load(&pipe, ckpt)) goto fail;
+    if (dfn_pipeline_load_with_autoencoder(&pipe, ckpt, ae_path)) goto fail;
+    if ((md == MODE_INTERPOLATE || md == MODE_INVERT) && dfn_pipeline_autoencoder(pipe)) {
+        dfn_set_error(DFN_ERR_ARG, "%s is a latent diffusion model: DDIM inversion and interpolation of "
+                                   "its latents are not offered", ckpt);
+        goto fail;
+    }
+    if (trajectory && dfn_pipeline_autoencoder(pipe)) {
+        dfn_set_error(DFN_ERR_ARG, "--trajectory: %s is a latent diffusion model, whose path runs "
+                                   "through its latents; not drawn", ckpt);
+        goto fail;
+    }
     int dims[3];
     const int image = dfn_pipeline_sample_shape(pipe, dims) == 3;
     const size_t dim = dfn_pipeline_sample_size(pipe);
     dfn_pipeline_sample_params psp = dfn_pipeline_sample_params_init(pipe);
-    if (!image) sp.clip_x0 = 0; /* vectors are not scaled to [-1, 1] */
+    if (!image || dfn_pipeline_autoencoder(pipe)) sp.clip_x0 = 0; /* vectors and latents are not in [-1, 1] */
     if (classifier) {
         if (dfn_pipeline_load_classifier(pipe, &clf, classifier)) goto fail;
         psp.classifier = clf;

@@ -5,7 +5,12 @@
  * command line leaves out (the data and their options, the model, the process,
  * the objective, the training settings): `diffusion train --out DIR --resume`
  * continues any run. An option given again must agree with the run; the trainer
- * refuses one that does not, naming it (--steps may grow). */
+ * refuses one that does not, naming it (--steps may grow).
+ *
+ * `diffusion train-autoencoder` is the same command for the KL autoencoder of
+ * latent diffusion (its own recipe and options: --latent-channels, --kl-weight,
+ * --loss l1|l2); `diffusion train --autoencoder AE` then trains a diffusion
+ * model on its latents (a resumed run finds it as DIR/autoencoder.safetensors). */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
@@ -72,11 +77,20 @@ static dfn_status read_data_json(const char *json, data_settings *d, char **spec
                                               "this program writes them: give --data", json);
 }
 
-int cmd_train(int argc, char **argv) {
+static int train_command(int argc, char **argv, int autoencoder) {
+    const char *cmd = autoencoder ? "train-autoencoder" : "train";
     dfn_train_params p = dfn_train_params_init();
-    const char *out = NULL, *preset = NULL;
+    if (autoencoder) { /* the autoencoder's recipe */
+        p.steps = 3000;
+        p.batch_size = 64;
+        p.adamw.lr = 1e-3;
+        p.val_every = 1000;
+    }
+    const char *out = NULL, *preset = NULL, *ae_path = NULL;
+    int latent_channels = 0;
+    dfn_model *ae = NULL;
     const char *model_kind = NULL, *ch_mult = NULL, *attn = NULL, *schedule = "linear", *sde = NULL;
-    const char *betas_file = NULL, *prediction = NULL, *loss = "l2", *weighting = "uniform";
+    const char *betas_file = NULL, *prediction = NULL, *loss = autoencoder ? "l1" : "l2", *weighting = "uniform";
     int channels = 0, res_blocks = 0, heads = 0, groups = 0, width = 0, depth = 0, cond = 0;
     int threads = 0, T = 1000, quiet = 0, no_ema_warmup = 0;
     double dropout = -1, epochs = 0, beta_start = 1e-4, beta_end = 0.02;
@@ -92,7 +106,10 @@ int cmd_train(int argc, char **argv) {
         {"--image-size", ARG_INT, &ds.image_size, "S", "images: resize/crop to S x S (0: first image's size)", 0},
         {"--image-channels", ARG_INT, &ds.image_channels, "C", "images: 1 gray or 3 RGB (0: first image's)", 0},
         {"--label-column", ARG_INT, &ds.label_column, "K", "csv: column holding integer labels (-1: none)", 0},
-        {"--preset", ARG_STRING, &preset, "NAME", "fmnist-tiny, fmnist-small, mlp-2d, mlp-curves (default: by data)", 0},
+        {"--preset", ARG_STRING, &preset, "NAME", "fmnist-tiny, fmnist-small, mlp-2d, mlp-curves, latent-f4; fmnist-ae for train-autoencoder (default: by data)", 0},
+        {"--autoencoder", ARG_STRING, &ae_path, "FILE", "latent diffusion: train on the latents of this autoencoder (diffusion train-autoencoder)", 0},
+        {"--latent-channels", ARG_INT, &latent_channels, "Z", "train-autoencoder: latent channels (0: preset's)", 0},
+        {"--kl-weight", ARG_DOUBLE, &p.kl_weight, "W", "train-autoencoder: weight of the KL term", 0},
         {"--model", ARG_STRING, &model_kind, "KIND", "unet or mlp (default: by data)", 0},
         {"--channels", ARG_INT, &channels, "C", "U-Net base channels (0: preset's)", 0},
         {"--ch-mult", ARG_STRING, &ch_mult, "LIST", "U-Net channel multipliers, e.g. 1,2,2", 0},
@@ -111,7 +128,7 @@ int cmd_train(int argc, char **argv) {
         {"--betas", ARG_STRING, &betas_file, "FILE", "read the betas from a file (one per line or comma-separated)", 0},
         {"--sde", ARG_STRING, &sde, "KIND", "train a continuous process instead: vp, subvp, ve, flow", 0},
         {"--prediction", ARG_STRING, &prediction, "KIND", "network target: eps, x0, v, score, flow (default: flow for --sde flow, else eps)", 0},
-        {"--loss", ARG_STRING, &loss, "KIND", "l2, l1, huber", 0},
+        {"--loss", ARG_STRING, &loss, "KIND", "l2, l1, huber (train-autoencoder: the reconstruction error, l1 or l2)", 0},
         {"--weighting", ARG_STRING, &weighting, "KIND", "uniform, vlb, min-snr, sigma2", 0},
         {"--min-snr-gamma", ARG_DOUBLE, &p.objective.min_snr_gamma, "G", "gamma of min-SNR weighting", 0},
         {"--huber-delta", ARG_DOUBLE, &p.objective.huber_delta, "D", "delta of the Huber loss", 0},
@@ -144,14 +161,14 @@ int cmd_train(int argc, char **argv) {
     };
     int n_args = 0;
     while (n_args < MAX_ARGS && args[n_args].name) n_args++;
-    int rc = dfn_args_parse("train", args, n_args, argc, argv, "--out DIR [options]");
+    int rc = dfn_args_parse(cmd, args, n_args, argc, argv, "--out DIR [options]");
     if (rc) return rc == 1 ? 0 : 2;
     if (!out) {
-        fprintf(stderr, "diffusion train: --out DIR is required (the run directory)\n");
+        fprintf(stderr, "diffusion %s: --out DIR is required (the run directory)\n", cmd);
         return 2;
     }
     if (threads < 0) {
-        fprintf(stderr, "diffusion train: --threads must be >= 0\n");
+        fprintf(stderr, "diffusion %s: --threads must be >= 0\n", cmd);
         return 2;
     }
     if (threads > 0) dfn_set_threads(threads);
@@ -191,10 +208,30 @@ int cmd_train(int argc, char **argv) {
         }
     }
     if (quiet) p.progress = 0;
+    if (autoencoder && ae_path) {
+        fprintf(stderr, "diffusion %s: --autoencoder goes with diffusion train (a diffusion model on its latents)\n", cmd);
+        status = 2;
+        goto done;
+    }
+    /* latent diffusion: the autoencoder given, or the run's own copy */
+    if (!autoencoder && (ae_path || p.resume)) {
+        dfn_buf run_ae = {0};
+        if (!ae_path) {
+            dfn_buf_printf(&run_ae, "%s/autoencoder.safetensors", out);
+            FILE *fa = fopen(run_ae.data, "rb");
+            if (fa) fclose(fa), ae_path = run_ae.data;
+        }
+        dfn_status ast = ae_path ? dfn_model_load(&ae, ae_path) : DFN_OK;
+        if (!ast && ae) ast = dfn_model_check_kind(ae, DFN_MODEL_AUTOENCODER, ae_path);
+        dfn_buf_free(&run_ae);
+        ae_path = NULL;
+        if (ast) goto fail;
+        p.autoencoder = ae;
+    }
 
     /* data */
     if (ds.n < 1 || ds.limit < 0) {
-        fprintf(stderr, "diffusion train: --n must be >= 1, --limit >= 0\n");
+        fprintf(stderr, "diffusion %s: --n must be >= 1, --limit >= 0\n", cmd);
         status = 2;
         goto done;
     }
@@ -233,24 +270,48 @@ int cmd_train(int argc, char **argv) {
 
     /* model */
     int dims[DFN_DATASET_MAX_DIMS], nd = dfn_dataset_shape(train, dims);
+    if (ae) { /* the model learns the latents */
+        if (dfn_model_check_input(ae, nd, dims, "training data")) goto fail;
+        nd = dfn_autoencoder_latent_shape(ae, dims);
+    }
     int is_image = nd == 3;
+    if (autoencoder && !is_image) {
+        fprintf(stderr, "diffusion %s: %s holds vectors; an autoencoder needs images\n", cmd, ds.spec);
+        status = 2;
+        goto done;
+    }
     if (!p.resume || GIVEN("--preset") || GIVEN("--model")) { /* from the preset and the data */
-        if (!preset) preset = is_image ? "fmnist-tiny" : dims[0] == 2 ? "mlp-2d" : "mlp-curves";
+        if (!preset) preset = autoencoder ? "fmnist-ae" : ae ? "latent-f4" : is_image ? "fmnist-tiny" : dims[0] == 2 ? "mlp-2d" : "mlp-curves";
         if (dfn_model_config_preset(&cfg, preset)) goto fail;
-        if (cfg.kind == DFN_MODEL_CLASSIFIER) {
-            fprintf(stderr, "diffusion train: --preset %s is a classifier: use diffusion train-classifier\n", preset);
+        if ((cfg.kind == DFN_MODEL_AUTOENCODER) != autoencoder) {
+            fprintf(stderr, "diffusion %s: --preset %s is %s\n", cmd, preset,
+                    autoencoder ? "not an autoencoder" : "an autoencoder: use diffusion train-autoencoder");
             status = 2;
             goto done;
         }
-        if (model_kind) {
+        if (cfg.kind == DFN_MODEL_AUTOENCODER) {
+            cfg.autoencoder.in_channels = dims[0];
+            cfg.autoencoder.resolution = dims[1];
+            if (dims[1] != dims[2]) {
+                fprintf(stderr, "diffusion %s: %s: images are %dx%d; the autoencoder needs square images (--image-size)\n", cmd, ds.spec, dims[1], dims[2]);
+                status = 2;
+                goto done;
+            }
+        }
+        if (cfg.kind == DFN_MODEL_CLASSIFIER) {
+            fprintf(stderr, "diffusion %s: --preset %s is a classifier: use diffusion train-classifier\n", cmd, preset);
+            status = 2;
+            goto done;
+        }
+        if (model_kind && !autoencoder) {
             int k = dfn_model_kind_from_name(model_kind);
             if (k < 0) {
-                fprintf(stderr, "diffusion train: --model '%s': unknown (unet, mlp)\n", model_kind);
+                fprintf(stderr, "diffusion %s: --model '%s': unknown (unet, mlp)\n", cmd, model_kind);
                 status = 2;
                 goto done;
             }
             if (k == DFN_MODEL_CLASSIFIER) {
-                fprintf(stderr, "diffusion train: --model classifier: use diffusion train-classifier\n");
+                fprintf(stderr, "diffusion %s: --model classifier: use diffusion train-classifier\n", cmd);
                 status = 2;
                 goto done;
             }
@@ -259,16 +320,20 @@ int cmd_train(int argc, char **argv) {
                 if (k == DFN_MODEL_UNET) cfg.unet.groups = 8;
             }
         }
-        if (cfg.kind == DFN_MODEL_UNET) {
+        if (cfg.kind == DFN_MODEL_AUTOENCODER) {
+            /* its shape is set above */
+        } else if (cfg.kind == DFN_MODEL_UNET) {
+            /* latent-f4's attention is at its one level, whatever size the latents are */
+            if (!strcmp(preset, "latent-f4")) cfg.unet.attn_resolutions[0] = dims[1];
             if (!is_image) {
-                fprintf(stderr, "diffusion train: a U-Net needs images; %s holds vectors of %d (use --model mlp)\n", ds.spec, dims[0]);
+                fprintf(stderr, "diffusion %s: a U-Net needs images; %s holds vectors of %d (use --model mlp)\n", cmd, ds.spec, dims[0]);
                 status = 2;
                 goto done;
             }
             cfg.unet.in_channels = dims[0];
             cfg.unet.resolution = dims[1];
             if (dims[1] != dims[2]) {
-                fprintf(stderr, "diffusion train: %s: images are %dx%d; the U-Net needs square images (--image-size)\n", ds.spec, dims[1], dims[2]);
+                fprintf(stderr, "diffusion %s: %s: images are %dx%d; the U-Net needs square images (--image-size)\n", cmd, ds.spec, dims[1], dims[2]);
                 status = 2;
                 goto done;
             }
@@ -277,7 +342,33 @@ int cmd_train(int argc, char **argv) {
         }
     }
     /* the model options given (a resumed run: over its own config) */
-    {
+    if (cfg.kind == DFN_MODEL_AUTOENCODER) {
+        dfn_autoencoder_config *a = &cfg.autoencoder;
+        if (channels) a->channels = channels;
+        if (res_blocks) a->num_res_blocks = res_blocks;
+        if (groups) a->groups = groups;
+        if (latent_channels) a->latent_channels = latent_channels;
+        if (dropout >= 0) cfg.dropout = (float)dropout;
+        if (ch_mult && (a->n_levels = dfn_parse_int_list(cmd, "--ch-mult", ch_mult, a->ch_mult, DFN_MAX_LEVELS)) < 0) {
+            status = 2;
+            goto done;
+        }
+        if (attn || heads || width || depth || cond) {
+            fprintf(stderr, "diffusion %s: --attn, --heads, --width, --depth and --cond are not the autoencoder's\n", cmd);
+            status = 2;
+            goto done;
+        }
+        if (!p.resume || GIVEN("--loss")) {
+            int k = dfn_loss_kind_from_name(loss);
+            if (k < 0) goto fail;
+            p.recon_loss = (dfn_loss_kind)k;
+        }
+    } else {
+        if (latent_channels || GIVEN("--kl-weight")) {
+            fprintf(stderr, "diffusion %s: --latent-channels and --kl-weight are diffusion train-autoencoder's\n", cmd);
+            status = 2;
+            goto done;
+        }
         if (channels) cfg.unet.channels = channels;
         if (res_blocks) cfg.unet.num_res_blocks = res_blocks;
         if (heads) cfg.unet.heads = heads;
@@ -285,18 +376,18 @@ int cmd_train(int argc, char **argv) {
         if (width) cfg.mlp.width = width;
         if (depth) cfg.mlp.depth = depth;
         if (dropout >= 0) cfg.dropout = (float)dropout;
-        if (ch_mult && (cfg.unet.n_levels = dfn_parse_int_list("train", "--ch-mult", ch_mult, cfg.unet.ch_mult, DFN_MAX_LEVELS)) < 0) {
+        if (ch_mult && (cfg.unet.n_levels = dfn_parse_int_list(cmd, "--ch-mult", ch_mult, cfg.unet.ch_mult, DFN_MAX_LEVELS)) < 0) {
             status = 2;
             goto done;
         }
-        if (attn && (cfg.unet.n_attn = dfn_parse_int_list("train", "--attn", attn, cfg.unet.attn_resolutions, DFN_MAX_LEVELS)) < 0) {
+        if (attn && (cfg.unet.n_attn = dfn_parse_int_list(cmd, "--attn", attn, cfg.unet.attn_resolutions, DFN_MAX_LEVELS)) < 0) {
             status = 2;
             goto done;
         }
         if (cond) {
             cfg.num_classes = dfn_dataset_num_classes(train);
             if (cfg.num_classes == 0) {
-                fprintf(stderr, "diffusion train: --cond needs labelled data; %s has no labels\n", ds.spec);
+                fprintf(stderr, "diffusion %s: --cond needs labelled data; %s has no labels\n", cmd, ds.spec);
                 status = 2;
                 goto done;
             }
@@ -338,23 +429,28 @@ int cmd_train(int argc, char **argv) {
         p.objective.weighting = (dfn_weighting)k;
     }
 #undef GIVEN
+    if (autoencoder) p.objective = dfn_objective_init(); /* (not the autoencoder's) */
     if (epochs > 0) p.steps = (long)ceil(epochs * (double)dfn_dataset_count(train) / ((double)p.batch_size * p.grad_accum));
 
     if (dfn_model_new(&model, &cfg, p.seed)) goto fail;
     if (!quiet) {
         char *json = dfn_model_config_to_json(&cfg);
-        printf("diffusion train: %zu training samples%s, model %s (%zu parameters), %ld steps of batch %d -> %s\n",
+        printf("diffusion %s: %zu training samples%s, model %s (%zu parameters), %ld steps of batch %d -> %s\n", cmd,
                dfn_dataset_count(train), val ? " (+ validation)" : "", json, dfn_model_num_params(model),
                p.steps, p.batch_size, out);
         free(json);
         fflush(stdout);
     }
     if (dfn_train(model, train, val, &p)) goto fail;
-    if (!quiet) printf("diffusion train: done; model in %s/model.safetensors, log in %s/log.csv\n", out, out);
+    if (!quiet && autoencoder)
+        printf("diffusion %s: done; autoencoder in %s/model.safetensors (latent scale %.6g), log in %s/log.csv\n",
+               cmd, out, dfn_autoencoder_scale(model), out);
+    else if (!quiet)
+        printf("diffusion %s: done; model in %s/model.safetensors, log in %s/log.csv\n", cmd, out, out);
     status = 0;
     goto done;
 fail:
-    fprintf(stderr, "diffusion train: %s\n", dfn_last_error());
+    fprintf(stderr, "diffusion %s: %s\n", cmd, dfn_last_error());
     status = dfn_last_error()[0] ? 1 : 2;
 done:
     free(stored_data);
@@ -362,8 +458,12 @@ done:
     free(stored_spec);
     free(stored_val);
     dfn_model_free(model);
+    dfn_model_free(ae);
     dfn_dataset_free(train);
     dfn_dataset_free(val);
     dfn_dataset_free(all);
     return status;
 }
+
+int cmd_train(int argc, char **argv) { return train_command(argc, argv, 0); }
+int cmd_train_autoencoder(int argc, char **argv) { return train_command(argc, argv, 1); }

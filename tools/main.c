@@ -18,6 +18,7 @@ static const dfn_command commands[] = {
     {"analyze", "a data set's covariance, spectrum and colored-noise baseline (seed 000)", cmd_analyze},
     {"forward", "the forward process drawn: curves, histograms, image strips, schedules", cmd_forward},
     {"info", "print a model's configuration and parameter table", cmd_info},
+    {"train-autoencoder", "train the KL autoencoder of latent diffusion (then: train --autoencoder)", cmd_train_autoencoder},
     {"train-classifier", "train the small CNN of FID and KID, or (--noisy) of classifier guidance", cmd_train_classifier},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))

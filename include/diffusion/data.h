@@ -209,6 +209,10 @@ void dfn_dataset_feature_stats(const dfn_dataset *ds, float *mean, float *std);
  * the validation set); dfn_unstandardize undoes it on n vectors of length d. */
 void dfn_dataset_standardize(dfn_dataset *ds, const float *mean, const float *std);
 void dfn_unstandardize(float *x, size_t n, size_t d, const float *mean, const float *std);
+/* The peak signal-to-noise ratio of an image x against its reference, both n
+ * values in [-1, 1] (peak-to-peak 2): 10 log10(4 / MSE) dB, the MSE computed
+ * in double (floored at 1e-20: identical images give 206 dB). */
+double dfn_psnr(const float *x, const float *ref, size_t n);
 /* Flips each of the n images (C, H, W) left-right with probability 1/2, one
  * uniform draw per image from rng (advanced by ceil(n / 4)). */
 void dfn_random_hflip(float *x, size_t n, int c, int h, int w, dfn_rng *rng);

@@ -1,7 +1,8 @@
 /* diffusion/models.h - the trainable networks, all behind one interface.
  *
  * A dfn_model is any network the library trains: the U-Net and the MLP that
- * denoise, and the classifier whose features FID and KID use. Every kind has
+ * denoise, the classifier whose features FID and KID use, and the KL
+ * autoencoder whose latents latent diffusion models learn. Every kind has
  *   - a config (dfn_model_config: the kind, then that kind's own fields),
  *     written into checkpoints as JSON;
  *   - one flat parameter array with PyTorch state_dict names, and a gradient
@@ -23,7 +24,8 @@
  *   src/models/model.c        the interface: build, parameters, forward, backward
  *   src/models/config.c       configs, presets, validation, JSON
  *   src/models/checkpoint.c   safetensors checkpoints
- *   src/models/unet.c mlp.c classifier.c  one network each
+ *   src/models/graph.c        the op graph of the convolutional networks
+ *   src/models/unet.c mlp.c classifier.c autoencoder.c  one network each
  */
 #ifndef DIFFUSION_MODELS_H
 #define DIFFUSION_MODELS_H
@@ -41,6 +43,8 @@ typedef enum {
     DFN_MODEL_UNET,       /* "unet": images -> images, the DDPM U-Net (Ho et al. 2020) */
     DFN_MODEL_MLP,        /* "mlp": vectors -> vectors, a residual MLP, the same time embedding */
     DFN_MODEL_CLASSIFIER, /* "classifier": images -> class logits and features (FID, KID) */
+    DFN_MODEL_AUTOENCODER, /* "autoencoder": images -> latents -> images, a KL autoencoder
+                              (Rombach et al. 2022) for latent diffusion */
     DFN_MODEL_KIND_COUNT
 } dfn_model_kind;
 
@@ -89,17 +93,44 @@ typedef struct {
                           (the FID classifier) [0] */
 } dfn_classifier_config;
 
+/* The KL autoencoder of latent diffusion (Rombach et al. 2022, appendix G; the
+ * "KL-f4" family scaled down), as its reference code lays it out:
+ *   encoder: conv_in; per level l num_res_blocks ResBlocks (GroupNorm, SiLU,
+ *            conv, dropout, conv; no time input) and a stride-2 conv except at
+ *            the last level; mid: ResBlock, attention, ResBlock; GroupNorm,
+ *            SiLU, conv_out -> 2 z channels; quant_conv (1x1): the mean and the
+ *            log-variance of a diagonal Gaussian q(z | x), log-variance clamped
+ *            to [-30, 20];
+ *   decoder: post_quant_conv (1x1); conv_in; mid as the encoder's; per level,
+ *            deepest first, num_res_blocks + 1 ResBlocks and a nearest 2x
+ *            upsampling + conv except at level 0; GroupNorm, SiLU, conv_out.
+ * The downsampling factor is f = 2^(n_levels - 1): 28x28 with ch_mult (1,2,2)
+ * has f = 4 and 4 x 7 x 7 latents. The stride-2 convs pad 1 on each side (the
+ * reference pads 0 left, 1 right: same size, other alignment). */
+typedef struct {
+    int in_channels;              /* image channels */
+    int resolution;               /* square images; f must divide it */
+    int channels;                 /* base channels */
+    int n_levels;                 /* entries used in ch_mult; f = 2^(n_levels - 1) */
+    int ch_mult[DFN_MAX_LEVELS];  /* channels of level l = channels * ch_mult[l] */
+    int num_res_blocks;           /* ResBlocks per level in the encoder (+1 in the decoder) */
+    int latent_channels;          /* z */
+    int groups;                   /* GroupNorm groups */
+    float norm_eps;               /* GroupNorm epsilon */
+} dfn_autoencoder_config;
+
 typedef struct {
     dfn_model_kind kind;
     /* every kind */
     int num_classes; /* unet, mlp: 0 unconditional, else labels 0..n-1 plus n, the
                         null class of classifier-free guidance; classifier: the
                         classes it tells apart (>= 2) */
-    float dropout;   /* unet (inside ResBlocks), mlp (inside blocks); classifier: 0 */
+    float dropout;   /* unet, autoencoder (inside ResBlocks), mlp (inside blocks); classifier: 0 */
     /* the fields of `kind` (the others are ignored) */
     dfn_unet_config unet;
     dfn_mlp_config mlp;
     dfn_classifier_config classifier;
+    dfn_autoencoder_config autoencoder;
 } dfn_model_config;
 
 /* "unet", "mlp", "classifier" and back (-1 and a message for an unknown name). */
@@ -110,10 +141,13 @@ int dfn_model_kind_from_name(const char *name);
  *   unet        1x28x28, ch 64, mult (1,2,2), 2 blocks, attention at 7, 1 head,
  *               32 groups, eps 1e-6, dropout 0.1 (the reference fmnist-small)
  *   mlp         dim 2, width 128, depth 3, dropout 0
- *   classifier  1x28x28, ch 32, 8 groups, 128 features, 10 classes */
+ *   classifier  1x28x28, ch 32, 8 groups, 128 features, 10 classes
+ *   autoencoder 1x28x28, ch 32, mult (1,2,2) (f = 4), 1 block, z 4, 8 groups,
+ *               eps 1e-6, dropout 0 */
 void dfn_model_config_init(dfn_model_config *cfg, dfn_model_kind kind);
 /* Named presets: "fmnist-tiny", "fmnist-small" (the reference U-Nets), "mlp-2d",
- * "mlp-curves", "fmnist-classifier". DFN_ERR_ARG with the list of names for an
+ * "mlp-curves", "fmnist-classifier", "fmnist-ae" (the autoencoder's defaults),
+ * "latent-f4" (a U-Net for its 4x7x7 latents). DFN_ERR_ARG with the list of names for an
  * unknown one. */
 dfn_status dfn_model_config_preset(dfn_model_config *cfg, const char *name);
 /* The presets, for listings: name and a one-line description (NULL past the end). */
@@ -157,6 +191,9 @@ size_t dfn_model_output_size(const dfn_model *model);
 int dfn_model_takes_time(const dfn_model *model);
 /* 1 if the model is a denoiser (unet, mlp): images or vectors in, the same out. */
 int dfn_model_is_denoiser(const dfn_model *model);
+/* DFN_ERR_ARG unless the model is of `kind`: "<what>: a <its kind>, not a <kind>"
+ * (what: the file or role it was given as). */
+dfn_status dfn_model_check_kind(const dfn_model *model, dfn_model_kind kind, const char *what);
 /* DFN_ERR_ARG unless samples shaped dims[0..ndim) are what the model takes, with
  * a message naming `what` ("training data"), the shapes and the model's file. */
 dfn_status dfn_model_check_input(const dfn_model *model, int ndim, const int *dims,
@@ -172,6 +209,10 @@ int dfn_model_num_tensors(const dfn_model *model);
 const char *dfn_model_tensor_name(const dfn_model *model, int i);
 int dfn_model_tensor_shape(const dfn_model *model, int i, int shape[4]); /* returns ndim */
 size_t dfn_model_tensor_offset(const dfn_model *model, int i);
+/* 16 hex digits of a 64-bit hash (FNV-1a) of the parameter array's bytes (its
+ * alignment padding, always zero, included): tells one set of weights from
+ * another (what a latent model records of its autoencoder). */
+void dfn_model_fingerprint(const dfn_model *model, char out[17]);
 /* Index of a tensor by name, or -1. */
 int dfn_model_find_tensor(const dfn_model *model, const char *name);
 
@@ -206,6 +247,31 @@ void dfn_model_backward(dfn_model *model, const float *dout, float *dx);
 int dfn_model_feature_dim(const dfn_model *model);
 void dfn_model_features(const dfn_model *model, float *features);
 void dfn_model_extract_features(dfn_model *model, float *features, const float *x, size_t n);
+
+/* ---------------------------------------------------------------- autoencoders */
+
+/* An autoencoder's latents: {z, resolution / f, resolution / f} and their
+ * floats per sample. dfn_model_forward of an autoencoder reconstructs: DFN_EVAL
+ * decodes the posterior mean; DFN_TRAIN decodes a draw z = mean + exp(logvar /
+ * 2) eps, eps from rng (the reparameterisation, Kingma & Welling 2014), with
+ * activations kept for dfn_model_backward. */
+int dfn_autoencoder_latent_shape(const dfn_model *ae, int dims[3]);
+size_t dfn_autoencoder_latent_size(const dfn_model *ae);
+/* q(z | x) of x (batch, input size): mean and logvar (batch, latent size),
+ * either may be NULL; eval mode, any batch. */
+void dfn_autoencoder_encode(dfn_model *ae, float *mean, float *logvar, const float *x, int batch);
+/* x (batch, input size) = decoder(z), z (batch, latent size); eval mode. */
+void dfn_autoencoder_decode(dfn_model *ae, float *x, const float *z, int batch);
+/* The scale that brings the latents to unit variance (Stable Diffusion's
+ * 0.18215): 1 / the standard deviation of the posterior means over the data,
+ * recorded in the checkpoint by dfn_train (metadata "latent_scale"); 0 until
+ * then. Diffusion runs on scale * z and decodes z / scale. */
+double dfn_autoencoder_scale(const dfn_model *ae);
+void dfn_autoencoder_set_scale(dfn_model *ae, double scale);
+/* Measures that scale over n images x (n, input size): 1 / sqrt(mean of the
+ * posterior means' squares - their mean squared), over every latent value,
+ * accumulated in double in a fixed order. */
+double dfn_autoencoder_measure_scale(dfn_model *ae, const float *x, size_t n);
 
 /* ---------------------------------------------------------------- checkpoints */
 

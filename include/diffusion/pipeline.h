@@ -1,7 +1,10 @@
 /* diffusion/pipeline.h - a trained diffusion model ready to use: the network
  * with its (EMA) weights, the noise process it was trained on, what it
  * predicts, and the shape of its samples - everything a checkpoint written by
- * dfn_train holds. Load one, sample with any sampler, write the pictures:
+ * dfn_train holds; for a latent diffusion model also the autoencoder whose
+ * decoder turns its samples into images (Rombach et al. 2022: sampling,
+ * SDEdit and inpainting run on its latents, the results come out decoded).
+ * Load one, sample with any sampler, write the pictures:
  *
  *     dfn_pipeline *pipe;
  *     if (dfn_pipeline_load(&pipe, "runs/fmnist/model.safetensors") != DFN_OK) {
@@ -66,6 +69,31 @@ dfn_status dfn_pipeline_new(dfn_pipeline **out, dfn_model *model,
  * (DFN_ERR_FORMAT naming the file), or a model that is not a denoiser (a
  * classifier: DFN_ERR_ARG). */
 dfn_status dfn_pipeline_load(dfn_pipeline **out, const char *path);
+/* dfn_pipeline_load, with a latent diffusion model's autoencoder read from
+ * ae_path instead of the file its metadata names (NULL: that file; a relative
+ * name is taken beside the checkpoint). A latent model's checkpoint records
+ * "autoencoder" (the file), "autoencoder_fingerprint" (a hash of its weights)
+ * and "latent_scale". Errors (each names the files): the autoencoder cannot be
+ * read (the message says to give it), it is another autoencoder than the
+ * model was trained on (the fingerprints differ), ae_path for a model that is
+ * not a latent one. */
+dfn_status dfn_pipeline_load_with_autoencoder(dfn_pipeline **out, const char *path,
+                                              const char *ae_path);
+/* Latent diffusion for dfn_pipeline_new's pipelines: the model works on the
+ * latents of `ae` (borrowed; an autoencoder with a measured latent scale, whose
+ * latent shape the model takes), and sampling decodes them; `file` is the name
+ * saved checkpoints record (relative names are read beside the checkpoint;
+ * NULL: the absolute path of the file ae was loaded from). DFN_ERR_ARG naming
+ * what does not fit. Inpainting of a latent model keeps the known part in the
+ * latents (the mask averaged over each f x f block): the kept pixels come out
+ * as the autoencoder's reconstruction of them. x0 clipping, dynamic
+ * thresholding, a start in x (from_x), DDIM inversion and classifier guidance
+ * are refused for latent models. */
+dfn_status dfn_pipeline_set_autoencoder(dfn_pipeline *pipe, dfn_model *ae, const char *file);
+/* The autoencoder of a latent pipeline (NULL for one on the data itself) and
+ * its latent scale (0 without one). */
+dfn_model *dfn_pipeline_autoencoder(const dfn_pipeline *pipe);
+double dfn_pipeline_latent_scale(const dfn_pipeline *pipe);
 /* dfn_model_save with the pipeline's metadata ("process", "prediction", and the
  * "objective" of a loaded checkpoint) and the caller's extra (key, value) pairs
  * (NULL-terminated, or NULL). */
@@ -81,7 +109,10 @@ const dfn_schedule *dfn_pipeline_schedule(const dfn_pipeline *pipe);
 /* What the network predicts (eps, x0, v, score, flow). */
 dfn_prediction dfn_pipeline_prediction(const dfn_pipeline *pipe);
 /* One sample: ndim 1 {D} or 3 {C, H, W} (the return value is ndim), and its
- * floats. Images are in [-1, 1] (x0 clipping is on by default for them). */
+ * floats. Images are in [-1, 1] (x0 clipping is on by default for them, but
+ * for latent models, whose latents are not in [-1, 1]: their decoded images
+ * are clamped to it). For a latent model these are the decoded images' shape
+ * and size; the model's own input is the latents'. */
 int dfn_pipeline_sample_shape(const dfn_pipeline *pipe, int dims[3]);
 size_t dfn_pipeline_sample_size(const dfn_pipeline *pipe);
 int dfn_pipeline_is_image(const dfn_pipeline *pipe);

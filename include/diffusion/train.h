@@ -158,6 +158,13 @@ double dfn_objective_loss(float *dpred, const dfn_objective *obj, const float *p
 double dfn_softmax_cross_entropy(float *dlogits, const float *logits, const int *labels,
                                  int batch, int classes);
 
+/* The autoencoder's KL term: KL(N(mean, exp(logvar)) || N(0, I)) =
+ * 1/2 sum (mean^2 + exp(logvar) - 1 - logvar) over the n values of each of the
+ * batch rows, averaged over the batch (in double); dmean and dlogvar (or NULL)
+ * receive scale times its gradient (overwritten). */
+double dfn_kl_standard_normal(float *dmean, float *dlogvar, const float *mean,
+                              const float *logvar, int batch, size_t n, double scale);
+
 /* ---------------------------------------------------------------- the training loop */
 
 /* Objective <-> JSON (checkpoint metadata "objective"). */
@@ -170,8 +177,16 @@ dfn_status dfn_objective_from_json(dfn_objective *obj, const char *json);
  *               noise, regress `objective`'s target at x_t on `process`;
  *               labels (models with classes) dropped with p_uncond for
  *               classifier-free guidance;
+ *               with an autoencoder (latent diffusion, Rombach et al. 2022)
+ *               the model learns the autoencoder's scaled latents of the data
+ *               (dfn_autoencoder_scale; encoded once before training) and its
+ *               checkpoint names the autoencoder, so that sampling decodes;
  *   classifier  softmax cross-entropy on the labels (the data must have them);
- *               validation also reports the accuracy.
+ *               validation also reports the accuracy;
+ *   autoencoder reconstruction error (recon_loss) + kl_weight x the KL term
+ *               (see src/train/autoencoder_task.c); validation reports the
+ *               PSNR of the reconstructions; a completed run measures the
+ *               latent scale on the training data into model.safetensors.
  * Defaults in brackets are those of dfn_train_params_init, which suit the
  * denoisers; train-classifier's recipe is lr 2e-3, weight decay 0.05,
  * lr_min_ratio 0.01, ema_decay 0. */
@@ -213,6 +228,14 @@ typedef struct {
                                invocation, as an interruption would; 0: run to `steps` */
     dfn_process_params process; /* denoisers: the noise process [discrete linear, T 1000] */
     dfn_objective objective;    /* denoisers: target, loss, weighting [eps, l2, uniform] */
+    dfn_model *autoencoder;     /* denoisers: train on this autoencoder's latents of the
+                                   data (borrowed; loaded from a file, whose name
+                                   model.safetensors records, with a fingerprint of its
+                                   weights); the model takes its latent shape. Without a
+                                   measured latent scale, one is measured on the training
+                                   data [NULL] */
+    dfn_loss_kind recon_loss;   /* autoencoders: reconstruction error, l1 or l2 [l1] */
+    double kl_weight;           /* autoencoders: weight of the KL term [1e-6] */
     const char *data_json;      /* what the data are, as JSON, recorded in config.json as
                                    "data" (the program records its --data and loader
                                    options); NULL: not recorded [NULL] */

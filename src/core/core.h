@@ -68,6 +68,10 @@ int dfn_name_lookup(const char *what, const char *name, const char *const *names
 /* Seconds on a monotonic clock (for durations only). */
 double dfn_now_seconds(void);
 
+/* The 64-bit FNV-1a hash of n bytes: a fingerprint of files, configurations
+ * and weights (hash.c). */
+uint64_t dfn_fnv1a(const void *bytes, size_t n);
+
 /* A per-thread buffer of at least `n` floats that stays valid until the next call
  * with the same slot on the same thread. Layers use it for im2col columns and
  * partial sums; it grows and is reused, so a hot loop does not touch malloc.

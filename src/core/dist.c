@@ -261,8 +261,7 @@ void dfn_dist_allgather_rows(void *data, size_t row_bytes, const size_t *first) 
 
 int dfn_dist_differs(const void *bytes, size_t n, const char *noun, char *what, size_t size) {
     if (world_size == 1) return 0;
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ ((const unsigned char *)bytes)[i]) * 0x100000001b3ull;
+    uint64_t h = dfn_fnv1a(bytes, n);
     uint64_t *all = dfn_calloc((size_t)world_size, sizeof *all);
     MPI_Allgather(&h, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, comm);
     int differs = 0;

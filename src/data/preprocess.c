@@ -1,4 +1,5 @@
-/* preprocess.c - pixel scaling, per-feature standardisation, random flips. */
+/* preprocess.c - pixel scaling, per-feature standardisation, random flips,
+ * and the PSNR of an image against its reference. */
 #include <math.h>
 #include <string.h>
 
@@ -82,4 +83,14 @@ void dfn_random_hflip(float *x, size_t n, int c, int h, int w, dfn_rng *rng) {
     for (size_t i = 0; i < n; i++)
         if (u[i] < 0.5f) dfn_hflip_image(x + i * (size_t)c * h * w, c, h, w);
     free(u);
+}
+
+double dfn_psnr(const float *x, const float *ref, size_t n) {
+    DFN_ASSERT(x && ref && n > 0);
+    double se = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double d = (double)x[i] - ref[i];
+        se += d * d;
+    }
+    return 10.0 * log10(4.0 / DFN_MAX(se / n, 1e-20));
 }

@@ -9,7 +9,8 @@
  *   - metadata "format" = "diffusion.c checkpoint", "format_version" = "2",
  *     "config" (dfn_model_config_to_json, which names the kind), plus the
  *     caller's extra pairs (a pipeline's process and prediction, a trainer's
- *     step, a classifier's test accuracy).
+ *     step, a classifier's test accuracy); an autoencoder's latent scale, once
+ *     measured, as "latent_scale" (%.17g).
  *
  * Version 1 files load too: diffusion models ("diffusion.c checkpoint" "1",
  * whose config JSON is the same) and classifiers ("diffusion.c classifier",
@@ -92,7 +93,8 @@ dfn_status dfn_model_save(const dfn_model *model, const char *path,
             goto fail;
         }
         if (!strcmp(kv[0], "config") || !strcmp(kv[0], "format") ||
-            !strcmp(kv[0], "format_version")) {
+            !strcmp(kv[0], "format_version") ||
+            (model->cfg.kind == DFN_MODEL_AUTOENCODER && !strcmp(kv[0], "latent_scale"))) {
             st = dfn_set_error(DFN_ERR_ARG,
                                "%s: extra metadata key '%s' is reserved for the checkpoint itself",
                                path, kv[0]);
@@ -105,12 +107,32 @@ dfn_status dfn_model_save(const dfn_model *model, const char *path,
     if ((st = dfn_st_writer_set_metadata(w, "config", config)) != DFN_OK) goto fail;
     for (const char *const *kv = extra_metadata; kv && kv[0]; kv += 2)
         if ((st = dfn_st_writer_set_metadata(w, kv[0], kv[1])) != DFN_OK) goto fail;
+    if (model->cfg.kind == DFN_MODEL_AUTOENCODER && dfn_autoencoder_scale(model) > 0) {
+        char scale[32];
+        snprintf(scale, sizeof scale, "%.17g", dfn_autoencoder_scale(model));
+        if ((st = dfn_st_writer_set_metadata(w, "latent_scale", scale)) != DFN_OK) goto fail;
+    }
     if ((st = dfn_st_writer_add_model_tensors(w, model, "", model->params)) != DFN_OK) goto fail;
     st = dfn_st_writer_save(w, path);
 fail:
     free(config);
     dfn_st_writer_free(w);
     return st;
+}
+
+dfn_status dfn_read_latent_scale(const dfn_st_file *f, double *scale) {
+    const char *text = dfn_st_metadata(f, "latent_scale");
+    *scale = 0;
+    if (!text) return DFN_OK;
+    char *end;
+    const double v = strtod(text, &end);
+    if (end == text || *end || !isfinite(v) || !(v > 0))
+        return dfn_set_error(DFN_ERR_FORMAT,
+                             "%s: metadata \"latent_scale\" is \"%s\" (a positive number was "
+                             "expected)",
+                             dfn_st_path(f), text);
+    *scale = v;
+    return DFN_OK;
 }
 
 /* dfn_set_error formats into the buffer dfn_last_error returns, so a message
@@ -215,6 +237,11 @@ dfn_status dfn_model_load_from(dfn_model **out, const dfn_st_file *f) {
                                    path, t->name, (double)model->params[t->offset + j], j);
                 goto fail;
             }
+    }
+    if (cfg.kind == DFN_MODEL_AUTOENCODER) {
+        double scale;
+        if ((st = dfn_read_latent_scale(f, &scale)) != DFN_OK) goto fail;
+        dfn_autoencoder_set_scale(model, scale);
     }
     model->path = dfn_strdup(path);
     *out = model;

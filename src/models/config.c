@@ -4,7 +4,7 @@
 
 #include "models/model.h"
 
-static const char *const kind_names[] = {"unet", "mlp", "classifier"};
+static const char *const kind_names[] = {"unet", "mlp", "classifier", "autoencoder"};
 _Static_assert(sizeof kind_names / sizeof kind_names[0] == DFN_MODEL_KIND_COUNT,
                "kind_names must name every dfn_model_kind");
 
@@ -48,6 +48,19 @@ void dfn_model_config_init(dfn_model_config *cfg, dfn_model_kind kind) {
     k->channels = 32;
     k->groups = 8;
     k->feature_dim = 128;
+    /* autoencoder: f = 4 on 28x28 gray images, 4x7x7 latents */
+    dfn_autoencoder_config *a = &cfg->autoencoder;
+    a->in_channels = 1;
+    a->resolution = 28;
+    a->channels = 32;
+    a->n_levels = 3;
+    a->ch_mult[0] = 1;
+    a->ch_mult[1] = 2;
+    a->ch_mult[2] = 2;
+    a->num_res_blocks = 1;
+    a->latent_channels = 4;
+    a->groups = 8;
+    a->norm_eps = 1e-6f;
 }
 
 typedef struct {
@@ -73,12 +86,28 @@ static void set_fmnist_classifier(dfn_model_config *c) {
     dfn_model_config_init(c, DFN_MODEL_CLASSIFIER);
 }
 
+static void set_fmnist_ae(dfn_model_config *c) { dfn_model_config_init(c, DFN_MODEL_AUTOENCODER); }
+/* A U-Net for fmnist-ae's 4x7x7 latents: one level (7 does not halve), wider. */
+static void set_latent_f4(dfn_model_config *c) {
+    dfn_model_config_init(c, DFN_MODEL_UNET);
+    c->unet.in_channels = 4;
+    c->unet.resolution = 7;
+    c->unet.channels = 96;
+    c->unet.n_levels = 1;
+    c->unet.ch_mult[0] = 1;
+    c->unet.num_res_blocks = 2;
+    c->unet.n_attn = 1;
+    c->unet.attn_resolutions[0] = 7;
+}
+
 static const preset presets[] = {
     {"fmnist-tiny", "U-Net 1x28x28, ch 32, mult 1,2,2, 1 block/level, attention in the middle (1.06M params)", set_fmnist_tiny},
     {"fmnist-small", "U-Net 1x28x28, ch 64, mult 1,2,2, 2 blocks/level, attention at 7x7 (6.47M params)", set_fmnist_small},
     {"mlp-2d", "MLP for 2-D points, width 128, depth 3", set_mlp_2d},
     {"mlp-curves", "MLP for 50-dim curves, width 256, depth 4", set_mlp_curves},
     {"fmnist-classifier", "classifier 1x28x28 -> 10 classes, ch 32, 128 features (FID/KID)", set_fmnist_classifier},
+    {"fmnist-ae", "KL autoencoder 1x28x28 -> 4x7x7 latents (f 4), ch 32, mult 1,2,2", set_fmnist_ae},
+    {"latent-f4", "U-Net for 4x7x7 latents (train --autoencoder), ch 96, 1 level, 2 blocks, attention at 7", set_latent_f4},
 };
 #define N_PRESETS ((int)(sizeof presets / sizeof presets[0]))
 
@@ -227,6 +256,48 @@ static dfn_status validate_classifier(const dfn_classifier_config *c) {
     return DFN_OK;
 }
 
+static dfn_status validate_autoencoder(const dfn_autoencoder_config *c, float dropout) {
+    const char *what = NULL;
+    int value = 0;
+    if (c->in_channels < 1 || c->in_channels > 64) what = "in_channels", value = c->in_channels;
+    else if (c->resolution < 1 || c->resolution > 4096) what = "resolution", value = c->resolution;
+    else if (c->channels < 1 || c->channels > 4096) what = "channels", value = c->channels;
+    else if (c->n_levels < 1 || c->n_levels > DFN_MAX_LEVELS) what = "the number of ch_mult entries", value = c->n_levels;
+    else if (c->num_res_blocks < 1 || c->num_res_blocks > 16) what = "num_res_blocks", value = c->num_res_blocks;
+    else if (c->latent_channels < 1 || c->latent_channels > 1024) what = "latent_channels", value = c->latent_channels;
+    else if (c->groups < 1) what = "groups", value = c->groups;
+    if (what)
+        return dfn_set_error(DFN_ERR_CONFIG, "autoencoder config: %s = %d is out of range", what,
+                             value);
+    if (!(c->norm_eps > 0.0f))
+        return dfn_set_error(DFN_ERR_CONFIG, "autoencoder config: norm_eps = %g (must be > 0)",
+                             c->norm_eps);
+    if (!(dropout >= 0.0f && dropout < 1.0f))
+        return dfn_set_error(DFN_ERR_CONFIG, "autoencoder config: dropout = %g (must be in [0, 1))",
+                             dropout);
+    if (c->channels % c->groups)
+        return dfn_set_error(DFN_ERR_CONFIG,
+                             "autoencoder config: channels = %d are not divisible by groups = %d",
+                             c->channels, c->groups);
+    const int f = 1 << (c->n_levels - 1);
+    if (c->resolution % f)
+        return dfn_set_error(DFN_ERR_CONFIG,
+                             "autoencoder config: the downsampling factor f = %d (%d levels) does "
+                             "not divide the resolution %d",
+                             f, c->n_levels, c->resolution);
+    for (int l = 0; l < c->n_levels; l++) {
+        if (c->ch_mult[l] < 1 || c->ch_mult[l] > 64 || c->channels * c->ch_mult[l] > 16384)
+            return dfn_set_error(DFN_ERR_CONFIG, "autoencoder config: ch_mult[%d] = %d (must be "
+                                 "1..64, and channels x ch_mult at most 16384)", l, c->ch_mult[l]);
+        if ((c->channels * c->ch_mult[l]) % c->groups)
+            return dfn_set_error(DFN_ERR_CONFIG,
+                                 "autoencoder config: %d channels at level %d are not divisible by "
+                                 "groups = %d",
+                                 c->channels * c->ch_mult[l], l, c->groups);
+    }
+    return DFN_OK;
+}
+
 dfn_status dfn_model_config_validate(const dfn_model_config *c) {
     if ((int)c->kind < 0 || c->kind >= DFN_MODEL_KIND_COUNT)
         return dfn_set_error(DFN_ERR_CONFIG, "model config: unknown model kind %d", (int)c->kind);
@@ -241,6 +312,13 @@ dfn_status dfn_model_config_validate(const dfn_model_config *c) {
                                  c->dropout);
         return validate_classifier(&c->classifier);
     }
+    if (c->kind == DFN_MODEL_AUTOENCODER) {
+        if (c->num_classes != 0)
+            return dfn_set_error(DFN_ERR_CONFIG,
+                                 "autoencoder config: num_classes = %d (an autoencoder has no classes)",
+                                 c->num_classes);
+        return validate_autoencoder(&c->autoencoder, c->dropout);
+    }
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
         return dfn_set_error(DFN_ERR_CONFIG, "model config: dropout = %g (must be in [0, 1))", c->dropout);
     if (c->num_classes < 0 || c->num_classes > 100000)
@@ -253,6 +331,10 @@ int dfn_config_input_shape(const dfn_model_config *c, int dims[3]) {
     case DFN_MODEL_UNET:
         dims[0] = c->unet.in_channels;
         dims[1] = dims[2] = c->unet.resolution;
+        return 3;
+    case DFN_MODEL_AUTOENCODER:
+        dims[0] = c->autoencoder.in_channels;
+        dims[1] = dims[2] = c->autoencoder.resolution;
         return 3;
     case DFN_MODEL_CLASSIFIER:
         dims[0] = c->classifier.in_channels;

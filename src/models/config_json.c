@@ -10,6 +10,9 @@
  *   classifier: {"kind":"classifier","in_channels":1,"height":28,"width":28,
  *           "channels":32,"groups":8,"feature_dim":128,"num_classes":10}
  *           and "time_embed":1 for a time-conditioned one (absent: 0)
+ *   autoencoder: {"kind":"autoencoder","in_channels":1,"resolution":28,"channels":32,
+ *           "ch_mult":[1,2,2],"num_res_blocks":1,"latent_channels":4,"groups":8,
+ *           "norm_eps":1e-06,"dropout":0}
  *
  * One key table per kind drives both directions, so what is written is
  * exactly what is read.
@@ -62,6 +65,18 @@ static const dfn_json_field classifier_keys[] = {
     DFN_JSON_OPTIONAL_INT_FIELD("time_embed", dfn_model_config, classifier.time_embed),
 };
 
+static const dfn_json_field autoencoder_keys[] = {
+    KEY("in_channels", DFN_JSON_INT, autoencoder.in_channels),
+    KEY("resolution", DFN_JSON_INT, autoencoder.resolution),
+    KEY("channels", DFN_JSON_INT, autoencoder.channels),
+    ARRAY_KEY("ch_mult", autoencoder.ch_mult, autoencoder.n_levels),
+    KEY("num_res_blocks", DFN_JSON_INT, autoencoder.num_res_blocks),
+    KEY("latent_channels", DFN_JSON_INT, autoencoder.latent_channels),
+    KEY("groups", DFN_JSON_INT, autoencoder.groups),
+    KEY("norm_eps", DFN_JSON_FLOAT, autoencoder.norm_eps),
+    KEY("dropout", DFN_JSON_FLOAT, dropout),
+};
+
 static const struct {
     const dfn_json_field *keys;
     int count;
@@ -69,6 +84,7 @@ static const struct {
     [DFN_MODEL_UNET] = {unet_keys, (int)(sizeof unet_keys / sizeof unet_keys[0])},
     [DFN_MODEL_MLP] = {mlp_keys, (int)(sizeof mlp_keys / sizeof mlp_keys[0])},
     [DFN_MODEL_CLASSIFIER] = {classifier_keys, (int)(sizeof classifier_keys / sizeof classifier_keys[0])},
+    [DFN_MODEL_AUTOENCODER] = {autoencoder_keys, (int)(sizeof autoencoder_keys / sizeof autoencoder_keys[0])},
 };
 #define MAX_KEYS ((int)(sizeof unet_keys / sizeof unet_keys[0]))
 
@@ -111,7 +127,7 @@ dfn_status dfn_model_config_from_json(dfn_model_config *cfg, const char *json) {
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(root, "kind");
     if (!kind) {
         st = dfn_set_error(DFN_ERR_CONFIG,
-                           "config JSON: missing key 'kind' (\"unet\", \"mlp\" or \"classifier\")");
+                           "config JSON: missing key 'kind' (\"unet\", \"mlp\", \"classifier\" or \"autoencoder\")");
         goto fail;
     }
     int k = -1;
@@ -119,7 +135,7 @@ dfn_status dfn_model_config_from_json(dfn_model_config *cfg, const char *json) {
         if (!strcmp(kind->valuestring, dfn_model_kind_name((dfn_model_kind)i))) k = i;
     if (k < 0) {
         st = dfn_set_error(DFN_ERR_CONFIG,
-                           "config JSON: key 'kind' must be \"unet\", \"mlp\" or \"classifier\", got %s%s%s",
+                           "config JSON: key 'kind' must be \"unet\", \"mlp\", \"classifier\" or \"autoencoder\", got %s%s%s",
                            cJSON_IsString(kind) ? "\"" : "",
                            cJSON_IsString(kind) ? kind->valuestring : "a non-string",
                            cJSON_IsString(kind) ? "\"" : "");

@@ -12,6 +12,7 @@ static const dfn_model_ops *kind_ops(dfn_model_kind kind) {
     case DFN_MODEL_UNET: return &dfn_unet_ops;
     case DFN_MODEL_MLP: return &dfn_mlp_ops;
     case DFN_MODEL_CLASSIFIER: return &dfn_classifier_ops;
+    case DFN_MODEL_AUTOENCODER: return &dfn_autoencoder_ops;
     case DFN_MODEL_KIND_COUNT: break;
     }
     DFN_ASSERT(0 && "not a model kind");
@@ -64,6 +65,11 @@ float *dfn_model_params(dfn_model *m) { return m->params; }
 float *dfn_model_grads(dfn_model *m) { return m->grads; }
 void dfn_model_zero_grad(dfn_model *m) { memset(m->grads, 0, m->tab.total * sizeof(float)); }
 int dfn_model_num_tensors(const dfn_model *m) { return m->tab.count; }
+
+void dfn_model_fingerprint(const dfn_model *m, char out[17]) {
+    const uint64_t h = dfn_fnv1a(m->params, m->tab.total * sizeof(float));
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
 
 float *dfn_model_exchange_params(dfn_model *m, float *params) {
     DFN_ASSERT(m && params);
@@ -137,6 +143,14 @@ static const char *shape_text(char *buf, size_t size, int ndim, const int *dims)
     return buf;
 }
 
+dfn_status dfn_model_check_kind(const dfn_model *m, dfn_model_kind kind, const char *what) {
+    DFN_ASSERT(m && what);
+    if (m->cfg.kind == kind) return DFN_OK;
+    const char *have = dfn_model_kind_name(m->cfg.kind), *want = dfn_model_kind_name(kind);
+    return dfn_set_error(DFN_ERR_ARG, "%s: a%s %s, not a%s %s", what, strchr("aeiou", have[0]) ? "n" : "",
+                         have, strchr("aeiou", want[0]) ? "n" : "", want);
+}
+
 dfn_status dfn_model_check_input(const dfn_model *m, int ndim, const int *dims, const char *what) {
     DFN_ASSERT(m && dims && what);
     int want[3], nw = dfn_model_input_shape(m, want);
@@ -161,7 +175,7 @@ static void take_all(dfn_model *m, int B) {
 
 /* Sizes the activation arenas for batch B (a counting pass, then one
  * allocation each) and hands out the buffers. */
-static void prepare(dfn_model *m, int B) {
+void dfn_model_prepare(dfn_model *m, int B) {
     if (B > m->capacity) {
         free(m->acts.base);
         free(m->grad_acts.base);
@@ -183,7 +197,7 @@ void dfn_model_forward(dfn_model *m, float *out, const float *x, const float *t,
     DFN_ASSERT(t || !dfn_model_takes_time(m));
     DFN_ASSERT(mode == DFN_EVAL || mode == DFN_TRAIN || mode == DFN_EVAL_GRAD);
     DFN_ASSERT(mode != DFN_TRAIN || m->cfg.dropout == 0.0f || rng);
-    prepare(m, batch);
+    dfn_model_prepare(m, batch);
     m->ops->forward(m, out, x, t, y, batch, mode == DFN_TRAIN, rng);
     m->last_batch = mode == DFN_EVAL ? 0 : batch;
     m->forward_batch = batch;

@@ -97,7 +97,13 @@ struct dfn_model_ops {
     const float *(*features)(const dfn_model *m);
 };
 
-extern const dfn_model_ops dfn_unet_ops, dfn_mlp_ops, dfn_classifier_ops;
+extern const dfn_model_ops dfn_unet_ops, dfn_mlp_ops, dfn_classifier_ops, dfn_autoencoder_ops;
+
+/* Sizes the activation arenas for a batch of B (once per larger batch) and has
+ * the kind take its buffers: what dfn_model_forward does before the kind's
+ * forward, for kinds with entry points of their own (the autoencoder's
+ * encode and decode). */
+void dfn_model_prepare(dfn_model *m, int B);
 
 /* The per-sample shapes of a (valid) config: input and output, ndim 1 or 3. */
 int dfn_config_input_shape(const dfn_model_config *cfg, int dims[3]);

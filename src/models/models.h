@@ -22,6 +22,11 @@ dfn_status dfn_st_writer_add_model_tensors(dfn_st_writer *w, const dfn_model *mo
 dfn_status dfn_st_read_model_tensors(const dfn_st_file *f, const dfn_model *model,
                                      const char *prefix, float *base);
 
+/* The metadata "latent_scale" of f (an autoencoder's, or a latent model's
+ * record of it): *scale = the positive number, or 0 when absent;
+ * DFN_ERR_FORMAT naming the file for anything else. */
+dfn_status dfn_read_latent_scale(const dfn_st_file *f, double *scale);
+
 /* dfn_model_load from a file already open (whose metadata the caller reads too). */
 dfn_status dfn_model_load_from(dfn_model **out, const dfn_st_file *f);
 
@@ -35,5 +40,15 @@ float *dfn_model_exchange_params(dfn_model *model, float *params);
  * first on ties) against labels[b]: the accuracy count of the classifier's
  * evaluation and of its training loop's validation. */
 long dfn_logits_count_correct(const float *logits, const int *labels, int B, int K);
+
+/* The autoencoder's posterior q(z | x) of the last forward: mean and logvar
+ * (batch, latent size; logvar clamped to [-30, 20]), views into its arena. */
+void dfn_autoencoder_posterior(const dfn_model *ae, const float **mean, const float **logvar);
+/* Backward of the last kept forward of an autoencoder: drec = d loss / d
+ * reconstruction; dmean, dlogvar (batch, latent size, or NULL) are further
+ * gradients on the posterior's mean and clamped logvar (the KL term's), added
+ * to what flows back from the decoder; dx as dfn_model_backward's. */
+void dfn_autoencoder_backward(dfn_model *ae, const float *drec, const float *dmean,
+                              const float *dlogvar, float *dx);
 
 #endif

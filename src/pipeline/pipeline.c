@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/core.h"
 #include "core/dist.h"
@@ -28,9 +29,12 @@ struct dfn_pipeline {
     dfn_prediction prediction;
     char *objective_json;        /* as recorded by the trainer, or NULL */
     char *path;                  /* the file it came from, or NULL */
-    /* Latent diffusion will add here the autoencoder whose decoder turns the
-     * sampled latents into data, and the latent scale; dfn_pipeline_sample then
-     * decodes. Until then the model works on the data itself. */
+    /* latent diffusion: the autoencoder whose decoder turns the sampled latents
+     * into data (the model then works on scale * its latents), or NULL */
+    dfn_model *ae;
+    int owns_ae;
+    char *ae_file;               /* as recorded in checkpoints */
+    double scale;
 };
 
 static dfn_status check_denoiser(const dfn_model *model, const char *path) {
@@ -68,6 +72,8 @@ dfn_status dfn_pipeline_new(dfn_pipeline **out, dfn_model *model,
 void dfn_pipeline_free(dfn_pipeline *p) {
     if (!p) return;
     if (p->owns_model) dfn_model_free(p->model);
+    if (p->owns_ae) dfn_model_free(p->ae);
+    free(p->ae_file);
     dfn_schedule_free(&p->schedule);
     free(p->objective_json);
     free(p->path);
@@ -89,7 +95,112 @@ static int read_prediction(const dfn_st_file *f) {
     return k;
 }
 
+dfn_status dfn_pipeline_set_autoencoder(dfn_pipeline *p, dfn_model *ae, const char *file) {
+    DFN_ASSERT(p && ae);
+    const char *name = dfn_model_path(ae) ? dfn_model_path(ae) : "the autoencoder";
+    dfn_status st = dfn_model_check_kind(ae, DFN_MODEL_AUTOENCODER, name);
+    if (st != DFN_OK) return st;
+    int dims[3];
+    dfn_autoencoder_latent_shape(ae, dims);
+    st = dfn_model_check_input(p->model, 3, dims, name);
+    if (st != DFN_OK)
+        return dfn_set_error(st, "%s (the model must take the autoencoder's latents)",
+                             dfn_last_error());
+    if (!(dfn_autoencoder_scale(ae) > 0))
+        return dfn_set_error(DFN_ERR_ARG,
+                             "%s: no latent scale (train-autoencoder measures it at the end of a "
+                             "completed run)",
+                             name);
+    /* what checkpoints record: the name given, else the file's absolute path
+     * (a relative one would be read beside the checkpoint) */
+    char *record = file ? dfn_strdup(file) : NULL, cwd[4096];
+    const char *own = dfn_model_path(ae);
+    if (!record && own && own[0] == '/') record = dfn_strdup(own);
+    else if (!record && own && getcwd(cwd, sizeof cwd)) {
+        dfn_buf b = {0};
+        dfn_buf_printf(&b, "%s/%s", cwd, own);
+        record = b.data;
+    }
+    if (p->owns_ae && p->ae != ae) dfn_model_free(p->ae);
+    if (p->ae != ae) p->owns_ae = 0;
+    free(p->ae_file);
+    p->ae = ae;
+    p->ae_file = record;
+    p->scale = dfn_autoencoder_scale(ae);
+    return DFN_OK;
+}
+
+dfn_model *dfn_pipeline_autoencoder(const dfn_pipeline *p) { return p->ae; }
+
+/* "dir/of/model.safetensors" + "ae.safetensors" -> "dir/of/ae.safetensors";
+ * absolute names as they are. */
+static char *beside(const char *checkpoint, const char *name) {
+    const char *slash = strrchr(checkpoint, '/');
+    dfn_buf b = {0};
+    if (name[0] == '/' || !slash) dfn_buf_printf(&b, "%s", name);
+    else dfn_buf_printf(&b, "%.*s/%s", (int)(slash - checkpoint), checkpoint, name);
+    return b.data;
+}
+
+/* A latent model's autoencoder: ae_path, else the file its metadata names
+ * (relative names are beside the checkpoint); its weights must be those the
+ * model was trained on (the fingerprint), its scale the model's. */
+static dfn_status load_autoencoder(dfn_pipeline *p, const dfn_st_file *f, const char *path,
+                                   const char *ae_path) {
+    const char *recorded = dfn_st_metadata(f, "autoencoder");
+    const char *want = dfn_st_metadata(f, "autoencoder_fingerprint");
+    if (!recorded) {
+        if (ae_path)
+            return dfn_set_error(DFN_ERR_ARG,
+                                 "%s: not a latent diffusion model (it was trained on the data "
+                                 "itself), so it takes no autoencoder (%s)",
+                                 path, ae_path);
+        return DFN_OK;
+    }
+    char *file = ae_path ? dfn_strdup(ae_path) : beside(path, recorded);
+    dfn_model *ae = NULL;
+    dfn_status st = dfn_model_load(&ae, file);
+    if (st != DFN_OK) {
+        if (!ae_path)
+            st = dfn_set_error(st,
+                               "%s is a latent diffusion model, and its autoencoder cannot be "
+                               "read: %s (give the autoencoder it was trained with: "
+                               "--autoencoder FILE)",
+                               path, dfn_last_error());
+        free(file);
+        return st;
+    }
+    char have[17];
+    dfn_model_fingerprint(ae, have);
+    double scale = 0;
+    if ((st = dfn_read_latent_scale(f, &scale)) == DFN_OK && (!want || !(scale > 0)))
+        st = dfn_set_error(DFN_ERR_FORMAT,
+                           "%s: a latent diffusion model without \"%s\" in its metadata", path,
+                           want ? "latent_scale" : "autoencoder_fingerprint");
+    else if (st == DFN_OK && dfn_model_check_kind(ae, DFN_MODEL_AUTOENCODER, file) != DFN_OK)
+        st = dfn_set_error(DFN_ERR_ARG, "%s: its autoencoder %s", path, dfn_last_error());
+    else if (st == DFN_OK && strcmp(have, want) != 0)
+        st = dfn_set_error(DFN_ERR_ARG,
+                           "%s was trained on the latents of another autoencoder than %s (weights "
+                           "%s, these are %s)",
+                           path, file, want, have);
+    if (st == DFN_OK) {
+        dfn_autoencoder_set_scale(ae, scale);
+        if ((st = dfn_pipeline_set_autoencoder(p, ae, recorded)) != DFN_OK)
+            st = dfn_set_error(st, "%s: %s", path, dfn_last_error());
+    }
+    if (st == DFN_OK) p->owns_ae = 1;
+    else dfn_model_free(ae);
+    free(file);
+    return st;
+}
+
 dfn_status dfn_pipeline_load(dfn_pipeline **out, const char *path) {
+    return dfn_pipeline_load_with_autoencoder(out, path, NULL);
+}
+
+dfn_status dfn_pipeline_load_with_autoencoder(dfn_pipeline **out, const char *path,
+                                              const char *ae_path) {
     DFN_ASSERT(out && path);
     *out = NULL;
     dfn_st_file *f = NULL;
@@ -136,6 +247,7 @@ dfn_status dfn_pipeline_load(dfn_pipeline **out, const char *path) {
     }
     const char *objective = dfn_st_metadata(f, "objective");
     if (objective) p->objective_json = dfn_strdup(objective);
+    if ((st = load_autoencoder(p, f, path, ae_path)) != DFN_OK) goto fail;
     p->path = dfn_strdup(path);
     dfn_st_close(f);
     *out = p;
@@ -152,8 +264,27 @@ dfn_status dfn_pipeline_save(const dfn_pipeline *p, const char *path,
     char *process = dfn_process_to_json(&p->process, p->process.continuous ? NULL : &p->schedule);
     size_t n_extra = 0;
     for (const char *const *kv = extra_metadata; kv && kv[0]; kv += 2) n_extra++;
-    const char **meta = dfn_calloc(2 * n_extra + 7, sizeof *meta);
+    const char **meta = dfn_calloc(2 * n_extra + 13, sizeof *meta);
     size_t k = 0;
+    char print[17], scale[32];
+    if (p->ae && !p->ae_file) {
+        free(meta);
+        free(process);
+        return dfn_set_error(DFN_ERR_ARG,
+                             "%s: the pipeline's autoencoder has no file for the checkpoint to name "
+                             "(dfn_pipeline_set_autoencoder's file)",
+                             path);
+    }
+    if (p->ae) {
+        dfn_model_fingerprint(p->ae, print);
+        snprintf(scale, sizeof scale, "%.17g", p->scale);
+        meta[k++] = "autoencoder";
+        meta[k++] = p->ae_file;
+        meta[k++] = "autoencoder_fingerprint";
+        meta[k++] = print;
+        meta[k++] = "latent_scale";
+        meta[k++] = scale;
+    }
     meta[k++] = "process";
     meta[k++] = process;
     meta[k++] = "prediction";
@@ -182,9 +313,12 @@ const dfn_schedule *dfn_pipeline_schedule(const dfn_pipeline *p) {
 }
 dfn_prediction dfn_pipeline_prediction(const dfn_pipeline *p) { return p->prediction; }
 int dfn_pipeline_sample_shape(const dfn_pipeline *p, int dims[3]) {
-    return dfn_model_input_shape(p->model, dims);
+    return dfn_model_input_shape(p->ae ? p->ae : p->model, dims);
 }
-size_t dfn_pipeline_sample_size(const dfn_pipeline *p) { return dfn_model_input_size(p->model); }
+size_t dfn_pipeline_sample_size(const dfn_pipeline *p) {
+    return dfn_model_input_size(p->ae ? p->ae : p->model);
+}
+double dfn_pipeline_latent_scale(const dfn_pipeline *p) { return p->ae ? p->scale : 0.0; }
 int dfn_pipeline_is_image(const dfn_pipeline *p) {
     int dims[3];
     return dfn_pipeline_sample_shape(p, dims) == 3;
@@ -217,7 +351,8 @@ dfn_pipeline_sample_params dfn_pipeline_sample_params_init(const dfn_pipeline *p
     memset(&sp, 0, sizeof sp);
     sp.sampler = NULL;
     sp.sampler_params = dfn_sampler_params_init();
-    sp.sampler_params.clip_x0 = dfn_pipeline_is_image(p); /* vectors are not scaled to [-1, 1] */
+    /* vectors are not scaled to [-1, 1], nor are latents */
+    sp.sampler_params.clip_x0 = dfn_pipeline_is_image(p) && !p->ae;
     sp.batch = 64;
     sp.label = -1;
     sp.guidance = 1.0;
@@ -248,6 +383,20 @@ static dfn_status setup(dfn_pipeline *p, const dfn_pipeline_sample_params *sp, c
     }
     const int K = dfn_model_get_config(p->model)->num_classes;
     const int KC = sp->classifier ? dfn_model_get_config(sp->classifier)->num_classes : 0;
+    if (p->ae && (sp->sampler_params.clip_x0 || sp->sampler_params.dynamic_threshold))
+        return dfn_set_error(DFN_ERR_ARG,
+                             "%s on a latent diffusion model: its latents are not in [-1, 1] "
+                             "(the decoded images are clamped to it)",
+                             sp->sampler_params.clip_x0 ? "x0 clipping" : "dynamic thresholding");
+    if (p->ae && sp->sampler_params.from_x && !sp->init)
+        return dfn_set_error(DFN_ERR_ARG,
+                             "a start given in x (from_x) on a latent diffusion model: x holds "
+                             "images, the start would be latents");
+    if (sp->classifier && p->ae)
+        return dfn_set_error(DFN_ERR_ARG,
+                             "classifier guidance of a latent diffusion model would need a "
+                             "classifier of its noisy latents; use classifier-free guidance "
+                             "(a model trained with classes and --guidance)");
     if (sp->classifier && sp->label < 0)
         return dfn_set_error(DFN_ERR_ARG, "classifier guidance needs a class to guide towards");
     /* a label must be one of the classifier's, and of the model's if it has classes */
@@ -279,6 +428,45 @@ static dfn_status setup(dfn_pipeline *p, const dfn_pipeline_sample_params *sp, c
     return DFN_OK;
 }
 
+/* Latent diffusion (Rombach et al. 2022 section 3.3): the model works on
+ * scale * z, z the autoencoder's posterior mean of an image, and its samples
+ * are decoded as decoder(sample / scale), clamped to the data's [-1, 1]. */
+static void encode_latents(dfn_pipeline *p, float *z, const float *x, int b) {
+    dfn_autoencoder_encode(p->ae, z, NULL, x, b);
+    const size_t n = (size_t)b * dfn_model_input_size(p->model);
+    for (size_t i = 0; i < n; i++) z[i] = (float)(z[i] * p->scale);
+}
+
+static void decode_latents(dfn_pipeline *p, float *x, float *z, int b) {
+    const size_t n = (size_t)b * dfn_model_input_size(p->model);
+    for (size_t i = 0; i < n; i++) z[i] = (float)(z[i] / p->scale);
+    dfn_autoencoder_decode(p->ae, x, z, b);
+    const size_t m = (size_t)b * dfn_model_input_size(p->ae);
+    for (size_t i = 0; i < m; i++) x[i] = x[i] < -1.0f ? -1.0f : x[i] > 1.0f ? 1.0f : x[i];
+}
+
+/* An inpainting mask (C, H, W) per sample -> the latents' (z, H/f, W/f): the
+ * mean of each f x f block over the image channels, the same for every latent
+ * channel (fractions blend, as a soft mask does). */
+static void latent_mask(dfn_pipeline *p, float *out, const float *mask, int b) {
+    int in[3], lat[3];
+    dfn_model_input_shape(p->ae, in);
+    dfn_autoencoder_latent_shape(p->ae, lat);
+    const int f = in[1] / lat[1];
+    const size_t D = (size_t)in[0] * in[1] * in[2], L = (size_t)lat[0] * lat[1] * lat[2];
+    for (int s = 0; s < b; s++)
+        for (int i = 0; i < lat[1]; i++)
+            for (int j = 0; j < lat[2]; j++) {
+                double sum = 0;
+                for (int c = 0; c < in[0]; c++)
+                    for (int u = 0; u < f; u++)
+                        for (int v = 0; v < f; v++)
+                            sum += mask[s * D + ((size_t)c * in[1] + i * f + u) * in[2] + j * f + v];
+                const float m = (float)(sum / ((double)in[0] * f * f));
+                for (int c = 0; c < lat[0]; c++) out[s * L + ((size_t)c * lat[1] + i) * lat[2] + j] = m;
+            }
+}
+
 dfn_status dfn_pipeline_sample(dfn_pipeline *p, float *x, int n, const dfn_pipeline_sample_params *sp,
                                dfn_sample_stats *stats) {
     DFN_ASSERT(p && x && sp && n >= 0);
@@ -303,7 +491,8 @@ dfn_status dfn_pipeline_sample(dfn_pipeline *p, float *x, int n, const dfn_pipel
         free(labels);
         return st;
     }
-    const size_t D = dfn_pipeline_sample_size(p);
+    const size_t D = dfn_pipeline_sample_size(p);       /* of the data */
+    const size_t L = dfn_model_input_size(p->model);    /* of what the sampler integrates */
     dfn_sampler_params spp = sp->sampler_params;
     dfn_rng rng, known_rng;
     dfn_replace_constraint rc = {NULL, sp->mask, !sp->mask_per_sample, &known_rng};
@@ -317,14 +506,32 @@ dfn_status dfn_pipeline_sample(dfn_pipeline *p, float *x, int n, const dfn_pipel
     size_t *rows = dfn_dist_blocks((size_t)batches, (size_t)sp->batch, (size_t)n);
     const size_t lo = first[dfn_dist_rank()], hi = first[dfn_dist_rank() + 1];
     dfn_sample_stats *one = dfn_calloc((size_t)batches + 1, sizeof *one);
+    /* a latent model samples latents (lat), started from the inputs' encodings
+     * (known) under the mask pooled to the latents' resolution */
+    float *lat = NULL, *known = NULL, *lat_mask = NULL;
+    if (p->ae) {
+        const int masks = sp->mask_per_sample ? sp->batch : 1;
+        lat = dfn_malloc((size_t)sp->batch * L * sizeof(float));
+        if (sp->init) known = dfn_malloc((size_t)sp->batch * L * sizeof(float));
+        if (sp->mask) lat_mask = dfn_malloc((size_t)masks * L * sizeof(float));
+        if (sp->mask && !sp->mask_per_sample) latent_mask(p, lat_mask, sp->mask, 1);
+    }
     /* each sampler stops at the first NaN or Inf it leaves, naming it (dfn_sampler_step) */
     for (size_t j = lo; j < hi && st == DFN_OK; j++) {
         const int start = (int)j * sp->batch, b = DFN_MIN(sp->batch, n - start);
-        float *xb = x + (size_t)start * D;
-        if (sp->init) {
-            if (xb != sp->init + (size_t)start * D) memcpy(xb, sp->init + (size_t)start * D, (size_t)b * D * sizeof(float));
-            rc.known = sp->init + (size_t)start * D;
-            rc.mask = sp->mask_per_sample && sp->mask ? sp->mask + (size_t)start * D : sp->mask;
+        float *xb = x + (size_t)start * D, *state = p->ae ? lat : xb;
+        const float *init = sp->init ? sp->init + (size_t)start * D : NULL;
+        const float *mask = sp->mask_per_sample && sp->mask ? sp->mask + (size_t)start * D : sp->mask;
+        if (init && p->ae) {
+            encode_latents(p, known, init, b);
+            memcpy(lat, known, (size_t)b * L * sizeof(float));
+            rc.known = known;
+            if (mask && sp->mask_per_sample) latent_mask(p, lat_mask, mask, b);
+            rc.mask = lat_mask;
+        } else if (init) {
+            if (xb != init) memcpy(xb, init, (size_t)b * D * sizeof(float));
+            rc.known = init;
+            rc.mask = mask;
         }
         /* batch j draws from block j * 2^40 on: its numbers do not depend on
          * which process runs it; the known part's noise has a stream of its own,
@@ -332,8 +539,12 @@ dfn_status dfn_pipeline_sample(dfn_pipeline *p, float *x, int n, const dfn_pipel
         rng = dfn_rng_init(sp->seed);
         known_rng = dfn_rng_init(sp->seed ^ 0x6b6e6f776e5f7067ull);
         rng.counter = known_rng.counter = (uint64_t)j << 40;
-        st = info->fn(&den, xb, b, D, &spp, &rng, &one[j]);
+        st = info->fn(&den, state, b, L, &spp, &rng, &one[j]);
+        if (st == DFN_OK && p->ae) decode_latents(p, xb, lat, b);
     }
+    free(lat);
+    free(known);
+    free(lat_mask);
     if ((st = dfn_dist_agree(st)) == DFN_OK) {
         dfn_dist_allgather_rows(x, D * sizeof(float), rows);
         dfn_dist_allgather_rows(one, sizeof *one, first);
@@ -355,6 +566,10 @@ dfn_status dfn_pipeline_sample(dfn_pipeline *p, float *x, int n, const dfn_pipel
 dfn_status dfn_pipeline_invert(dfn_pipeline *p, float *x, int n, const dfn_pipeline_sample_params *sp,
                                dfn_sample_stats *stats) {
     DFN_ASSERT(p && x && sp && n >= 0);
+    if (p->ae)
+        return dfn_set_error(DFN_ERR_ARG, "inversion: %s is a latent diffusion model; DDIM "
+                                          "inversion of its latents is not offered",
+                             p->path ? p->path : "the pipeline");
     if (p->process.continuous)
         return dfn_set_error(DFN_ERR_ARG, "inversion: DDIM inversion needs a discrete schedule; "
                                           "this checkpoint's process is %s",

@@ -57,6 +57,16 @@ static dfn_status begin(void **state, dfn_model *m, const dfn_train_params *p, i
         free(s);
         return st;
     }
+    /* latent diffusion: checkpoints name the run's copy of the autoencoder
+     * (written beside them), previews decode */
+    const int files = p->run_dir && *p->run_dir;
+    if (p->autoencoder &&
+        (st = dfn_pipeline_set_autoencoder(s->pipe, p->autoencoder,
+                                           files ? "autoencoder.safetensors" : NULL)) != DFN_OK) {
+        dfn_pipeline_free(s->pipe);
+        free(s);
+        return st;
+    }
     s->p = p;
     s->objective_json = dfn_objective_to_json(&p->objective);
     s->B = B;
@@ -146,6 +156,16 @@ static void describe(void *state, void *run) {
     cJSON_AddItemToObject(run, "process", cJSON_Parse(process));
     cJSON_AddItemToObject(run, "objective", cJSON_Parse(s->objective_json));
     free(process);
+    const dfn_model *ae = dfn_pipeline_autoencoder(s->pipe);
+    if (ae) { /* what a resumed run must be given again */
+        char *config = dfn_model_config_to_json(dfn_model_get_config(ae)), print[17];
+        dfn_model_fingerprint(ae, print);
+        cJSON *o = cJSON_AddObjectToObject(run, "autoencoder");
+        cJSON_AddItemToObject(o, "config", cJSON_Parse(config));
+        cJSON_AddStringToObject(o, "fingerprint", print);
+        cJSON_AddNumberToObject(o, "latent_scale", dfn_pipeline_latent_scale(s->pipe));
+        free(config);
+    }
 }
 
 static dfn_status save(void *state, dfn_model *m, const char *path, const char *const *extra) {
@@ -162,7 +182,7 @@ static dfn_status preview(void *state, dfn_model *m, const dfn_dataset *data, in
                           uint64_t seed, const char *prefix) {
     (void)m;
     diffusion_state *s = state;
-    const size_t D = s->D;
+    const size_t D = dfn_pipeline_sample_size(s->pipe); /* (a latent model's: decoded) */
     float *x = dfn_malloc((size_t)count * D * sizeof(float));
     dfn_pipeline_sample_params sp = dfn_pipeline_sample_params_init(s->pipe);
     const dfn_process_params *proc = dfn_pipeline_process(s->pipe);
@@ -199,5 +219,5 @@ done:
     return st;
 }
 
-const dfn_train_task dfn_diffusion_task = {"diffusion", NULL,     check, begin, end,
-                                           batch,       describe, save,  preview};
+const dfn_train_task dfn_diffusion_task = {"diffusion", NULL,     check,   begin, end,
+                                           batch,       describe, save,    preview, NULL};

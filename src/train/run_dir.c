@@ -174,6 +174,22 @@ dfn_status dfn_train_params_from_run(dfn_train_params *p, dfn_model_config *mode
             goto done;
         }
     }
+    /* an autoencoder's loss (autoencoder_task.c writes it) */
+    const cJSON *ael = cJSON_GetObjectItemCaseSensitive(o, "autoencoder_loss");
+    if (ael) {
+        const cJSON *rl = cJSON_GetObjectItemCaseSensitive(ael, "reconstruction");
+        const cJSON *kw = cJSON_GetObjectItemCaseSensitive(ael, "kl_weight");
+        const int k = cJSON_IsString(rl) ? dfn_loss_kind_from_name(rl->valuestring) : -1;
+        if (k < 0 || !cJSON_IsNumber(kw)) {
+            st = dfn_set_error(DFN_ERR_FORMAT,
+                               "%s: autoencoder_loss must hold \"reconstruction\" (l1, l2) and "
+                               "\"kl_weight\" (a number)",
+                               path.data);
+            goto done;
+        }
+        q.recon_loss = (dfn_loss_kind)k;
+        q.kl_weight = kw->valuedouble;
+    }
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "data");
     if (data && d) {
         char *json = cJSON_PrintUnformatted(d);

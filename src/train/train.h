@@ -40,9 +40,21 @@ typedef struct {
     /* Sample previews into "<prefix>.png", or NULL when the task has none. */
     dfn_status (*preview)(void *state, dfn_model *m, const dfn_dataset *data, int count,
                           uint64_t seed, const char *prefix);
+    /* At the end of a completed run, with the final weights in the model and
+     * before model.safetensors is written: what the model records about the
+     * training data (the autoencoder's latent scale), or NULL. */
+    void (*finish)(void *state, dfn_model *m, const dfn_dataset *train);
 } dfn_train_task;
 
-extern const dfn_train_task dfn_diffusion_task, dfn_classifier_task;
+extern const dfn_train_task dfn_diffusion_task, dfn_classifier_task, dfn_autoencoder_task;
+
+/* Latent diffusion: the n samples of ds encoded by the autoencoder into their
+ * posterior means times its latent scale (a dataset of latents, labels kept).
+ * The latents take z / (f^2 C) of the images' memory (a quarter for f = 4,
+ * z = 4, gray images), so they are encoded once, in batches, before training. */
+#define DFN_LATENT_SCALE_IMAGES 10000 /* training images the latent scale is measured on */
+dfn_status dfn_encode_dataset(dfn_dataset **out, dfn_model *ae, double scale,
+                              const dfn_dataset *ds);
 
 /* Learning rate and EMA decay at step k (1-based). */
 double dfn_train_lr(const dfn_train_params *p, long k);

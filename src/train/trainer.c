@@ -59,6 +59,8 @@ dfn_train_params dfn_train_params_init(void) {
     p.progress = -1;
     p.process = dfn_process_params_init();
     p.objective = dfn_objective_init();
+    p.recon_loss = DFN_LOSS_L1;
+    p.kl_weight = 1e-6;
     return p;
 }
 
@@ -310,7 +312,7 @@ static dfn_status prepare_run_dir(trainer *tr) {
     if (dfn_dist_rank() == 0) {
         if (has_run) {
             const char *names[] = {"latest.safetensors", "best.safetensors", "model.safetensors",
-                                   "log.csv", "loss.png", NULL};
+                                   "log.csv", "loss.png", "autoencoder.safetensors", NULL};
             for (int i = 0; names[i]; i++) unlink(run_file(tr, names[i]));
         }
         st = dfn_write_text_file(run_file(tr, "config.json"), tr->run_json);
@@ -360,6 +362,52 @@ static dfn_status check_data(trainer *tr, const dfn_dataset *ds, int min_count, 
     return DFN_OK;
 }
 
+/* Latent diffusion: train and val replaced by their autoencoder latents
+ * (*lat_train, *lat_val, for the caller to free), after the checks that the
+ * autoencoder fits the data and the model. */
+static dfn_status encode_data(const dfn_dataset **train, const dfn_dataset **val,
+                              dfn_dataset **lat_train, dfn_dataset **lat_val, dfn_model *model,
+                              const dfn_train_params *p) {
+    dfn_model *ae = p->autoencoder;
+    const char *name = dfn_model_path(ae) ? dfn_model_path(ae) : "the autoencoder";
+    dfn_status st = dfn_model_check_kind(ae, DFN_MODEL_AUTOENCODER, name);
+    if (st != DFN_OK) return st;
+    if (!dfn_model_is_denoiser(model))
+        return dfn_set_error(DFN_ERR_ARG,
+                             "an autoencoder's latents are for a diffusion model (a unet or an "
+                             "mlp), not for a %s",
+                             dfn_model_kind_name(dfn_model_get_config(model)->kind));
+    if (p->hflip)
+        return dfn_set_error(DFN_ERR_ARG,
+                             "hflip with an autoencoder: the latents are encoded once, and "
+                             "flipping a latent is not encoding the flipped image");
+    int dims[DFN_DATASET_MAX_DIMS], nd = dfn_dataset_shape(*train, dims), lat[3];
+    st = dfn_model_check_input(ae, nd, dims, "training data");
+    if (st == DFN_OK && *val) {
+        nd = dfn_dataset_shape(*val, dims);
+        st = dfn_model_check_input(ae, nd, dims, "validation data");
+    }
+    if (st != DFN_OK) return st;
+    dfn_autoencoder_latent_shape(ae, lat);
+    if ((st = dfn_model_check_input(model, 3, lat, "the autoencoder's latents")) != DFN_OK)
+        return st;
+    if (!(dfn_autoencoder_scale(ae) > 0)) {
+        const size_t n = DFN_MIN(dfn_dataset_count(*train), (size_t)DFN_LATENT_SCALE_IMAGES);
+        const double scale = dfn_autoencoder_measure_scale(ae, dfn_dataset_sample(*train, 0), n);
+        if (!(scale > 0) || !isfinite(scale))
+            return dfn_set_error(DFN_ERR_NUMERIC,
+                                 "%s: its latents of the training data %s", name,
+                                 isnan(scale) ? "are not finite" : "do not vary");
+        dfn_autoencoder_set_scale(ae, scale);
+    }
+    const double scale = dfn_autoencoder_scale(ae);
+    if ((st = dfn_encode_dataset(lat_train, ae, scale, *train)) != DFN_OK) return st;
+    if (*val && (st = dfn_encode_dataset(lat_val, ae, scale, *val)) != DFN_OK) return st;
+    *train = *lat_train;
+    if (*val) *val = *lat_val;
+    return DFN_OK;
+}
+
 dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_dataset *val,
                      const dfn_train_params *p) {
     DFN_ASSERT(model && train && p);
@@ -367,19 +415,28 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
     memset(&tr, 0, sizeof tr);
     tr.p = p;
     tr.model = model;
-    tr.task = dfn_model_is_denoiser(model) ? &dfn_diffusion_task : &dfn_classifier_task;
-    tr.train = train;
-    tr.val = val;
+    const dfn_model_kind kind = dfn_model_get_config(model)->kind;
+    tr.task = dfn_model_is_denoiser(model)        ? &dfn_diffusion_task
+              : kind == DFN_MODEL_AUTOENCODER ? &dfn_autoencoder_task
+                                                  : &dfn_classifier_task;
     tr.best_val = INFINITY;
     const int files = p->run_dir && *p->run_dir;
     dfn_status st = DFN_OK;
     FILE *log = NULL;
     dfn_progress progress = {0};
 
+    dfn_dataset *lat_train = NULL, *lat_val = NULL; /* latent diffusion's data */
     st = check_params(p, model);
+    if (!st && p->autoencoder) st = encode_data(&train, &val, &lat_train, &lat_val, model, p);
+    tr.train = train;
+    tr.val = val;
     if (!st) st = check_data(&tr, train, p->batch_size, "training data");
     if (!st && val) st = check_data(&tr, val, 1, "validation data");
-    if ((st = dfn_dist_agree(st))) return st; /* (under MPI: every rank, or none, goes on) */
+    if ((st = dfn_dist_agree(st))) { /* (under MPI: every rank, or none, goes on) */
+        dfn_dataset_free(lat_train);
+        dfn_dataset_free(lat_val);
+        return st;
+    }
 
     tr.B = p->batch_size;
     tr.D = dfn_dataset_sample_size(train);
@@ -389,6 +446,8 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
     dfn_status all = dfn_dist_agree(st);
     if (all) {
         if (!st) tr.task->end(tr.ts);
+        dfn_dataset_free(lat_train);
+        dfn_dataset_free(lat_val);
         return all;
     }
     tr.run_json = dfn_train_run_json(p, model, tr.task, tr.ts);
@@ -404,6 +463,10 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
         goto done;
     }
     if (files && (st = prepare_run_dir(&tr))) goto done;
+    /* a latent model's run keeps its autoencoder, which model.safetensors names */
+    if (files && p->autoencoder &&
+        (st = dfn_dist_agree(dfn_model_save(p->autoencoder, run_file(&tr, "autoencoder.safetensors"), NULL))))
+        goto done;
 
     dfn_batch_params bp = dfn_batch_params_init(tr.B);
     bp.hflip = p->hflip;
@@ -531,6 +594,11 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
     }
     dfn_progress_end(&progress);
     const double t_loop = dfn_now_seconds() - t_start, exchanged = dfn_dist_seconds();
+    if (tr.step == p->steps && tr.task->finish) {
+        use_ema(&tr, 1);
+        tr.task->finish(tr.ts, model, train);
+        use_ema(&tr, 0);
+    }
     if (files) st = save_state(&tr);
     if (files && !st && tr.step == p->steps) {
         st = save_model(&tr, "model.safetensors");
@@ -567,6 +635,8 @@ done:
     free(tr.own);
     free(tr.shard_loss);
     free(tr.rank_first);
+    dfn_dataset_free(lat_train);
+    dfn_dataset_free(lat_val);
     return st;
 }
 
