@@ -57,6 +57,24 @@ static inline float *read_f32(const dfn_st_file *f, const char *name, size_t exp
     return x;
 }
 
+/* The model's parameter gradients against the file's grad.* tensors (read into
+ * ref, dfn_model_num_params floats), each with the floor 1e-3 x the largest
+ * reference gradient (for tensors whose gradient is zero in exact arithmetic). */
+static inline void compare_param_grads(worst_tensor *w, const char *case_name, const dfn_st_file *f,
+                                       dfn_model *m, float *ref, double tol) {
+    CHECK(dfn_st_read_model_tensors(f, m, "grad.", ref) == DFN_OK, "%s", dfn_last_error());
+    const float *g = dfn_model_grads(m);
+    double G = 0;
+    for (size_t i = 0; i < dfn_model_num_params(m); i++) G = fmax(G, fabs(ref[i]));
+    for (int i = 0; i < dfn_model_num_tensors(m); i++) {
+        int shape[4], nd = dfn_model_tensor_shape(m, i, shape);
+        size_t k = 1;
+        for (int d = 0; d < nd; d++) k *= (size_t)shape[d];
+        const size_t off = dfn_model_tensor_offset(m, i);
+        compare_floor(w, case_name, dfn_model_tensor_name(m, i), g + off, ref + off, k, 1e-3 * G, tol);
+    }
+}
+
 /* Opens the reference file `path` (*f, for the caller to close) and builds the
  * model of its "config" metadata with the initial parameters (init.*);
  * NULL, with a failure recorded and nothing left open, on any error. */

@@ -123,17 +123,7 @@ static void run_case(const char *case_name) {
             free(want);
             float *g = dfn_model_grads(m);
             float *ref = calloc(P, sizeof(float));
-            CHECK(dfn_st_read_model_tensors(f, m, "grad.", ref) == DFN_OK, "%s", dfn_last_error());
-            double G = 0;
-            for (size_t i = 0; i < P; i++) G = fmax(G, fabs(ref[i]));
-            for (int i = 0; i < dfn_model_num_tensors(m); i++) {
-                int shape[4], nd = dfn_model_tensor_shape(m, i, shape);
-                size_t k = 1;
-                for (int d = 0; d < nd; d++) k *= shape[d];
-                size_t off = dfn_model_tensor_offset(m, i);
-                compare_floor(&w, case_name, dfn_model_tensor_name(m, i), g + off, ref + off, k,
-                              1e-3 * G, TOL);
-            }
+            compare_param_grads(&w, case_name, f, m, ref, TOL);
             free(ref);
             if (getenv("DFN_REF_DUMP")) { /* diagnostics: the C gradients of step 1 */
                 char out[256];
