@@ -180,6 +180,23 @@ def latent_runs(program, tmp, base):
     put("run", "latent.json", open(os.path.join(lat, "config.json"), "rb").read())
 
 
+def fewstep_runs(program, tmp, base, teacher):
+    """A consistency model trained (ct) and distilled (cd) from `teacher`, and a
+    2-rectified flow on its pairs (reflow)."""
+    small = ["--steps", "1", "--batch", "8", "--samples", "0", "--quiet"]
+    cases = {
+        "mlp-ct": base + ["--data", "toy:moons", "--width", "8", "--depth", "1", "--T", "10", "--objective", "ct"],
+        "mlp-cd": ["distill", "--teacher", teacher, "--method", "cd", "--data", "toy:moons", "--n", "64"] + small,
+        "mlp-reflow": ["distill", "--teacher", teacher, "--method", "reflow", "--pairs", "64",
+                       "--pair-steps", "2"] + small,
+    }
+    for name, args in cases.items():
+        out = os.path.join(tmp, name)
+        subprocess.run([program] + args + ["--out", out], check=True)
+        put("checkpoint", name + ".safetensors", open(os.path.join(out, "model.safetensors"), "rb").read())
+        put("run", name + ".json", open(os.path.join(out, "config.json"), "rb").read())
+
+
 def runs(program):
     tmp = tempfile.mkdtemp()
     base = ["train", "--steps", "1", "--batch", "8", "--samples", "0", "--quiet", "--n", "64"]
@@ -196,6 +213,7 @@ def runs(program):
         put("checkpoint", name + ".safetensors", open(os.path.join(out, "model.safetensors"), "rb").read())
         put("run", name + ".json", open(os.path.join(out, "config.json"), "rb").read())
     latent_runs(program, tmp, base)
+    fewstep_runs(program, tmp, base, os.path.join(tmp, "mlp-ddpm", "model.safetensors"))
     put("safetensors", "mlp.safetensors", open(os.path.join(CORPUS, "checkpoint", "mlp-ddpm.safetensors"), "rb").read())
     shutil.rmtree(tmp)
     # safetensors variants: other dtypes, a scalar, an empty tensor, metadata

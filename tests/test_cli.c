@@ -117,6 +117,44 @@ int main(void) {
     expect(args, 1, "nothing.safetensors");
     snprintf(args, sizeof args, "sample --checkpoint %s/run/model.safetensors --out %s/s.txt", dir, dir);
     expect(args, 2, "use .png, .svg, .npy or .csv");
+    /* few-step models: a consistency model and a diffusion model each refuse
+     * the other's sampler; distill's and ct's options in the wrong places */
+    snprintf(args, sizeof args, "sample --checkpoint %s/run/model.safetensors --out %s/s.png --sampler consistency", dir, dir);
+    expect(args, 1, "sampler 'consistency' needs a consistency model");
+    snprintf(args, sizeof args, "train --data toy:moons --n 256 --out %s/ct --steps 3 --batch 32 --quiet --samples 0 --objective ct", dir);
+    CHECK(run(args, err, sizeof err) == 0, "consistency training run: %s", err);
+    snprintf(args, sizeof args, "sample --checkpoint %s/ct/model.safetensors --out %s/s.csv --n 4 --quiet", dir, dir);
+    CHECK(run(args, err, sizeof err) == 0, "a consistency model samples with its default: %s", err);
+    snprintf(args, sizeof args, "sample --checkpoint %s/ct/model.safetensors --out %s/s.png --sampler ddim", dir, dir);
+    expect(args, 1, "is a consistency model");
+    snprintf(args, sizeof args, "sample --checkpoint %s/ct/model.safetensors --out %s/s.png --steps 100", dir, dir);
+    expect(args, 1, "1 to 64");
+    snprintf(args, sizeof args, "eval bound --data toy:moons --checkpoint %s/ct/model.safetensors", dir);
+    expect(args, 1, "is a consistency model");
+    snprintf(args, sizeof args, "eval straightness --checkpoint %s/run/model.safetensors", dir);
+    expect(args, 1, "a rectified flow is needed");
+    snprintf(args, sizeof args, "train --data toy:moons --out %s/a --objective cm", dir);
+    expect(args, 2, "--objective 'cm': diffusion or ct");
+    snprintf(args, sizeof args, "train --data toy:moons --out %s/a --levels 5", dir);
+    expect(args, 2, "--levels is diffusion distill --method cd's");
+    snprintf(args, sizeof args, "train --data toy:moons --out %s/a --teacher %s/run/model.safetensors", dir, dir);
+    expect(args, 2, "--teacher is diffusion distill's");
+    snprintf(args, sizeof args, "distill --data toy:moons --out %s/a --method cd", dir);
+    expect(args, 2, "--teacher CKPT is required");
+    snprintf(args, sizeof args, "distill --teacher %s/run/model.safetensors --out %s/a --method progressive", dir, dir);
+    expect(args, 2, "--method progressive: cd or reflow");
+    snprintf(args, sizeof args, "distill --teacher %s/run/model.safetensors --out %s/a --method cd --width 64", dir, dir);
+    expect(args, 2, "the student takes the teacher's architecture");
+    snprintf(args, sizeof args, "distill --teacher %s/run/model.safetensors --out %s/a --method cd --one-step", dir, dir);
+    expect(args, 2, "are --method reflow's");
+    snprintf(args, sizeof args, "distill --teacher %s/nothing.safetensors --out %s/a --method cd", dir, dir);
+    expect(args, 1, "nothing.safetensors");
+    snprintf(args, sizeof args, "distill --teacher %s/ct/model.safetensors --out %s/a --method cd --data toy:moons", dir, dir);
+    expect(args, 1, "a consistency model already");
+    snprintf(args, sizeof args, "distill --teacher %s/run/model.safetensors --out %s/a --method cd --data npy:%s/img28.npy --batch 4", dir, dir, dir);
+    expect(args, 1, "training data");
+    snprintf(args, sizeof args, "distill --teacher %s/run/model.safetensors --out %s/rf --method reflow --pair-sampler ddpm --pairs 8", dir, dir);
+    expect(args, 1, "pairs need a deterministic map");
     /* eval on bad input */
     expect("eval", 2, "name a metric");
     expect("eval likelihood --data toy:moons", 2, "unknown metric 'likelihood'");

@@ -62,6 +62,7 @@ static char *log_without_timing(const char *path) {
 }
 
 static dfn_model *latent_ae; /* set: the runs train on its latents */
+static const dfn_consistency_params *cm_case; /* set: the runs train a consistency model */
 
 static dfn_train_params small_params(const char *run) {
     dfn_train_params p = dfn_train_params_init();
@@ -78,6 +79,7 @@ static dfn_train_params small_params(const char *run) {
     p.sample_count = 0;
     p.seed = 9;
     p.adamw.lr = 1e-3;
+    if (cm_case) p.consistency = *cm_case;
     return p;
 }
 
@@ -232,6 +234,33 @@ int main(void) {
     mlp.dropout = 0.1f;
     mlp.num_classes = 3;
     resume_is_bit_identical(&mlp, train, val, "mlp");
+    /* consistency distillation from the exact mixture (a target network kept
+     * beside the weights, Heun steps) and consistency training (its curriculum
+     * of levels follows the step) */
+    {
+        dfn_mixture *mix = NULL;
+        CHECK(dfn_mixture_new(&mix, &mp) == DFN_OK, "mixture");
+        dfn_schedule sch;
+        dfn_schedule_params sp = dfn_schedule_params_init(DFN_BETA_LINEAR);
+        CHECK(dfn_schedule_init(&sch, &sp) == DFN_OK, "schedule");
+        dfn_denoiser teacher;
+        dfn_mixture_denoiser(&teacher, mix, DFN_PRED_EPS, &sch, NULL);
+        dfn_consistency_params cm = dfn_train_params_init().consistency;
+        cm.method = DFN_CM_DISTILL;
+        cm.teacher = &teacher;
+        cm.heun = 1;
+        cm.target_ema = 0.9;
+        cm_case = &cm;
+        resume_is_bit_identical(&mlp, train, val, "cd");
+        cm = dfn_train_params_init().consistency;
+        cm.method = DFN_CM_TRAIN;
+        cm.s0 = 2;
+        cm.s1 = 16;
+        resume_is_bit_identical(&mlp, train, val, "ct");
+        cm_case = NULL;
+        dfn_schedule_free(&sch);
+        dfn_mixture_free(mix);
+    }
     run_directories_are_protected(&mlp, train);
     divergence_stops_and_keeps_the_last_good_state(&mlp, train);
     bad_data_is_refused(&mlp, train);

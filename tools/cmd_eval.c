@@ -13,8 +13,9 @@
 
 #define MAX_ARGS 40
 
-static const char *const metrics[] = {"bound", "nll", "fid", "kid", "mmd", "swd", "vectors", "recon"};
-enum { RECON = 7 };
+static const char *const metrics[] = {"bound", "nll", "fid", "kid", "mmd", "swd", "vectors", "recon",
+                                      "straightness"};
+enum { RECON = 7, STRAIGHTNESS = 8 };
 #define N_METRICS ((int)(sizeof metrics / sizeof metrics[0]))
 
 /* n samples: from --samples (.npy, or .csv of vectors) or drawn from the checkpoint with a sampler. */
@@ -127,10 +128,11 @@ int cmd_eval(int argc, char **argv) {
                    "  swd      sliced Wasserstein distance of vector samples vs --data\n"
                    "  vectors  all vector metrics (mmd, swd, energy, mean and covariance errors)\n"
                    "  recon    an --autoencoder's reconstructions of --data: PSNR, and with a\n"
-                   "           --classifier their FID against --reference beside the data's own\n");
+                   "           --classifier their FID against --reference beside the data's own\n"
+                   "  straightness  of a rectified flow's paths (Liu et al. 2023 eq. 8), --steps Euler steps\n");
             return 0;
         }
-        fprintf(stderr, "diffusion eval: name a metric: bound, nll, fid, kid, mmd, swd, vectors, recon\n");
+        fprintf(stderr, "diffusion eval: name a metric: bound, nll, fid, kid, mmd, swd, vectors, recon, straightness\n");
         return 2;
     }
     const char *metric = argv[1];
@@ -138,7 +140,7 @@ int cmd_eval(int argc, char **argv) {
     for (int i = 0; i < N_METRICS; i++)
         if (!strcmp(metric, metrics[i])) which = i;
     if (which < 0) {
-        fprintf(stderr, "diffusion eval: unknown metric '%s' (bound, nll, fid, kid, mmd, swd, vectors, recon)\n", metric);
+        fprintf(stderr, "diffusion eval: unknown metric '%s' (bound, nll, fid, kid, mmd, swd, vectors, recon, straightness)\n", metric);
         return 2;
     }
     const char *ckpt = NULL, *data = NULL, *samples_npy = NULL, *classifier = NULL, *sampler = NULL;
@@ -181,7 +183,7 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "diffusion %s: --n and --batch must be >= 1, --steps and --threads >= 0\n", cmd);
         return 2;
     }
-    if (!data) {
+    if (!data && which != STRAIGHTNESS) {
         fprintf(stderr, "diffusion %s: --data SPEC is required\n", cmd);
         return 2;
     }
@@ -209,7 +211,7 @@ int cmd_eval(int argc, char **argv) {
     dfn_model *cls = NULL;
     int status = 1;
     dfn_data_options dopt = {(size_t)n, seed + 1, 0, 0, -1, 0};
-    if (dfn_cli_load_data(&ref, data, &dopt)) goto fail;
+    if (data && dfn_cli_load_data(&ref, data, &dopt)) goto fail;
     if (which == RECON) {
         status = eval_recon(ae_path, ref, data, classifier, reference, n, json, cmd);
         goto done;
@@ -223,9 +225,39 @@ int cmd_eval(int argc, char **argv) {
                       ckpt, which == 0 ? "variational bound" : "likelihood");
         goto fail;
     }
+    if (which <= 1 && pipe && dfn_pipeline_consistency(pipe)) {
+        dfn_set_error(DFN_ERR_ARG, "%s is a consistency model: it maps noise to data and has no "
+                                   "denoiser whose %s could be computed", ckpt,
+                      which == 0 ? "variational bound" : "likelihood");
+        goto fail;
+    }
+    /* a consistency model samples in 1 step unless told */
+    if (pipe && dfn_pipeline_consistency(pipe) && !dfn_args_find(args, n_args, "--steps")->seen) steps = 1;
     dfn_rng rng = dfn_rng_init(seed);
     dfn_denoiser den;
     if (pipe) dfn_pipeline_denoiser(pipe, &den, batch);
+    if (which == STRAIGHTNESS) {
+        const size_t D = dfn_pipeline_sample_size(pipe);
+        float *x = malloc((size_t)n * D * sizeof(float));
+        double S = 0;
+        if (!x) {
+            dfn_set_error(DFN_ERR_ARG, "--n %d: no memory for that many paths", n);
+            goto fail;
+        }
+        const int st = dfn_flow_straightness(&den, x, n, D, steps, &rng, &S);
+        free(x);
+        if (st) {
+            dfn_set_error(st, "%s: %s", ckpt, dfn_last_error());
+            goto fail;
+        }
+        if (json)
+            printf("{\"metric\":\"straightness\",\"value\":%.17g,\"paths\":%d,\"steps\":%d}\n", S, n, steps);
+        else
+            printf("straightness: %.6g  (mean squared deviation of the velocity from the path's chord, per "
+                   "dimension; %d paths of %d Euler steps; 0: straight)\n", S, n, steps);
+        status = 0;
+        goto done;
+    }
     const size_t model_dim = pipe ? dfn_pipeline_sample_size(pipe) : 0;
     const int image = pipe && dfn_pipeline_is_image(pipe);
 

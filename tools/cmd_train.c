@@ -10,20 +10,30 @@
  * `diffusion train-autoencoder` is the same command for the KL autoencoder of
  * latent diffusion (its own recipe and options: --latent-channels, --kl-weight,
  * --loss l1|l2); `diffusion train --autoencoder AE` then trains a diffusion
- * model on its latents (a resumed run finds it as DIR/autoencoder.safetensors). */
+ * model on its latents (a resumed run finds it as DIR/autoencoder.safetensors).
+ *
+ * Few-step models: `diffusion train --objective ct` trains a consistency model
+ * without a teacher; `diffusion distill --teacher CKPT --method cd|reflow` makes
+ * a student of the teacher's architecture, initialised with its weights: cd is
+ * consistency distillation on --data (the teacher's process and prediction);
+ * reflow draws (image, noise) pairs from the teacher's ODE into DIR/pairs.npy
+ * (kept for --resume) and trains a rectified flow on them (--one-step: at t = 1
+ * only, the distillation of a rectified flow to one Euler step). */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
+#include "core/files.h"
+#include "io/npy.h"
 #include "core/core.h"
 #include "core/json_fields.h"
 #include "data_source.h"
 #include "diffusion.h"
 #include "tools.h"
 
-#define MAX_ARGS 64
+#define MAX_ARGS 80
 
 /* The data and their loader options, as config.json records them ("data") so
  * that --resume can load them again: the two specs, then one table for the rest. */
@@ -77,8 +87,41 @@ static dfn_status read_data_json(const char *json, data_settings *d, char **spec
                                               "this program writes them: give --data", json);
 }
 
-static int train_command(int argc, char **argv, int autoencoder) {
-    const char *cmd = autoencoder ? "train-autoencoder" : "train";
+enum { MODE_TRAIN, MODE_AUTOENCODER, MODE_DISTILL };
+
+/* reflow: n (image, noise) pairs of the teacher's ODE into path (npy, N x 2C x H
+ * x W or N x 2D), unless the file is there already. */
+static dfn_status write_pairs(dfn_pipeline *teacher, const char *path, int n, const char *sampler,
+                              int steps, uint64_t seed, int quiet) {
+    FILE *f = fopen(path, "rb");
+    if (f) { /* (a resumed run's) */
+        fclose(f);
+        return DFN_OK;
+    }
+    int dims[3];
+    const int nd = dfn_model_input_shape(dfn_pipeline_model(teacher), dims);
+    const size_t D = dfn_model_input_size(dfn_pipeline_model(teacher));
+    float *pairs = dfn_malloc((size_t)n * 2 * D * sizeof(float));
+    dfn_pipeline_sample_params sp = dfn_pipeline_sample_params_init(teacher);
+    sp.sampler = sampler;
+    sp.sampler_params.steps = steps;
+    sp.batch = 256;
+    sp.seed = seed;
+    double t0 = dfn_now_seconds();
+    dfn_sample_stats st;
+    dfn_status rc = dfn_pipeline_pairs(teacher, pairs, n, &sp, &st);
+    int64_t shape[4] = {n, 2 * dims[0], nd == 3 ? dims[1] : 0, nd == 3 ? dims[2] : 0};
+    if (!rc) rc = dfn_npy_write_f32(path, pairs, nd + 1, shape);
+    if (!rc && !quiet)
+        printf("distill: %d pairs from the teacher's ODE (%s, %d steps, %.1f s) -> %s\n", n,
+               sampler, st.steps, dfn_now_seconds() - t0, path);
+    free(pairs);
+    return rc;
+}
+
+static int train_command(int argc, char **argv, int mode) {
+    const int autoencoder = mode == MODE_AUTOENCODER, distill = mode == MODE_DISTILL;
+    const char *cmd = autoencoder ? "train-autoencoder" : distill ? "distill" : "train";
     dfn_train_params p = dfn_train_params_init();
     if (autoencoder) { /* the autoencoder's recipe */
         p.steps = 3000;
@@ -87,6 +130,13 @@ static int train_command(int argc, char **argv, int autoencoder) {
         p.val_every = 1000;
     }
     const char *out = NULL, *preset = NULL, *ae_path = NULL;
+    /* few-step models */
+    const char *objective = "diffusion", *teacher_path = NULL, *method = NULL, *teacher_step = "ddim";
+    const char *distance = NULL, *pair_sampler = NULL;
+    int n_pairs = 10000, pair_steps = 20, one_step = 0;
+    dfn_pipeline *teacher = NULL;
+    dfn_denoiser teacher_den;
+    char *teacher_name = NULL;
     int latent_channels = 0;
     dfn_model *ae = NULL;
     const char *model_kind = NULL, *ch_mult = NULL, *attn = NULL, *schedule = "linear", *sde = NULL;
@@ -127,7 +177,7 @@ static int train_command(int argc, char **argv, int autoencoder) {
         {"--beta-end", ARG_DOUBLE, &beta_end, "B", "last beta", 0},
         {"--betas", ARG_STRING, &betas_file, "FILE", "read the betas from a file (one per line or comma-separated)", 0},
         {"--sde", ARG_STRING, &sde, "KIND", "train a continuous process instead: vp, subvp, ve, flow", 0},
-        {"--prediction", ARG_STRING, &prediction, "KIND", "network target: eps, x0, v, score, flow (default: flow for --sde flow, else eps)", 0},
+        {"--prediction", ARG_STRING, &prediction, "KIND", "network target: eps, x0, v, score, flow (default: flow for --sde flow, x0 for --objective ct, else eps; distill --method cd: the teacher's)", 0},
         {"--loss", ARG_STRING, &loss, "KIND", "l2, l1, huber (train-autoencoder: the reconstruction error, l1 or l2)", 0},
         {"--weighting", ARG_STRING, &weighting, "KIND", "uniform, vlb, min-snr, sigma2", 0},
         {"--min-snr-gamma", ARG_DOUBLE, &p.objective.min_snr_gamma, "G", "gamma of min-SNR weighting", 0},
@@ -158,6 +208,18 @@ static int train_command(int argc, char **argv, int autoencoder) {
         {"--force", ARG_FLAG, &p.force, "", "overwrite a run directory that holds another run", 0},
         {"--stop-after", ARG_LONG, &p.stop_after, "N", "stop after N steps of this invocation (resume later)", 0},
         {"--quiet", ARG_FLAG, &quiet, "", "no progress output", 0},
+        {"--objective", ARG_STRING, &objective, "KIND", "train: diffusion, or ct (consistency training, Song & Dhariwal 2023; sample with --sampler consistency)", 0},
+        {"--teacher", ARG_STRING, &teacher_path, "CKPT", "distill: the teacher (required); the student takes its architecture and weights", 0},
+        {"--method", ARG_STRING, &method, "KIND", "distill: cd (consistency distillation) or reflow (2-rectified flow from the teacher's ODE pairs)", 0},
+        {"--levels", ARG_INT, &p.consistency.levels, "N", "cd: levels of the discretisation (Song et al. 2023: 18 on CIFAR-10)", 0},
+        {"--max-levels", ARG_INT, &p.consistency.s1, "S1", "ct: the curriculum's last level count - 1 (1280)", 0},
+        {"--teacher-step", ARG_STRING, &teacher_step, "KIND", "cd: the teacher's ODE step, ddim or heun (2 evaluations)", 0},
+        {"--target-ema", ARG_DOUBLE, &p.consistency.target_ema, "MU", "cd: EMA rate of the target network (0: the weights)", 0},
+        {"--distance", ARG_STRING, &distance, "KIND", "cd, ct: l2 or pseudo-huber (default: l2 for cd, pseudo-huber for ct)", 0},
+        {"--pairs", ARG_INT, &n_pairs, "N", "reflow: pairs drawn from the teacher", 0},
+        {"--pair-sampler", ARG_STRING, &pair_sampler, "NAME", "reflow: the teacher's deterministic sampler (default: dpm++2m for VP processes, else the teacher's)", 0},
+        {"--pair-steps", ARG_INT, &pair_steps, "N", "reflow: its steps", 0},
+        {"--one-step", ARG_FLAG, &one_step, "", "reflow: train at t = 1 only (distil a rectified-flow teacher to one Euler step)", 0},
     };
     int n_args = 0;
     while (n_args < MAX_ARGS && args[n_args].name) n_args++;
@@ -208,6 +270,159 @@ static int train_command(int argc, char **argv, int autoencoder) {
         }
     }
     if (quiet) p.progress = 0;
+    {   /* few-step options belong to their commands */
+        const char *cd_only[] = {"--levels", "--teacher-step", "--target-ema"};
+        const char *distill_only[] = {"--teacher", "--method", "--pairs", "--pair-sampler", "--pair-steps", "--one-step"};
+        for (size_t i = 0; !distill && i < sizeof distill_only / sizeof *distill_only; i++)
+            if (GIVEN(distill_only[i])) {
+                fprintf(stderr, "diffusion %s: %s is diffusion distill's\n", cmd, distill_only[i]);
+                status = 2;
+                goto done;
+            }
+        if (distill && (GIVEN("--objective") || GIVEN("--max-levels"))) {
+            fprintf(stderr, "diffusion distill: --objective and --max-levels are diffusion train's (--objective ct)\n");
+            status = 2;
+            goto done;
+        }
+        if (!distill && !GIVEN("--objective") && p.resume && p.consistency.method == DFN_CM_TRAIN) objective = "ct";
+        if (strcmp(objective, "diffusion") && strcmp(objective, "ct")) {
+            fprintf(stderr, "diffusion %s: --objective '%s': diffusion or ct\n", cmd, objective);
+            status = 2;
+            goto done;
+        }
+        const int ct = !strcmp(objective, "ct");
+        if (autoencoder && ct) {
+            fprintf(stderr, "diffusion %s: --objective ct is for diffusion models\n", cmd);
+            status = 2;
+            goto done;
+        }
+        if (!ct && !distill && (GIVEN("--max-levels") || GIVEN("--distance"))) {
+            fprintf(stderr, "diffusion %s: --max-levels and --distance go with --objective ct\n", cmd);
+            status = 2;
+            goto done;
+        }
+        for (size_t i = 0; !distill && i < sizeof cd_only / sizeof *cd_only; i++)
+            if (GIVEN(cd_only[i])) {
+                fprintf(stderr, "diffusion %s: %s is diffusion distill --method cd's\n", cmd, cd_only[i]);
+                status = 2;
+                goto done;
+            }
+        if (ct) p.consistency.method = DFN_CM_TRAIN;
+        if (distance) {
+            if (strcmp(distance, "l2") && strcmp(distance, "pseudo-huber")) {
+                fprintf(stderr, "diffusion %s: --distance '%s': l2 or pseudo-huber\n", cmd, distance);
+                status = 2;
+                goto done;
+            }
+            p.consistency.pseudo_huber = !strcmp(distance, "pseudo-huber");
+        }
+    }
+    if (distill) {
+        if (!teacher_path) {
+            fprintf(stderr, "diffusion distill: --teacher CKPT is required (a diffusion model checkpoint)\n");
+            status = 2;
+            goto done;
+        }
+        if (!method) method = p.resume ? (p.consistency.method == DFN_CM_DISTILL ? "cd" : "reflow") : NULL;
+        if (!method || (strcmp(method, "cd") && strcmp(method, "reflow"))) {
+            fprintf(stderr, "diffusion distill: --method %s: cd or reflow\n", method ? method : "is required");
+            status = 2;
+            goto done;
+        }
+        const int cd = !strcmp(method, "cd");
+        if (cd && (GIVEN("--pairs") || GIVEN("--pair-sampler") || GIVEN("--pair-steps") || one_step)) {
+            fprintf(stderr, "diffusion distill: --pairs, --pair-sampler, --pair-steps and --one-step are --method reflow's\n");
+            status = 2;
+            goto done;
+        }
+        if (!cd && (GIVEN("--levels") || GIVEN("--teacher-step") || GIVEN("--target-ema") || GIVEN("--distance"))) {
+            fprintf(stderr, "diffusion distill: --levels, --teacher-step, --target-ema and --distance are --method cd's\n");
+            status = 2;
+            goto done;
+        }
+        const char *arch[] = {"--preset", "--model", "--channels", "--ch-mult", "--res-blocks", "--attn", "--heads",
+                              "--groups", "--dropout", "--width", "--depth", "--cond", "--autoencoder", "--sde",
+                              "--schedule", "--T", "--betas", "--beta-start", "--beta-end"};
+        for (size_t i = 0; i < sizeof arch / sizeof *arch; i++)
+            if (GIVEN(arch[i])) {
+                fprintf(stderr, "diffusion distill: %s: the student takes the teacher's architecture and process\n", arch[i]);
+                status = 2;
+                goto done;
+            }
+        if (!cd && prediction) {
+            fprintf(stderr, "diffusion distill: --prediction: a rectified flow predicts the velocity (flow)\n");
+            status = 2;
+            goto done;
+        }
+        if (n_pairs < 1 || pair_steps < 1) {
+            fprintf(stderr, "diffusion distill: --pairs and --pair-steps must be >= 1\n");
+            status = 2;
+            goto done;
+        }
+        if (dfn_pipeline_load(&teacher, teacher_path)) goto fail;
+        if (dfn_pipeline_autoencoder(teacher)) {
+            dfn_set_error(DFN_ERR_ARG, "%s: a latent diffusion model; distilling one is not supported", teacher_path);
+            goto fail;
+        }
+        if (cd && dfn_pipeline_consistency(teacher)) {
+            dfn_set_error(DFN_ERR_ARG, "%s: a consistency model already; the teacher of consistency distillation is a diffusion model", teacher_path);
+            goto fail;
+        }
+        char print[17];
+        dfn_model_fingerprint(dfn_pipeline_model(teacher), print);
+        dfn_buf tn = {0};
+        dfn_buf_printf(&tn, "%s (weights %s)", teacher_path, print);
+        teacher_name = tn.data;
+        if (cd) {
+            if (strcmp(teacher_step, "ddim") && strcmp(teacher_step, "heun")) {
+                fprintf(stderr, "diffusion distill: --teacher-step '%s': ddim or heun\n", teacher_step);
+                status = 2;
+                goto done;
+            }
+            p.consistency.method = DFN_CM_DISTILL;
+            p.consistency.heun = !strcmp(teacher_step, "heun");
+            p.consistency.teacher_name = teacher_name;
+            dfn_pipeline_denoiser(teacher, &teacher_den, 0);
+            p.consistency.teacher = &teacher_den;
+            p.process = *dfn_pipeline_process(teacher);
+            /* the student's output: the teacher's kind unless told (--prediction v
+             * reads the teacher's eps weights as v: a worse start, but no 1/alpha
+             * amplification of the output's errors at the top levels) */
+            p.objective.prediction = dfn_pipeline_prediction(teacher);
+            if (prediction) {
+                const int pk = dfn_prediction_from_name(prediction);
+                if (pk < 0) goto fail;
+                p.objective.prediction = (dfn_prediction)pk;
+            }
+        } else { /* reflow: a rectified flow on pairs of the teacher's ODE */
+            const dfn_process_params *tp = dfn_pipeline_process(teacher);
+            if (!pair_sampler)
+                pair_sampler = !tp->continuous || tp->sde.kind == DFN_SDE_VP || tp->sde.kind == DFN_SDE_SUBVP
+                                   ? "dpm++2m" : dfn_pipeline_default_sampler(teacher);
+            p.process = dfn_process_params_init();
+            p.process.continuous = 1;
+            p.process.sde = dfn_sde_init(DFN_SDE_FLOW);
+            p.process.t_min = 1e-3;
+            p.objective.prediction = DFN_PRED_FLOW;
+            p.paired_noise = 1;
+            p.fixed_time = one_step ? 1.0 : 0.0;
+            if (dfn_make_dir(out)) goto fail;
+            dfn_buf pp = {0};
+            dfn_buf_printf(&pp, "%s/pairs.npy", out);
+            if (p.force && !p.resume) remove(pp.data);
+            dfn_status wst = write_pairs(teacher, pp.data, n_pairs, pair_sampler, pair_steps, p.seed, quiet);
+            free(stored_spec);
+            dfn_buf spec = {0};
+            dfn_buf_printf(&spec, "npy:%s", pp.data);
+            ds.spec = stored_spec = spec.data;
+            ds.val = NULL;
+            if (!GIVEN("--val-fraction")) ds.val_fraction = 0.05;
+            dfn_buf_free(&pp);
+            if (wst) goto fail;
+        }
+        /* the student: the teacher's architecture (its weights below) */
+        cfg = *dfn_model_get_config(dfn_pipeline_model(teacher));
+    }
     if (autoencoder && ae_path) {
         fprintf(stderr, "diffusion %s: --autoencoder goes with diffusion train (a diffusion model on its latents)\n", cmd);
         status = 2;
@@ -280,7 +495,7 @@ static int train_command(int argc, char **argv, int autoencoder) {
         status = 2;
         goto done;
     }
-    if (!p.resume || GIVEN("--preset") || GIVEN("--model")) { /* from the preset and the data */
+    if (!distill && (!p.resume || GIVEN("--preset") || GIVEN("--model"))) { /* from the preset and the data */
         if (!preset) preset = autoencoder ? "fmnist-ae" : ae ? "latent-f4" : is_image ? "fmnist-tiny" : dims[0] == 2 ? "mlp-2d" : "mlp-curves";
         if (dfn_model_config_preset(&cfg, preset)) goto fail;
         if ((cfg.kind == DFN_MODEL_AUTOENCODER) != autoencoder) {
@@ -394,8 +609,8 @@ static int train_command(int argc, char **argv, int autoencoder) {
         }
     }
 
-    /* process and objective */
-    if (!p.resume || GIVEN("--sde") || GIVEN("--schedule") || GIVEN("--betas")) {
+    /* process and objective (a student's: the teacher's, above) */
+    if (!distill && (!p.resume || GIVEN("--sde") || GIVEN("--schedule") || GIVEN("--betas"))) {
         if (sde) {
             int k = dfn_sde_kind_from_name(sde);
             if (k < 0) goto fail;
@@ -409,13 +624,16 @@ static int train_command(int argc, char **argv, int autoencoder) {
             p.process.schedule = dfn_schedule_params_init((dfn_beta_kind)k);
         }
     }
-    if (!p.resume || GIVEN("--T")) p.process.schedule.T = T;
-    if (!p.resume || GIVEN("--beta-start")) p.process.schedule.beta_start = beta_start;
-    if (!p.resume || GIVEN("--beta-end")) p.process.schedule.beta_end = beta_end;
+    if (!distill && (!p.resume || GIVEN("--T"))) p.process.schedule.T = T;
+    if (!distill && (!p.resume || GIVEN("--beta-start"))) p.process.schedule.beta_start = beta_start;
+    if (!distill && (!p.resume || GIVEN("--beta-end"))) p.process.schedule.beta_end = beta_end;
     if (betas_file) p.process.schedule.path = betas_file;
     int k;
     /* a flow process learns the velocity unless told otherwise */
-    if (!prediction && !p.resume) prediction = p.process.continuous && p.process.sde.kind == DFN_SDE_FLOW ? "flow" : "eps";
+    if (!prediction && !p.resume && !distill)
+        prediction = p.process.continuous && p.process.sde.kind == DFN_SDE_FLOW ? "flow"
+                     : p.consistency.method == DFN_CM_TRAIN                   ? "x0" /* (f = c_skip x + (1 - c_skip) x0) */
+                                                                              : "eps";
     if (prediction) {
         if ((k = dfn_prediction_from_name(prediction)) < 0) goto fail;
         p.objective.prediction = (dfn_prediction)k;
@@ -433,6 +651,9 @@ static int train_command(int argc, char **argv, int autoencoder) {
     if (epochs > 0) p.steps = (long)ceil(epochs * (double)dfn_dataset_count(train) / ((double)p.batch_size * p.grad_accum));
 
     if (dfn_model_new(&model, &cfg, p.seed)) goto fail;
+    if (teacher) /* the student starts as the teacher (a resumed run: as it was) */
+        memcpy(dfn_model_params(model), dfn_model_params(dfn_pipeline_model(teacher)),
+               dfn_model_num_params(model) * sizeof(float));
     if (!quiet) {
         char *json = dfn_model_config_to_json(&cfg);
         printf("diffusion %s: %zu training samples%s, model %s (%zu parameters), %ld steps of batch %d -> %s\n", cmd,
@@ -459,11 +680,14 @@ done:
     free(stored_val);
     dfn_model_free(model);
     dfn_model_free(ae);
+    dfn_pipeline_free(teacher);
+    free(teacher_name);
     dfn_dataset_free(train);
     dfn_dataset_free(val);
     dfn_dataset_free(all);
     return status;
 }
 
-int cmd_train(int argc, char **argv) { return train_command(argc, argv, 0); }
-int cmd_train_autoencoder(int argc, char **argv) { return train_command(argc, argv, 1); }
+int cmd_train(int argc, char **argv) { return train_command(argc, argv, MODE_TRAIN); }
+int cmd_train_autoencoder(int argc, char **argv) { return train_command(argc, argv, MODE_AUTOENCODER); }
+int cmd_distill(int argc, char **argv) { return train_command(argc, argv, MODE_DISTILL); }

@@ -19,6 +19,7 @@ static const dfn_command commands[] = {
     {"forward", "the forward process drawn: curves, histograms, image strips, schedules", cmd_forward},
     {"info", "print a model's configuration and parameter table", cmd_info},
     {"train-autoencoder", "train the KL autoencoder of latent diffusion (then: train --autoencoder)", cmd_train_autoencoder},
+    {"distill", "few-step students of a teacher: consistency distillation (cd), 2-rectified flow (reflow)", cmd_distill},
     {"train-classifier", "train the small CNN of FID and KID, or (--noisy) of classifier guidance", cmd_train_classifier},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))

@@ -13,6 +13,7 @@ typedef struct {
 int cmd_info(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_train_autoencoder(int argc, char **argv);
+int cmd_distill(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_edit(int argc, char **argv);
 int cmd_inpaint(int argc, char **argv);

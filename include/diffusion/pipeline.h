@@ -136,6 +136,28 @@ void dfn_model_denoiser(dfn_denoiser *d, dfn_model *model, dfn_prediction kind,
                         const dfn_schedule *schedule, const dfn_sde *sde, int max_batch,
                         double time_scale);
 
+/* Consistency models (Song et al. 2023; diffusion/train.h trains them): the
+ * consistency function f = c_x x + c_d D of a network whose prediction `kind`
+ * gives D, its x0 estimate (process.h's dfn_consistency), as a denoiser of kind
+ * x0 (no vjp). The struct must outlive d. */
+typedef struct {
+    dfn_model *model;   /* NULL: none */
+    dfn_prediction kind;
+    dfn_consistency c;
+} dfn_consistency_model;
+void dfn_consistency_denoiser(dfn_denoiser *d, dfn_consistency_model *cm,
+                              const dfn_schedule *schedule, const dfn_sde *sde, int max_batch,
+                              double time_scale);
+/* Makes the pipeline a consistency model's (c copied; NULL: a diffusion model
+ * again): its denoiser is then f, the only sampler it takes is "consistency"
+ * (its default; sampling with another, or "consistency" with a diffusion model,
+ * is refused with DFN_ERR_ARG), which samples the levels in c unless told, and
+ * checkpoints record "consistency" (dfn_consistency_to_json). DFN_ERR_ARG for
+ * levels out of order or a latent pipeline. */
+dfn_status dfn_pipeline_set_consistency(dfn_pipeline *pipe, const dfn_consistency *c);
+/* The levels of a consistency model's pipeline; NULL for a diffusion model. */
+const dfn_consistency *dfn_pipeline_consistency(const dfn_pipeline *pipe);
+
 typedef struct {
     const char *sampler;                /* a name of dfn_sampler_find; NULL: the default */
     dfn_sampler_params sampler_params;  /* steps, eta, spacing, ...; and the progress
@@ -178,6 +200,16 @@ dfn_pipeline_sample_params dfn_pipeline_sample_params_init(const dfn_pipeline *p
  * jumps). With init, each output starts as a copy of its input (x may be init). */
 dfn_status dfn_pipeline_sample(dfn_pipeline *pipe, float *x, int n,
                                const dfn_pipeline_sample_params *sp, dfn_sample_stats *stats);
+
+/* Reflow's pairs (Liu et al. 2023, "Flow straight and fast", section 2.3):
+ * pairs (n, 2 x sample size) receives rows (x0, z): z ~ N(0, I) from sp->seed,
+ * and x0 what the sampler of sp (deterministic: an ODE sampler, DDIM with
+ * eta 0, EDM without churn, 1-step consistency) makes of the start
+ * prior_std z. A rectified flow trained on them (dfn_train_params.paired_noise)
+ * is the 2-rectified flow. DFN_ERR_ARG for a sampler that draws noise (naming
+ * why), a latent model, inputs or a mask; the sampler's own errors. */
+dfn_status dfn_pipeline_pairs(dfn_pipeline *pipe, float *pairs, int n,
+                              const dfn_pipeline_sample_params *sp, dfn_sample_stats *stats);
 
 /* DDIM inversion (Song et al. 2021 sec. 4.3): x (n, sample size) in data, out
  * the x_T from which DDIM (eta 0, the same steps and spacing of sp) draws them

@@ -244,6 +244,55 @@ double dfn_prediction_x0_gain(dfn_prediction kind, double alpha, double sigma);
  * network-to-denoiser adapter apply it. */
 double dfn_prediction_network_scale(dfn_prediction kind, double alpha, double sigma);
 
+/* ---------------------------------------------------------------- consistency models */
+
+/* A consistency model f(x_t, t) maps every point of a probability-flow ODE
+ * trajectory to its start (Song et al. 2023). Levels are EDM's noise levels
+ * s = sigma/alpha (x_t / alpha = x0 + s eps), so one description serves every
+ * process (a discrete schedule, VP, VE, flow). The boundary condition
+ * f(x, sigma_min) = x/alpha (Song et al. 2023 eq. 5) is built in as
+ *     f = c_skip(s) x/alpha + (1 - c_skip(s)) D(x, t),   c_skip(s) = sigma_min / s,
+ * D the network's own x0 estimate (its prediction converted to x0): with
+ * eps = (x/alpha - D)/s this is f = x/alpha - (s - sigma_min) eps, one DDIM
+ * step from s down to sigma_min. So a student initialised with its teacher's
+ * weights starts as the teacher's one-step DDIM map, and its output keeps the
+ * teacher's meaning at every level. (Song et al.'s c_skip = sigma_data^2 /
+ * ((s - sigma_min)^2 + sigma_data^2) on a raw output c_out(s) F would give such
+ * a student f = x0 + c_skip s eps at the start - 0.7 s eps at s = 0.34 - and
+ * ask its eps output to grow as 1/(1 - c_skip) towards sigma_min: measured on
+ * Fashion-MNIST, 1,400 steps of distillation from a DDPM teacher left the
+ * samples visibly noisy.)
+ *   sigma_min   the level of the process at its first time (t_min, or step 0)
+ *   sigma_max   the highest level used: the process's last time, at most 80
+ *               (EDM's sigma_max; a flow's s = t/(1-t) is infinite at t = 1) */
+typedef struct {
+    double sigma_min, sigma_max;
+} dfn_consistency;
+
+/* f = c_x x + c_d D at a level alpha, sigma of the process: c_x = c_skip(s)/alpha
+ * = sigma_min / sigma (finite where alpha = 0: a flow at t = 1), c_d = 1 - c_skip(s)
+ * = 1 - sigma_min alpha / sigma. */
+void dfn_consistency_coefficients(const dfn_consistency *c, double alpha, double sigma,
+                                  double *c_x, double *c_d);
+/* f (n) = c_x x + c_d x0 for n elements at one level (f may alias either). */
+void dfn_consistency_apply(const dfn_consistency *c, float *f, const float *x, const float *x0,
+                           double alpha, double sigma, size_t n);
+/* dfn_consistency <-> JSON {"sigma_min", "sigma_max"} (checkpoint
+ * metadata "consistency"; malloc'ed); from_json: DFN_ERR_FORMAT naming the key. */
+char *dfn_consistency_to_json(const dfn_consistency *c);
+dfn_status dfn_consistency_from_json(dfn_consistency *c, const char *json);
+/* Consistency training's number of levels at step k of K (Song & Dhariwal 2023
+ * section 3.4, exponential curriculum): N(k) = min(s0 2^floor(k / K'), s1) + 1,
+ * K' = floor(K / (log2(s1 / s0) + 1)); s0 = 10, s1 = 1280 there. */
+int dfn_consistency_levels(long k, long K, int s0, int s1);
+/* The probabilities of the N - 1 level pairs (s_n, s_n+1) of an ascending ladder
+ * sig[0..N-1] under the lognormal proposal (Song & Dhariwal 2023 section 3.5):
+ * p(n) prop. to erf((log s_n+1 - P_mean) / (sqrt 2 P_std)) - erf((log s_n - P_mean) /
+ * (sqrt 2 P_std)); P_mean = -1.1, P_std = 2 there. cdf (N - 1) receives the
+ * cumulative sums, normalised (cdf[N-2] = 1). */
+void dfn_consistency_level_cdf(double *cdf, const double *sig, int N, double p_mean,
+                               double p_std);
+
 /* ---------------------------------------------------------------- the process of a model */
 
 /* The noise process a model is trained on, and therefore sampled with; stored

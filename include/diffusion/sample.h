@@ -407,6 +407,24 @@ dfn_status dfn_sample_flow_euler(dfn_denoiser *d, float *x, int batch, size_t di
                                  const dfn_sampler_params *p, dfn_rng *rng,
                                  dfn_sample_stats *stats);
 
+/* Multistep consistency sampling (Song et al. 2023 alg. 1, src/sample/consistency.c)
+ * of a consistency model's f (a denoiser whose x0 is f: dfn_pipeline_denoiser of
+ * a consistency checkpoint): steps 1..64 [default 1], the levels the first
+ * `steps` of a Karras ladder (rho) of steps + 1 from sigma_max to sigma_min, in
+ * EDM's s = sigma/alpha [0: the process's range, at most 80]. Any process. */
+dfn_status dfn_sample_consistency(dfn_denoiser *d, float *x, int batch, size_t dim,
+                                  const dfn_sampler_params *p, dfn_rng *rng,
+                                  dfn_sample_stats *stats);
+
+/* The straightness of a flow's paths (Liu et al. 2023 eq. 8): S = int_0^1
+ * E ||(x_1 - x_0) - v(x_t, t)||^2 dt along the ODE from t = 1 (noise) to 0
+ * (data), measured with `steps` Euler steps from prior draws (x: batch, dim,
+ * receives the endpoints): the mean over steps and rows of the squared
+ * deviation per dimension. 0 for straight paths, which Euler integrates exactly
+ * in one step. A rectified flow (sde kind flow) only: DFN_ERR_ARG otherwise. */
+dfn_status dfn_flow_straightness(dfn_denoiser *d, float *x, int batch, size_t dim, int steps,
+                                 dfn_rng *rng, double *straightness);
+
 /* ---------------------------------------------------------------- the registry */
 
 /* Which processes a sampler fits (bit flags). */

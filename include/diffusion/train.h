@@ -15,6 +15,7 @@
 #include "diffusion/data.h"
 #include "diffusion/models.h"
 #include "diffusion/process.h"
+#include "diffusion/sample.h"
 
 DFN_BEGIN_DECLS
 
@@ -171,6 +172,50 @@ double dfn_kl_standard_normal(float *dmean, float *dlogvar, const float *mean,
 char *dfn_objective_to_json(const dfn_objective *obj);
 dfn_status dfn_objective_from_json(dfn_objective *obj, const char *json);
 
+/* Consistency models (Song et al. 2023; Song & Dhariwal 2023): a denoiser
+ * trained so that its consistency function f = c_x x + c_d D (process.h's
+ * dfn_consistency, D the network's x0 estimate) gives the same x0 at adjacent
+ * levels s_n < s_n+1 of a Karras ladder (rho 7) from sigma_min to sigma_max:
+ * loss = lambda(n) d(f_theta(x_n+1, s_n+1), f_theta-(x_n, s_n)), with
+ *   distillation (Song et al. 2023 alg. 2): x_n+1 = alpha (x0 + s_n+1 z), x_n one
+ *               ODE step of the teacher from it (DDIM, i.e. Euler in s, or Heun);
+ *               N levels, n uniform, lambda 1; the target network theta- an EMA
+ *               of the weights with rate target_ema (0: the weights themselves);
+ *   training    (Song & Dhariwal 2023, improved CT): x_n = alpha (x0 + s_n z) with
+ *               the same z; N(k) levels on the curriculum s0, s1
+ *               (dfn_consistency_levels), n from the lognormal proposal,
+ *               lambda = 1/(s_n+1 - s_n), theta- = the weights, no EMA target.
+ * d is pseudo-Huber sqrt(||r||^2 + c^2) - c with c = 0.00054 sqrt(dim) (Song &
+ * Dhariwal 2023 section 3.3) or the squared L2 distance's mean over dimensions;
+ * the target network runs without gradient, with the student's dropout masks. */
+typedef enum {
+    DFN_CM_NONE,    /* a diffusion model */
+    DFN_CM_DISTILL, /* "cd": consistency distillation from a teacher */
+    DFN_CM_TRAIN,   /* "ct": consistency training, no teacher */
+} dfn_cm_method;
+
+typedef struct {
+    dfn_cm_method method;  /* [none] */
+    dfn_denoiser *teacher; /* distillation: the teacher (borrowed), on the model's
+                              process: dfn_pipeline_denoiser of a checkpoint, or an
+                              exact mixture denoiser; its labels are set per call [NULL] */
+    const char *teacher_name; /* what config.json records of the teacher (a resumed run
+                                 must be given the same) [NULL] */
+    int heun;              /* distillation: the teacher's step is Heun (2 evaluations)
+                              instead of DDIM [0] */
+    int levels;            /* distillation: N [18] */
+    int s0, s1;            /* training: the curriculum [10, 1280] */
+    double target_ema;     /* distillation: mu [0.95] */
+    int pseudo_huber;      /* 1 pseudo-Huber, 0 squared L2; -1: pseudo-Huber for training,
+                              L2 for distillation [-1] */
+    double p_mean, p_std;  /* training: the lognormal proposal [-1.1, 2] */
+    double sigma_max;      /* the top level, at most the process's [80] */
+    double rho;            /* the ladder's [7] */
+} dfn_consistency_params;
+
+const char *dfn_cm_method_name(dfn_cm_method m); /* "none", "cd", "ct" */
+int dfn_cm_method_from_name(const char *name);   /* -1 + message for unknown names */
+
 /* One loop trains every kind of model; what a batch computes follows from the
  * kind:
  *   unet, mlp   the diffusion objective (Ho et al. 2020 alg. 1): draw t and
@@ -236,6 +281,16 @@ typedef struct {
                                    data [NULL] */
     dfn_loss_kind recon_loss;   /* autoencoders: reconstruction error, l1 or l2 [l1] */
     double kl_weight;           /* autoencoders: weight of the KL term [1e-6] */
+    dfn_consistency_params consistency; /* denoisers: a consistency model instead (above);
+                                   checkpoints then record "consistency" and sample with
+                                   the consistency sampler */
+    int paired_noise;           /* denoisers: each training sample is (data, its noise):
+                                   2C x H x W (or 2D) floats, the data first; the noise
+                                   is used instead of a fresh draw (reflow, Liu et al.
+                                   2023: pairs from a model's ODE, dfn_pipeline_pairs) [0] */
+    double fixed_time;          /* denoisers on a continuous process: every sample at
+                                   this time instead of t ~ U(t_min, 1) (1 with pairs:
+                                   distillation of a flow to one Euler step) [0: drawn] */
     const char *data_json;      /* what the data are, as JSON, recorded in config.json as
                                    "data" (the program records its --data and loader
                                    options); NULL: not recorded [NULL] */

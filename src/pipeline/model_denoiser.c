@@ -81,3 +81,25 @@ void dfn_model_denoiser(dfn_denoiser *d, dfn_model *model, dfn_prediction kind,
     d->time_scale = sde ? time_scale : 1.0;
     d->vjp = score ? score_vjp : model_vjp;
 }
+
+/* A consistency model's f (diffusion/pipeline.h): the network's prediction
+ * converted to its x0 estimate D, then f = c_x x + c_d D (process.h). */
+static void consistency_denoise(void *ctx, float *out, const float *x, double t, double alpha,
+                                double sigma, const int *y, int batch, size_t dim) {
+    const dfn_consistency_model *cm = ctx;
+    const size_t n = (size_t)batch * dim;
+    run(cm->model, out, x, t, y, batch, dim, DFN_EVAL,
+        dfn_prediction_network_scale(cm->kind, alpha, sigma));
+    dfn_prediction_convert(out, DFN_PRED_X0, out, cm->kind, x, alpha, sigma, n);
+    dfn_consistency_apply(&cm->c, out, x, out, alpha, sigma, n);
+}
+
+void dfn_consistency_denoiser(dfn_denoiser *d, dfn_consistency_model *cm,
+                              const dfn_schedule *schedule, const dfn_sde *sde, int max_batch,
+                              double time_scale) {
+    DFN_ASSERT(d && cm && cm->model);
+    dfn_denoiser_init(d, consistency_denoise, cm, DFN_PRED_X0, schedule, sde);
+    d->max_batch = max_batch > 0 ? max_batch : 0;
+    d->null_label = dfn_model_get_config(cm->model)->num_classes;
+    d->time_scale = sde ? time_scale : 1.0;
+}

@@ -35,6 +35,8 @@ struct dfn_pipeline {
     int owns_ae;
     char *ae_file;               /* as recorded in checkpoints */
     double scale;
+    /* a consistency model: its f is the denoiser (NULL model: a diffusion model) */
+    dfn_consistency_model cm;
 };
 
 static dfn_status check_denoiser(const dfn_model *model, const char *path) {
@@ -247,6 +249,15 @@ dfn_status dfn_pipeline_load_with_autoencoder(dfn_pipeline **out, const char *pa
     }
     const char *objective = dfn_st_metadata(f, "objective");
     if (objective) p->objective_json = dfn_strdup(objective);
+    const char *cm = dfn_st_metadata(f, "consistency");
+    if (cm) {
+        dfn_consistency c;
+        if ((st = dfn_consistency_from_json(&c, cm)) != DFN_OK ||
+            (st = dfn_pipeline_set_consistency(p, &c)) != DFN_OK) {
+            st = dfn_set_error(st, "%s: consistency metadata: %s", path, dfn_last_error());
+            goto fail;
+        }
+    }
     if ((st = load_autoencoder(p, f, path, ae_path)) != DFN_OK) goto fail;
     p->path = dfn_strdup(path);
     dfn_st_close(f);
@@ -264,7 +275,7 @@ dfn_status dfn_pipeline_save(const dfn_pipeline *p, const char *path,
     char *process = dfn_process_to_json(&p->process, p->process.continuous ? NULL : &p->schedule);
     size_t n_extra = 0;
     for (const char *const *kv = extra_metadata; kv && kv[0]; kv += 2) n_extra++;
-    const char **meta = dfn_calloc(2 * n_extra + 13, sizeof *meta);
+    const char **meta = dfn_calloc(2 * n_extra + 15, sizeof *meta);
     size_t k = 0;
     char print[17], scale[32];
     if (p->ae && !p->ae_file) {
@@ -285,6 +296,11 @@ dfn_status dfn_pipeline_save(const dfn_pipeline *p, const char *path,
         meta[k++] = "latent_scale";
         meta[k++] = scale;
     }
+    char *cm = p->cm.model ? dfn_consistency_to_json(&p->cm.c) : NULL;
+    if (cm) {
+        meta[k++] = "consistency";
+        meta[k++] = cm;
+    }
     meta[k++] = "process";
     meta[k++] = process;
     meta[k++] = "prediction";
@@ -303,6 +319,7 @@ dfn_status dfn_pipeline_save(const dfn_pipeline *p, const char *path,
     dfn_status st = dfn_model_save(p->model, path, meta);
     free(meta);
     free(process);
+    free(cm);
     return st;
 }
 
@@ -329,6 +346,7 @@ const char *dfn_pipeline_path(const dfn_pipeline *p) { return p->path; }
  * for discrete schedules, DPM-Solver++(2M) for VP and sub-VP, EDM's Heun for
  * VE, Euler for rectified flow. */
 const char *dfn_pipeline_default_sampler(const dfn_pipeline *p) {
+    if (p->cm.model) return "consistency";
     if (!p->process.continuous) return "ddim";
     switch (p->process.sde.kind) {
     case DFN_SDE_VE: return "heun";
@@ -340,9 +358,36 @@ const char *dfn_pipeline_default_sampler(const dfn_pipeline *p) {
 void dfn_pipeline_denoiser(dfn_pipeline *p, dfn_denoiser *d, int max_batch) {
     DFN_ASSERT(p && d);
     const int cont = p->process.continuous;
-    dfn_model_denoiser(d, p->model, p->prediction, cont ? NULL : &p->schedule,
-                       cont ? &p->process.sde : NULL, max_batch,
-                       cont ? p->process.time_scale : 1.0);
+    if (p->cm.model)
+        dfn_consistency_denoiser(d, &p->cm, cont ? NULL : &p->schedule,
+                                 cont ? &p->process.sde : NULL, max_batch,
+                                 cont ? p->process.time_scale : 1.0);
+    else
+        dfn_model_denoiser(d, p->model, p->prediction, cont ? NULL : &p->schedule,
+                           cont ? &p->process.sde : NULL, max_batch,
+                           cont ? p->process.time_scale : 1.0);
+}
+
+dfn_status dfn_pipeline_set_consistency(dfn_pipeline *p, const dfn_consistency *c) {
+    DFN_ASSERT(p);
+    if (!c) {
+        memset(&p->cm, 0, sizeof p->cm);
+        return DFN_OK;
+    }
+    if (!(c->sigma_min > 0 && c->sigma_max > c->sigma_min) || !isfinite(c->sigma_max))
+        return dfn_set_error(DFN_ERR_ARG, "consistency levels sigma_min %g, sigma_max %g: need "
+                                          "0 < sigma_min < sigma_max (finite)",
+                             c->sigma_min, c->sigma_max);
+    if (p->ae)
+        return dfn_set_error(DFN_ERR_ARG, "a latent consistency model is not supported");
+    p->cm.model = p->model;
+    p->cm.kind = p->prediction;
+    p->cm.c = *c;
+    return DFN_OK;
+}
+
+const dfn_consistency *dfn_pipeline_consistency(const dfn_pipeline *p) {
+    return p->cm.model ? &p->cm.c : NULL;
 }
 
 dfn_pipeline_sample_params dfn_pipeline_sample_params_init(const dfn_pipeline *p) {
@@ -381,6 +426,19 @@ static dfn_status setup(dfn_pipeline *p, const dfn_pipeline_sample_params *sp, c
                                                    : "discrete schedule",
                              fitting);
     }
+    const int consistency_sampler = !strcmp(name, "consistency");
+    if (p->cm.model && !consistency_sampler)
+        return dfn_set_error(DFN_ERR_ARG,
+                             "%s%sa consistency model: its network maps noise to data in one step "
+                             "and is no denoiser for sampler '%s'; sample it with the sampler "
+                             "'consistency' (1, 2 or 4 steps)",
+                             p->path ? p->path : "", p->path ? " is " : "this is ", name);
+    if (!p->cm.model && consistency_sampler)
+        return dfn_set_error(DFN_ERR_ARG,
+                             "sampler 'consistency' needs a consistency model (diffusion distill "
+                             "--method cd, or train --objective ct); %s is a diffusion model: "
+                             "sample it with %s",
+                             p->path ? p->path : "this", dfn_pipeline_default_sampler(p));
     const int K = dfn_model_get_config(p->model)->num_classes;
     const int KC = sp->classifier ? dfn_model_get_config(sp->classifier)->num_classes : 0;
     if (p->ae && (sp->sampler_params.clip_x0 || sp->sampler_params.dynamic_threshold))
@@ -494,6 +552,10 @@ dfn_status dfn_pipeline_sample(dfn_pipeline *p, float *x, int n, const dfn_pipel
     const size_t D = dfn_pipeline_sample_size(p);       /* of the data */
     const size_t L = dfn_model_input_size(p->model);    /* of what the sampler integrates */
     dfn_sampler_params spp = sp->sampler_params;
+    if (p->cm.model) { /* a consistency model samples the levels it was trained on */
+        if (!(spp.sigma_min > 0)) spp.sigma_min = p->cm.c.sigma_min;
+        if (!(spp.sigma_max > 0)) spp.sigma_max = p->cm.c.sigma_max;
+    }
     dfn_rng rng, known_rng;
     dfn_replace_constraint rc = {NULL, sp->mask, !sp->mask_per_sample, &known_rng};
     if (sp->mask) {
@@ -560,6 +622,52 @@ dfn_status dfn_pipeline_sample(dfn_pipeline *p, float *x, int n, const dfn_pipel
     free(rows);
     free(labels);
     if (stats) *stats = total;
+    return st;
+}
+
+/* The samplers that draw noise on the way (a pair needs a deterministic map). */
+static const char *stochastic_sampler(const char *name, const dfn_sampler_params *sp) {
+    static const char *const always[] = {"ddpm", "langevin", "annealed-langevin",
+                                         "euler-maruyama", "pc", "repaint"};
+    for (size_t i = 0; i < sizeof always / sizeof *always; i++)
+        if (!strcmp(name, always[i])) return "it draws noise at every step";
+    if (!strcmp(name, "ddim") && sp->eta != 0) return "eta > 0 draws noise";
+    if ((!strcmp(name, "euler") || !strcmp(name, "heun")) && sp->s_churn > 0)
+        return "churn draws noise";
+    if (!strcmp(name, "consistency") && sp->steps > 1) return "its steps after the first re-noise";
+    return NULL;
+}
+
+dfn_status dfn_pipeline_pairs(dfn_pipeline *p, float *pairs, int n,
+                              const dfn_pipeline_sample_params *sp, dfn_sample_stats *stats) {
+    DFN_ASSERT(p && pairs && sp && n >= 0);
+    const char *name = sp->sampler ? sp->sampler : dfn_pipeline_default_sampler(p);
+    const char *why = stochastic_sampler(name, &sp->sampler_params);
+    if (why)
+        return dfn_set_error(DFN_ERR_ARG, "pairs need a deterministic map from noise to data; "
+                                          "sampler '%s' is not one (%s): use an ODE sampler (ddim, "
+                                          "dpm++2m, heun, ode-heun, flow-euler, ...)", name, why);
+    if (p->ae)
+        return dfn_set_error(DFN_ERR_ARG, "pairs of a latent diffusion model are not supported");
+    if (sp->init || sp->mask || sp->sampler_params.strength < 1.0 || sp->sampler_params.constraint)
+        return dfn_set_error(DFN_ERR_ARG, "pairs start from the prior: no inputs, mask, strength "
+                                          "or constraint");
+    const size_t D = dfn_model_input_size(p->model);
+    float *x = dfn_malloc(((size_t)n * D + 1) * sizeof(float));
+    dfn_denoiser den;
+    dfn_pipeline_denoiser(p, &den, 0);
+    const double std = dfn_denoiser_prior_std(&den);
+    dfn_rng rng = dfn_rng_init(sp->seed ^ 0x7061697273ull); /* "pairs" */
+    dfn_rng_normal(&rng, x, (size_t)n * D);
+    for (size_t i = 0; i < (size_t)n * D; i++) /* the noise, then the start x_1 = std z */
+        pairs[(i / D * 2 + 1) * D + i % D] = x[i], x[i] = (float)(std * x[i]);
+    dfn_pipeline_sample_params q = *sp;
+    q.sampler = name;
+    q.sampler_params.from_x = 1;
+    dfn_status st = dfn_pipeline_sample(p, x, n, &q, stats);
+    if (st == DFN_OK)
+        for (size_t b = 0; b < (size_t)n; b++) memcpy(pairs + b * 2 * D, x + b * D, D * sizeof(float));
+    free(x);
     return st;
 }
 

@@ -66,6 +66,9 @@ static const dfn_sampler_info samplers[] = {
      VP_ALL | DFN_FITS_VE, dfn_sample_karras_heun},
     {"flow-euler", "rectified flow: Euler on dx/dt = v from t = 1 to 0 (Liu et al. 2023)",
      DFN_FITS_FLOW, dfn_sample_flow_euler},
+    {"consistency", "multistep consistency sampling of a consistency model, 1-4 steps (Song et al. "
+                    "2023 alg. 1)",
+     ODE_ALL, dfn_sample_consistency},
     {"repaint", "RePaint: ancestral steps with resampling jumps, for inpainting (Lugmayr et al. "
                 "2022 alg. 1)",
      VP_ALL | SDE_ALL | DFN_FITS_FLOW, dfn_sample_repaint},

@@ -143,4 +143,4 @@ static dfn_status save(void *state, dfn_model *m, const char *path, const char *
 }
 
 const dfn_train_task dfn_classifier_task = {"classifier", "accuracy", check, begin, end,
-                                            batch,        NULL,       save,  NULL,  NULL};
+                                            batch,        NULL,       save,  NULL,  NULL, NULL, NULL};

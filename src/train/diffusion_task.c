@@ -5,9 +5,10 @@
  * pipeline over the model, so that model.safetensors is what
  * dfn_pipeline_load reads.
  *
- * Randomness: per micro-batch and in this order the times, the noise, the
- * label drops (classifier-free guidance) and the dropout masks, all from the
- * stream the loop passes in. */
+ * Randomness: per micro-batch and in this order the times, the noise (unless
+ * the data bring it: reflow's (data, noise) pairs), the label drops
+ * (classifier-free guidance) and the dropout masks, all from the stream the
+ * loop passes in. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
@@ -24,7 +25,7 @@ typedef struct {
     char *objective_json;
     int B;
     size_t D;
-    float *eps, *xt, *target, *weight, *pred, *dpred, *tnet, *tcont, *cout;
+    float *eps, *xt, *target, *weight, *pred, *dpred, *tnet, *tcont, *cout, *pairs;
     int *tidx, *y;
 } diffusion_state;
 
@@ -44,7 +45,7 @@ static void end(void *state) {
     dfn_pipeline_free(s->pipe);
     free(s->objective_json);
     free(s->eps), free(s->xt), free(s->target), free(s->weight), free(s->pred), free(s->dpred);
-    free(s->tnet), free(s->tcont), free(s->cout), free(s->tidx), free(s->y);
+    free(s->tnet), free(s->tcont), free(s->cout), free(s->tidx), free(s->y), free(s->pairs);
     free(s);
 }
 
@@ -73,6 +74,7 @@ static dfn_status begin(void **state, dfn_model *m, const dfn_train_params *p, i
     s->D = dfn_model_input_size(m);
     const size_t BD = (size_t)B * s->D;
     s->eps = dfn_malloc(BD * sizeof(float));
+    if (p->paired_noise) s->pairs = dfn_malloc(BD * sizeof(float));
     s->xt = dfn_malloc(BD * sizeof(float));
     s->target = dfn_malloc(BD * sizeof(float));
     s->pred = dfn_malloc(BD * sizeof(float));
@@ -90,7 +92,7 @@ static dfn_status begin(void **state, dfn_model *m, const dfn_train_params *p, i
 /* One micro-batch: draws t, noise and label drops, builds x_t and the target,
  * runs the network (training: dropout from the same stream) and returns the
  * loss; training also runs the backward of grad_scale * loss. */
-static double batch(void *state, dfn_model *m, const float *x0, const int *labels, int B,
+static double batch(void *state, dfn_model *m, const float *x0s, const int *labels, int B,
                     int train, dfn_rng *rng, float grad_scale, double *metric) {
     (void)metric;
     diffusion_state *s = state;
@@ -98,26 +100,25 @@ static double batch(void *state, dfn_model *m, const float *x0, const int *label
     const dfn_process_params *proc = &p->process;
     const size_t D = s->D;
     DFN_ASSERT(B <= s->B);
+    if (p->paired_noise) { /* rows (data, noise): reflow's pairs */
+        for (int b = 0; b < B; b++) {
+            memcpy(s->pairs + (size_t)b * D, x0s + (size_t)b * 2 * D, D * sizeof(float));
+            memcpy(s->eps + (size_t)b * D, x0s + ((size_t)b * 2 + 1) * D, D * sizeof(float));
+        }
+    }
+    const float *x0 = p->paired_noise ? s->pairs : x0s;
     if (!proc->continuous) {
         dfn_sample_timesteps(s->tidx, B, dfn_pipeline_schedule(s->pipe)->T, rng);
         for (int b = 0; b < B; b++) s->tnet[b] = (float)s->tidx[b];
     } else {
         dfn_sample_times(s->tcont, B, proc->t_min, 1.0, rng);
+        if (p->fixed_time > 0)
+            for (int b = 0; b < B; b++) s->tcont[b] = (float)p->fixed_time;
         for (int b = 0; b < B; b++) s->tnet[b] = (float)(proc->time_scale * s->tcont[b]);
     }
-    dfn_rng_normal(rng, s->eps, (size_t)B * D);
+    if (!p->paired_noise) dfn_rng_normal(rng, s->eps, (size_t)B * D);
     const int K = dfn_model_get_config(m)->num_classes;
-    const int *y = NULL;
-    if (K > 0) { /* unlabelled data trains the null class */
-        for (int b = 0; b < B; b++) s->y[b] = labels ? labels[b] : K;
-        if (train && p->p_uncond > 0) {
-            float *u = s->weight; /* scratch until the objective fills it */
-            dfn_rng_uniform(rng, u, (size_t)B);
-            for (int b = 0; b < B; b++)
-                if (u[b] < p->p_uncond) s->y[b] = K;
-        }
-        y = s->y;
-    }
+    const int *y = dfn_train_labels(s->y, labels, B, K, train ? p->p_uncond : 0, s->weight, rng);
     if (!proc->continuous)
         dfn_objective_batch_discrete(s->xt, s->target, s->weight, &p->objective,
                                      dfn_pipeline_schedule(s->pipe), x0, s->eps, s->tidx, B, D);
@@ -178,24 +179,25 @@ static dfn_status save(void *state, dfn_model *m, const char *path, const char *
 
 /* Images -> a grid; 2-D vectors -> a scatter over the data; other vectors ->
  * a line plot of a few. Always the same noise (seed), so previews compare. */
-static dfn_status preview(void *state, dfn_model *m, const dfn_dataset *data, int count,
-                          uint64_t seed, const char *prefix) {
-    (void)m;
-    diffusion_state *s = state;
-    const size_t D = dfn_pipeline_sample_size(s->pipe); /* (a latent model's: decoded) */
+dfn_status dfn_train_preview_pipeline(dfn_pipeline *pipe, const dfn_train_params *p,
+                                      const dfn_dataset *data, int count, uint64_t seed,
+                                      const char *prefix) {
+    const size_t D = dfn_pipeline_sample_size(pipe); /* (a latent model's: decoded) */
     float *x = dfn_malloc((size_t)count * D * sizeof(float));
-    dfn_pipeline_sample_params sp = dfn_pipeline_sample_params_init(s->pipe);
-    const dfn_process_params *proc = dfn_pipeline_process(s->pipe);
-    sp.sampler_params.steps = proc->continuous && proc->sde.kind == DFN_SDE_VE ? 30 : 50;
+    dfn_pipeline_sample_params sp = dfn_pipeline_sample_params_init(pipe);
+    const dfn_process_params *proc = dfn_pipeline_process(pipe);
+    sp.sampler_params.steps = dfn_pipeline_consistency(pipe)                     ? 2
+                              : proc->continuous && proc->sde.kind == DFN_SDE_VE ? 30
+                                                                                 : 50;
     sp.batch = 256;
     sp.seed = seed;
     dfn_buf path = {0};
     dfn_buf_printf(&path, "%s.png", prefix);
-    dfn_status st = dfn_pipeline_sample(s->pipe, x, count, &sp, NULL);
+    dfn_status st = dfn_pipeline_sample(pipe, x, count, &sp, NULL);
     if (st == DFN_OK) st = dfn_make_parent_dir(path.data);
     if (st != DFN_OK) goto done;
     int dims[3];
-    if (dfn_pipeline_sample_shape(s->pipe, dims) == 3) {
+    if (dfn_pipeline_sample_shape(pipe, dims) == 3) {
         st = dfn_png_write_grid(path.data, x, count, dims[0], dims[1], dims[2],
                                 (int)ceil(sqrt((double)count)), dims[1] < 64 ? 2 : 1);
     } else {
@@ -203,7 +205,8 @@ static dfn_status preview(void *state, dfn_model *m, const dfn_dataset *data, in
         if (D == 2) {
             size_t nd = DFN_MIN(dfn_dataset_count(data), (size_t)4096);
             dfn_plot_labels(plot, "samples over data", "x1", "x2");
-            dfn_plot_scatter(plot, dfn_dataset_sample(data, 0), (int)nd, "data");
+            if (!p->paired_noise) /* (pairs' rows are not points) */
+                dfn_plot_scatter(plot, dfn_dataset_sample(data, 0), (int)nd, "data");
             dfn_plot_scatter(plot, x, count, "samples");
         } else {
             dfn_plot_labels(plot, "samples", "index", "value");
@@ -219,5 +222,24 @@ done:
     return st;
 }
 
+static dfn_status preview(void *state, dfn_model *m, const dfn_dataset *data, int count,
+                          uint64_t seed, const char *prefix) {
+    (void)m;
+    diffusion_state *s = state;
+    return dfn_train_preview_pipeline(s->pipe, s->p, data, count, seed, prefix);
+}
+
 const dfn_train_task dfn_diffusion_task = {"diffusion", NULL,     check,   begin, end,
-                                           batch,       describe, save,    preview, NULL};
+                                           batch,       describe, save,    preview, NULL, NULL, NULL};
+
+const int *dfn_train_labels(int *y, const int *labels, int B, int K, double p_uncond, float *scratch,
+                            dfn_rng *rng) {
+    if (K <= 0) return NULL;
+    for (int b = 0; b < B; b++) y[b] = labels ? labels[b] : K;
+    if (p_uncond > 0) {
+        dfn_rng_uniform(rng, scratch, (size_t)B);
+        for (int b = 0; b < B; b++)
+            if (scratch[b] < p_uncond) y[b] = K;
+    }
+    return y;
+}

@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "core/files.h"
@@ -29,6 +30,8 @@ static const dfn_json_field train_fields[] = {
     FIELD("ema_warmup", DFN_JSON_INT, ema_warmup),
     FIELD("p_uncond", DFN_JSON_DOUBLE, p_uncond),
     FIELD("hflip", DFN_JSON_INT, hflip),
+    DFN_JSON_OPTIONAL_INT_FIELD("paired_noise", dfn_train_params, paired_noise),
+    DFN_JSON_OPTIONAL_DOUBLE_FIELD("fixed_time", dfn_train_params, fixed_time),
     FIELD("val_every", DFN_JSON_INT, val_every),
     FIELD("val_batches", DFN_JSON_INT, val_batches),
     FIELD("seed", DFN_JSON_U64, seed),
@@ -115,6 +118,42 @@ int dfn_run_configs_diff(const char *run, const char *now, char *what, size_t si
     return differ;
 }
 
+/* The "consistency" object of config.json back into *c (the teacher itself is
+ * not recorded: a resumed distillation is given it again). */
+static dfn_status read_consistency(dfn_consistency_params *c, const cJSON *o) {
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "method");
+    const int method = cJSON_IsString(m) ? dfn_cm_method_from_name(m->valuestring) : -1;
+    if (method < 0) return dfn_set_error(DFN_ERR_FORMAT, "consistency.method must be \"cd\" or \"ct\"");
+    c->method = (dfn_cm_method)method;
+    static const struct {
+        const char *key;
+        int is_int;
+        size_t offset;
+    } nums[] = {
+        {"levels", 1, offsetof(dfn_consistency_params, levels)},
+        {"target_ema", 0, offsetof(dfn_consistency_params, target_ema)},
+        {"s0", 1, offsetof(dfn_consistency_params, s0)},
+        {"s1", 1, offsetof(dfn_consistency_params, s1)},
+        {"p_mean", 0, offsetof(dfn_consistency_params, p_mean)},
+        {"p_std", 0, offsetof(dfn_consistency_params, p_std)},
+        {"sigma_max", 0, offsetof(dfn_consistency_params, sigma_max)},
+        {"rho", 0, offsetof(dfn_consistency_params, rho)},
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, nums[i].key);
+        if (!x) continue; /* (each method records its own) */
+        if (!cJSON_IsNumber(x))
+            return dfn_set_error(DFN_ERR_FORMAT, "consistency.%s must be a number", nums[i].key);
+        if (nums[i].is_int) *(int *)((char *)c + nums[i].offset) = x->valueint;
+        else *(double *)((char *)c + nums[i].offset) = x->valuedouble;
+    }
+    const cJSON *dist = cJSON_GetObjectItemCaseSensitive(o, "distance");
+    const cJSON *step = cJSON_GetObjectItemCaseSensitive(o, "teacher_step");
+    if (cJSON_IsString(dist)) c->pseudo_huber = !strcmp(dist->valuestring, "pseudo-huber");
+    if (cJSON_IsString(step)) c->heun = !strcmp(step->valuestring, "heun");
+    return DFN_OK;
+}
+
 dfn_status dfn_train_params_from_run(dfn_train_params *p, dfn_model_config *model, char **data,
                                      const char *run_dir) {
     DFN_ASSERT(p && model && run_dir);
@@ -189,6 +228,12 @@ dfn_status dfn_train_params_from_run(dfn_train_params *p, dfn_model_config *mode
         }
         q.recon_loss = (dfn_loss_kind)k;
         q.kl_weight = kw->valuedouble;
+    }
+    /* a consistency model's settings (consistency_task.c writes them) */
+    const cJSON *cm = cJSON_GetObjectItemCaseSensitive(o, "consistency");
+    if (cm && (st = read_consistency(&q.consistency, cm)) != DFN_OK) {
+        st = dfn_set_error(st, "%s: %s", path.data, dfn_last_error());
+        goto done;
     }
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "data");
     if (data && d) {

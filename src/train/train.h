@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "core/core.h"
+#include "diffusion/pipeline.h"
 #include "diffusion/train.h"
 
 /* ---------------------------------------------------------------- tasks */
@@ -44,9 +45,33 @@ typedef struct {
      * before model.safetensors is written: what the model records about the
      * training data (the autoencoder's latent scale), or NULL. */
     void (*finish)(void *state, dfn_model *m, const dfn_dataset *train);
+    /* Before the batches of step k (1-based; the model holds the weights after
+     * step k - 1): per-step work of the task (a consistency model's target
+     * network and its curriculum), or NULL. */
+    void (*start_step)(void *state, dfn_model *m, long k);
+    /* Weights the task keeps beside the model's (as many; a consistency
+     * distillation's target network), saved in latest.safetensors under
+     * *prefix and restored on resume; NULL when it keeps none. */
+    float *(*kept_weights)(void *state, const char **prefix);
 } dfn_train_task;
 
-extern const dfn_train_task dfn_diffusion_task, dfn_classifier_task, dfn_autoencoder_task;
+extern const dfn_train_task dfn_diffusion_task, dfn_classifier_task, dfn_autoencoder_task,
+    dfn_consistency_task;
+
+/* The class labels a denoiser's batch trains on (diffusion_task.c): none (NULL)
+ * for a model without classes; else labels[b], the null class K for unlabelled
+ * data, and each dropped to K with probability p_uncond (classifier-free
+ * guidance; B uniforms from rng into scratch, only when p_uncond > 0). */
+const int *dfn_train_labels(int *y, const int *labels, int B, int K, double p_uncond, float *scratch,
+                            dfn_rng *rng);
+
+/* A denoiser's preview (diffusion_task.c): count samples of the pipeline from
+ * the noise of `seed` (50 steps of its default sampler, 30 for VE, 2 for a
+ * consistency model): an image grid, a scatter over the data (2-D vectors) or
+ * a line plot, into "<prefix>.png". */
+dfn_status dfn_train_preview_pipeline(dfn_pipeline *pipe, const dfn_train_params *p,
+                                      const dfn_dataset *data, int count, uint64_t seed,
+                                      const char *prefix);
 
 /* Latent diffusion: the n samples of ds encoded by the autoencoder into their
  * posterior means times its latent scale (a dataset of latents, labels kept).

@@ -61,6 +61,15 @@ dfn_train_params dfn_train_params_init(void) {
     p.objective = dfn_objective_init();
     p.recon_loss = DFN_LOSS_L1;
     p.kl_weight = 1e-6;
+    p.consistency.levels = 18;
+    p.consistency.s0 = 10;
+    p.consistency.s1 = 1280;
+    p.consistency.target_ema = 0.95;
+    p.consistency.pseudo_huber = -1;
+    p.consistency.p_mean = -1.1;
+    p.consistency.p_std = 2.0;
+    p.consistency.sigma_max = 80.0;
+    p.consistency.rho = 7.0;
     return p;
 }
 
@@ -164,8 +173,11 @@ static dfn_status save_state(trainer *tr) {
     char buf[64];
     dfn_batch_state bs = dfn_batch_iter_state(tr->it);
     char *config = dfn_model_config_to_json(dfn_model_get_config(tr->model));
+    const char *kept_prefix = NULL;
+    float *kept = tr->task->kept_weights ? tr->task->kept_weights(tr->ts, &kept_prefix) : NULL;
     if ((st = dfn_st_writer_add_model_tensors(w, tr->model, "", trained_weights(tr))) ||
         (tr->spare && (st = dfn_st_writer_add_model_tensors(w, tr->model, "ema.", ema_weights(tr)))) ||
+        (kept && (st = dfn_st_writer_add_model_tensors(w, tr->model, kept_prefix, kept))) ||
         (st = dfn_st_writer_add_model_tensors(w, tr->model, "adam_m.", tr->m)) ||
         (st = dfn_st_writer_add_model_tensors(w, tr->model, "adam_v.", tr->v)))
         goto done;
@@ -211,6 +223,8 @@ static dfn_status load_state(trainer *tr) {
     char *config = dfn_model_config_to_json(dfn_model_get_config(tr->model));
     const char *format = dfn_st_metadata(f, "format"), *version = dfn_st_metadata(f, "format_version");
     unsigned long long step, seed, counter, iseed, iepoch, ipos, icount;
+    const char *kept_prefix = NULL;
+    float *kept = tr->task->kept_weights ? tr->task->kept_weights(tr->ts, &kept_prefix) : NULL;
     if (!format || strcmp(format, STATE_FORMAT) != 0) {
         st = dfn_set_error(DFN_ERR_FORMAT, "%s: not a diffusion.c training state (format %s)", path,
                            format ? format : "missing");
@@ -239,6 +253,7 @@ static dfn_status load_state(trainer *tr) {
     }
     if ((st = dfn_st_read_model_tensors(f, tr->model, "", trained_weights(tr))) ||
         (tr->spare && (st = dfn_st_read_model_tensors(f, tr->model, "ema.", ema_weights(tr)))) ||
+        (kept && (st = dfn_st_read_model_tensors(f, tr->model, kept_prefix, kept))) ||
         (st = dfn_st_read_model_tensors(f, tr->model, "adam_m.", tr->m)) ||
         (st = dfn_st_read_model_tensors(f, tr->model, "adam_v.", tr->v)))
         goto done;
@@ -347,12 +362,49 @@ static dfn_status check_params(const dfn_train_params *p, const dfn_model *model
         cJSON_Delete(d);
         if (!d) return dfn_set_error(DFN_ERR_ARG, "data_json is not valid JSON: %.80s", p->data_json);
     }
-    (void)model;
+    const dfn_consistency_params *cm = &p->consistency;
+    if (cm->method != DFN_CM_NONE) {
+        if (!dfn_model_is_denoiser(model))
+            return dfn_set_error(DFN_ERR_ARG, "a consistency model is a denoiser (a unet or an mlp), "
+                                              "not a %s",
+                                 dfn_model_kind_name(dfn_model_get_config(model)->kind));
+        if (cm->method == DFN_CM_DISTILL && !cm->teacher)
+            return dfn_set_error(DFN_ERR_ARG, "consistency distillation needs a teacher");
+        if (cm->method == DFN_CM_TRAIN && cm->teacher)
+            return dfn_set_error(DFN_ERR_ARG, "consistency training (ct) uses no teacher; "
+                                              "with one, distill (cd)");
+        if (p->autoencoder || p->paired_noise || p->fixed_time != 0)
+            return dfn_set_error(DFN_ERR_ARG, "a consistency model with %s is not supported",
+                                 p->autoencoder ? "an autoencoder (latent consistency models)"
+                                 : p->paired_noise ? "(data, noise) pairs" : "a fixed time");
+        if (cm->levels < 2 || cm->s0 < 1 || cm->s1 < cm->s0)
+            return dfn_set_error(DFN_ERR_ARG, "consistency levels: N = %d (>= 2), s0 = %d, s1 = %d "
+                                              "(1 <= s0 <= s1)", cm->levels, cm->s0, cm->s1);
+        if (!(cm->target_ema >= 0 && cm->target_ema < 1) ||
+            !(cm->sigma_max > 0) || !(cm->rho > 0) || !(cm->p_std > 0) || !isfinite(cm->p_mean))
+            return dfn_set_error(DFN_ERR_ARG, "consistency: target EMA %g must be in [0, 1); "
+                                              "sigma_max %g, rho %g, P_std %g > 0",
+                                 cm->target_ema, cm->sigma_max, cm->rho, cm->p_std);
+    }
+    if (p->paired_noise && p->hflip)
+        return dfn_set_error(DFN_ERR_ARG, "hflip with (data, noise) pairs: a flipped image is not "
+                                          "what its noise maps to");
+    if (p->paired_noise && !dfn_model_is_denoiser(model))
+        return dfn_set_error(DFN_ERR_ARG, "(data, noise) pairs are for a diffusion model");
+    if (p->fixed_time != 0 && !(p->process.continuous && p->fixed_time > 0 && p->fixed_time <= 1))
+        return dfn_set_error(DFN_ERR_ARG, "a fixed training time %g: needs a continuous process "
+                                          "and a time in (0, 1]", p->fixed_time);
     return DFN_OK;
 }
 
 static dfn_status check_data(trainer *tr, const dfn_dataset *ds, int min_count, const char *what) {
     int dims[DFN_DATASET_MAX_DIMS], nd = dfn_dataset_shape(ds, dims);
+    if (tr->p->paired_noise) { /* (data, noise) pairs: twice the channels or the length */
+        if (dims[0] % 2)
+            return dfn_set_error(DFN_ERR_ARG, "%s: %d %s cannot hold (data, noise) pairs (odd)",
+                                 what, dims[0], nd == 3 ? "channels" : "values");
+        dims[0] /= 2;
+    }
     dfn_status st = dfn_model_check_input(tr->model, nd, dims, what);
     if (st == DFN_OK) st = tr->task->check(tr->model, ds, tr->p, what);
     if (st != DFN_OK) return st;
@@ -416,7 +468,9 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
     tr.p = p;
     tr.model = model;
     const dfn_model_kind kind = dfn_model_get_config(model)->kind;
-    tr.task = dfn_model_is_denoiser(model)        ? &dfn_diffusion_task
+    tr.task = dfn_model_is_denoiser(model) && p->consistency.method != DFN_CM_NONE
+                  ? &dfn_consistency_task
+              : dfn_model_is_denoiser(model)      ? &dfn_diffusion_task
               : kind == DFN_MODEL_AUTOENCODER ? &dfn_autoencoder_task
                                                   : &dfn_classifier_task;
     tr.best_val = INFINITY;
@@ -502,6 +556,7 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
     while (tr.step < p->steps && (p->stop_after <= 0 || tr.step - first_step < p->stop_after)) {
         const long k = tr.step + 1;
         const double lr = dfn_train_lr(p, k);
+        if (tr.task->start_step) tr.task->start_step(tr.ts, model, k);
         /* this rank's shards, each gradient alone (scaled by 1/S: the mean over
          * the global batch); the others' batches are passed over unread */
         for (int a = 0; a < S; a++) {
