@@ -155,6 +155,27 @@ int main(void) {
     expect(args, 1, "training data");
     snprintf(args, sizeof args, "distill --teacher %s/run/model.safetensors --out %s/rf --method reflow --pair-sampler ddpm --pairs 8", dir, dir);
     expect(args, 1, "pairs need a deterministic map");
+    /* a distillation stopped and resumed with only --teacher: the run's own settings */
+    snprintf(args, sizeof args, "distill --teacher %s/run/model.safetensors --out %s/cd --method cd --teacher-step heun "
+             "--prediction v --data toy:moons --n 256 --steps 4 --batch 32 --stop-after 2 --quiet --samples 0", dir, dir);
+    CHECK(run(args, err, sizeof err) == 0, "distill, first half: %s", err);
+    snprintf(args, sizeof args, "distill --teacher %s/run/model.safetensors --out %s/cd --resume --quiet", dir, dir);
+    CHECK(run(args, err, sizeof err) == 0, "distill resumed with only --teacher: %s", err);
+    snprintf(args, sizeof args, "distill --teacher %s/ct/model.safetensors --out %s/cd --resume --quiet", dir, dir);
+    expect(args, 1, "teacher");
+    snprintf(args, sizeof args, "distill --teacher %s/run/model.safetensors --out %s/cd --method reflow --pairs 8 --batch 4", dir, dir);
+    expect(args, 1, "already holds a training run");
+    snprintf(args, sizeof args, "distill --teacher %s/run/model.safetensors --out %s/nopairs --method reflow --resume", dir, dir);
+    expect(args, 1, "config.json");
+    /* straightness: of a flow's own paths, over at least 2 steps */
+    snprintf(args, sizeof args, "train --data toy:moons --n 256 --out %s/flow3 --steps 3 --batch 32 --quiet --samples 0 --sde flow", dir);
+    CHECK(run(args, err, sizeof err) == 0, "flow run: %s", err);
+    snprintf(args, sizeof args, "eval straightness --checkpoint %s/flow3/model.safetensors --n 16 --steps 4", dir);
+    CHECK(run(args, err, sizeof err) == 0, "straightness: %s", err);
+    snprintf(args, sizeof args, "eval straightness --checkpoint %s/flow3/model.safetensors --steps 1", dir);
+    expect(args, 1, "need >= 2 steps");
+    snprintf(args, sizeof args, "eval straightness --samples %s/three.npy", dir);
+    expect(args, 2, "give --checkpoint, not --samples");
     /* eval on bad input */
     expect("eval", 2, "name a metric");
     expect("eval likelihood --data toy:moons", 2, "unknown metric 'likelihood'");

@@ -187,7 +187,11 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "diffusion %s: --data SPEC is required\n", cmd);
         return 2;
     }
-    int needs_model = which != RECON && (which <= 1 || !samples_npy);
+    if (which == STRAIGHTNESS && samples_npy) {
+        fprintf(stderr, "diffusion %s: the paths are the model's own: give --checkpoint, not --samples\n", cmd);
+        return 2;
+    }
+    int needs_model = which != RECON && (which <= 1 || which == STRAIGHTNESS || !samples_npy);
     if (needs_model && !ckpt) {
         fprintf(stderr, "diffusion %s: --checkpoint FILE is required%s\n", cmd, which <= 1 ? "" : " (or --samples FILE)");
         return 2;
@@ -237,7 +241,12 @@ int cmd_eval(int argc, char **argv) {
     dfn_denoiser den;
     if (pipe) dfn_pipeline_denoiser(pipe, &den, batch);
     if (which == STRAIGHTNESS) {
-        const size_t D = dfn_pipeline_sample_size(pipe);
+        if (dfn_pipeline_consistency(pipe) || dfn_pipeline_autoencoder(pipe)) {
+            dfn_set_error(DFN_ERR_ARG, "%s is a %s model: straightness is of a rectified flow's own paths", ckpt,
+                          dfn_pipeline_consistency(pipe) ? "consistency" : "latent diffusion");
+            goto fail;
+        }
+        const size_t D = dfn_model_input_size(dfn_pipeline_model(pipe));
         float *x = malloc((size_t)n * D * sizeof(float));
         double S = 0;
         if (!x) {

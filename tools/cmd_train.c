@@ -254,7 +254,7 @@ static int train_command(int argc, char **argv, int mode) {
         p.resume = 1;
         p.progress = given.progress;
         if (GIVEN("--no-ema-warmup")) p.ema_warmup = 0;
-        if (!p.process.continuous && p.process.schedule.kind == DFN_BETA_FILE && !betas_file) {
+        if (!distill && !p.process.continuous && p.process.schedule.kind == DFN_BETA_FILE && !betas_file) {
             dfn_set_error(DFN_ERR_ARG, "%s: the run's betas came from a file: give --betas FILE again to resume", out);
             goto fail;
         }
@@ -380,15 +380,15 @@ static int train_command(int argc, char **argv, int mode) {
                 goto done;
             }
             p.consistency.method = DFN_CM_DISTILL;
-            p.consistency.heun = !strcmp(teacher_step, "heun");
+            if (!p.resume || GIVEN("--teacher-step")) p.consistency.heun = !strcmp(teacher_step, "heun");
             p.consistency.teacher_name = teacher_name;
             dfn_pipeline_denoiser(teacher, &teacher_den, 0);
             p.consistency.teacher = &teacher_den;
-            p.process = *dfn_pipeline_process(teacher);
+            if (!p.resume) p.process = *dfn_pipeline_process(teacher); /* (a resumed run: its own) */
             /* the student's output: the teacher's kind unless told (--prediction v
              * reads the teacher's eps weights as v: a worse start, but no 1/alpha
              * amplification of the output's errors at the top levels) */
-            p.objective.prediction = dfn_pipeline_prediction(teacher);
+            if (!p.resume) p.objective.prediction = dfn_pipeline_prediction(teacher);
             if (prediction) {
                 const int pk = dfn_prediction_from_name(prediction);
                 if (pk < 0) goto fail;
@@ -396,6 +396,10 @@ static int train_command(int argc, char **argv, int mode) {
             }
         } else { /* reflow: a rectified flow on pairs of the teacher's ODE */
             const dfn_process_params *tp = dfn_pipeline_process(teacher);
+            if (dfn_pipeline_consistency(teacher)) { /* its one deterministic step */
+                if (!pair_sampler) pair_sampler = "consistency";
+                if (!GIVEN("--pair-steps")) pair_steps = 1;
+            }
             if (!pair_sampler)
                 pair_sampler = !tp->continuous || tp->sde.kind == DFN_SDE_VP || tp->sde.kind == DFN_SDE_SUBVP
                                    ? "dpm++2m" : dfn_pipeline_default_sampler(teacher);
@@ -405,11 +409,36 @@ static int train_command(int argc, char **argv, int mode) {
             p.process.t_min = 1e-3;
             p.objective.prediction = DFN_PRED_FLOW;
             p.paired_noise = 1;
-            p.fixed_time = one_step ? 1.0 : 0.0;
+            if (!p.resume || one_step) p.fixed_time = one_step ? 1.0 : 0.0;
             if (dfn_make_dir(out)) goto fail;
             dfn_buf pp = {0};
             dfn_buf_printf(&pp, "%s/pairs.npy", out);
-            if (p.force && !p.resume) remove(pp.data);
+            /* the pairs are the run's data: a resumed run reads its own, a new one
+             * draws them (a directory holding another run is refused first) */
+            FILE *held = NULL;
+            if (!p.resume && !p.force) {
+                dfn_buf cj = {0};
+                dfn_buf_printf(&cj, "%s/config.json", out);
+                held = fopen(cj.data, "rb");
+                dfn_buf_free(&cj);
+            }
+            if (held) {
+                fclose(held);
+                dfn_buf_free(&pp);
+                dfn_set_error(DFN_ERR_ARG, "%s already holds a training run: --resume to continue it, "
+                                           "--force to start over", out);
+                goto fail;
+            }
+            FILE *have = p.resume ? fopen(pp.data, "rb") : NULL;
+            if (have) fclose(have);
+            else if (p.resume) {
+                dfn_set_error(DFN_ERR_IO, "%s is missing: the run's (data, noise) pairs cannot be "
+                                          "drawn again to resume it; start over with --force", pp.data);
+                dfn_buf_free(&pp);
+                goto fail;
+            } else {
+                remove(pp.data); /* (an earlier, failed attempt's) */
+            }
             dfn_status wst = write_pairs(teacher, pp.data, n_pairs, pair_sampler, pair_steps, p.seed, quiet);
             free(stored_spec);
             dfn_buf spec = {0};

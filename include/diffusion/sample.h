@@ -411,17 +411,21 @@ dfn_status dfn_sample_flow_euler(dfn_denoiser *d, float *x, int batch, size_t di
  * of a consistency model's f (a denoiser whose x0 is f: dfn_pipeline_denoiser of
  * a consistency checkpoint): steps 1..64 [default 1], the levels the first
  * `steps` of a Karras ladder (rho) of steps + 1 from sigma_max to sigma_min, in
- * EDM's s = sigma/alpha [0: the process's range, at most 80]. Any process. */
+ * EDM's s = sigma/alpha [0: the levels at the sampling interval's ends (t_end's
+ * and the top, at most 80); a consistency pipeline fills in the levels its
+ * model was trained on]. Any process; DFN_ERR_ARG where the interval reaches
+ * s = 0 (a flow at t_end = 0) and no sigma_min is given. */
 dfn_status dfn_sample_consistency(dfn_denoiser *d, float *x, int batch, size_t dim,
                                   const dfn_sampler_params *p, dfn_rng *rng,
                                   dfn_sample_stats *stats);
 
 /* The straightness of a flow's paths (Liu et al. 2023 eq. 8): S = int_0^1
  * E ||(x_1 - x_0) - v(x_t, t)||^2 dt along the ODE from t = 1 (noise) to 0
- * (data), measured with `steps` Euler steps from prior draws (x: batch, dim,
- * receives the endpoints): the mean over steps and rows of the squared
- * deviation per dimension. 0 for straight paths, which Euler integrates exactly
- * in one step. A rectified flow (sde kind flow) only: DFN_ERR_ARG otherwise. */
+ * (data), measured with `steps` >= 2 Euler steps from prior draws (x: batch,
+ * dim, receives the endpoints): the mean over steps and rows of the squared
+ * deviation of the velocity from the path's mean velocity, per dimension. 0 for
+ * straight paths (which one Euler step integrates exactly). A rectified flow
+ * (sde kind flow) only: DFN_ERR_ARG otherwise. */
 dfn_status dfn_flow_straightness(dfn_denoiser *d, float *x, int batch, size_t dim, int steps,
                                  dfn_rng *rng, double *straightness);
 

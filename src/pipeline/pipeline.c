@@ -102,6 +102,7 @@ dfn_status dfn_pipeline_set_autoencoder(dfn_pipeline *p, dfn_model *ae, const ch
     const char *name = dfn_model_path(ae) ? dfn_model_path(ae) : "the autoencoder";
     dfn_status st = dfn_model_check_kind(ae, DFN_MODEL_AUTOENCODER, name);
     if (st != DFN_OK) return st;
+    if (p->cm.model) return dfn_set_error(DFN_ERR_ARG, "a latent consistency model is not supported");
     int dims[3];
     dfn_autoencoder_latent_shape(ae, dims);
     st = dfn_model_check_input(p->model, 3, dims, name);
@@ -249,6 +250,7 @@ dfn_status dfn_pipeline_load_with_autoencoder(dfn_pipeline **out, const char *pa
     }
     const char *objective = dfn_st_metadata(f, "objective");
     if (objective) p->objective_json = dfn_strdup(objective);
+    if ((st = load_autoencoder(p, f, path, ae_path)) != DFN_OK) goto fail;
     const char *cm = dfn_st_metadata(f, "consistency");
     if (cm) {
         dfn_consistency c;
@@ -258,7 +260,6 @@ dfn_status dfn_pipeline_load_with_autoencoder(dfn_pipeline **out, const char *pa
             goto fail;
         }
     }
-    if ((st = load_autoencoder(p, f, path, ae_path)) != DFN_OK) goto fail;
     p->path = dfn_strdup(path);
     dfn_st_close(f);
     *out = p;

@@ -31,6 +31,9 @@ dfn_status dfn_sample_consistency(dfn_denoiser *d, float *x, int batch, size_t d
     const double smin = p.sigma_min > 0 ? p.sigma_min : exp(-dfn_denoiser_lambda(d, t_lo));
     double smax = p.sigma_max > 0 ? p.sigma_max : fmin(exp(-dfn_denoiser_lambda(d, t_hi)), 80.0);
     if (p.strength < 1.0) smax = fmin(smax, exp(-dfn_denoiser_lambda(d, t_hi))); /* SDEdit */
+    if (!(smin > 0))
+        return dfn_set_error(DFN_ERR_ARG, "%s: the sampling interval ends at level s = 0; give "
+                                          "sigma_min (the consistency model's first level)", name);
     if (!(smax > smin))
         return dfn_set_error(DFN_ERR_ARG, "%s: sigma_max %g must exceed sigma_min %g", name, smax, smin);
     const int S = p.steps;

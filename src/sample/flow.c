@@ -50,7 +50,7 @@ dfn_status dfn_sample_flow_euler(dfn_denoiser *d, float *x, int batch, size_t di
 /* Liu et al. 2023 eq. 8 on the Euler path: with x_1 the start and x_0 the end,
  * x_1 - x_0 = sum_i v_i dt = the mean velocity (dt = 1/N), so
  * S = 1/N sum_i ||v_i - mean v||^2: the spread of the velocities along each path,
- * accumulated as 1/N sum_i ||v_i||^2 - ||x_1 - x_0||^2 in double. */
+ * accumulated as 1/N sum_i ||v_i||^2 - ||mean v||^2, both in double. */
 dfn_status dfn_flow_straightness(dfn_denoiser *d, float *x, int batch, size_t dim, int steps,
                                  dfn_rng *rng, double *straightness) {
     DFN_ASSERT(d && x && rng && straightness);
@@ -58,27 +58,30 @@ dfn_status dfn_flow_straightness(dfn_denoiser *d, float *x, int batch, size_t di
         return dfn_set_error(DFN_ERR_ARG, "straightness: a rectified flow is needed (this model's "
                                           "process is %s)",
                              d->sde ? dfn_sde_kind_name(d->sde->kind) : "a discrete schedule");
-    if (steps < 1 || batch < 1 || dim < 1)
-        return dfn_set_error(DFN_ERR_ARG, "straightness: %d steps, batch %d (need >= 1)", steps, batch);
+    if (steps < 2 || batch < 1 || dim < 1)
+        return dfn_set_error(DFN_ERR_ARG, "straightness: %d steps, batch %d (need >= 2 steps: one "
+                                          "Euler step is straight by construction; batch >= 1)",
+                             steps, batch);
     dfn_status st = dfn_flow_check_prediction("straightness", d);
     if (st != DFN_OK) return st;
     const size_t n = (size_t)batch * dim;
-    float *v = dfn_malloc(n * sizeof(float)), *x1 = dfn_malloc(n * sizeof(float));
+    float *v = dfn_malloc(n * sizeof(float));
+    double *mean = dfn_calloc(n, sizeof(double));
     dfn_rng_normal(rng, x, n);
-    memcpy(x1, x, n * sizeof(float));
     double sq = 0;
     for (int i = 0; i < steps; i++) {
         const double t = 1.0 - (double)i / steps, dt = -1.0 / steps;
         dfn_denoiser_eval(d, v, DFN_PRED_FLOW, x, t, batch, dim);
         for (size_t k = 0; k < n; k++) {
             sq += (double)v[k] * v[k];
+            mean[k] += (double)v[k] / steps;
             x[k] = (float)(x[k] + dt * v[k]);
         }
     }
     double chord = 0;
-    for (size_t k = 0; k < n; k++) chord += ((double)x1[k] - x[k]) * ((double)x1[k] - x[k]);
+    for (size_t k = 0; k < n; k++) chord += mean[k] * mean[k];
     *straightness = (sq / steps - chord) / (double)n;
     free(v);
-    free(x1);
+    free(mean);
     return DFN_OK;
 }

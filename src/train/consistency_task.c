@@ -215,11 +215,10 @@ static void teacher_step(cm_state *s, const int *y, int n, int count) {
         float *x1 = s->geps2; /* x_n+1 again, for the corrected step */
         for (int j = 0; j < count; j++)
             memcpy(x1 + (size_t)j * D, s->xhi + (size_t)s->idx[j] * D, D * sizeof(float));
-        float *e2 = dfn_malloc(m * sizeof(float));
+        float *e2 = s->f; /* (free until the student's forward) */
         dfn_denoiser_eval(&t, e2, DFN_PRED_EPS, s->gx, s->lev_t[n], count, D);
         for (size_t i = 0; i < m; i++)
             s->gx[i] = (float)(al * (x1[i] / ah + ds * 0.5 * ((double)s->geps[i] + e2[i])));
-        free(e2);
     }
     for (int j = 0; j < count; j++)
         memcpy(s->xlo + (size_t)s->idx[j] * D, s->gx + (size_t)j * D, D * sizeof(float));
@@ -340,6 +339,8 @@ static void describe(void *state, void *run) {
     } else {
         cJSON_AddNumberToObject(o, "s0", cp->s0);
         cJSON_AddNumberToObject(o, "s1", cp->s1);
+        /* N(k) is a schedule over the run's steps: a resumed run may not move it */
+        cJSON_AddNumberToObject(o, "curriculum_steps", s->p->steps);
         cJSON_AddNumberToObject(o, "p_mean", cp->p_mean);
         cJSON_AddNumberToObject(o, "p_std", cp->p_std);
     }

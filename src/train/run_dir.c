@@ -142,8 +142,10 @@ static dfn_status read_consistency(dfn_consistency_params *c, const cJSON *o) {
     for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, nums[i].key);
         if (!x) continue; /* (each method records its own) */
-        if (!cJSON_IsNumber(x))
-            return dfn_set_error(DFN_ERR_FORMAT, "consistency.%s must be a number", nums[i].key);
+        if (!cJSON_IsNumber(x) || (nums[i].is_int && (x->valuedouble != floor(x->valuedouble) ||
+                                                      fabs(x->valuedouble) > 1e9)))
+            return dfn_set_error(DFN_ERR_FORMAT, "consistency.%s must be %s", nums[i].key,
+                                 nums[i].is_int ? "a whole number" : "a number");
         if (nums[i].is_int) *(int *)((char *)c + nums[i].offset) = x->valueint;
         else *(double *)((char *)c + nums[i].offset) = x->valuedouble;
     }
