@@ -241,11 +241,11 @@ static void consistency_fn(cm_state *s, dfn_model *m, float *f, const float *x, 
         if (scale != 1.0)
             for (size_t i = 0; i < D; i++) fb[i] = (float)(scale * fb[i]);
         dfn_prediction_convert(fb, DFN_PRED_X0, fb, kind, xb, a, sg, D);
-        double cx, cd;
-        dfn_consistency_coefficients(&s->c, a, sg, &cx, &cd);
-        for (size_t i = 0; i < D; i++) fb[i] = (float)(cx * xb[i] + cd * fb[i]);
+        dfn_consistency_apply(&s->c, fb, xb, fb, a, sg, D);
         if (want_grad) { /* D is affine in the output F: dD/dF = D(F = 1, x = 0) */
             float one = 1.0f, zero = 0.0f, g;
+            double cx, cd;
+            dfn_consistency_coefficients(&s->c, a, sg, &cx, &cd);
             dfn_prediction_convert(&g, DFN_PRED_X0, &one, kind, &zero, a, sg, 1);
             s->cd[b] = cd;
             s->gain[b] = g * scale;
