@@ -153,6 +153,8 @@ def text_formats():
     put("config", "mlp.json", '{"kind":"mlp","dim":2,"width":128,"depth":3,"dropout":0.1,"num_classes":0}')
     put("config", "classifier.json", '{"kind":"classifier","in_channels":1,"height":28,"width":28,"channels":32,'
         '"groups":8,"feature_dim":128,"num_classes":10}')
+    put("config", "classifier-flatten.json", '{"kind":"classifier","in_channels":1,"height":28,"width":28,"channels":32,'
+        '"groups":8,"feature_dim":128,"num_classes":10,"flatten":1,"dropout":0.3,"extra_convs":1}')
     put("config", "process-discrete.json", '{"type":"discrete","schedule":"linear","T":3,"beta_start":0.0001,'
         '"beta_end":0.02,"cosine_s":0.008,"max_beta":0.999,"betas":[0.0001,0.01,0.02]}')
     put("config", "process-continuous.json", '{"type":"continuous","sde":"ve","beta_min":0.1,"beta_max":20,'

@@ -20,7 +20,7 @@ declare -A allowed=(
     [sample]="core data process"
     [pipeline]="core io models process sample"
     [eval]="core data models process sample"
-    [train]="core io plot data process models sample pipeline"
+    [train]="core io plot data process models sample pipeline eval"
 )
 
 fail=0

@@ -86,6 +86,12 @@ CASES = {
         config=dict(kind="classifier", in_channels=1, height=12, width=10, channels=8, groups=4,
                     feature_dim=16, num_classes=5, time_embed=1),
         batch=3, t=[0, 400, 999], y=None, seed=8),
+    # the evaluation classifier's shape: a second convolution per stage, the
+    # flattened last map (odd 3 x 3) into fc1, dropout before it
+    "classifier_deep": dict(
+        config=dict(kind="classifier", in_channels=1, height=12, width=10, channels=8, groups=4,
+                    feature_dim=16, num_classes=5, extra_convs=1, flatten=1, dropout=0.25),
+        batch=3, t=[0, 0, 0], y=None, seed=10),
 }
 
 

@@ -76,7 +76,8 @@ MLP_DEFAULTS = {
 }
 CLASSIFIER_DEFAULTS = {
     "kind": "classifier", "in_channels": 1, "height": 28, "width": 28, "channels": 32,
-    "groups": 8, "feature_dim": 128, "num_classes": 10, "time_embed": 0,
+    "groups": 8, "feature_dim": 128, "num_classes": 10, "time_embed": 0, "extra_convs": 0,
+    "flatten": 0, "dropout": 0.0,
 }
 AUTOENCODER_DEFAULTS = {
     "kind": "autoencoder", "in_channels": 1, "resolution": 28, "channels": 32,
@@ -143,6 +144,12 @@ def make_config(cfg):
             raise ConfigError(f'config "num_classes" must be >= 2, got {out["num_classes"]}')
         if out["time_embed"] not in (0, 1):
             raise ConfigError(f'config "time_embed" must be 0 or 1, got {out["time_embed"]}')
+        if not 0 <= out["extra_convs"] <= 3:
+            raise ConfigError(f'config "extra_convs" must be 0..3, got {out["extra_convs"]}')
+        if out["flatten"] not in (0, 1):
+            raise ConfigError(f'config "flatten" must be 0 or 1, got {out["flatten"]}')
+        if not 0.0 <= out["dropout"] < 1.0:
+            raise ConfigError(f'config "dropout" must be in [0, 1), got {out["dropout"]}')
         return out
     if not 0.0 <= out["dropout"] < 1.0:
         raise ConfigError(f'config "dropout" must be in [0, 1), got {out["dropout"]}')
@@ -569,9 +576,11 @@ class MLP(nn.Module):
 
 
 class Classifier(nn.Module):
-    """conv1 3x3 -> norm1 GN+SiLU -> conv2 3x3/2 -> norm2 GN+SiLU -> conv3 3x3/2 ->
-    norm3 GN+SiLU -> mean over pixels -> fc1 -> SiLU (the features) -> fc2 (logits).
-    GroupNorm eps is torch's default 1e-5."""
+    """Three stages: conv{i} 3x3 (stride 2 but the first) -> norm{i} GN+SiLU, then
+    extra_convs times conv{i}_{k} 3x3 -> norm{i}_{k} GN+SiLU (k = 2..); channels
+    ch, 2ch, 4ch. Head: mean over pixels (or, with flatten, the whole map) ->
+    dropout -> fc1 -> SiLU (the features) -> fc2 (logits). GroupNorm eps is
+    torch's default 1e-5."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -580,22 +589,24 @@ class Classifier(nn.Module):
         ch, g = cfg["channels"], cfg["groups"]
         if cfg["time_embed"]:  # a classifier of noisy images: the U-Net's time embedding
             self.temb = nn.Sequential(nn.Linear(ch, 4 * ch), nn.SiLU(), nn.Linear(4 * ch, 4 * ch))
-        self.conv1 = nn.Conv2d(cfg["in_channels"], ch, 3, padding=1)
-        if cfg["time_embed"]:
-            self.temb_proj1 = nn.Linear(4 * ch, ch)
-        self.norm1 = nn.GroupNorm(g, ch)
-        self.conv2 = nn.Conv2d(ch, 2 * ch, 3, stride=2, padding=1)
-        if cfg["time_embed"]:
-            self.temb_proj2 = nn.Linear(4 * ch, 2 * ch)
-        self.norm2 = nn.GroupNorm(g, 2 * ch)
-        self.conv3 = nn.Conv2d(2 * ch, 4 * ch, 3, stride=2, padding=1)
-        if cfg["time_embed"]:
-            self.temb_proj3 = nn.Linear(4 * ch, 4 * ch)
-        self.norm3 = nn.GroupNorm(g, 4 * ch)
-        self.fc1 = nn.Linear(4 * ch, cfg["feature_dim"])
+        cin = cfg["in_channels"]
+        for i, c in ((1, ch), (2, 2 * ch), (3, 4 * ch)):
+            setattr(self, f"conv{i}", nn.Conv2d(cin, c, 3, stride=1 if i == 1 else 2, padding=1))
+            if cfg["time_embed"]:
+                setattr(self, f"temb_proj{i}", nn.Linear(4 * ch, c))
+            setattr(self, f"norm{i}", nn.GroupNorm(g, c))
+            for k in range(2, 2 + cfg["extra_convs"]):
+                setattr(self, f"conv{i}_{k}", nn.Conv2d(c, c, 3, padding=1))
+                setattr(self, f"norm{i}_{k}", nn.GroupNorm(g, c))
+            cin = c
+        h, w = cfg["height"], cfg["width"]
+        for _ in range(2):
+            h, w = (h - 1) // 2 + 1, (w - 1) // 2 + 1
+        self.dropout = Dropout(cfg["dropout"])
+        self.fc1 = nn.Linear(4 * ch * (h * w if cfg["flatten"] else 1), cfg["feature_dim"])
         self.fc2 = nn.Linear(cfg["feature_dim"], cfg["num_classes"])
 
-    def features(self, x, t=None):
+    def features(self, x, t=None, stream=None):
         s = None
         if self.cfg["time_embed"]:
             s = F.silu(self.temb(timestep_embedding(t, self.cfg["channels"]).to(x.dtype)))
@@ -605,10 +616,13 @@ class Classifier(nn.Module):
             if s is not None:
                 h = h + getattr(self, f"temb_proj{i}")(s)[:, :, None, None]
             h = F.silu(getattr(self, f"norm{i}")(h))
-        return F.silu(self.fc1(h.mean(dim=(2, 3))))
+            for k in range(2, 2 + self.cfg["extra_convs"]):
+                h = F.silu(getattr(self, f"norm{i}_{k}")(getattr(self, f"conv{i}_{k}")(h)))
+        h = h.flatten(1) if self.cfg["flatten"] else h.mean(dim=(2, 3))
+        return F.silu(self.fc1(self.dropout(h, stream)))
 
     def forward(self, x, t=None, y=None, stream=None):
-        return self.fc2(self.features(x, t))
+        return self.fc2(self.features(x, t, stream))
 
     def input_shape(self, batch):
         return (batch, self.cfg["in_channels"], self.cfg["height"], self.cfg["width"])

@@ -109,15 +109,21 @@ static dfn_train_params classifier_params(long steps, int batch, long warmup, ui
     return p;
 }
 
-/* timed: the time-conditioned classifier (classifier guidance), t = 3, 400, 999 */
-static void test_classifier_grad(int timed) {
+/* timed: the time-conditioned classifier (classifier guidance), t = 3, 400, 999;
+ * deep: the evaluation classifier's shape (a second convolution per stage, the
+ * flattened 4 x 2 x 2 map into fc1; its dropout is compared with PyTorch's in
+ * test_torch_reference) */
+static void test_classifier_grad(int timed, int deep) {
     dfn_model_config cfg = classifier_config(2, 6, 5, 3, 4, 2, 6);
     cfg.classifier.time_embed = timed;
+    cfg.classifier.extra_convs = deep;
+    cfg.classifier.flatten = deep;
     static const float times[3] = {3.0f, 400.0f, 999.0f};
     ce_times = timed ? times : NULL;
     dfn_model *c;
     CHECK(dfn_model_new(&c, &cfg, 7) == DFN_OK, "new: %s", dfn_last_error());
-    CHECK(dfn_model_feature_dim(c) == 6 && dfn_model_output_size(c) == 3 &&
+    /* features: SiLU(fc1) (6), or with flatten the last map's mean (4 x 4 channels) */
+    CHECK(dfn_model_feature_dim(c) == (deep ? 16 : 6) && dfn_model_output_size(c) == 3 &&
               dfn_model_input_size(c) == 60 && dfn_model_takes_time(c) == timed &&
               !dfn_model_is_denoiser(c),
           "classifier shapes");
@@ -125,7 +131,7 @@ static void test_classifier_grad(int timed) {
     const size_t in = 2 * 6 * 5, P = dfn_model_num_params(c);
     float *x = dfn_malloc(B * in * sizeof(float)), *dx = dfn_malloc(B * in * sizeof(float));
     float *logits = dfn_malloc(B * K * sizeof(float)), *dlog = dfn_malloc(B * K * sizeof(float));
-    float *feat = dfn_malloc((size_t)B * cfg.classifier.feature_dim * sizeof(float));
+    float *feat = dfn_malloc((size_t)B * dfn_model_feature_dim(c) * sizeof(float));
     int y[3] = {0, 2, 1};
     fill_uniform(x, B * in, 11);
     /* biases and norm parameters away from their initial 0 / 1 */
@@ -186,7 +192,7 @@ static void test_classifier_grad(int timed) {
     }
     double ep = rel_error(an, fd, NP), ex = rel_error(an + NP, fd + NP, NX);
     printf("  classifier%s backward vs finite differences: params rel err %.2e, input rel err "
-           "%.2e\n", timed ? " (time-conditioned)" : "", ep, ex);
+           "%.2e\n", timed ? " (time-conditioned)" : deep ? " (extra convolutions, flattened)" : "", ep, ex);
     check_tensor("classifier dparams (sampled)", an, fd, NP, 2e-2);
     check_tensor("classifier dx (sampled)", an + NP, fd + NP, NX, 2e-2);
     /* backward accumulates: a second pass doubles the gradients */
@@ -471,8 +477,9 @@ static void test_cli(void) {
     const char *acc = strstr(out, "test accuracy ");
     CHECK(acc && atof(acc + 14) >= 0.9, "CLI accuracy %s", acc ? acc + 14 : "-");
     dfn_model *c = NULL;
-    CHECK(dfn_model_load(&c, ckpt) == DFN_OK && dfn_model_feature_dim(c) == 16,
-          "load the CLI's checkpoint: %s", dfn_last_error());
+    /* the flatten head's features: the last map's mean, 4 x 8 channels */
+    CHECK(dfn_model_load(&c, ckpt) == DFN_OK && dfn_model_feature_dim(c) == 32,
+          "load the CLI's checkpoint: %s (features %d)", dfn_last_error(), c ? dfn_model_feature_dim(c) : -1);
     dfn_model_free(c);
     /* eval fid / kid print one number each: "FID: 0.0123  (100 samples ...)"
      * (FID was printed as "FID: 0.00100.0000") */
@@ -515,8 +522,9 @@ int main(void) {
         TEST_MAIN_END();
     }
     test_pool();
-    test_classifier_grad(0);
-    test_classifier_grad(1);
+    test_classifier_grad(0, 0);
+    test_classifier_grad(1, 0);
+    test_classifier_grad(0, 1);
     test_training();
     test_checkpoint_errors();
     test_determinism();

@@ -367,6 +367,56 @@ int main(void) {
         /* classifier guidance: the classifier must be a noisy one, of the same process and images */
         snprintf(args, sizeof args, "train-classifier --steps 2 --batch 8 --channels 8 --groups 4 --quiet --out %s/clean.safetensors", dir);
         CHECK(run(args, err, sizeof err) == 0, "clean classifier: %s", err);
+        /* sample quality: real images degraded, the floor beside them; FID during training */
+        {
+            char cmd[2048], out[8192];
+            /* (the test images only: loading the 60,000 training images takes long under the sanitizers) */
+            snprintf(cmd, sizeof cmd, "%s eval fid --real fashion-mnist:test --data fashion-mnist:test --floor "
+                     "fashion-mnist:test --classifier %s/clean.safetensors --n 200 --degrade blur:1 --threads 1 2>&1",
+                     bin, dir);
+            CHECK(test_run_command(cmd, out, sizeof out) == 0 && strstr(out, "FID: ") &&
+                      strstr(out, "200 images of fashion-mnist:test, degraded by blur:1 vs 10000 of fashion-mnist:test") &&
+                      strstr(out, "floor: ") && strstr(out, "(200 held-out images of fashion-mnist:test vs the same"),
+                  "eval fid --real --degrade: %s", out);
+        }
+        snprintf(args, sizeof args, "eval fid --real fashion-mnist:test --checkpoint %s --data fashion-mnist:test "
+                 "--classifier %s/clean.safetensors", img, dir);
+        expect(args, 2, "--real takes the place of --checkpoint and --samples");
+        snprintf(args, sizeof args, "eval swd --real fashion-mnist:test --data fashion-mnist:test");
+        expect(args, 2, "--real, --degrade and --floor go with fid and kid");
+        snprintf(args, sizeof args, "eval fid --real fashion-mnist:test --data fashion-mnist:test --classifier "
+                 "%s/clean.safetensors --n 200 --degrade swirl:2", dir);
+        expect(args, 1, "degradation 'swirl:2'");
+        snprintf(args, sizeof args, "eval kid --real fashion-mnist:test --data fashion-mnist:test --classifier "
+                 "%s/clean.safetensors --n 200 --floor npy:%s/none.npy", dir, dir);
+        expect(args, 1, "none.npy");
+        const char *tiny = "--data fashion-mnist:test --limit 256 --val fashion-mnist:test --channels 8 --ch-mult 1,2 "
+                           "--groups 4 --batch 8 --samples 0 --val-every 0 --quiet --threads 1";
+        snprintf(args, sizeof args, "train %s --steps 4 --out %s/fidrun --fid-every 2 --fid-classifier %s/clean.safetensors "
+                 "--fid-n 150 --fid-steps 2", tiny, dir, dir);
+        CHECK(run(args, err, sizeof err) == 0, "train --fid-every: %s", err);
+        snprintf(args, sizeof args, "%s/fidrun/log.csv", dir);
+        char *flog = dfn_read_text_file(args);
+        CHECK(flog && strstr(flog, "seconds,fid\n") && strstr(flog, "\n2,") && strstr(flog, "\n4,"),
+              "log.csv with an fid column: %s", flog ? flog : "(none)");
+        if (flog) { /* rows 2 and 4 end with a positive FID */
+            for (const char *row = strstr(flog, "\n2,"); row && row[1]; row = strchr(row + 1, '\n')) {
+                const char *end = strchr(row + 1, '\n'), *c = end;
+                while (c && c > row && c[-1] != ',') c--;
+                CHECK(c && strtod(c, NULL) > 0, "an FID in the row '%.*s'", end ? (int)(end - row - 1) : 0, row + 1);
+            }
+        }
+        free(flog);
+        snprintf(args, sizeof args, "train %s --steps 4 --out %s/nofid --fid-every 2", tiny, dir);
+        expect(args, 1, "--fid-every needs --fid-classifier FILE");
+        snprintf(args, sizeof args, "train %s --steps 2 --out %s/nofid", tiny, dir);
+        CHECK(run(args, err, sizeof err) == 0, "a run without FID: %s", err);
+        snprintf(args, sizeof args, "train --out %s/nofid --resume --steps 4 --fid-every 2 --fid-classifier %s/clean.safetensors "
+                 "--fid-n 150 --quiet", dir, dir);
+        expect(args, 1, "has no fid column: the run was started without an FID every K steps");
+        snprintf(args, sizeof args, "train %s --steps 2 --out %s/fidsmall --fid-every 2 --fid-classifier %s/clean.safetensors "
+                 "--fid-n 20", tiny, dir, dir);
+        expect(args, 1, "an FID of 20 samples: it needs more than the classifier's 32 features");
         snprintf(args, sizeof args, "sample --checkpoint %s --classifier %s/clean.safetensors --class 1 --out %s/g.png", img, dir, dir);
         expect(args, 1, "clean.safetensors: a clean-image classifier, not a classifier of noisy images");
         snprintf(args, sizeof args, "sample --checkpoint %s --classifier %s/clean.safetensors --out %s/g.png", img, dir, dir);

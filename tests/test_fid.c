@@ -286,6 +286,29 @@ static void test_image_sets(void) {
     printf("  image KID: same distribution %.5f, other %.5f\n", kid_same, kid_other);
     CHECK(kid_other > 10 * fabs(kid_same) && kid_other > 0, "KID does not separate");
 
+    /* one reference, many sets: the same bits as dfn_fid and dfn_kid */
+    {
+        dfn_feature_ref *r = NULL;
+        double f1 = -1, f2 = -1, k1 = -1, k2 = -1, s1 = -1, s2 = -1;
+        CHECK(dfn_feature_ref_new(&r, c, ref) == DFN_OK && dfn_feature_ref_count(r) == 300, "%s",
+              dfn_last_error());
+        CHECK(dfn_feature_ref_fid(r, other, &f1) == DFN_OK && f1 == fid_other, "feature_ref FID %.17g vs %.17g", f1,
+              fid_other);
+        CHECK(dfn_feature_ref_fid(r, same, &f2) == DFN_OK && f2 == fid_same, "feature_ref FID %.17g vs %.17g", f2,
+              fid_same);
+        CHECK(dfn_feature_ref_kid(r, other, &kp, &k1, &s1) == DFN_OK &&
+                  dfn_kid(&k2, &s2, c, other, ref, &kp) == DFN_OK && k1 == k2 && s1 == s2,
+              "feature_ref KID %.17g vs %.17g", k1, k2);
+        dfn_dataset *few5 = images(5, 1, 8, 0, 6);
+        CHECK(dfn_feature_ref_fid(r, few5, &f1) == DFN_ERR_ARG && strstr(dfn_last_error(), "D+1 = 9"),
+              "feature_ref few: %s", dfn_last_error());
+        dfn_dataset_free(few5);
+        dfn_feature_ref_free(r);
+        dfn_dataset *few8 = images(8, 1, 8, 0, 6);
+        CHECK(dfn_feature_ref_new(&r, c, few8) == DFN_ERR_ARG && !r, "a reference of 8 images accepted");
+        dfn_dataset_free(few8);
+    }
+
     double out;
     /* sets of different shapes */
     dfn_dataset *rgb = images(300, 3, 8, 0, 4), *big = images(300, 1, 16, 0, 5);
@@ -323,7 +346,65 @@ static void test_image_sets(void) {
     dfn_model_free(c);
 }
 
+/* ------------------------------------------------------------ degradations */
+
+static void test_degradations(void) {
+    enum { N = 3, C = 2, H = 9, W = 7 };
+    const size_t n = (size_t)N * C * H * W;
+    float *x = dfn_malloc(n * sizeof(float)), *y = dfn_malloc(n * sizeof(float));
+    /* blur: a constant image stays; a point spreads into the normalised 2-D
+     * Gaussian (separable), symmetric about it; the total is kept away from
+     * the borders */
+    for (size_t i = 0; i < n; i++) x[i] = 0.25f;
+    CHECK(dfn_degrade_images(x, N, C, H, W, "blur:1", 0) == DFN_OK, "%s", dfn_last_error());
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs(x[i] - 0.25));
+    CHECK(worst < 1e-6, "blur changes a constant image by %g", worst);
+    memset(x, 0, n * sizeof(float));
+    x[(size_t)1 * H * W + 4 * W + 3] = 1; /* image 0, channel 1, the centre */
+    CHECK(dfn_degrade_images(x, N, C, H, W, "blur:0.8", 0) == DFN_OK, "%s", dfn_last_error());
+    const float *p = x + (size_t)H * W;
+    double total = 0, g1 = 0;
+    for (int j = -3; j <= 3; j++) g1 += exp(-0.5 * j * j / 0.64);
+    for (int i = 0; i < H * W; i++) total += p[i];
+    const double want_c = 1 / (g1 * g1), want_d = exp(-0.5 * 2 / 0.64) / (g1 * g1);
+    CHECK(fabs(total - 1) < 1e-5 && fabs(p[4 * W + 3] - want_c) < 1e-6 &&
+              fabs(p[3 * W + 2] - want_d) < 1e-6 && fabs(p[3 * W + 2] - p[5 * W + 4]) < 1e-7 &&
+              fabs(p[4 * W + 2] - p[3 * W + 3]) < 1e-7, /* (mirrored sums, other orders) */
+          "blur of a point: total %g, centre %g (want %g), diagonal %g (want %g)", total,
+          p[4 * W + 3], want_c, p[3 * W + 2], want_d);
+    for (int i = 0; i < H * W; i++) CHECK(x[i] == 0 && x[2 * H * W + i] == 0, "blur leaks across channels");
+    /* noise: same seed, same bits; its spread is S; clamped to [-1, 1] */
+    for (size_t i = 0; i < n; i++) x[i] = y[i] = 0;
+    CHECK(dfn_degrade_images(x, N, C, H, W, "noise:0.1", 5) == DFN_OK &&
+              dfn_degrade_images(y, N, C, H, W, "noise:0.1", 5) == DFN_OK && !memcmp(x, y, n * sizeof(float)),
+          "noise not reproducible");
+    double ss = 0;
+    for (size_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    CHECK(fabs(sqrt(ss / n) - 0.1) < 0.01, "noise:0.1 has rms %g", sqrt(ss / n));
+    for (size_t i = 0; i < n; i++) x[i] = 0.99f;
+    dfn_degrade_images(x, N, C, H, W, "noise:0.5", 6);
+    float lo = 1, hi = -1;
+    for (size_t i = 0; i < n; i++) lo = fminf(lo, x[i]), hi = fmaxf(hi, x[i]);
+    CHECK(hi == 1.0f && lo >= -1.0f, "noise not clamped: [%g, %g]", lo, hi);
+    /* pure noise: U(-1, 1), whatever the images were */
+    dfn_degrade_images(x, N, C, H, W, "pure-noise", 7);
+    double mean = 0;
+    lo = 1, hi = -1;
+    for (size_t i = 0; i < n; i++) mean += x[i], lo = fminf(lo, x[i]), hi = fmaxf(hi, x[i]);
+    CHECK(lo >= -1 && hi <= 1 && hi - lo > 1.8 && fabs(mean / n) < 0.1, "pure noise: [%g, %g], mean %g", lo, hi,
+          mean / n);
+    const char *bad[] = {"blur", "blur:0", "blur:-1", "noise:x", "noise:0.1x", "swirl:1", "blur:nan"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        CHECK(dfn_degrade_images(x, N, C, H, W, bad[i], 0) == DFN_ERR_ARG && strstr(dfn_last_error(), bad[i]),
+              "degradation '%s' accepted: %s", bad[i], dfn_last_error());
+    printf("  degradations: blur of a point = the normalised Gaussian, noise rms %.4f, pure noise in [%.3f, %.3f]\n",
+           sqrt(ss / n), lo, hi);
+    free(x), free(y);
+}
+
 int main(void) {
+    test_degradations();
     test_frechet_closed_forms();
     test_feature_stats_and_fid();
     test_kid();

@@ -235,8 +235,8 @@ static void run_adamw_case(void) {
 
 int main(void) {
     const char *cases[] = {"unet_tiny", "unet_small_reduced", "mlp", "unet_attn28", "unet_winograd",
-                           "classifier", "classifier_noisy"};
+                           "classifier", "classifier_noisy", "classifier_deep"};
     run_adamw_case();
-    for (int i = 0; i < 7; i++) run_case(cases[i]);
+    for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) run_case(cases[i]);
     TEST_MAIN_END();
 }

@@ -36,6 +36,31 @@ static dfn_status get_samples(dfn_dataset **out, const char *file, dfn_pipeline 
     return st;
 }
 
+/* The first n images of ds (all if it holds fewer), degraded by `degrade`
+ * (dfn_degrade_images) unless it is NULL: a new dataset. */
+static dfn_status first_images(dfn_dataset **out, const dfn_dataset *ds, size_t n, const char *degrade,
+                               uint64_t seed) {
+    int dims[DFN_DATASET_MAX_DIMS], nd = dfn_dataset_shape(ds, dims);
+    n = DFN_MIN(n, dfn_dataset_count(ds));
+    const size_t D = dfn_dataset_sample_size(ds);
+    if (degrade && nd != 3) return dfn_set_error(DFN_ERR_ARG, "--degrade %s: the samples are not images", degrade);
+    float *x = malloc(n * D * sizeof(float));
+    if (!x) return dfn_set_error(DFN_ERR_ARG, "no memory for %zu images", n);
+    memcpy(x, dfn_dataset_sample(ds, 0), n * D * sizeof(float));
+    dfn_status st = degrade ? dfn_degrade_images(x, n, dims[0], dims[1], dims[2], degrade, seed) : DFN_OK;
+    if (!st) st = dfn_dataset_from_array(out, x, n, nd, dims, NULL, 0);
+    free(x);
+    return st;
+}
+
+/* The held-out real images a FID is put beside (the train-vs-test floor):
+ * Fashion-MNIST's other split, else none unless --floor names a set. */
+static const char *default_floor(const char *data) {
+    if (!strcmp(data, "fashion-mnist") || !strcmp(data, "fashion-mnist:train")) return "fashion-mnist:test";
+    if (!strcmp(data, "fashion-mnist:test")) return "fashion-mnist:train";
+    return NULL;
+}
+
 /* `eval recon`: the autoencoder's reconstructions of the first n images of ref
  * (the posterior means decoded): PSNR per image (peak-to-peak 2, images in
  * [-1, 1]), its mean and standard error; with a classifier, the FID of the
@@ -144,7 +169,7 @@ int cmd_eval(int argc, char **argv) {
         return 2;
     }
     const char *ckpt = NULL, *data = NULL, *samples_npy = NULL, *classifier = NULL, *sampler = NULL;
-    const char *ae_path = NULL, *reference = NULL;
+    const char *ae_path = NULL, *reference = NULL, *real = NULL, *degrade = NULL, *floor_spec = NULL;
     const char *variance = "beta", *divergence = "rademacher";
     int n = 1000, batch = 100, steps = 50, threads = 0, json = 0, t_samples = 0, probes = 1, draws = 2;
     int dequantize = -1;
@@ -155,6 +180,9 @@ int cmd_eval(int argc, char **argv) {
         {"--data", ARG_STRING, &data, "SPEC", "data: evaluation points (bound, nll) or the reference set", 0},
         {"--samples", ARG_STRING, &samples_npy, "FILE", "samples as .npy (or .csv of vectors) instead of sampling the checkpoint", 0},
         {"--classifier", ARG_STRING, &classifier, "FILE", "fid, kid (recon: optional): a checkpoint of diffusion train-classifier", 0},
+        {"--real", ARG_STRING, &real, "SPEC", "fid, kid: the first --n images of this data instead of a model's samples", 0},
+        {"--degrade", ARG_STRING, &degrade, "KIND", "fid, kid: degrade the samples first: noise:S, blur:S (pixels), pure-noise", 0},
+        {"--floor", ARG_STRING, &floor_spec, "SPEC", "fid, kid: held-out real images scored beside the samples at the same N, or none (default: the other fashion-mnist split)", 0},
         {"--autoencoder", ARG_STRING, &ae_path, "FILE", "recon: the autoencoder; a latent model: its autoencoder instead of the one it names", 0},
         {"--reference", ARG_STRING, &reference, "SPEC", "recon with --classifier: the reference set of the FIDs (e.g. fashion-mnist:train)", 0},
         {"--n", ARG_INT, &n, "N", "points evaluated / samples drawn", 0},
@@ -191,9 +219,20 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "diffusion %s: the paths are the model's own: give --checkpoint, not --samples\n", cmd);
         return 2;
     }
-    int needs_model = which != RECON && (which <= 1 || which == STRAIGHTNESS || !samples_npy);
+    if ((real || degrade || floor_spec) && which != 2 && which != 3) {
+        fprintf(stderr, "diffusion %s: --real, --degrade and --floor go with fid and kid\n", cmd);
+        return 2;
+    }
+    if (real && (samples_npy || ckpt)) {
+        fprintf(stderr, "diffusion %s: --real takes the place of --checkpoint and --samples: give one\n", cmd);
+        return 2;
+    }
+    if (!floor_spec && data) floor_spec = default_floor(data);
+    if (floor_spec && !strcmp(floor_spec, "none")) floor_spec = NULL;
+    int needs_model = which != RECON && (which <= 1 || which == STRAIGHTNESS || !(samples_npy || real));
     if (needs_model && !ckpt) {
-        fprintf(stderr, "diffusion %s: --checkpoint FILE is required%s\n", cmd, which <= 1 ? "" : " (or --samples FILE)");
+        fprintf(stderr, "diffusion %s: --checkpoint FILE is required%s\n", cmd,
+                which <= 1 || which == STRAIGHTNESS ? "" : which <= 3 ? " (or --samples FILE, or --real SPEC)" : " (or --samples FILE)");
         return 2;
     }
     if (which == RECON && !ae_path) {
@@ -213,6 +252,8 @@ int cmd_eval(int argc, char **argv) {
     dfn_pipeline *pipe = NULL;
     dfn_dataset *ref = NULL, *samples = NULL;
     dfn_model *cls = NULL;
+    dfn_feature_ref *fref = NULL;
+    dfn_dataset *held = NULL;
     int status = 1;
     dfn_data_options dopt = {(size_t)n, seed + 1, 0, 0, -1, 0};
     if (data && dfn_cli_load_data(&ref, data, &dopt)) goto fail;
@@ -320,22 +361,65 @@ int cmd_eval(int argc, char **argv) {
                        r.bpd, r.bpd_se, r.estimator_se, count, data, divergence, probes, draws, r.nfe);
         }
     } else {
-        if (get_samples(&samples, samples_npy, pipe, sampler, steps, n, batch, seed)) goto fail;
+        if (real) {
+            dfn_dataset *all = NULL;
+            if (dfn_cli_load_data(&all, real, &dopt)) goto fail;
+            dfn_status st = first_images(&samples, all, (size_t)n, NULL, 0);
+            dfn_dataset_free(all);
+            if (st) goto fail;
+        } else if (get_samples(&samples, samples_npy, pipe, sampler, steps, n, batch, seed)) goto fail;
+        if (degrade) {
+            dfn_dataset *clean = samples;
+            samples = NULL;
+            dfn_status st = first_images(&samples, clean, dfn_dataset_count(clean), degrade, seed);
+            dfn_dataset_free(clean);
+            if (st) goto fail;
+        }
         if (which <= 3) {
             if (dfn_model_load(&cls, classifier)) goto fail;
-            double v, sd = 0;
-            if (which == 2 ? dfn_fid(&v, cls, samples, ref) : dfn_kid(&v, &sd, cls, samples, ref, NULL)) goto fail;
-            if (json)
-                printf("{\"metric\":\"%s\",\"value\":%.17g,\"std\":%.17g,\"samples\":%zu,\"reference\":%zu}\n", metric, v,
+            if (dfn_feature_ref_new(&fref, cls, ref)) goto fail;
+            /* the floor: as many held-out real images as there are samples */
+            if (floor_spec) {
+                dfn_dataset *all = NULL;
+                if (dfn_cli_load_data(&all, floor_spec, &dopt)) goto fail;
+                dfn_status st = first_images(&held, all, dfn_dataset_count(samples), NULL, 0);
+                dfn_dataset_free(all);
+                if (st) goto fail;
+            }
+            double v, sd = 0, fv = NAN, fsd = 0;
+            if (which == 2 ? dfn_feature_ref_fid(fref, samples, &v)
+                           : dfn_feature_ref_kid(fref, samples, NULL, &v, &sd))
+                goto fail;
+            if (held && (which == 2 ? dfn_feature_ref_fid(fref, held, &fv)
+                                    : dfn_feature_ref_kid(fref, held, NULL, &fv, &fsd))) {
+                dfn_set_error(DFN_ERR_ARG, "--floor %s: %s", floor_spec, dfn_last_error());
+                goto fail;
+            }
+            const char *source = real ? real : samples_npy ? samples_npy : sampler ? sampler : dfn_pipeline_default_sampler(pipe);
+            if (json) {
+                printf("{\"metric\":\"%s\",\"value\":%.17g,\"std\":%.17g,\"samples\":%zu,\"reference\":%zu", metric, v,
                        sd, dfn_dataset_count(samples), dfn_dataset_count(ref));
-            else {
+                if (degrade) printf(",\"degrade\":\"%s\"", degrade);
+                if (held)
+                    printf(",\"floor\":%.17g,\"floor_std\":%.17g,\"floor_images\":%zu,\"floor_data\":\"%s\"", fv,
+                           fsd, dfn_dataset_count(held), floor_spec);
+                printf("}\n");
+            } else {
                 char value[64];
                 if (which == 2) snprintf(value, sizeof value, "FID: %.4f", v);
                 else snprintf(value, sizeof value, "KID: %.5f +- %.5f", v, sd);
-                printf("%s  (%zu samples%s%s vs %zu of %s)\n", value, dfn_dataset_count(samples),
-                       samples_npy ? " from " : " drawn with ",
-                       samples_npy ? samples_npy : sampler ? sampler : dfn_pipeline_default_sampler(pipe),
-                       dfn_dataset_count(ref), data);
+                printf("%s  (%zu %s%s%s%s%s vs %zu of %s)\n", value, dfn_dataset_count(samples),
+                       real ? "images of " : "samples", real ? "" : samples_npy ? " from " : " drawn with ", source,
+                       degrade ? ", degraded by " : "", degrade ? degrade : "", dfn_dataset_count(ref), data);
+                if (held) {
+                    if (which == 2) snprintf(value, sizeof value, "floor: %.4f", fv);
+                    else snprintf(value, sizeof value, "floor: %.5f +- %.5f", fv, fsd);
+                    printf("%s  (%zu held-out images of %s vs the same%s)", value, dfn_dataset_count(held), floor_spec,
+                           dfn_dataset_count(held) < dfn_dataset_count(samples) ? "; fewer than the samples" : "");
+                    if (which == 2 && fv > 0) printf("; FID / floor = %.1f", v / fv);
+                    printf("\n");
+                } else
+                    printf("floor: none (--floor SPEC scores held-out real images at the same N)\n");
             }
         } else {
             size_t ns = dfn_dataset_count(samples), nr = dfn_dataset_count(ref);
@@ -363,6 +447,8 @@ int cmd_eval(int argc, char **argv) {
 fail:
     fprintf(stderr, "diffusion %s: %s\n", cmd, dfn_last_error());
 done:
+    dfn_feature_ref_free(fref);
+    dfn_dataset_free(held);
     dfn_model_free(cls);
     dfn_dataset_free(samples);
     dfn_dataset_free(ref);

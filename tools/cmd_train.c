@@ -132,7 +132,7 @@ static int train_command(int argc, char **argv, int mode) {
     const char *out = NULL, *preset = NULL, *ae_path = NULL;
     /* few-step models */
     const char *objective = "diffusion", *teacher_path = NULL, *method = NULL, *teacher_step = "ddim";
-    const char *distance = NULL, *pair_sampler = NULL;
+    const char *distance = NULL, *pair_sampler = NULL, *fid_classifier = NULL;
     int n_pairs = 10000, pair_steps = 20, one_step = 0;
     dfn_pipeline *teacher = NULL;
     dfn_denoiser teacher_den;
@@ -202,6 +202,11 @@ static int train_command(int argc, char **argv, int mode) {
         {"--sample-every", ARG_INT, &p.sample_every, "K", "write samples/step-<k>.png every K steps (0: off)", 0},
         {"--samples", ARG_INT, &p.sample_count, "N", "samples in a preview (0: none at the end either)", 0},
         {"--log-every", ARG_INT, &p.log_every, "K", "log.csv row and progress every K steps", 0},
+        {"--fid-every", ARG_INT, &p.fid_every, "K", "FID every K steps and at the end (log.csv, loss.png), beside its floor; needs --fid-classifier (0: off)", 0},
+        {"--fid-classifier", ARG_STRING, &fid_classifier, "FILE", "--fid-every: the evaluation classifier (diffusion train-classifier)", 0},
+        {"--fid-n", ARG_INT, &p.fid_samples, "N", "--fid-every: samples per FID (the floor: as many validation images)", 0},
+        {"--fid-sampler", ARG_STRING, &p.fid_sampler, "NAME", "--fid-every: their sampler (default: the model's default)", 0},
+        {"--fid-steps", ARG_INT, &p.fid_steps, "S", "--fid-every: its steps", 0},
         {"--seed", ARG_U64, &p.seed, "S", "random seed", 0},
         {"--threads", ARG_INT, &threads, "N", "threads (0: all cores); results do not depend on it", 0},
         {"--resume", ARG_FLAG, &p.resume, "", "continue the run in --out exactly where it stopped", 0},
@@ -238,7 +243,7 @@ static int train_command(int argc, char **argv, int mode) {
     p.ema_warmup = !no_ema_warmup;
 
     dfn_dataset *train = NULL, *val = NULL, *all = NULL;
-    dfn_model *model = NULL;
+    dfn_model *model = NULL, *fid_model = NULL;
     int status = 1;
     dfn_model_config cfg;
     char *stored_data = NULL, *data_json = NULL, *stored_spec = NULL, *stored_val = NULL;
@@ -691,6 +696,20 @@ static int train_command(int argc, char **argv, int mode) {
         free(json);
         fflush(stdout);
     }
+    if (fid_classifier && !p.fid_every) {
+        dfn_set_error(DFN_ERR_ARG, "--fid-classifier goes with --fid-every K");
+        goto fail;
+    }
+    if (p.fid_every > 0) {
+        if (!fid_classifier) {
+            dfn_set_error(DFN_ERR_ARG, "--fid-every needs --fid-classifier FILE (diffusion train-classifier makes one)");
+            goto fail;
+        }
+        if (dfn_model_load(&fid_model, fid_classifier) ||
+            dfn_model_check_kind(fid_model, DFN_MODEL_CLASSIFIER, fid_classifier))
+            goto fail;
+        p.fid_classifier = fid_model;
+    }
     if (dfn_train(model, train, val, &p)) goto fail;
     if (!quiet && autoencoder)
         printf("diffusion %s: done; autoencoder in %s/model.safetensors (latent scale %.6g), log in %s/log.csv\n",
@@ -709,6 +728,7 @@ done:
     free(stored_val);
     dfn_model_free(model);
     dfn_model_free(ae);
+    dfn_model_free(fid_model);
     dfn_pipeline_free(teacher);
     free(teacher_name);
     dfn_dataset_free(train);

@@ -86,6 +86,41 @@ dfn_status dfn_kid_features(double *mean, double *std, const float *f1, size_t n
 dfn_status dfn_kid(double *mean, double *std, dfn_model *classifier, const dfn_dataset *samples,
                    const dfn_dataset *reference, const dfn_kid_params *p);
 
+/* -- known degradations (src/eval/degrade.c), which a metric must order
+ * correctly: spec "noise:S" (x + S z, clamped to [-1, 1]), "blur:S" (Gaussian,
+ * S pixels), "pure-noise" (U(-1, 1)), applied in place to n images (C, H, W) in
+ * [-1, 1], the same bits for the same seed. DFN_ERR_ARG for another spec. */
+dfn_status dfn_degrade_images(float *x, size_t n, int C, int H, int W, const char *spec,
+                              uint64_t seed);
+
+/* -- one reference set, many comparisons
+ *
+ * A reference set's features, extracted once: FID and KID of many sample sets
+ * against it (a model's samples and the held-out floor at the same N, a ladder
+ * of degradations, the FID of a training run every K steps) without running the
+ * classifier over the reference each time; the values are the same bits as
+ * dfn_fid's and dfn_kid's. classifier and reference are borrowed: they must
+ * outlive the object. Errors as dfn_fid (the reference needs F + 1 images).
+ *
+ *     dfn_feature_ref *r;
+ *     dfn_feature_ref_new(&r, classifier, train_images);
+ *     dfn_feature_ref_fid(r, samples, &fid);
+ *     dfn_feature_ref_fid(r, test_images_first_n, &floor);   // same N
+ *     dfn_feature_ref_free(r);
+ */
+typedef struct dfn_feature_ref dfn_feature_ref;
+
+dfn_status dfn_feature_ref_new(dfn_feature_ref **out, dfn_model *classifier,
+                               const dfn_dataset *reference);
+void dfn_feature_ref_free(dfn_feature_ref *r);
+/* Images in the reference set. */
+size_t dfn_feature_ref_count(const dfn_feature_ref *r);
+dfn_status dfn_feature_ref_fid(const dfn_feature_ref *r, const dfn_dataset *samples, double *out);
+/* p NULL: defaults; std may be NULL. */
+dfn_status dfn_feature_ref_kid(const dfn_feature_ref *r, const dfn_dataset *samples,
+                               const dfn_kid_params *p, double *mean, double *std);
+
+
 /* ================================================================
 
 * Likelihood and metrics

@@ -291,6 +291,18 @@ typedef struct {
     double fixed_time;          /* denoisers on a continuous process: every sample at
                                    this time instead of t ~ U(t_min, 1) (1 with pairs:
                                    distillation of a flow to one Euler step) [0: drawn] */
+    int fid_every;              /* every K steps and at the end: the FID of fid_samples
+                                   samples of the EMA weights (fid_sampler in fid_steps,
+                                   the same noise each time) against the training images
+                                   in fid_classifier's features, in log.csv's "fid"
+                                   column, the progress line and loss.png; the floor (as
+                                   many validation images against the same) is printed
+                                   at the start. Denoisers of images only; a run begun
+                                   without it cannot be resumed with it (0: off) [0] */
+    int fid_samples;            /* [1000] */
+    dfn_model *fid_classifier;  /* borrowed (diffusion train-classifier) [NULL] */
+    const char *fid_sampler;    /* NULL: the pipeline's default [NULL] */
+    int fid_steps;              /* [20] */
     const char *data_json;      /* what the data are, as JSON, recorded in config.json as
                                    "data" (the program records its --data and loader
                                    options); NULL: not recorded [NULL] */

@@ -27,8 +27,9 @@ void dfn_json_fields_write(cJSON *o, const void *base, const dfn_json_field *fie
     for (int i = 0; i < n; i++) {
         const dfn_json_field *f = &fields[i];
         const char *p = (const char *)base + f->offset;
-        if (f->optional && (f->type == DFN_JSON_DOUBLE ? *(const double *)p == 0.0
-                                                       : *(const int *)p == 0))
+        if (f->optional && (f->type == DFN_JSON_DOUBLE  ? *(const double *)p == 0.0
+                            : f->type == DFN_JSON_FLOAT ? *(const float *)p == 0.0f
+                                                        : *(const int *)p == 0))
             continue;
         switch (f->type) {
         case DFN_JSON_INT: cJSON_AddNumberToObject(o, f->key, *(const int *)p); break;

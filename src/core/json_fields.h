@@ -32,7 +32,7 @@ typedef struct {
     size_t offset;       /* of the member in the struct */
     size_t count_offset; /* DFN_JSON_INT_ARRAY: of the int counting its entries */
     int max_count;       /* DFN_JSON_INT_ARRAY: the array's capacity */
-    int optional;        /* DFN_JSON_INT and DFN_JSON_DOUBLE only: written only when
+    int optional;        /* DFN_JSON_INT, DFN_JSON_FLOAT and DFN_JSON_DOUBLE only: written only when
                             not 0, and a reader may find it missing (0 then): a key
                             added later */
 } dfn_json_field;
@@ -42,6 +42,8 @@ typedef struct {
     {key, DFN_JSON_INT, offsetof(T, member), 0, 0, 1}
 #define DFN_JSON_OPTIONAL_DOUBLE_FIELD(key, T, member) \
     {key, DFN_JSON_DOUBLE, offsetof(T, member), 0, 0, 1}
+#define DFN_JSON_OPTIONAL_FLOAT_FIELD(key, T, member) \
+    {key, DFN_JSON_FLOAT, offsetof(T, member), 0, 0, 1}
 #define DFN_JSON_INT_ARRAY_FIELD(key, T, member, count, max) \
     {key, DFN_JSON_INT_ARRAY, offsetof(T, member), offsetof(T, count), max, 0}
 

@@ -249,13 +249,11 @@ dfn_status dfn_fid(double *out, dfn_model *c, const dfn_dataset *samples,
     const int F = dfn_model_feature_dim(c);
     char need[96];
     snprintf(need, sizeof need, "FID needs at least D+1 = %d samples per set", F + 1);
-    st = dfn_eval_check_sets(c, samples, reference, (size_t)F + 1, need);
-    if (st != DFN_OK) return st;
-    float *fa = dfn_eval_features(c, samples);
-    float *fb = dfn_eval_features(c, reference);
-    st = dfn_fid_features(out, fa, dfn_dataset_count(samples), fb, dfn_dataset_count(reference),
-                          F);
-    free(fa);
-    free(fb);
+    /* the samples' errors first, as documented, then the reference's features */
+    if ((st = dfn_eval_check_sets(c, samples, reference, (size_t)F + 1, need)) != DFN_OK) return st;
+    dfn_feature_ref *r = NULL;
+    if ((st = dfn_feature_ref_new(&r, c, reference)) != DFN_OK) return st;
+    st = dfn_feature_ref_fid(r, samples, out);
+    dfn_feature_ref_free(r);
     return st;
 }

@@ -246,6 +246,8 @@ static dfn_status validate_classifier(const dfn_classifier_config *c) {
     else if (c->channels < 1 || c->channels > 1024) what = "channels", value = c->channels;
     else if (c->feature_dim < 1 || c->feature_dim > 65536) what = "feature_dim", value = c->feature_dim;
     else if (c->time_embed != 0 && c->time_embed != 1) what = "time_embed", value = c->time_embed;
+    else if (c->extra_convs < 0 || c->extra_convs > 3) what = "extra_convs", value = c->extra_convs;
+    else if (c->flatten != 0 && c->flatten != 1) what = "flatten", value = c->flatten;
     if (what)
         return dfn_set_error(DFN_ERR_CONFIG, "classifier config: %s = %d is out of range",
                              what, value);
@@ -306,10 +308,9 @@ dfn_status dfn_model_config_validate(const dfn_model_config *c) {
             return dfn_set_error(DFN_ERR_CONFIG,
                                  "classifier config: num_classes = %d (must be 2..100000)",
                                  c->num_classes);
-        if (c->dropout != 0.0f)
+        if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
             return dfn_set_error(DFN_ERR_CONFIG,
-                                 "classifier config: dropout = %g (the classifier has none)",
-                                 c->dropout);
+                                 "classifier config: dropout = %g (must be in [0, 1))", c->dropout);
         return validate_classifier(&c->classifier);
     }
     if (c->kind == DFN_MODEL_AUTOENCODER) {

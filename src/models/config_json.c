@@ -63,6 +63,9 @@ static const dfn_json_field classifier_keys[] = {
     KEY("feature_dim", DFN_JSON_INT, classifier.feature_dim),
     KEY("num_classes", DFN_JSON_INT, num_classes),
     DFN_JSON_OPTIONAL_INT_FIELD("time_embed", dfn_model_config, classifier.time_embed),
+    DFN_JSON_OPTIONAL_INT_FIELD("extra_convs", dfn_model_config, classifier.extra_convs),
+    DFN_JSON_OPTIONAL_INT_FIELD("flatten", dfn_model_config, classifier.flatten),
+    DFN_JSON_OPTIONAL_FLOAT_FIELD("dropout", dfn_model_config, dropout),
 };
 
 static const dfn_json_field autoencoder_keys[] = {
@@ -86,7 +89,7 @@ static const struct {
     [DFN_MODEL_CLASSIFIER] = {classifier_keys, (int)(sizeof classifier_keys / sizeof classifier_keys[0])},
     [DFN_MODEL_AUTOENCODER] = {autoencoder_keys, (int)(sizeof autoencoder_keys / sizeof autoencoder_keys[0])},
 };
-#define MAX_KEYS ((int)(sizeof unet_keys / sizeof unet_keys[0]))
+#define MAX_KEYS 16 /* at least the longest table above */
 
 /* ================================================================ to JSON */
 
@@ -143,6 +146,7 @@ dfn_status dfn_model_config_from_json(dfn_model_config *cfg, const char *json) {
     }
     const dfn_json_field *keys = kind_keys[k].keys;
     const int n_keys = kind_keys[k].count;
+    DFN_ASSERT(n_keys <= MAX_KEYS);
 
     /* Start from the kind's defaults so the fields of the other kinds are sane,
      * then require and read every key of this kind. */

@@ -214,7 +214,9 @@ double dfn_model_flops_per_sample(const dfn_model *m) { return 2.0 * m->ops->mac
 /* ---------------------------------------------------------------- features */
 
 int dfn_model_feature_dim(const dfn_model *m) {
-    return m->cfg.kind == DFN_MODEL_CLASSIFIER ? m->cfg.classifier.feature_dim : 0;
+    if (m->cfg.kind != DFN_MODEL_CLASSIFIER) return 0;
+    /* (classifier.c: the flatten head's features are its last map's mean) */
+    return m->cfg.classifier.flatten ? 4 * m->cfg.classifier.channels : m->cfg.classifier.feature_dim;
 }
 
 void dfn_model_features(const dfn_model *m, float *features) {

@@ -153,4 +153,4 @@ static dfn_status preview(void *state, dfn_model *m, const dfn_dataset *data, in
 }
 
 const dfn_train_task dfn_autoencoder_task = {"autoencoder", "psnr", check,   begin,  end, batch,
-                                             describe,      save,   preview, finish, NULL, NULL};
+                                             describe,      save,   preview, finish, NULL, NULL, NULL};

@@ -115,12 +115,12 @@ static const float *noised(classifier_state *s, const float *x0, int B, dfn_rng 
 
 static double batch(void *state, dfn_model *m, const float *x, const int *y, int B, int train,
                     dfn_rng *rng, float grad_scale, double *metric) {
-    classifier_state *s = state; /* no dropout; noise only for a time-conditioned one */
+    classifier_state *s = state; /* noise only for a time-conditioned one; dropout from rng */
     DFN_ASSERT(y && B <= s->B);
     const int K = s->K;
     const float *in = s->timed ? noised(s, x, B, rng) : x;
     dfn_model_forward(m, s->logits, in, s->timed ? s->tnet : NULL, NULL, B,
-                      train ? DFN_TRAIN : DFN_EVAL, NULL);
+                      train ? DFN_TRAIN : DFN_EVAL, train ? rng : NULL);
     double loss = dfn_softmax_cross_entropy(train ? s->dlogits : NULL, s->logits, y, B, K);
     if (metric) *metric = (double)dfn_logits_count_correct(s->logits, y, B, K);
     if (train) {
@@ -143,4 +143,4 @@ static dfn_status save(void *state, dfn_model *m, const char *path, const char *
 }
 
 const dfn_train_task dfn_classifier_task = {"classifier", "accuracy", check, begin, end,
-                                            batch,        NULL,       save,  NULL,  NULL, NULL, NULL};
+                                            batch,        NULL,       save,  NULL,  NULL, NULL, NULL, NULL};

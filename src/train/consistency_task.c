@@ -365,6 +365,12 @@ static dfn_status preview(void *state, dfn_model *m, const dfn_dataset *data, in
     return dfn_train_preview_pipeline(s->pipe, s->p, data, count, seed, prefix);
 }
 
+static dfn_status draw(void *state, dfn_model *m, int count, uint64_t seed, const char *sampler,
+                       int steps, float *out) {
+    (void)m;
+    return dfn_train_draw_pipeline(((cm_state *)state)->pipe, count, seed, sampler, steps, out);
+}
+
 const dfn_train_task dfn_consistency_task = {
     "consistency", NULL, check, begin, end, batch, describe, save, preview, NULL, start_step,
-    kept_weights};
+    kept_weights, draw};

@@ -229,8 +229,25 @@ static dfn_status preview(void *state, dfn_model *m, const dfn_dataset *data, in
     return dfn_train_preview_pipeline(s->pipe, s->p, data, count, seed, prefix);
 }
 
-const dfn_train_task dfn_diffusion_task = {"diffusion", NULL,     check,   begin, end,
-                                           batch,       describe, save,    preview, NULL, NULL, NULL};
+dfn_status dfn_train_draw_pipeline(dfn_pipeline *pipe, int count, uint64_t seed, const char *sampler,
+                                   int steps, float *out) {
+    dfn_pipeline_sample_params sp = dfn_pipeline_sample_params_init(pipe);
+    sp.sampler = sampler;
+    sp.sampler_params.steps = steps;
+    sp.batch = 250;
+    sp.seed = seed;
+    return dfn_pipeline_sample(pipe, out, count, &sp, NULL);
+}
+
+static dfn_status draw(void *state, dfn_model *m, int count, uint64_t seed, const char *sampler,
+                       int steps, float *out) {
+    (void)m;
+    return dfn_train_draw_pipeline(((diffusion_state *)state)->pipe, count, seed, sampler, steps, out);
+}
+
+const dfn_train_task dfn_diffusion_task = {"diffusion", NULL,     check,   begin,   end,  batch,
+                                           describe,    save,     preview, NULL,    NULL, NULL,
+                                           draw};
 
 const int *dfn_train_labels(int *y, const int *labels, int B, int K, double p_uncond, float *scratch,
                             dfn_rng *rng) {

@@ -256,14 +256,24 @@ done:
 #define LOG_HEADER "step,loss,val_loss,lr,grad_norm,img_per_s,seconds"
 
 dfn_status dfn_train_open_log(FILE **out, const char *path, long resume_step,
-                              const char *metric_name) {
+                              const char *metric_name, int fid, int *has_fid) {
     *out = NULL;
+    *has_fid = fid;
     dfn_buf kept = {0};
     char *old = resume_step >= 0 ? dfn_read_text_file(path) : NULL;
     if (!old) { /* a new log */
-        dfn_buf_printf(&kept, LOG_HEADER "%s%s\n", metric_name ? ",val_" : "",
-                       metric_name ? metric_name : "");
+        dfn_buf_printf(&kept, LOG_HEADER "%s%s%s\n", metric_name ? ",val_" : "",
+                       metric_name ? metric_name : "", fid ? ",fid" : "");
     } else { /* keep the header and the rows up to the resumed step */
+        const char *nl = strchr(old, '\n');
+        const size_t hl = nl ? (size_t)(nl - old) : strlen(old);
+        *has_fid = hl >= 4 && !strncmp(old + hl - 4, ",fid", 4);
+        if (fid && !*has_fid) {
+            free(old);
+            return dfn_set_error(DFN_ERR_ARG, "%s has no fid column: the run was started without "
+                                              "an FID every K steps, so it cannot be resumed with one",
+                                 path);
+        }
         for (char *line = old, *next; line && *line; line = next) {
             next = strchr(line, '\n');
             if (next) *next++ = 0;
@@ -284,13 +294,17 @@ dfn_status dfn_train_open_log(FILE **out, const char *path, long resume_step,
 
 void dfn_train_log_row(FILE *log, long step, double loss, double val_loss, double lr,
                        double grad_norm, double img_per_s, double seconds, int has_metric,
-                       double val_metric) {
+                       double val_metric, int has_fid, double fid) {
     fprintf(log, "%ld,%.6g,", step, loss);
     if (!isnan(val_loss)) fprintf(log, "%.6g", val_loss);
     fprintf(log, ",%.6g,%.6g,%.2f,%.1f", lr, grad_norm, img_per_s, seconds);
     if (has_metric) {
         fputc(',', log);
         if (!isnan(val_metric)) fprintf(log, "%.6g", val_metric);
+    }
+    if (has_fid) {
+        fputc(',', log);
+        if (!isnan(fid)) fprintf(log, "%.6g", fid);
     }
     fputc('\n', log);
     fflush(log);
@@ -305,7 +319,11 @@ static void push(dfn_buf *b, double v) {
 dfn_status dfn_train_plot_log(const char *csv_path, const char *png_path) {
     char *text = dfn_read_text_file(csv_path);
     if (!text) return dfn_set_error(DFN_ERR_IO, "%s: cannot read the training log", csv_path);
-    dfn_buf step = {0}, loss = {0}, vstep = {0}, vloss = {0};
+    /* the fid column, if any, is the header's last */
+    const char *nl = strchr(text, '\n');
+    const size_t hl = nl ? (size_t)(nl - text) : strlen(text);
+    const int has_fid = hl >= 4 && !strncmp(text + hl - 4, ",fid", 4);
+    dfn_buf step = {0}, loss = {0}, vstep = {0}, vloss = {0}, fstep = {0}, fid = {0};
     for (char *line = strchr(text, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
         char *p = line + 1, *end;
         double s = strtod(p, &end);
@@ -319,9 +337,17 @@ dfn_status dfn_train_plot_log(const char *csv_path, const char *png_path) {
             push(&vstep, s);
             push(&vloss, v);
         }
+        const char *eol = strchr(p, '\n'), *last = NULL;
+        for (const char *c = p; *c && c != eol; c++)
+            if (*c == ',') last = c;
+        if (has_fid && last && last[1] != '\n' && last[1] != 0) {
+            push(&fstep, s);
+            push(&fid, strtod(last + 1, NULL));
+        }
     }
     dfn_plot *plot = dfn_plot_new(800, 500);
-    dfn_plot_labels(plot, "training loss", "step", "loss");
+    dfn_plot_labels(plot, fid.len ? "training loss and FID" : "training loss", "step",
+                    fid.len ? "loss, FID" : "loss");
     dfn_plot_log_y(plot, 1);
     if (step.len)
         dfn_plot_line(plot, (const float *)step.data, (const float *)loss.data,
@@ -329,12 +355,17 @@ dfn_status dfn_train_plot_log(const char *csv_path, const char *png_path) {
     if (vstep.len)
         dfn_plot_line(plot, (const float *)vstep.data, (const float *)vloss.data,
                       (int)(vstep.len / sizeof(float)), "validation");
+    if (fid.len)
+        dfn_plot_line(plot, (const float *)fstep.data, (const float *)fid.data,
+                      (int)(fid.len / sizeof(float)), "FID");
     dfn_status st = dfn_plot_save(plot, png_path);
     dfn_plot_free(plot);
     dfn_buf_free(&step);
     dfn_buf_free(&loss);
     dfn_buf_free(&vstep);
     dfn_buf_free(&vloss);
+    dfn_buf_free(&fstep);
+    dfn_buf_free(&fid);
     free(text);
     return st;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "core/core.h"
+#include "diffusion/eval.h"
 #include "diffusion/pipeline.h"
 #include "diffusion/train.h"
 
@@ -53,6 +54,12 @@ typedef struct {
      * distillation's target network), saved in latest.safetensors under
      * *prefix and restored on resume; NULL when it keeps none. */
     float *(*kept_weights)(void *state, const char **prefix);
+    /* count samples of the model as its weights are now into out (count x the
+     * data's sample size), from the noise of seed, with `sampler` (NULL: the
+     * pipeline's default) in `steps`: what the FID monitor scores; NULL when
+     * the task makes no samples. */
+    dfn_status (*draw)(void *state, dfn_model *m, int count, uint64_t seed, const char *sampler,
+                       int steps, float *out);
 } dfn_train_task;
 
 extern const dfn_train_task dfn_diffusion_task, dfn_classifier_task, dfn_autoencoder_task,
@@ -72,6 +79,35 @@ const int *dfn_train_labels(int *y, const int *labels, int B, int K, double p_un
 dfn_status dfn_train_preview_pipeline(dfn_pipeline *pipe, const dfn_train_params *p,
                                       const dfn_dataset *data, int count, uint64_t seed,
                                       const char *prefix);
+
+/* The pipeline's count samples for the FID monitor (diffusion_task.c), in
+ * batches of 250: dfn_train_task.draw of the tasks that hold a pipeline. */
+dfn_status dfn_train_draw_pipeline(dfn_pipeline *pipe, int count, uint64_t seed, const char *sampler,
+                                   int steps, float *out);
+
+/* ---------------------------------------------------------------- FID monitor */
+
+/* FID during training (fid_monitor.c): the training images' features in the
+ * classifier's space, extracted once; every fid_every steps the task draws
+ * fid_samples samples from the EMA weights (the same noise each time) and
+ * their FID against them is logged; the floor is the FID of as many held-out
+ * images (the first of the validation set) against the same features. */
+typedef struct {
+    dfn_feature_ref *ref;
+    dfn_dataset *held; /* the floor's images (NULL: no validation set that large) */
+    double floor;      /* NaN without held-out images */
+    float *x;          /* (fid_samples, D) the samples */
+    int n, dims[3];
+} dfn_fid_monitor;
+
+/* Nothing to do (returns DFN_OK, m->ref NULL) unless p->fid_every > 0. */
+dfn_status dfn_fid_monitor_begin(dfn_fid_monitor *m, const dfn_train_params *p,
+                                 const dfn_train_task *task, const dfn_dataset *train,
+                                 const dfn_dataset *val);
+dfn_status dfn_fid_monitor_measure(dfn_fid_monitor *m, const dfn_train_params *p,
+                                   const dfn_train_task *task, void *task_state, dfn_model *model,
+                                   double *fid);
+void dfn_fid_monitor_end(dfn_fid_monitor *m);
 
 /* Latent diffusion: the n samples of ds encoded by the autoencoder into their
  * posterior means times its latent scale (a dataset of latents, labels kept).
@@ -96,16 +132,19 @@ char *dfn_train_run_json(const dfn_train_params *p, const dfn_model *model,
 int dfn_run_configs_diff(const char *run, const char *now, char *what, size_t size);
 
 /* Opens log.csv for appending. resume_step < 0: a new log with its header
- * (step,loss,val_loss,lr,grad_norm,img_per_s,seconds[,metric]); otherwise the
- * rows after resume_step (written after the last checkpoint of an interrupted
- * run) are dropped first. */
+ * (step,loss,val_loss,lr,grad_norm,img_per_s,seconds[,val_metric][,fid]);
+ * otherwise the rows after resume_step (written after the last checkpoint of
+ * an interrupted run) are dropped first, and the header is the run's own: a
+ * run resumed with fid = 1 whose log has no fid column is refused
+ * (DFN_ERR_ARG), *has_fid says whether rows carry the column. */
 dfn_status dfn_train_open_log(FILE **out, const char *path, long resume_step,
-                              const char *metric_name);
-/* One row of log.csv; NaN validation values are left empty. */
+                              const char *metric_name, int fid, int *has_fid);
+/* One row of log.csv; NaN validation values and FIDs are left empty. */
 void dfn_train_log_row(FILE *log, long step, double loss, double val_loss, double lr,
                        double grad_norm, double img_per_s, double seconds, int has_metric,
-                       double val_metric);
-/* loss.png from log.csv: training loss and validation loss against step. */
+                       double val_metric, int has_fid, double fid);
+/* loss.png from log.csv: training loss, validation loss and (on the same log
+ * axis) the FID against step. */
 /* meta (room for cap entries) = key, value, then the (key, value) pairs of
  * extra (NULL-terminated, or NULL) as far as they fit, then NULL: the metadata
  * a task's save adds to the trainer's. */

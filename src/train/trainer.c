@@ -56,6 +56,8 @@ dfn_train_params dfn_train_params_init(void) {
     p.save_every = 500;
     p.sample_count = 64;
     p.log_every = 10;
+    p.fid_samples = 1000;
+    p.fid_steps = 20;
     p.progress = -1;
     p.process = dfn_process_params_init();
     p.objective = dfn_objective_init();
@@ -351,6 +353,10 @@ static dfn_status check_params(const dfn_train_params *p, const dfn_model *model
     if ((!p->run_dir || !*p->run_dir) && p->resume)
         return dfn_set_error(DFN_ERR_ARG, "resume needs the run directory of the run");
     if (p->log_every < 1) return dfn_set_error(DFN_ERR_ARG, "log every %d steps: must be >= 1", p->log_every);
+    if (p->fid_every < 0 || (p->fid_every > 0 && (p->fid_samples < 2 || p->fid_steps < 0)))
+        return dfn_set_error(DFN_ERR_ARG, "FID every %d steps of %d samples in %d sampler steps: "
+                                          "must be >= 0, >= 2 and >= 0", p->fid_every, p->fid_samples,
+                             p->fid_steps);
     if (p->grad_accum < dfn_dist_size())
         return dfn_set_error(DFN_ERR_ARG,
                              "%d processes, but a step has only %d shard%s (--accum): run at most "
@@ -478,6 +484,7 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
     dfn_status st = DFN_OK;
     FILE *log = NULL;
     dfn_progress progress = {0};
+    dfn_fid_monitor fidm = {0};
 
     dfn_dataset *lat_train = NULL, *lat_val = NULL; /* latent diffusion's data */
     st = check_params(p, model);
@@ -544,10 +551,21 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
     tr.shard_loss = dfn_calloc((size_t)S, sizeof(double));
 
     if (p->resume && tr.has_state) st = load_state(&tr);
+    int log_fid = 0;
     if (!st && files)
         st = dfn_train_open_log(&log, run_file(&tr, "log.csv"), p->resume ? tr.step : -1,
-                                tr.task->metric_name);
+                                tr.task->metric_name, p->fid_every > 0, &log_fid);
+    if (!st) st = dfn_fid_monitor_begin(&fidm, p, tr.task, train, val);
     if ((st = dfn_dist_agree(st))) goto done; /* every rank is ready, or none goes on */
+    if (fidm.ref && p->progress && dfn_dist_rank() == 0) {
+        char floor[96] = "no floor: fewer validation images than samples";
+        if (!isnan(fidm.floor))
+            snprintf(floor, sizeof floor, "floor %.4f (as many validation images)", fidm.floor);
+        printf("FID every %d steps: %d samples (%s, %d steps) vs %zu training images; %s\n",
+               p->fid_every, fidm.n, p->fid_sampler ? p->fid_sampler : "the default sampler",
+               p->fid_steps, dfn_feature_ref_count(fidm.ref), floor);
+        fflush(stdout);
+    }
 
     const long first_step = tr.step;
     double t_start = dfn_now_seconds(), t_mark = t_start;
@@ -610,15 +628,33 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
                 if (files) st = save_model(&tr, "best.safetensors");
             }
         }
-        if (tr.step % p->log_every == 0 || is_last || !isnan(val_loss)) {
+        double fid = NAN;
+        if (fidm.ref && (tr.step % p->fid_every == 0 || is_last)) {
+            const double t0 = dfn_now_seconds();
+            use_ema(&tr, 1);
+            st = dfn_fid_monitor_measure(&fidm, p, tr.task, tr.ts, model, &fid);
+            use_ema(&tr, 0);
+            if ((st = dfn_dist_agree(st))) goto done;
+            const double spent = dfn_now_seconds() - t0; /* (not training: kept out of the times) */
+            t_start += spent;
+            t_mark += spent;
+        }
+        if (tr.step % p->log_every == 0 || is_last || !isnan(val_loss) || !isnan(fid)) {
             double t = dfn_now_seconds();
             double ips = (double)(tr.step - mark_step) * tr.B * p->grad_accum / (t - t_mark);
             double mean_loss = tr.loss_acc / tr.loss_n;
             if (log)
                 dfn_train_log_row(log, tr.step, mean_loss, val_loss, lr, gnorm, ips, t - t_start,
-                                  tr.task->metric_name != NULL, val_metric);
-            char metric[48] = "";
+                                  tr.task->metric_name != NULL, val_metric, log_fid, fid);
+            char metric[96] = "";
             if (!isnan(val_metric)) snprintf(metric, sizeof metric, " val %s %.4f", tr.task->metric_name, val_metric);
+            if (!isnan(fid)) {
+                const size_t len = strlen(metric);
+                snprintf(metric + len, sizeof metric - len, " FID %.4f", fid);
+                if (!isnan(fidm.floor))
+                    snprintf(metric + strlen(metric), sizeof metric - strlen(metric), " (%.1fx floor)",
+                             fid / fidm.floor);
+            }
             dfn_progress_update(&progress, tr.step - first_step, p->steps - first_step,
                                 "loss %.5f lr %.3e grad_norm %.4f img/s %.1f%s", mean_loss, lr,
                                 gnorm, ips, metric);
@@ -674,6 +710,7 @@ dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_datas
     use_ema(&tr, 1); /* the model leaves with the final weights: the EMA weights */
 done:
     dfn_progress_end(&progress);
+    dfn_fid_monitor_end(&fidm);
     if (st != DFN_OK) use_ema(&tr, 0);
     if (log) fclose(log);
     tr.task->end(tr.ts);
