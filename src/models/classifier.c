@@ -71,7 +71,7 @@ static void build(dfn_model *m) {
     }
     k->head = c->flatten ? k->ch[2] * k->hs[2] * k->ws[2] : k->ch[2];
     dfn_param_table *t = &m->tab;
-    char name[24];
+    char name[48]; /* (room for two whole ints: -Wformat-truncation) */
     k->timed = c->time_embed;
     if (k->timed) dfn_time_embed_params(&k->te, t, c->channels, 4 * c->channels, 0);
     for (int i = 0; i < k->n_conv; i++) {
