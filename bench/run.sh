@@ -36,7 +36,7 @@ for p in "${presets[@]}"; do
     # EMA, logging included): images/s from its log.csv, steps 3.. of 8
     run=$(mktemp -d)
     "$build/diffusion" train --data fashion-mnist --preset "$p" --out "$run/r" --steps 8 --batch 128 \
-        --warmup 1 --log-every 1 --val-every 0 --samples 0 --save-every 0 --threads "$threads" --quiet
+        --prediction eps --weighting uniform --warmup 1 --log-every 1 --val-every 0 --samples 0 --save-every 0 --threads "$threads" --quiet
     tail -n +4 "$run/r/log.csv" | cut -d, -f6 | sort -g |
         awk -v p="$p" '{ v[NR] = $1 } END { printf "c train-cli %s batch=128 img_per_s=%.2f\n", p, v[int((NR + 1) / 2)] }' |
         tee -a "$log"

@@ -78,6 +78,7 @@ int main(int argc, char **argv) {
 
     dfn_sampler_params p = dfn_sampler_params_init();
     p.from_x = 1;
+    p.clip_x0 = 0; /* points at +-4, not images in [-1, 1] */
     p.steps = 1000; /* plain: x += c score + sqrt(2c) z at sigma_min, c = 0.01 */
     p.langevin_c = 0.01;
     memcpy(x, start, sizeof(float) * n);
@@ -96,6 +97,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < 2 && !bad; k++) {
         p = dfn_sampler_params_init();
         p.from_x = 1;
+        p.clip_x0 = 0; /* points at +-4, not images in [-1, 1]: no clipping of the final x0 */
         p.levels = levels[k]; /* sigma 10 .. 0.01, alpha_i = eps sigma_i^2 / sigma_L^2 */
         p.steps_per_level = per_level[k];
         p.langevin_eps = 2e-5;

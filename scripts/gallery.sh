@@ -78,7 +78,7 @@ run "$bin" analyze toy:curves --out "$out/curves" --n 20000 --samples "$n_vec" -
 section few "000 few images"
 run "$bin" forward fashion-mnist --limit 8 --show 8 --out "$out/few" --T 100 --times 0,5,10,25,50,100 --seed 1
 run "$bin" train --data fashion-mnist --limit 8 --batch 8 --preset fmnist-tiny --groups 8 --steps "$few_steps" \
-    --lr 1e-3 --ema 0.995 --out "$runs/few" --seed 1 "${common[@]}"
+    --lr 1e-3 --ema 0.995 --prediction eps --weighting uniform --warmup -1 --out "$runs/few" --seed 1 "${common[@]}"
 run "$bin" sample --checkpoint "$runs/few/model.safetensors" --sampler ddim --steps "$ddim_steps" --n "$n_img" \
     --cols 8 --out "$out/few/samples.png" --trajectory "$out/few/trajectory.png" --trajectory-samples 1 \
     --trajectory-frames 11 --seed 3 --threads "$threads" --quiet

@@ -8,9 +8,12 @@
 #   scripts/recipes.sh list                          the recipes and their options
 #   scripts/recipes.sh calibrate RECIPE              seconds per 100 steps here (alone)
 #   scripts/recipes.sh train RECIPE STEPS OUT        train (resumable: run it again)
-#   scripts/recipes.sh fid CKPT SAMPLER STEPS N OUT  N samples (seed 7) and their FID
-#                                                    against fashion-mnist:train with
-#                                                    its floor at the same N
+#   scripts/recipes.sh fid CKPT SAMPLER STEPS N OUT [OPTIONS]
+#                                                    N samples (seed 7; OPTIONS of
+#                                                    diffusion sample, e.g. --no-clip)
+#                                                    and their FID against
+#                                                    fashion-mnist:train with its
+#                                                    floor at the same N
 # Environment: BUILD (build), CLASSIFIER (runs/evalclf.safetensors: made by
 # `diffusion train-classifier --data fashion-mnist` when missing), THREADS (0).
 set -euo pipefail
@@ -19,22 +22,27 @@ bin="${BUILD:-build}/diffusion"
 clf="${CLASSIFIER:-runs/evalclf.safetensors}"
 threads="${THREADS:-0}"
 
-# The demo's recipe (scripts/demo.sh), then one change each.
+# The demo's recipe before the study (eps, uniform weights; train's defaults for
+# images are now the winner's, so every recipe names its target and weights),
+# then one change each.
 base="--data fashion-mnist --preset fmnist-tiny --groups 8 --batch 64 --lr 1e-3 --warmup 100 --lr-min-ratio 0.1 --ema 0.999 --seed 1"
+eps="--prediction eps --weighting uniform"
 recipe() {
     case "$1" in
-        demo)    echo "$base" ;;
-        cosine)  echo "$base --schedule cosine" ;;
-        v)       echo "$base --prediction v" ;;
-        minsnr)  echo "$base --weighting min-snr --min-snr-gamma 5" ;;
-        drop0)   echo "$base --dropout 0" ;;
-        b128)    echo "${base/--batch 64 --lr 1e-3/--batch 128 --lr 1.4e-3}" ;;
-        rb2)     echo "$base --res-blocks 2" ;;
-        attn7)   echo "$base --attn 7" ;;
+        demo)     echo "$base $eps" ;;
+        cosine)   echo "$base $eps --schedule cosine" ;;
+        v)        echo "$base --prediction v --weighting uniform" ;;
+        minsnr)   echo "$base --prediction eps --weighting min-snr --min-snr-gamma 5" ;;
+        minsnr-v) echo "$base --prediction v --weighting min-snr --min-snr-gamma 5" ;;
+        minsnr-v-attn7) echo "$base --prediction v --weighting min-snr --min-snr-gamma 5 --attn 7" ;;
+        drop0)    echo "$base $eps --dropout 0" ;;
+        b128)     echo "${base/--batch 64 --lr 1e-3/--batch 128 --lr 1.4e-3} $eps" ;;
+        rb2)      echo "$base $eps --res-blocks 2" ;;
+        attn7)    echo "$base $eps --attn 7" ;;
         *) echo "scripts/recipes.sh: unknown recipe '$1' (scripts/recipes.sh list)" >&2; return 1 ;;
     esac
 }
-recipes="demo cosine v minsnr drop0 b128 rb2 attn7"
+recipes="demo cosine v minsnr minsnr-v minsnr-v-attn7 drop0 b128 rb2 attn7"
 
 case "${1:-}" in
 list)
@@ -56,9 +64,9 @@ fid)
         "$bin" train-classifier --data fashion-mnist --out "$clf" --threads "$threads"
     fi
     "$bin" sample --checkpoint "$2" --sampler "$3" --steps "$4" --n "$5" --batch 250 --seed 7 --out "$6" \
-        --threads "$threads" --quiet
+        --threads "$threads" --quiet "${@:7}"
     "$bin" eval fid --samples "$6" --data fashion-mnist:train --classifier "$clf" --threads "$threads" ;;
 *)
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
     exit 2 ;;
 esac

@@ -93,6 +93,8 @@ PRESETS = {
                          attn_resolutions=[7], heads=1, groups=32, norm_eps=1e-6, dropout=0.1),
     "fmnist-tiny": dict(UNET_DEFAULTS, channels=32, ch_mult=[1, 2, 2], num_res_blocks=1,
                         attn_resolutions=[], heads=1, groups=32, norm_eps=1e-6, dropout=0.1),
+    "fmnist-fast": dict(UNET_DEFAULTS, channels=32, ch_mult=[1, 2, 2], num_res_blocks=1,
+                        attn_resolutions=[], heads=1, groups=8, norm_eps=1e-6, dropout=0.1),
 }
 
 

@@ -63,11 +63,17 @@ static void unknown_preset_lists_the_known_ones(void) {
 }
 
 static void presets_match_the_reference_sizes(void) {
+    dfn_model_config fast;
+    CHECK(dfn_model_config_preset(&fast, "fmnist-fast") == DFN_OK && fast.unet.groups == 8 &&
+              fast.unet.channels == 32,
+          "fmnist-fast is fmnist-tiny with 8 groups");
     /* shared/reference/README.md: fmnist-small 6,469,889 parameters and 2.208
-     * GFLOP per image; fmnist-tiny 1,062,497 and 0.373. */
+     * GFLOP per image; fmnist-tiny 1,062,497 and 0.373 (fmnist-fast: the same
+     * shape with 8 GroupNorm groups, the same size). */
     struct { const char *name; size_t params; double gflop; } want[] = {
-        {"fmnist-small", 6469889, 2.208}, {"fmnist-tiny", 1062497, 0.373}};
-    for (int i = 0; i < 2; i++) {
+        {"fmnist-small", 6469889, 2.208}, {"fmnist-tiny", 1062497, 0.373},
+        {"fmnist-fast", 1062497, 0.373}};
+    for (int i = 0; i < 3; i++) {
         dfn_model_config c;
         dfn_model *m;
         CHECK(dfn_model_config_preset(&c, want[i].name) == DFN_OK, "preset");

@@ -75,6 +75,7 @@ int main(void) {
     sp.levels = LEVELS;
     sp.steps_per_level = PER_LEVEL;
     sp.langevin_eps = 0.4 * 0.01 * 0.01; /* alpha_i / sigma_i^2 = 0.4 */
+    sp.clip_x0 = 0;                      /* points, not images: the modes at +-1.5 */
     CHECK(dfn_sample("annealed-langevin", &d, x, N, 2, &sp, &rng, NULL) == DFN_OK, "sample: %s", dfn_last_error());
     dfn_mixture *m = NULL;
     CHECK(dfn_mixture_new(&m, &mp) == DFN_OK, "mixture");

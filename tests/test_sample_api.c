@@ -175,6 +175,45 @@ static void same_seed_same_bits_for_every_sampler(void) {
     dfn_mixture_free(m);
 }
 
+/* x0 clipping and dynamic thresholding reach every sampler that forms an x0
+ * estimate: the data at (+-3, 0) lie outside [-1, 1], so unclipped samples end
+ * near +-3, clipped or thresholded ones inside [-1, 1] (the last step's x0). */
+static void clipping_reaches_every_x0_sampler(void) {
+    dfn_mixture *m = two_modes(3.0f, 0.5f);
+    dfn_schedule sch;
+    dfn_schedule_params sp = dfn_schedule_params_init(DFN_BETA_LINEAR);
+    sp.T = 200;
+    dfn_schedule_init(&sch, &sp);
+    static const char *const names[] = {"ddim", "dpm++2m", "dpm++2s", "dpm2m", "dpm++3m",
+                                        "euler", "heun"};
+    enum { B = 16 };
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        const dfn_sampler_info *s = dfn_sampler_find(names[i]);
+        CHECK(s != NULL, "sampler %s exists", names[i]);
+        if (!s) continue;
+        float widest[3];
+        for (int mode = 0; mode < 3; mode++) { /* 0: no clipping, 1: clip, 2: dynamic threshold */
+            dfn_denoiser d;
+            dfn_mixture_denoiser(&d, m, DFN_PRED_EPS, &sch, NULL);
+            dfn_sampler_params p = dfn_sampler_params_init();
+            p.steps = 10;
+            p.clip_x0 = mode == 1, p.dynamic_threshold = mode == 2;
+            float x[B * 2];
+            dfn_rng r = dfn_rng_init(3);
+            CHECK(s->fn(&d, x, B, 2, &p, &r, NULL) == DFN_OK, "%s runs: %s", names[i], dfn_last_error());
+            widest[mode] = 0.0f;
+            for (int k = 0; k < B * 2; k++) widest[mode] = fmaxf(widest[mode], fabsf(x[k]));
+        }
+        CHECK(widest[0] > 2.0f, "%s without clipping reaches the data at |x| = 3 (max %.3f)", names[i],
+              widest[0]);
+        CHECK(widest[1] <= 1.0f && widest[2] <= 1.0f,
+              "%s: clipped (max |x| %.3f) and thresholded (%.3f) samples inside [-1, 1]", names[i],
+              widest[1], widest[2]);
+    }
+    dfn_schedule_free(&sch);
+    dfn_mixture_free(m);
+}
+
 static void ddim_inversion_reconstructs(void) {
     dfn_mixture *m = two_modes(0.5f, 0.5f);
     dfn_schedule sch;
@@ -340,6 +379,7 @@ int main(void) {
     bad_input_gets_a_clear_status();
     registry_lists_every_sampler();
     same_seed_same_bits_for_every_sampler();
+    clipping_reaches_every_x0_sampler();
     ddim_inversion_reconstructs();
     guidance_mixes_conditional_and_unconditional();
     langevin_ignores_weights_annealed_recovers_them();

@@ -10,7 +10,7 @@
 static void info_usage(FILE *f) {
     fprintf(f,
             "usage: diffusion info (--preset NAME | --checkpoint FILE) [--tensors]\n"
-            "  --preset NAME       fmnist-tiny, fmnist-small, mlp-2d, mlp-curves\n"
+            "  --preset NAME       fmnist-fast, fmnist-tiny, fmnist-small, mlp-2d, mlp-curves, latent-f4\n"
             "  --checkpoint FILE   a .safetensors checkpoint written by diffusion\n"
             "  --tensors           also list every parameter tensor\n");
 }

@@ -285,7 +285,7 @@ static int run(mode md, int argc, char **argv) {
     if (md != MODE_INTERPOLATE && md != MODE_INVERT)
         ADD("--sampler", ARG_STRING, &sampler, md == MODE_INPAINT ? "NAME" : "NAME",
             md == MODE_INPAINT ? "any sampler (replacement after every step), or repaint (resampling)"
-                               : "see --list (default: ddim for a discrete schedule, dpm++2m for vp/subvp, heun for ve, flow-euler)");
+                               : "see --list (default: dpm++2m for a discrete schedule, vp and subvp, heun for ve, flow-euler)");
     if (md == MODE_SAMPLE) ADD("--list", ARG_FLAG, &list, "", "list the samplers");
     ADD("--steps", ARG_INT, &steps, "N", "sampling steps (0: the sampler's default: T for ddpm, else 50)");
     if (md != MODE_INTERPOLATE) ADD("--n", ARG_INT, &n, "N", md == MODE_SAMPLE ? "number of samples" : "number of inputs used");

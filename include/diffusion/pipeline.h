@@ -118,8 +118,8 @@ size_t dfn_pipeline_sample_size(const dfn_pipeline *pipe);
 int dfn_pipeline_is_image(const dfn_pipeline *pipe);
 /* The file it was loaded from (NULL for dfn_pipeline_new). */
 const char *dfn_pipeline_path(const dfn_pipeline *pipe);
-/* "ddim" for a discrete schedule, "dpm++2m" for VP and sub-VP, "heun" (EDM) for
- * VE, "flow-euler" for rectified flow: what sampling uses unless told. */
+/* "dpm++2m" for a discrete schedule, VP and sub-VP, "heun" (EDM) for VE,
+ * "flow-euler" for rectified flow: what sampling uses unless told. */
 const char *dfn_pipeline_default_sampler(const dfn_pipeline *pipe);
 
 /* A denoiser over the pipeline's network: dfn_model_forward in eval mode,

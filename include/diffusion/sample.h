@@ -257,6 +257,8 @@ typedef struct {
     dfn_ddpm_variance variance; /* [beta-tilde] */
     double eta;                 /* ddim: 0 deterministic, 1 DDPM-like [0] */
     dfn_spacing spacing;        /* [leading] */
+    /* the x0 estimate of ddpm, ddim, dpm and dpm++ (eps made consistent with it),
+       euler and heun (EDM's D), and the final denoising step (denoise_final) */
     int clip_x0;                /* clip the x0 estimate to [-clip_range, clip_range] [1] */
     double clip_range;          /* [1] */
     int dynamic_threshold;      /* Saharia et al. 2022 section 2.3, replaces clip_x0 [0] */

@@ -57,6 +57,22 @@ static void combine(float *out, double cx, const float *x, int m, const double *
     }
 }
 
+/* The model output m at level l (x0 for ++, eps otherwise) after the x0 estimate
+ * is clipped or thresholded as p asks (the reference code's correcting_x0_fn);
+ * eps is made consistent with the corrected x0, as in DDIM. tmp: n floats. */
+static void correct_x0(const dfn_sampler_params *p, float *m, int data, const float *x,
+                       const level *l, float *tmp, int batch, size_t dim) {
+    if (!p->clip_x0 && !p->dynamic_threshold) return;
+    const size_t n = (size_t)batch * dim;
+    if (data) {
+        dfn_sampler_postprocess_x0(p, m, batch, dim);
+        return;
+    }
+    dfn_prediction_convert(tmp, DFN_PRED_X0, m, DFN_PRED_EPS, x, l->alpha, l->sigma, n);
+    dfn_sampler_postprocess_x0(p, tmp, batch, dim);
+    dfn_prediction_convert(m, DFN_PRED_EPS, tmp, DFN_PRED_X0, x, l->alpha, l->sigma, n);
+}
+
 /* One multistep update s -> t of the given order with m[0] at s, m[1], m[2] at
  * the earlier levels lp[0], lp[1]. */
 static void multistep_update(float *x, const level *s, const level *t, const level *lp,
@@ -116,18 +132,19 @@ dfn_status dfn_sample_dpm(dfn_denoiser *d, float *x, int batch, size_t dim,
                     : dfn_denoiser_t_from_lambda(d, l_hi + (double)i / N * (l_lo - l_hi));
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
-    float *m[3], *u = dfn_malloc(n * sizeof(float));
+    float *m[3], *u = dfn_malloc(n * sizeof(float)), *tmp = dfn_malloc(n * sizeof(float));
     for (int j = 0; j < 3; j++) m[j] = dfn_malloc(n * sizeof(float));
     level lp[2];
     const level l0 = at(d, ts[0]);
     dfn_sampler_start(&p, x, batch, dim, l0.alpha, l0.sigma, 1.0, rng);
     for (int i = 0; i < N; i++) {
         const level s = at(d, ts[i]), t = at(d, ts[i + 1]);
-        float *tmp = m[2]; /* history: m[0] newest */
+        float *oldest = m[2]; /* history: m[0] newest */
         m[2] = m[1];
         m[1] = m[0];
-        m[0] = tmp;
+        m[0] = oldest;
         dfn_denoiser_eval(d, m[0], kind, x, s.t, batch, dim);
+        correct_x0(&p, m[0], data, x, &s, tmp, batch, dim);
         if (multistep) {
             int ord = DFN_MIN(order, i + 1);
             if (p.lower_order_final && N < 15) ord = DFN_MIN(ord, N - i);
@@ -139,6 +156,7 @@ dfn_status dfn_sample_dpm(dfn_denoiser *d, float *x, int batch, size_t dim,
             memcpy(u, x, n * sizeof(float));
             multistep_update(u, &s, &s1, lp, m, 1, data, n);
             dfn_denoiser_eval(d, m[2], kind, u, s1.t, batch, dim);
+            correct_x0(&p, m[2], data, u, &s1, tmp, batch, dim);
             const double h = t.lambda - s.lambda, phi1 = data ? expm1(-h) : expm1(h);
             const double c = data ? t.alpha : t.sigma;
             /* -c phi_1 m0 - c phi_1 (m(u, s1) - m0) = -c phi_1 m(u, s1): only m[2]
@@ -155,6 +173,7 @@ dfn_status dfn_sample_dpm(dfn_denoiser *d, float *x, int batch, size_t dim,
     if (st == DFN_OK) st = dfn_sampler_denoise_final(d, &p, name, x, t_lo, batch, dim);
     for (int j = 0; j < 3; j++) free(m[j]);
     free(u);
+    free(tmp);
     free(ts);
     dfn_sampler_report(stats, d, nfe0, N, 0);
     return st;

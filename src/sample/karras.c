@@ -24,14 +24,16 @@ static void constrain_scaled(dfn_denoiser *d, const dfn_sampler_params *p, float
     for (size_t i = 0; i < n; i++) xs[i] = (float)(xs[i] / a);
 }
 
-/* out = D(x~, sigma~): the x0 estimate, x~ scaled to the process at lambda = -log sigma~. */
-static void edm_denoise(dfn_denoiser *d, float *out, float *tmp, const float *xs, double sig,
-                        int batch, size_t dim) {
+/* out = D(x~, sigma~): the x0 estimate, x~ scaled to the process at lambda = -log sigma~,
+ * clipped or thresholded as p asks (as DDIM treats its x0). */
+static void edm_denoise(dfn_denoiser *d, const dfn_sampler_params *p, float *out, float *tmp,
+                        const float *xs, double sig, int batch, size_t dim) {
     const double t = dfn_denoiser_t_from_lambda(d, -log(sig));
     double a;
     dfn_denoiser_marginal(d, t, &a, NULL);
     for (size_t i = 0; i < (size_t)batch * dim; i++) tmp[i] = (float)(a * xs[i]);
     dfn_denoiser_eval(d, out, DFN_PRED_X0, tmp, t, batch, dim);
+    dfn_sampler_postprocess_x0(p, out, batch, dim);
 }
 
 static dfn_status karras(const char *name, int heun, dfn_denoiser *d, float *x, int batch,
@@ -80,13 +82,13 @@ static dfn_status karras(const char *name, int heun, dfn_denoiser *d, float *x, 
         const double sh = sig[i] * (1.0 + gamma);
         if (gamma > 0.0) dfn_sampler_add_noise(x, tmp, n, p.s_noise * sqrt(sh * sh - sig[i] * sig[i]), rng);
         /* Euler (lines 7-8): d = (x^ - D(x^, sigma^)) / sigma^ */
-        edm_denoise(d, den, tmp, x, sh, batch, dim);
+        edm_denoise(d, &p, den, tmp, x, sh, batch, dim);
         for (size_t k = 0; k < n; k++) {
             dx[k] = (float)((x[k] - den[k]) / sh);
             xn[k] = (float)(x[k] + (sig[i + 1] - sh) * dx[k]);
         }
         if (heun && sig[i + 1] > 0.0) { /* 2nd-order correction (lines 9-11) */
-            edm_denoise(d, den, tmp, xn, sig[i + 1], batch, dim);
+            edm_denoise(d, &p, den, tmp, xn, sig[i + 1], batch, dim);
             for (size_t k = 0; k < n; k++) {
                 double d2 = (xn[k] - den[k]) / sig[i + 1];
                 xn[k] = (float)(x[k] + (sig[i + 1] - sh) * 0.5 * (dx[k] + d2));

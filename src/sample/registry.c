@@ -303,6 +303,7 @@ dfn_status dfn_sampler_denoise_final(dfn_denoiser *d, const dfn_sampler_params *
     const size_t n = (size_t)batch * dim;
     float *x0 = dfn_malloc(n * sizeof(float));
     dfn_denoiser_eval(d, x0, DFN_PRED_X0, x, t, batch, dim); /* Tweedie: E[x0 | x_t] */
+    dfn_sampler_postprocess_x0(p, x0, batch, dim);           /* clipped as every x0 estimate */
     memcpy(x, x0, n * sizeof(float));
     free(x0);
     dfn_sampler_constrain(p, x, 1.0, 0.0, batch, dim); /* x is data now */

@@ -188,7 +188,7 @@ dfn_status dfn_train_preview_pipeline(dfn_pipeline *pipe, const dfn_train_params
     const dfn_process_params *proc = dfn_pipeline_process(pipe);
     sp.sampler_params.steps = dfn_pipeline_consistency(pipe)                     ? 2
                               : proc->continuous && proc->sde.kind == DFN_SDE_VE ? 30
-                                                                                 : 50;
+                                                                                 : 0; /* its default */
     sp.batch = 256;
     sp.seed = seed;
     dfn_buf path = {0};
