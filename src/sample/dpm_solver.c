@@ -59,7 +59,8 @@ static void combine(float *out, double cx, const float *x, int m, const double *
 
 /* The model output m at level l (x0 for ++, eps otherwise) after the x0 estimate
  * is clipped or thresholded as p asks (the reference code's correcting_x0_fn);
- * eps is made consistent with the corrected x0, as in DDIM. tmp: n floats. */
+ * eps is made consistent with the corrected x0, as in DDIM. tmp: n floats (noise
+ * form only). */
 static void correct_x0(const dfn_sampler_params *p, float *m, int data, const float *x,
                        const level *l, float *tmp, int batch, size_t dim) {
     if (!p->clip_x0 && !p->dynamic_threshold) return;
@@ -132,7 +133,9 @@ dfn_status dfn_sample_dpm(dfn_denoiser *d, float *x, int batch, size_t dim,
                     : dfn_denoiser_t_from_lambda(d, l_hi + (double)i / N * (l_lo - l_hi));
     const size_t n = (size_t)batch * dim;
     const long nfe0 = d->nfe;
-    float *m[3], *u = dfn_malloc(n * sizeof(float)), *tmp = dfn_malloc(n * sizeof(float));
+    float *m[3], *u = dfn_malloc(n * sizeof(float));
+    /* scratch of the noise form's x0 correction (the data form corrects m in place) */
+    float *tmp = !data && (p.clip_x0 || p.dynamic_threshold) ? dfn_malloc(n * sizeof(float)) : NULL;
     for (int j = 0; j < 3; j++) m[j] = dfn_malloc(n * sizeof(float));
     level lp[2];
     const level l0 = at(d, ts[0]);
