@@ -10,7 +10,9 @@
  *   c peak_rss_mb=...
  * usage: bench_unet --preset NAME [--threads 2] [--steps 8] [--warmup 2]
  *                   [--train-batch 128] [--infer-batches 1,64] [--min-time 3]
- *                   [--profile]   (time per kind of layer in a training step) */
+ *                   [--profile]   (time per kind of layer in a training step)
+ *                   [--precision fp32|bf16]   (the convolutions' products; the
+ *                   lines then name the precision: "c train <preset>+bf16 ...") */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -50,12 +52,21 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--infer-batches") && i + 1 < argc) infer_list = argv[++i];
         else if (!strcmp(argv[i], "--min-time") && i + 1 < argc) min_time = atof(argv[++i]);
         else if (!strcmp(argv[i], "--profile")) profile = 1;
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
+            const int p = dfn_precision_from_name(argv[++i]);
+            if (p < 0 || dfn_set_precision((dfn_precision)p) != DFN_OK) {
+                fprintf(stderr, "bench_unet: %s\n", dfn_last_error());
+                return 2;
+            }
+        }
         else {
             fprintf(stderr, "bench_unet: unknown option '%s'\n", argv[i]);
             return 2;
         }
     }
     dfn_set_threads(threads);
+    char label[96]; /* the preset, +bf16 when the convolutions run bfloat16 */
+    snprintf(label, sizeof label, "%s%s", preset, dfn_get_precision() == DFN_PRECISION_BF16 ? "+bf16" : "");
     dfn_model_config cfg;
     dfn_model *m;
     if (dfn_model_config_preset(&cfg, preset) != DFN_OK || dfn_model_new(&m, &cfg, 0) != DFN_OK) {
@@ -65,7 +76,7 @@ int main(int argc, char **argv) {
     double gflop = dfn_model_flops_per_sample(m) / 1e9;
     size_t D = (size_t)cfg.unet.in_channels * cfg.unet.resolution * cfg.unet.resolution;
     size_t P = dfn_model_num_params(m);
-    printf("c model %s params=%zu gflop_per_image=%.3f threads=%d\n", preset, P, gflop, threads);
+    printf("c model %s params=%zu gflop_per_image=%.3f threads=%d\n", label, P, gflop, threads);
     fflush(stdout);
 
     /* training step */
@@ -119,13 +130,13 @@ int main(int argc, char **argv) {
         for (int s = warmup; s < warmup + steps; s++) total_time += times[s];
         if (profile) {
             dfn_profile_enable(0);
-            printf("c profile %s: one training step (batch %d), mean of %d steps: %.1f ms\n", preset, B,
+            printf("c profile %s: one training step (batch %d), mean of %d steps: %.1f ms\n", label, B,
                    steps, 1e3 * total_time / steps);
             dfn_profile_report(stdout, steps);
         }
         double med = median(times + warmup, steps);
         printf("c train %s batch=%d img_per_s=%.2f ms_per_step=%.1f gflops=%.1f loss=%.3f->%.3f\n",
-               preset, B, B / med, med * 1e3, 3 * gflop * B / med, loss0, loss);
+               label, B, B / med, med * 1e3, 3 * gflop * B / med, loss0, loss);
         fflush(stdout);
         free(x0); free(xt); free(eps); free(pred); free(dpred); free(t); free(mom); free(vel); free(times);
     }
@@ -149,7 +160,7 @@ int main(int argc, char **argv) {
             times[n++] = now() - t0;
         }
         double med = median(times, n);
-        printf("c infer %s batch=%d img_per_s=%.2f ms=%.3f gflops=%.1f\n", preset, B, B / med,
+        printf("c infer %s batch=%d img_per_s=%.2f ms=%.3f gflops=%.1f\n", label, B, B / med,
                med * 1e3, gflop * B / med);
         fflush(stdout);
         free(x); free(out); free(t); free(times);

@@ -1,10 +1,13 @@
 #!/usr/bin/python3
 """PyTorch's side of diffusion.c's speed comparison, run on the project's PyTorch
-twin (scripts/torch_twin.py), float32, NCHW, CPU.
+twin (scripts/torch_twin.py), float32, NCHW, CPU; with --bf16 under PyTorch's own
+mixed precision, torch.autocast("cpu", dtype=torch.bfloat16) around the forward
+and the loss (float32 weights and optimizer), and the lines name the preset
+"<preset>+bf16".
 
 Usage:
   OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/torch_bench.py --preset fmnist-small \\
-      [--threads 2] [--train-batch 128] [--steps 10] [--warmup 3] [--infer-batches 1 64]
+      [--threads 2] [--train-batch 128] [--steps 10] [--warmup 3] [--infer-batches 1 64] [--bf16]
 
 Measures
   train  one DDPM training step (Ho et al. 2020, Algorithm 1): x0 uniform in [-1, 1]
@@ -38,7 +41,23 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch_twin  # noqa: E402
 
 
-def train_step_times(model, batch, steps, warmup, seed=0):
+def autocast(bf16):
+    """bfloat16 autocast on the CPU, or nothing."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
+
+def group_norm_in_float32():
+    """PyTorch 1.13's CPU autocast leaves group_norm out of its float32 list and then
+    fails on bfloat16 inputs with float32 affine weights: normalise in float32 (as
+    diffusion.c does), the convolutions that follow cast back to bfloat16."""
+    plain = F.group_norm
+
+    def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+        return plain(x.float(), num_groups, weight, bias, eps)
+    F.group_norm = group_norm
+
+
+def train_step_times(model, batch, steps, warmup, seed=0, bf16=False):
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-4)
     betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
@@ -52,7 +71,8 @@ def train_step_times(model, batch, steps, warmup, seed=0):
         eps = torch.randn(x0.shape, generator=g)
         a = abar[t].view(-1, *([1] * (x0.dim() - 1)))
         xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
-        loss = F.mse_loss(model(xt, t), eps)
+        with autocast(bf16):
+            loss = F.mse_loss(model(xt, t).float(), eps)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -63,13 +83,13 @@ def train_step_times(model, batch, steps, warmup, seed=0):
     return times, losses
 
 
-def infer_times(model, batch, min_reps, min_time, seed=1):
+def infer_times(model, batch, min_reps, min_time, seed=1, bf16=False):
     model.eval()
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(model.input_shape(batch), generator=g)
     t = torch.randint(0, 1000, (batch,), generator=g)
     times = []
-    with torch.no_grad():
+    with torch.no_grad(), autocast(bf16):
         for _ in range(2):
             model(x, t)
         start = time.perf_counter()
@@ -98,11 +118,15 @@ def main():
     ap.add_argument("--min-reps", type=int, default=5)
     ap.add_argument("--min-time", type=float, default=3.0, help="seconds per inference batch size")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast (PyTorch's mixed precision)")
     args = ap.parse_args()
     if args.threads < 1 or args.train_batch < 1 or args.steps < 0 or args.warmup < 0 \
             or any(b < 1 for b in args.infer_batches):
         ap.error("threads, batches must be >= 1; steps, warmup >= 0")
 
+    label = args.preset + ("+bf16" if args.bf16 else "")
+    if args.bf16:
+        group_norm_in_float32()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     model = torch_twin.build(args.preset)
@@ -114,20 +138,20 @@ def main():
           f"mkldnn={torch.backends.mkldnn.is_available()} env={env}", flush=True)
 
     if args.steps > 0:
-        times, losses = train_step_times(model, args.train_batch, args.steps, args.warmup, args.seed)
+        times, losses = train_step_times(model, args.train_batch, args.steps, args.warmup, args.seed, args.bf16)
         med = statistics.median(times)
-        print(f"torch train {args.preset} batch={args.train_batch} "
+        print(f"torch train {label} batch={args.train_batch} "
               f"img_per_s={args.train_batch / med:.1f} ms_per_step={med * 1e3:.1f} "
               f"min_ms={min(times) * 1e3:.1f} max_ms={max(times) * 1e3:.1f} steps={len(times)} "
               f"threads={args.threads} loss_first={losses[0]:.4f} loss_last={losses[-1]:.4f}",
               flush=True)
     for b in args.infer_batches:
-        times = infer_times(model, b, args.min_reps, args.min_time, args.seed + 1)
+        times = infer_times(model, b, args.min_reps, args.min_time, args.seed + 1, args.bf16)
         med = statistics.median(times)
-        print(f"torch infer {args.preset} batch={b} img_per_s={b / med:.1f} "
+        print(f"torch infer {label} batch={b} img_per_s={b / med:.1f} "
               f"ms_per_batch={med * 1e3:.2f} min_ms={min(times) * 1e3:.2f} reps={len(times)} "
               f"threads={args.threads}", flush=True)
-    print(f"torch peak_rss preset={args.preset} mib={peak_rss_mib():.1f}")
+    print(f"torch peak_rss preset={label} mib={peak_rss_mib():.1f}")
     return 0
 
 

@@ -326,6 +326,30 @@ int main(void) {
               text ? text : "-");
         free(text);
     }
+    { /* --precision: a name the library knows; a bfloat16 run records it and keeps it on resume */
+        snprintf(args, sizeof args, "train --data fashion-mnist --precision fp16 --steps 2 --out %s/p16", dir);
+        expect(args, 2, "unknown precision 'fp16' (known: fp32, bf16)");
+        snprintf(args, sizeof args, "sample --checkpoint %s/img/model.safetensors --precision half --n 2 --out %s/p.npy",
+                 dir, dir);
+        expect(args, 2, "unknown precision 'half'");
+        snprintf(args, sizeof args, "train --data fashion-mnist --preset fmnist-tiny --channels 8 --groups 4 --steps 2 "
+                 "--batch 8 --samples 0 --val-every 0 --quiet --precision bf16 --out %s/p16", dir);
+        if (dfn_cpu_has_bf16()) {
+            CHECK(run(args, err, sizeof err) == 0, "a bfloat16 run: %s", err);
+            char cfgpath[600];
+            snprintf(cfgpath, sizeof cfgpath, "%s/p16/config.json", dir);
+            char *text = dfn_read_text_file(cfgpath);
+            CHECK(text && strstr(text, "\"bf16\":\t1,"), "config.json records bf16: %s", text ? text : "-");
+            free(text);
+            snprintf(args, sizeof args, "train --out %s/p16 --resume --steps 3 --precision fp32 --quiet", dir);
+            expect(args, 1, "train.bf16 is 1 in the run, absent now");
+            snprintf(args, sizeof args, "sample --checkpoint %s/p16/model.safetensors --precision bf16 --n 2 --batch 2 "
+                     "--steps 3 --out %s/p.npy --quiet", dir, dir);
+            CHECK(run(args, err, sizeof err) == 0, "bfloat16 sampling: %s", err);
+        } else {
+            expect(args, 1, "no bfloat16 products");
+        }
+    }
     {
         char img[128], path[128];
         snprintf(img, sizeof img, "%s/img/model.safetensors", dir);

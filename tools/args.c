@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "args.h"
+#include "diffusion.h"
 
 static void print_default(FILE *f, const dfn_arg *a) {
     switch (a->kind) {
@@ -176,4 +177,13 @@ void dfn_args_copy_seen(const dfn_arg *args, int n, void *target, const void *sa
 int dfn_ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
     return n >= m && !strcasecmp(s + n - m, suffix);
+}
+
+int dfn_args_set_precision(const char *cmd, const char *text) {
+    const int p = dfn_precision_from_name(text);
+    if (p < 0 || dfn_set_precision((dfn_precision)p) != DFN_OK) {
+        fprintf(stderr, "diffusion %s: --precision %s: %s\n", cmd, text, dfn_last_error());
+        return 2;
+    }
+    return 0;
 }

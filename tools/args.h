@@ -34,6 +34,9 @@ int dfn_args_any_seen(const dfn_arg *args, int n, const char *const *names);
 void dfn_args_copy_seen(const dfn_arg *args, int n, void *target, const void *saved, size_t size);
 /* 1 if s ends with suffix, ignoring case (".png", ".NPY"). */
 int dfn_ends_with(const char *s, const char *suffix);
+/* --precision's value (fp32, bf16) switched on for this process (dfn_set_precision):
+ * 0, or 2 after a message on stderr (an unknown name, a CPU without bfloat16). */
+int dfn_args_set_precision(const char *cmd, const char *text);
 /* "1,2,2" -> {1, 2, 2}; returns the count, or -1 (message on stderr) if bad. */
 int dfn_parse_int_list(const char *cmd, const char *opt, const char *text, int *out, int max);
 

@@ -170,7 +170,7 @@ int cmd_eval(int argc, char **argv) {
     }
     const char *ckpt = NULL, *data = NULL, *samples_npy = NULL, *classifier = NULL, *sampler = NULL;
     const char *ae_path = NULL, *reference = NULL, *real = NULL, *degrade = NULL, *floor_spec = NULL;
-    const char *variance = "beta", *divergence = "rademacher";
+    const char *variance = "beta", *divergence = "rademacher", *precision = NULL;
     int n = 1000, batch = 100, steps = 50, threads = 0, json = 0, t_samples = 0, probes = 1, draws = 2;
     int dequantize = -1;
     uint64_t seed = 0;
@@ -199,6 +199,7 @@ int cmd_eval(int argc, char **argv) {
         {"--atol", ARG_DOUBLE, &atol, "A", "nll: RK45 absolute tolerance", 0},
         {"--seed", ARG_U64, &seed, "S", "random seed", 0},
         {"--threads", ARG_INT, &threads, "N", "threads (0: all cores)", 0},
+        {"--precision", ARG_STRING, &precision, "KIND", "the convolutions' products: fp32, or bf16 (bfloat16 with float32 sums, CPUs with AVX512_BF16)", 0},
         {"--json", ARG_FLAG, &json, "", "print one JSON object instead of text", 0},
     };
     int n_args = 0;
@@ -248,6 +249,7 @@ int cmd_eval(int argc, char **argv) {
         return 2;
     }
     if (threads > 0) dfn_set_threads(threads);
+    if (precision && dfn_args_set_precision(cmd, precision)) return 2;
 
     dfn_pipeline *pipe = NULL;
     dfn_dataset *ref = NULL, *samples = NULL;

@@ -249,7 +249,7 @@ static int run(mode md, int argc, char **argv) {
     const char *ckpt = NULL, *out = NULL, *sampler = NULL, *spacing = "leading", *variance = "beta-tilde";
     const char *trajectory = NULL, *grid_name = "lambda", *classifier = NULL, *input = NULL, *mask_path = NULL;
     const char *ae_path = NULL;
-    const char *input_b = NULL, *box_text = NULL;
+    const char *input_b = NULL, *box_text = NULL, *precision = NULL;
     int n = md == MODE_SAMPLE ? 64 : 8, batch = 64, steps = 0, threads = 0, label = -1, list = 0, no_clip = 0, dyn = 0;
     int traj_samples = 4, traj_frames = 10, quiet = 0, cols = 0, frames = 8;
     double guidance = 1.0, eta = 0.0, churn = 0.0, rtol = 1e-5, atol = 1e-5, snr = 0.16;
@@ -292,6 +292,7 @@ static int run(mode md, int argc, char **argv) {
     ADD("--batch", ARG_INT, &batch, "B", "samples per network call");
     ADD("--seed", ARG_U64, &seed, "S", "random seed");
     ADD("--threads", ARG_INT, &threads, "N", "threads (0: all cores); results do not depend on it");
+    ADD("--precision", ARG_STRING, &precision, "KIND", "the convolutions' products: fp32, or bf16 (bfloat16 with float32 sums, CPUs with AVX512_BF16)");
     ADD("--class", ARG_INT, &label, "K", "class label (a model with classes, or classifier guidance; -1: none)");
     ADD("--guidance", ARG_DOUBLE, &guidance, "S", "classifier-free guidance scale (with --class)");
     if (md != MODE_INVERT && md != MODE_INTERPOLATE) {
@@ -416,6 +417,7 @@ static int run(mode md, int argc, char **argv) {
         return 2;
     }
     if (threads > 0) dfn_set_threads(threads);
+    if (precision && dfn_args_set_precision(cmd, precision)) return 2;
 
     dfn_sampler_params sp = dfn_sampler_params_init();
     sp.steps = steps;

@@ -143,6 +143,7 @@ static int train_command(int argc, char **argv, int mode) {
     const char *betas_file = NULL, *prediction = NULL, *loss = autoencoder ? "l1" : "l2", *weighting = "uniform";
     int channels = 0, res_blocks = 0, heads = 0, groups = 0, width = 0, depth = 0, cond = 0;
     int threads = 0, T = 1000, quiet = 0, no_ema_warmup = 0;
+    const char *precision = NULL;
     double dropout = -1, epochs = 0, beta_start = 1e-4, beta_end = 0.02;
     data_settings ds = {"fashion-mnist", NULL, -1, 20000, 0, 0, -1, 0};
     p.sample_every = 0;
@@ -195,6 +196,7 @@ static int train_command(int argc, char **argv, int mode) {
         {"--no-ema-warmup", ARG_FLAG, &no_ema_warmup, "", "use the EMA decay from step 1", 0},
         {"--p-uncond", ARG_DOUBLE, &p.p_uncond, "P", "with --cond: drop labels with probability P", 0},
         {"--hflip", ARG_FLAG, &p.hflip, "", "random horizontal flips of images", 0},
+        {"--precision", ARG_STRING, &precision, "KIND", "the convolutions' products: fp32, or bf16 (bfloat16 with float32 sums, CPUs with AVX512_BF16; recorded, a resumed run keeps it)", 0},
         {"--val-every", ARG_INT, &p.val_every, "K", "validation loss every K steps (0: off)", 0},
         {"--val-batches", ARG_INT, &p.val_batches, "N", "validation batches per evaluation", 0},
         {"--save-every", ARG_INT, &p.save_every, "K", "rewrite latest.safetensors every K steps", 0},
@@ -275,6 +277,15 @@ static int train_command(int argc, char **argv, int mode) {
         }
     }
     if (quiet) p.progress = 0;
+    if (precision) {
+        const int k = dfn_precision_from_name(precision);
+        if (k < 0) {
+            fprintf(stderr, "diffusion %s: --precision: %s\n", cmd, dfn_last_error());
+            status = 2;
+            goto done;
+        }
+        p.bf16 = k == DFN_PRECISION_BF16;
+    }
     {   /* few-step options belong to their commands */
         const char *cd_only[] = {"--levels", "--teacher-step", "--target-ema"};
         const char *distill_only[] = {"--teacher", "--method", "--pairs", "--pair-sampler", "--pair-steps", "--one-step"};

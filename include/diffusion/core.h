@@ -84,6 +84,36 @@ dfn_isa dfn_cpu_isa(void);
 const char *dfn_isa_name(dfn_isa isa);
 int dfn_isa_from_name(const char *name);
 
+/* ---------------------------------------------------------------- precision */
+
+/* The arithmetic of the convolutions' products (forward, and backward data,
+ * which is a convolution too). DFN_PRECISION_FP32, the default: float32
+ * throughout. DFN_PRECISION_BF16: the inputs and weights of each product are
+ * rounded to bfloat16 (float32's upper 16 bits, to nearest even), multiplied
+ * exactly and summed in float32 in a fixed order (AVX512_BF16's vdpbf16ps, twice
+ * float32's rate); the Winograd transforms, biases and everything outside the
+ * convolutions stay float32. Deterministic for any thread count, like float32.
+ * bfloat16 runs at the avx512 level only: with another level in use the
+ * float32 kernels run. */
+typedef enum {
+    DFN_PRECISION_FP32,
+    DFN_PRECISION_BF16,
+    DFN_PRECISION_COUNT
+} dfn_precision;
+
+/* The precision in use (DFN_PRECISION_FP32 until set). */
+dfn_precision dfn_get_precision(void);
+/* Switches the convolutions to `p` for the calls that follow (not while layers
+ * run on other threads). DFN_ERR_ARG, and the precision unchanged, for bfloat16
+ * on a CPU without AVX512_BF16 (or without the avx512 level). */
+dfn_status dfn_set_precision(dfn_precision p);
+/* 1 if this CPU runs bfloat16 products (AVX512_BF16 and the avx512 level). */
+int dfn_cpu_has_bf16(void);
+/* "fp32", "bf16" ("unknown" out of range) and back; -1 and DFN_ERR_ARG naming
+ * the known ones for an unknown name. */
+const char *dfn_precision_name(dfn_precision p);
+int dfn_precision_from_name(const char *name);
+
 
 /* Where the time goes: when enabled, every layer call of the networks and the
  * optimizer steps are timed by kind (conv2d forward/backward, GroupNorm,

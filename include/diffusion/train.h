@@ -258,6 +258,9 @@ typedef struct {
     double p_uncond;        /* label dropout for classifier-free guidance (denoisers with
                                classes) [0.1] */
     int hflip;              /* random horizontal flips of images [0] */
+    int bf16;               /* 1: the convolutions with bfloat16 products and float32 sums
+                               (dfn_set_precision, for the run; weights, optimizer, EMA,
+                               GroupNorm, loss stay float32); needs AVX512_BF16 [0] */
     int val_every;          /* validation every K steps (0: off) [500] */
     int val_batches;        /* batches of the validation set per evaluation (0: all) [4] */
     int ckpt_every;         /* keep ckpt-<step>.safetensors every K steps (0: only latest) [0] */

@@ -76,7 +76,7 @@ uint64_t dfn_fnv1a(const void *bytes, size_t n);
  * with the same slot on the same thread. Layers use it for im2col columns and
  * partial sums; it grows and is reused, so a hot loop does not touch malloc.
  * There are DFN_SCRATCH_SLOTS independent slots per thread. */
-#define DFN_SCRATCH_SLOTS 4
+#define DFN_SCRATCH_SLOTS 5
 float *dfn_scratch(int slot, size_t n);
 /* Frees the calling thread's scratch buffers. */
 void dfn_scratch_release(void);

@@ -21,6 +21,14 @@
  *   backward bias    dbias[oc] += sum dout, in double, fixed lanes.
  * conv2d_reference.c holds the slow, obvious loops they are tested against.
  *
+ * Precision (dfn_set_precision). With bfloat16, forward and backward data run
+ * the same algorithms with the products of the register tile in bfloat16 pairs
+ * (conv_tile_bf16: the direct path im2col's every panel, Winograd pairs its
+ * transformed input), and so does the Winograd weight gradient (its transforms
+ * paired over tiles); the other weight gradients and the bias stay float32, and
+ * so do small convolutions (dfn_conv2d_runs_bf16: the first conv of a U-Net, and
+ * the backward data of its last), where pairing costs more than it saves.
+ *
  * Levels. The files above are compiled once per instruction-set level
  * (kernels.h): the register tiles are 8 x 48 (AVX-512), 4 x 24 (AVX2 + FMA) and
  * 4 x 12 (portable C with 4-float vectors); AVX-512 also reads the input under
@@ -42,11 +50,24 @@ static void check_shape(const dfn_conv2d_shape *s) {
     DFN_ASSERT(dfn_conv2d_out_h(s) > 0 && dfn_conv2d_out_w(s) > 0);
 }
 
-/* out (+)= conv(inp, weight or its flip) (+ bias) by the algorithm that fits s. */
+int dfn_conv2d_runs_bf16(const dfn_conv2d_shape *s) {
+    const dfn_nn_kernels *k = dfn_nn_kernels_current();
+    if (dfn_get_precision() != DFN_PRECISION_BF16 || !k->conv2d_direct_bf16) return 0;
+    /* the pairs of a panel (direct) or of a block's transforms (Winograd) pay for
+     * themselves over enough output channels and products per output, and where
+     * no two tasks pair the same panel (>= 16 panels: no output-channel chunks) */
+    return s->OC >= 16 && s->C * s->KH * s->KW >= 32 &&
+           (int64_t)s->N * dfn_conv2d_out_h(s) * dfn_conv2d_out_w(s) >= 16 * 48;
+}
+
+/* out (+)= conv(inp, weight or its flip) (+ bias) by the algorithm that fits s, in
+ * the precision in use (dfn_conv2d_runs_bf16). */
 static void forward_any(const dfn_nn_kernels *k, float *out, int accumulate, const float *inp,
                         const float *weight, int flip, const float *bias, const dfn_conv2d_shape *s) {
-    if (k->conv2d_winograd_fits(s)) k->conv2d_winograd(out, accumulate, inp, weight, flip, bias, s);
-    else k->conv2d_direct(out, accumulate, inp, weight, flip, bias, s);
+    const int bf16 = dfn_conv2d_runs_bf16(s);
+    dfn_conv_fn *conv = k->conv2d_winograd_fits(s) ? (bf16 ? k->conv2d_winograd_bf16 : k->conv2d_winograd)
+                                                   : (bf16 ? k->conv2d_direct_bf16 : k->conv2d_direct);
+    conv(out, accumulate, inp, weight, flip, bias, s);
 }
 
 /* out (N,OC,OH,OW) = conv(inp (N,C,H,W), weight (OC,C,KH,KW)) + bias (OC or NULL). */
@@ -72,5 +93,6 @@ void dfn_conv2d_backward(float *dinp, float *dweight, float *dbias, const float 
         forward_any(k, dinp, 1, dout, weight, 1, NULL, &t);
         dinp = NULL; /* done */
     }
-    k->conv2d_backward_gemm(dinp, dweight, dout, inp, weight, s);
+    const int bf16 = dfn_conv2d_runs_bf16(s);
+    (bf16 ? k->conv2d_backward_gemm_bf16 : k->conv2d_backward_gemm)(dinp, dweight, dout, inp, weight, s);
 }

@@ -188,6 +188,35 @@ __attribute__((noinline)) static void kernel_dw(float *restrict T, ptrdiff_t ldt
         }
 }
 
+#if VL == 16
+/* kernel_dw's product for the Winograd weight gradient (one image row of tiles,
+ * stride 1) from bfloat16 pairs of tiles (pack_pairs_bf16 of the transforms):
+ * T[i][j] += sum_p A[p][i] . B[p][j], p < np ascending, A (pairs of U rows) at
+ * stride lda, B (pairs of V rows) at stride ldb, DW_MR x DW_NR as kernel_dw. */
+__attribute__((target("avx512bf16"), noinline)) static void kernel_dw_bf16(float *restrict T, ptrdiff_t ldt,
+                                                                         const uint32_t *A, int lda,
+                                                                         const uint32_t *B, int ldb, int np) {
+    __m512 e[DW_MR][DW_NV];
+#pragma GCC unroll 12
+    for (int i = 0; i < DW_MR; i++) e[i][0] = e[i][1] = _mm512_setzero_ps();
+    for (int p = 0; p < np; p++, A += lda, B += ldb) {
+        const __m512bh b0 = (__m512bh)_mm512_loadu_si512(B), b1 = (__m512bh)_mm512_loadu_si512(B + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < DW_MR; i++) {
+            const __m512bh a = (__m512bh)_mm512_set1_epi32((int)A[i]);
+            e[i][0] = _mm512_dpbf16_ps(e[i][0], a, b0);
+            e[i][1] = _mm512_dpbf16_ps(e[i][1], a, b1);
+        }
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < DW_MR; i++)
+        for (int v = 0; v < DW_NV; v++) {
+            float *t = T + i * ldt + v * VL;
+            _mm512_storeu_ps(t, _mm512_add_ps(_mm512_loadu_ps(t), e[i][v]));
+        }
+}
+#endif
+
 /* ------------------------------------------------------------ Winograd weight gradient */
 
 /* For a 3x3 conv with stride 1 and pad 1, cut dout into 2x2 tiles (tile t = (ty,tx)
@@ -319,9 +348,13 @@ static void dw_winograd_finish(float *dweight, const float *part, size_t wsz, in
 
 /* ------------------------------------------------------------ data and weight gradients */
 
-void DFN_K(dfn_conv2d_backward_gemm)(float *dinp, float *dweight, const float *dout,
-                                     const float *inp, const float *weight,
-                                     const dfn_conv2d_shape *s) {
+/* With `bf16` the Winograd weight gradient's products are bfloat16 (avx512 only):
+ * its transforms are paired over tiles and summed by kernel_dw_bf16. */
+static void backward_gemm(float *dinp, float *dweight, const float *dout, const float *inp,
+                          const float *weight, const dfn_conv2d_shape *s, int bf16) {
+#if VL != 16
+    (void)bf16;
+#endif
     if (!dinp && !dweight) return;
     const int OH = dfn_conv2d_out_h(s), OW = dfn_conv2d_out_w(s);
     const int N = s->N, C = s->C, OC = s->OC, KK = s->KH * s->KW, CKK = C * KK;
@@ -428,11 +461,31 @@ void DFN_K(dfn_conv2d_backward_gemm)(float *dinp, float *dweight, const float *d
                     const int TB = DFN_MIN(T, DFN_MAX(8, 8192 / (OCp + cw)));
                     const ptrdiff_t us = (ptrdiff_t)TB * OCp, vs = (ptrdiff_t)TB * cw;
                     float *U = dfn_scratch(3, (size_t)16 * (us + vs)), *V = U + 16 * us;
+#if VL == 16
+                    const ptrdiff_t ups = (ptrdiff_t)(TB + 1) / 2 * OCp, vps = (ptrdiff_t)(TB + 1) / 2 * cw;
+                    uint32_t *Up = bf16 ? (uint32_t *)dfn_scratch(4, (size_t)16 * (ups + vps)) : NULL;
+                    uint32_t *Vp = bf16 ? Up + 16 * ups : NULL;
+#endif
                     for (int g = 0; g < ng; g++)
                         for (int tb = 0; tb < T; tb += TB) {
                             const int nt = DFN_MIN(TB, T - tb);
                             dw_grad_transform(U, us, gtt + g * P * OCp, OCp, OH, OW, TW, tb, nt);
                             dw_input_transform(V, vs, cw, xt + g * HW * Cp + c0, Cp, s->H, s->W, TW, tb, nt);
+#if VL == 16
+                            if (bf16) { /* the same sums over pairs of tiles */
+                                for (int xi = 0; xi < 16; xi++) {
+                                    pack_pairs_bf16(Up + xi * ups, OCp, U + xi * us, OCp, nt, OCp);
+                                    pack_pairs_bf16(Vp + xi * vps, cw, V + xi * vs, cw, nt, cw);
+                                }
+                                for (int xi = 0; xi < 16; xi++)
+                                    for (int ct = c0; ct < c1p; ct += DW_NR)
+                                        for (int oc0 = 0; oc0 < OC; oc0 += DW_MR)
+                                            kernel_dw_bf16(pslot + ((int64_t)xi * OCp + oc0) * Cp + ct, Cp,
+                                                           Up + xi * ups + oc0, OCp, Vp + xi * vps + (ct - c0), cw,
+                                                           (nt + 1) / 2);
+                                continue;
+                            }
+#endif
                             for (int xi = 0; xi < 16; xi++)
                                 for (int ct = c0; ct < c1p; ct += DW_NR)
                                     for (int oc0 = 0; oc0 < OC; oc0 += DW_MR)
@@ -507,3 +560,15 @@ void DFN_K(dfn_conv2d_backward_gemm)(float *dinp, float *dweight, const float *d
             }
     }
 }
+
+void DFN_K(dfn_conv2d_backward_gemm)(float *dinp, float *dweight, const float *dout, const float *inp,
+                                     const float *weight, const dfn_conv2d_shape *s) {
+    backward_gemm(dinp, dweight, dout, inp, weight, s, 0);
+}
+
+#if VL == 16
+void DFN_K(dfn_conv2d_backward_gemm_bf16)(float *dinp, float *dweight, const float *dout, const float *inp,
+                                          const float *weight, const dfn_conv2d_shape *s) {
+    backward_gemm(dinp, dweight, dout, inp, weight, s, 1);
+}
+#endif

@@ -157,9 +157,12 @@ static inline void store_group(float *orow, const dfn_out_map *om, const float *
 #endif
 
 /* out (N,OC,OH,OW) = (accumulate ? out : bias (OC or NULL)) + conv(inp (N,C,H,W), wp),
- * wp from pack_weights; cache_ws holds dfn_map_cache_bytes(s, panels, 1). */
+ * wp from pack_weights; cache_ws holds dfn_map_cache_bytes(s, panels, 1). With wpp
+ * (wp's tiles as bfloat16 pairs, avx512 only) the products are bfloat16: each
+ * panel is im2col'ed, paired and summed by conv_tile_bf16. */
 static void conv_forward_packed(float *out, int accumulate, const float *inp, const float *wp,
-                                const float *bias, const dfn_conv2d_shape *s, void *cache_ws) {
+                                const uint32_t *wpp, const float *bias, const dfn_conv2d_shape *s,
+                                void *cache_ws) {
     const int OH = dfn_conv2d_out_h(s), OW = dfn_conv2d_out_w(s);
     const int KK = s->KH * s->KW, CKK = s->C * KK;
     const int64_t P = (int64_t)OH * OW, cols = s->N * P, HW = (int64_t)s->H * s->W;
@@ -185,16 +188,27 @@ static void conv_forward_packed(float *out, int accumulate, const float *inp, co
         const float *img = inp + n0 * s->C * HW; /* map offsets are relative to image n0 */
         float *oimg = out + n0 * s->OC * P;
         float tile[MR * NR];
-        int implicit = VL >= 8; /* masked loads: AVX-512 and AVX2 */
+        int implicit = VL >= 8 && !wpp; /* masked loads: AVX-512 and AVX2 */
         for (int k = 0; k < KK * NV && implicit; k++) implicit &= map[k].nseg >= 0;
         float *col = NULL;
         if (!implicit) { /* col (KK*C, 48), rows (kk, c) to match wp */
             col = dfn_scratch(0, (size_t)CKK * NR);
             im2col_panel(col, NR, 1, s->C, img, map, s, 0, s->C);
         }
+#if VL == 16
+        uint32_t *colp = NULL; /* col as pairs of rows */
+        if (wpp) {
+            colp = (uint32_t *)dfn_scratch(4, (size_t)(CKK + 1) / 2 * NR);
+            pack_pairs_bf16(colp, NR, col, NR, CKK, NR);
+        }
+#endif
         const int t1 = DFN_MIN(ntiles, (chunk + 1) * tiles_per_chunk);
         for (int t = chunk * tiles_per_chunk; t < t1; t++) {
             const float *a = wp + (size_t)t * CKK * MR;
+#if VL == 16
+            if (wpp) conv_tile_bf16((CKK + 1) / 2, wpp + (size_t)t * ((CKK + 1) / 2) * MR, colp, NR, tile);
+            else
+#endif
 #if VL >= 8
             if (implicit) kernel_implicit(s->C, KK, a, img, HW, map, tile);
             else
@@ -210,16 +224,40 @@ static void conv_forward_packed(float *out, int accumulate, const float *inp, co
     }
 }
 
-/* out (N,OC,OH,OW) (+)= conv(inp (N,C,H,W), weight (OC,C,KH,KW) or its flip) + bias (OC or NULL). */
-void DFN_K(dfn_conv2d_direct)(float *out, int accumulate, const float *inp, const float *weight,
-                              int flip, const float *bias, const dfn_conv2d_shape *s) {
-    const int KK = s->KH * s->KW;
-    /* packed weights and the map cache in the calling thread's slot 2 (tasks use 0, 3) */
-    const size_t nwp = (size_t)(s->OC + MR - 1) / MR * MR * s->C * KK; /* floats, multiple of MR */
+/* out (N,OC,OH,OW) (+)= conv(inp (N,C,H,W), weight (OC,C,KH,KW) or its flip) + bias (OC or
+ * NULL), with bfloat16 products where `bf16`. */
+static void conv_direct(float *out, int accumulate, const float *inp, const float *weight, int flip,
+                        const float *bias, const dfn_conv2d_shape *s, int bf16) {
+    const int KK = s->KH * s->KW, ntiles = (s->OC + MR - 1) / MR, Kp = (s->C * KK + 1) / 2;
+    /* packed weights, the map cache and the weights' pairs in the calling thread's
+     * slot 2 (tasks use 0, 3, 4) */
+    const size_t nwp = (size_t)ntiles * MR * s->C * KK; /* floats, multiple of MR */
     const int64_t npanels = ((int64_t)s->N * dfn_conv2d_out_h(s) * dfn_conv2d_out_w(s) + NR - 1) / NR;
     const size_t ncache = (dfn_map_cache_bytes(s, npanels, 1) + 63) / 64 * 16;
-    float *wp = dfn_scratch(2, nwp + 16 + ncache);
+    const size_t npairs = bf16 ? (size_t)ntiles * Kp * MR : 0;
+    float *wp = dfn_scratch(2, nwp + 16 + ncache + npairs);
     if (flip) pack_weights(wp, weight, s->C, s->OC, KK, 1); /* s is the transposed conv's shape */
     else pack_weights(wp, weight, s->OC, s->C, KK, 0);
-    conv_forward_packed(out, accumulate, inp, wp, bias, s, dfn_align64(wp + nwp));
+    void *cache_ws = dfn_align64(wp + nwp);
+    uint32_t *wpp = NULL;
+#if VL == 16
+    if (bf16) {
+        wpp = (uint32_t *)((float *)cache_ws + ncache);
+        for (int t = 0; t < ntiles; t++)
+            pack_pairs_bf16(wpp + (size_t)t * Kp * MR, MR, wp + (size_t)t * s->C * KK * MR, MR, s->C * KK, MR);
+    }
+#endif
+    conv_forward_packed(out, accumulate, inp, wp, wpp, bias, s, cache_ws);
 }
+
+void DFN_K(dfn_conv2d_direct)(float *out, int accumulate, const float *inp, const float *weight,
+                              int flip, const float *bias, const dfn_conv2d_shape *s) {
+    conv_direct(out, accumulate, inp, weight, flip, bias, s, 0);
+}
+
+#if VL == 16
+void DFN_K(dfn_conv2d_direct_bf16)(float *out, int accumulate, const float *inp, const float *weight,
+                                   int flip, const float *bias, const dfn_conv2d_shape *s) {
+    conv_direct(out, accumulate, inp, weight, flip, bias, s, 1);
+}
+#endif

@@ -101,6 +101,8 @@ static inline void *dfn_align64(void *p) { return (void *)(((uintptr_t)p + 63) &
 #define im2col_panel DFN_K(dfn_im2col_panel)
 #define col2im_rows DFN_K(dfn_col2im_rows)
 #define pack_weights DFN_K(dfn_conv_pack_weights)
+#define conv_tile_bf16 DFN_K(dfn_conv_tile_bf16)
+#define pack_pairs_bf16 DFN_K(dfn_pack_pairs_bf16)
 
 /* The register tile: c[i][v], row i < MR, vector v < 3 of its columns. */
 static inline void tile_zero(vf c[MR][3]) {
@@ -154,6 +156,25 @@ void col2im_rows(float *dinp, const float *dcol, int r0, int nrows, const dfn_ta
  *   wp[t][kk][oc][i] = w[oc, t*MR+i, KK-1-kk]   (zero past C)
  * wp (ceil(rows/MR), KK, cols, MR), rows = OC (or C), cols = C (or OC). */
 void pack_weights(float *wp, const float *w, int OC, int C, int KK, int flip);
+
+#if VL == 16
+/* ------------------------------------------------------------ bfloat16 (AVX512_BF16) */
+
+/* The operands of conv_tile in bfloat16 pairs: a sum over k becomes a sum over
+ * pairs p = (k = 2p, 2p+1), one dword per pair and column, the even row in the
+ * low half; bfloat16 is float32's upper 16 bits, rounded to nearest even.
+ *   dst[p][j] = bf16(src[2p][j]) | bf16(src[2p+1][j]) << 16,  p < ceil(K/2)
+ * (row K, past an odd K, reads as 0); rows at strides ldd and lds (elements).
+ * Only where the CPU has AVX512_BF16 (dfn_cpu_has_bf16). */
+void pack_pairs_bf16(uint32_t *dst, ptrdiff_t ldd, const float *src, ptrdiff_t lds, int K, int ncols);
+
+/* C (MR,48) = A^T B as conv_tile, from pairs: C[i][j] = sum_p (A[p][i] . B[p][j]),
+ * p ascending, each pair's two products exact and added to the float32 sum by
+ * vdpbf16ps (Intel SDM: the odd product first, then the even, each rounded to
+ * nearest even, denormals flushed). A (Kp, MR), B (Kp, 48) rows at stride ldb. */
+void conv_tile_bf16(int Kp, const uint32_t *restrict A, const uint32_t *restrict B, ptrdiff_t ldb,
+                    float *restrict C);
+#endif
 #endif
 
 #endif

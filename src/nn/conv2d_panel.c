@@ -22,6 +22,57 @@ void conv_tile(int K, const float *restrict A, const float *restrict B, ptrdiff_
     }
 }
 
+#if VL == 16
+/* The same tile from bfloat16 pairs: each vdpbf16ps does the work of two FMAs. */
+__attribute__((target("avx512bf16"), noinline)) void conv_tile_bf16(int Kp, const uint32_t *restrict A,
+                                                                    const uint32_t *restrict B,
+                                                                    ptrdiff_t ldb, float *restrict C) {
+    __m512 c[MR][3];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = c[i][2] = _mm512_setzero_ps();
+    for (int p = 0; p < Kp; p++, A += MR, B += ldb) {
+        const __m512bh b0 = (__m512bh)_mm512_loadu_si512(B), b1 = (__m512bh)_mm512_loadu_si512(B + 16),
+                       b2 = (__m512bh)_mm512_loadu_si512(B + 32);
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; i++) {
+            const __m512bh a = (__m512bh)_mm512_set1_epi32((int)A[i]);
+            c[i][0] = _mm512_dpbf16_ps(c[i][0], a, b0);
+            c[i][1] = _mm512_dpbf16_ps(c[i][1], a, b1);
+            c[i][2] = _mm512_dpbf16_ps(c[i][2], a, b2);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++)
+        for (int v = 0; v < 3; v++) _mm512_storeu_ps(C + i * NR + 16 * v, c[i][v]);
+}
+
+__attribute__((target("avx512bf16"))) void pack_pairs_bf16(uint32_t *dst, ptrdiff_t ldd, const float *src,
+                                                           ptrdiff_t lds, int K, int ncols) {
+    int16_t order[32]; /* words lo[0], hi[0], lo[1], hi[1], ... of (lo | hi << 256) */
+    for (int k = 0; k < 32; k++) order[k] = (int16_t)(k / 2 + (k & 1) * 16);
+    const __m512i interleave = _mm512_loadu_si512(order);
+    for (int p = 0; p < (K + 1) / 2; p++) {
+        const float *lo = src + (ptrdiff_t)2 * p * lds, *hi = lo + lds;
+        const int has_hi = 2 * p + 1 < K;
+        uint32_t *d = dst + (ptrdiff_t)p * ldd;
+        int j = 0;
+        for (; j + 16 <= ncols; j += 16) { /* 16 pairs: one conversion of both rows, one permutation */
+            const __m512 h = has_hi ? _mm512_loadu_ps(hi + j) : _mm512_setzero_ps();
+            const __m512i w = (__m512i)_mm512_cvtne2ps_pbh(h, _mm512_loadu_ps(lo + j));
+            _mm512_storeu_si512(d + j, _mm512_permutexvar_epi16(interleave, w));
+        }
+        for (; j < ncols; j += 8) {
+            const __mmask8 m = ncols - j >= 8 ? 0xFF : (__mmask8)((1u << (ncols - j)) - 1);
+            const __m256i l = _mm256_cvtepu16_epi32((__m128i)_mm256_cvtneps_pbh(_mm256_maskz_loadu_ps(m, lo + j)));
+            const __m256i h =
+                has_hi ? _mm256_cvtepu16_epi32((__m128i)_mm256_cvtneps_pbh(_mm256_maskz_loadu_ps(m, hi + j)))
+                       : _mm256_setzero_si256();
+            _mm256_mask_storeu_epi32(d + j, m, _mm256_or_si256(l, _mm256_slli_epi32(h, 16)));
+        }
+    }
+}
+#endif
+
 /* ------------------------------------------------------------ reads and writes through maps */
 
 #if VL == 16

@@ -106,60 +106,117 @@ static inline __mmask16 lane_range(int lo, int hi) { /* lanes lo <= l < hi of 0.
     return (__mmask16)((((uint32_t)1 << hi) - 1) & ~(((uint32_t)1 << lo) - 1));
 }
 
-/* V[xi][c][q] (C, WBS rows per xi) = (B^T d B)[xi] of the tile in column q of the
- * block: a tile row per vector (lane tx picks window element 2tx+u of the row). */
-static void input_transform(float *V, const float *inp, const dfn_conv2d_shape *s, int64_t j0, int nj) {
-    const int C = s->C, H = s->H, W = s->W, TH = (H + 1) / 2, TW = (W + 1) / 2;
+/* The reads of one tile row of a block: its four input rows (channel 0; rows
+ * outside the image read as zeros under empty masks), the lanes of its tiles. */
+typedef struct {
+    tile_row tr;
+    __mmask16 m, m0r[4], m1r[4];
+    const float *rows[4];
+    int W;
+} tile_row_reads;
+
+static inline tile_row_reads tile_row_reads_of(const float *inp, const dfn_conv2d_shape *s, int64_t R,
+                                               int64_t j0, int nj) {
+    const int H = s->H, W = s->W, TH = (H + 1) / 2, TW = (W + 1) / 2;
     const int64_t HW = (int64_t)H * W;
+    const __mmask16 mw0 = lane_range(1, W + 1), mw1 = lane_range(0, W - 15);
+    tile_row_reads t;
+    t.W = W;
+    t.tr = tile_row_of(R, TH, TW, j0, nj);
+    t.m = lane_range(t.tr.txa, t.tr.txb);
+    for (int r = 0; r < 4; r++) {
+        const int ih = 2 * t.tr.ty - 1 + r, in = ih >= 0 && ih < H;
+        t.rows[r] = inp + t.tr.n * s->C * HW + (int64_t)(in ? ih : 0) * W;
+        t.m0r[r] = in ? mw0 : 0;
+        t.m1r[r] = in ? mw1 : 0;
+    }
+    return t;
+}
+
+/* y[xi] = (B^T d B)[xi] of channel c's tiles in a tile row, a tile per lane
+ * (lane tx picks window element 2tx+u of the row; idx[u] those indices). */
+static inline void transform_channel(__m512 y[16], const tile_row_reads *t, int c, int64_t HW,
+                                     const __m512i idx[4]) {
+    __m512 d[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) {
+        const float *row = t->rows[r] + c * HW;
+        _mm_prefetch((const char *)dfn_fptr(row, 12 * HW - 1), _MM_HINT_T0); /* 12 channels on */
+        _mm_prefetch((const char *)dfn_fptr(row, 12 * HW + 15), _MM_HINT_T0);
+        _mm_prefetch((const char *)dfn_fptr(row, 12 * HW + t->W - 1), _MM_HINT_T0);
+        const __m512 w0 = _mm512_maskz_loadu_ps(t->m0r[r], dfn_fptr(row, -1));
+        const __m512 w1 = _mm512_maskz_loadu_ps(t->m1r[r], dfn_fptr(row, 15));
+        for (int u = 0; u < 4; u++) d[r][u] = _mm512_permutex2var_ps(w0, idx[u], w1);
+    }
+    __m512 e[4][4]; /* B^T d: rows d0-d2, d1+d2, d2-d1, d1-d3 */
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; u++) {
+        e[0][u] = _mm512_sub_ps(d[0][u], d[2][u]);
+        e[1][u] = _mm512_add_ps(d[1][u], d[2][u]);
+        e[2][u] = _mm512_sub_ps(d[2][u], d[1][u]);
+        e[3][u] = _mm512_sub_ps(d[1][u], d[3][u]);
+    }
+#pragma GCC unroll 4
+    for (int a = 0; a < 4; a++) { /* (B^T d) B: the same on columns */
+        y[4 * a] = _mm512_sub_ps(e[a][0], e[a][2]);
+        y[4 * a + 1] = _mm512_add_ps(e[a][1], e[a][2]);
+        y[4 * a + 2] = _mm512_sub_ps(e[a][2], e[a][1]);
+        y[4 * a + 3] = _mm512_sub_ps(e[a][1], e[a][3]);
+    }
+}
+
+static inline void window_indices(__m512i idx[4]) {
     int32_t idxv[4][16];
     for (int u = 0; u < 4; u++)
         for (int l = 0; l < 16; l++) idxv[u][l] = DFN_MIN(31, 2 * l + u);
-    const __m512i i0 = _mm512_loadu_si512(idxv[0]), i1 = _mm512_loadu_si512(idxv[1]);
-    const __m512i i2 = _mm512_loadu_si512(idxv[2]), i3 = _mm512_loadu_si512(idxv[3]);
-    const __mmask16 mw0 = lane_range(1, W + 1), mw1 = lane_range(0, W - 15);
+    for (int u = 0; u < 4; u++) idx[u] = _mm512_loadu_si512(idxv[u]);
+}
+
+/* V[xi][c][q] (C, WBS rows per xi) = (B^T d B)[xi] of the tile in column q of the
+ * block, a tile row per vector. */
+static void input_transform(float *V, const float *inp, const dfn_conv2d_shape *s, int64_t j0, int nj) {
+    const int C = s->C, TW = (s->W + 1) / 2;
+    const int64_t HW = (int64_t)s->H * s->W;
+    __m512i idx[4];
+    window_indices(idx);
     const int64_t R0 = j0 / TW, R1 = (j0 + nj - 1) / TW; /* tile rows n*TH + ty of the block */
     for (int64_t R = R0; R <= R1; R++) {
-        const tile_row tr = tile_row_of(R, TH, TW, j0, nj);
-        const __mmask16 m = lane_range(tr.txa, tr.txb);
-        const float *rows[4];
-        __mmask16 m0r[4], m1r[4];
-        for (int r = 0; r < 4; r++) { /* rows outside the image read as zeros (empty masks) */
-            const int ih = 2 * tr.ty - 1 + r, in = ih >= 0 && ih < H;
-            rows[r] = inp + tr.n * C * HW + (int64_t)(in ? ih : 0) * W;
-            m0r[r] = in ? mw0 : 0;
-            m1r[r] = in ? mw1 : 0;
-        }
-        float *v = dfn_fptr(V, tr.q0);
+        const tile_row_reads t = tile_row_reads_of(inp, s, R, j0, nj);
+        float *v = dfn_fptr(V, t.tr.q0);
         for (int c = 0; c < C; c++, v += WBS) {
-            __m512 d[4][4];
-#pragma GCC unroll 4
-            for (int r = 0; r < 4; r++) {
-                const float *row = rows[r] + c * HW;
-                _mm_prefetch((const char *)dfn_fptr(row, 12 * HW - 1), _MM_HINT_T0); /* 12 channels on */
-                _mm_prefetch((const char *)dfn_fptr(row, 12 * HW + 15), _MM_HINT_T0);
-                _mm_prefetch((const char *)dfn_fptr(row, 12 * HW + W - 1), _MM_HINT_T0);
-                const __m512 w0 = _mm512_maskz_loadu_ps(m0r[r], dfn_fptr(row, -1));
-                const __m512 w1 = _mm512_maskz_loadu_ps(m1r[r], dfn_fptr(row, 15));
-                d[r][0] = _mm512_permutex2var_ps(w0, i0, w1);
-                d[r][1] = _mm512_permutex2var_ps(w0, i1, w1);
-                d[r][2] = _mm512_permutex2var_ps(w0, i2, w1);
-                d[r][3] = _mm512_permutex2var_ps(w0, i3, w1);
-            }
-            __m512 e[4][4]; /* B^T d: rows d0-d2, d1+d2, d2-d1, d1-d3 */
-#pragma GCC unroll 4
-            for (int u = 0; u < 4; u++) {
-                e[0][u] = _mm512_sub_ps(d[0][u], d[2][u]);
-                e[1][u] = _mm512_add_ps(d[1][u], d[2][u]);
-                e[2][u] = _mm512_sub_ps(d[2][u], d[1][u]);
-                e[3][u] = _mm512_sub_ps(d[1][u], d[3][u]);
-            }
-#pragma GCC unroll 4
-            for (int a = 0; a < 4; a++) { /* (B^T d) B: the same on columns */
-                const ptrdiff_t xs = (ptrdiff_t)4 * a * C * WBS;
-                _mm512_mask_storeu_ps(v + xs, m, _mm512_sub_ps(e[a][0], e[a][2]));
-                _mm512_mask_storeu_ps(v + xs + (ptrdiff_t)C * WBS, m, _mm512_add_ps(e[a][1], e[a][2]));
-                _mm512_mask_storeu_ps(v + xs + (ptrdiff_t)2 * C * WBS, m, _mm512_sub_ps(e[a][2], e[a][1]));
-                _mm512_mask_storeu_ps(v + xs + (ptrdiff_t)3 * C * WBS, m, _mm512_sub_ps(e[a][1], e[a][3]));
+            __m512 y[16];
+            transform_channel(y, &t, c, HW, idx);
+#pragma GCC unroll 16
+            for (int xi = 0; xi < 16; xi++) _mm512_mask_storeu_ps(v + (ptrdiff_t)xi * C * WBS, t.m, y[xi]);
+        }
+    }
+}
+
+/* The same transforms as bfloat16 pairs of channels (pack_pairs_bf16's layout):
+ * Vp[xi][c/2][q] (ceil(C/2), WB dwords per xi), channel 2p in the low half, the
+ * high half of an odd C's last pair 0; columns past the block's tiles untouched. */
+__attribute__((target("avx512bf16"))) static void input_transform_bf16(uint32_t *Vp, const float *inp,
+                                                                       const dfn_conv2d_shape *s, int64_t j0,
+                                                                       int nj) {
+    const int C = s->C, Cp = (C + 1) / 2, TW = (s->W + 1) / 2;
+    const int64_t HW = (int64_t)s->H * s->W;
+    const ptrdiff_t xs = (ptrdiff_t)Cp * WB;
+    __m512i idx[4];
+    window_indices(idx);
+    const int64_t R0 = j0 / TW, R1 = (j0 + nj - 1) / TW;
+    for (int64_t R = R0; R <= R1; R++) {
+        const tile_row_reads t = tile_row_reads_of(inp, s, R, j0, nj);
+        const __mmask32 high = _pdep_u32(t.m, 0xAAAAAAAAu); /* the high words of the tiles' dwords */
+        uint32_t *v = (uint32_t *)dfn_fptr((const float *)Vp, t.tr.q0);
+        for (int c = 0; c < C; c++) {
+            __m512 y[16];
+            transform_channel(y, &t, c, HW, idx);
+            uint32_t *vc = v + (ptrdiff_t)(c / 2) * WB;
+#pragma GCC unroll 16
+            for (int xi = 0; xi < 16; xi++) { /* even channel: the whole dword (high 0); odd: its high word */
+                const __m512i h = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(y[xi]));
+                if (c % 2 == 0) _mm512_mask_storeu_epi32(vc + xi * xs, t.m, h);
+                else _mm512_mask_storeu_epi16(vc + xi * xs, high, _mm512_slli_epi32(h, 16));
             }
         }
     }
@@ -328,9 +385,14 @@ static void output_transform(float *out, int accumulate, const float *M, ptrdiff
 #endif
 
 /* out (N,OC,H,W) (+)= conv(inp (N,C,H,W), g) + bias (OC or NULL): up from
- * pack_winograd; the shape fits (dfn_conv2d_winograd_fits). */
+ * pack_winograd; the shape fits (dfn_conv2d_winograd_fits). With upp (up's
+ * blocks as bfloat16 pairs over channels, avx512 only) the 16 products are
+ * bfloat16: the transforms stay float32, V is paired after its transform. */
 static void conv_winograd(float *out, int accumulate, const float *inp, const float *up,
-                          const float *bias, const dfn_conv2d_shape *s) {
+                          const uint32_t *upp, const float *bias, const dfn_conv2d_shape *s) {
+#if VL != 16
+    (void)upp; /* bfloat16 tiles exist at the avx512 level only */
+#endif
     const int C = s->C, OC = s->OC;
     const int64_t NT = s->N * (int64_t)((s->H + 1) / 2) * ((s->W + 1) / 2);
     const int64_t nblk = (NT + WB - 1) / WB;
@@ -346,27 +408,64 @@ static void conv_winograd(float *out, int accumulate, const float *inp, const fl
         const int nj = (int)DFN_MIN((int64_t)WB, NT - j0);
         const int t0 = chunk * tiles_per_chunk, t1 = DFN_MIN(ntiles, t0 + tiles_per_chunk);
         const int nt = t1 - t0;
-        float *V = dfn_scratch(0, (size_t)16 * C * WBS);
         float *M = dfn_scratch(1, (size_t)16 * nt * MR * WB + VL); /* + the reads of a last vector */
-        if (nj < WB)
-            for (int64_t r = 0; r < 16 * C; r++) memset(V + r * WBS + nj, 0, (size_t)(WBS - nj) * sizeof(float));
-        input_transform(V, inp, s, j0, nj);
         /* M[xi][oc - t0*MR][q] = sum_c U[xi][oc][c] V[xi][c][q] */
-        for (int xi = 0; xi < 16; xi++)
-            for (int t = t0; t < t1; t++)
-                conv_tile(C, up + ((size_t)xi * ntiles + t) * C * MR, V + (size_t)xi * C * WBS, WBS,
-                          M + ((size_t)xi * nt + (t - t0)) * MR * WB);
+#if VL == 16
+        if (upp) { /* the same products from pairs of channels, transformed as pairs */
+            const int Cp = (C + 1) / 2;
+            uint32_t *Vp = (uint32_t *)dfn_scratch(4, (size_t)16 * Cp * WB);
+            if (nj < WB)
+                for (int64_t r = 0; r < 16 * Cp; r++) memset(Vp + r * WB + nj, 0, (size_t)(WB - nj) * sizeof(uint32_t));
+            input_transform_bf16(Vp, inp, s, j0, nj);
+            for (int xi = 0; xi < 16; xi++)
+                for (int t = t0; t < t1; t++)
+                    conv_tile_bf16(Cp, upp + ((size_t)xi * ntiles + t) * Cp * MR, Vp + (size_t)xi * Cp * WB, WB,
+                                   M + ((size_t)xi * nt + (t - t0)) * MR * WB);
+        } else
+#endif
+        {
+            float *V = dfn_scratch(0, (size_t)16 * C * WBS);
+            if (nj < WB)
+                for (int64_t r = 0; r < 16 * C; r++) memset(V + r * WBS + nj, 0, (size_t)(WBS - nj) * sizeof(float));
+            input_transform(V, inp, s, j0, nj);
+            for (int xi = 0; xi < 16; xi++)
+                for (int t = t0; t < t1; t++)
+                    conv_tile(C, up + ((size_t)xi * ntiles + t) * C * MR, V + (size_t)xi * C * WBS, WBS,
+                              M + ((size_t)xi * nt + (t - t0)) * MR * WB);
+        }
         output_transform(out, accumulate, M, (ptrdiff_t)nt * MR * WB, bias, s, t0 * MR,
                          DFN_MIN(OC, t1 * MR), j0, nj);
     }
 }
 
-void DFN_K(dfn_conv2d_winograd)(float *out, int accumulate, const float *inp, const float *weight,
-                                int flip, const float *bias, const dfn_conv2d_shape *s) {
-    /* U in the calling thread's slot 2 (tasks use 0, 1 and 3) */
-    const size_t nup = (size_t)(s->OC + MR - 1) / MR * MR * s->C * 16;
-    float *up = dfn_scratch(2, nup);
+/* out (+)= the conv of weight (or its flip), with bfloat16 products where `bf16`. */
+static void winograd(float *out, int accumulate, const float *inp, const float *weight, int flip,
+                     const float *bias, const dfn_conv2d_shape *s, int bf16) {
+    /* U (and its pairs) in the calling thread's slot 2 (tasks use 0, 1, 3 and 4) */
+    const int ntiles = (s->OC + MR - 1) / MR, Cp = (s->C + 1) / 2;
+    const size_t nup = (size_t)ntiles * MR * s->C * 16;
+    float *up = dfn_scratch(2, nup + (bf16 ? (size_t)16 * ntiles * Cp * MR : 0));
     if (flip) pack_winograd(up, weight, s->C, s->OC, 1); /* s is the transposed conv's shape */
     else pack_winograd(up, weight, s->OC, s->C, 0);
-    conv_winograd(out, accumulate, inp, up, bias, s);
+    uint32_t *upp = NULL;
+#if VL == 16
+    if (bf16) {
+        upp = (uint32_t *)(up + nup);
+        for (int b = 0; b < 16 * ntiles; b++) /* block (xi, t): C x MR */
+            pack_pairs_bf16(upp + (size_t)b * Cp * MR, MR, up + (size_t)b * s->C * MR, MR, s->C, MR);
+    }
+#endif
+    conv_winograd(out, accumulate, inp, up, upp, bias, s);
 }
+
+void DFN_K(dfn_conv2d_winograd)(float *out, int accumulate, const float *inp, const float *weight,
+                                int flip, const float *bias, const dfn_conv2d_shape *s) {
+    winograd(out, accumulate, inp, weight, flip, bias, s, 0);
+}
+
+#if VL == 16
+void DFN_K(dfn_conv2d_winograd_bf16)(float *out, int accumulate, const float *inp, const float *weight,
+                                     int flip, const float *bias, const dfn_conv2d_shape *s) {
+    winograd(out, accumulate, inp, weight, flip, bias, s, 1);
+}
+#endif

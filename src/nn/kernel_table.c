@@ -17,6 +17,11 @@ const dfn_nn_kernels DFN_K(dfn_nn_kernels) = {
     .conv2d_winograd_fits = DFN_K(dfn_conv2d_winograd_fits),
     .conv2d_backward_bias = DFN_K(dfn_conv2d_backward_bias),
     .conv2d_backward_gemm = DFN_K(dfn_conv2d_backward_gemm),
+#if defined(__AVX512F__)
+    .conv2d_direct_bf16 = DFN_K(dfn_conv2d_direct_bf16),
+    .conv2d_winograd_bf16 = DFN_K(dfn_conv2d_winograd_bf16),
+    .conv2d_backward_gemm_bf16 = DFN_K(dfn_conv2d_backward_gemm_bf16),
+#endif
     .groupnorm_forward = DFN_K(dfn_groupnorm_forward),
     .groupnorm_backward = DFN_K(dfn_groupnorm_backward),
     .silu_forward = DFN_K(dfn_silu_forward),

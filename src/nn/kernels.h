@@ -37,6 +37,13 @@ typedef struct {
     void (*conv2d_backward_bias)(float *dbias, const float *dout, const dfn_conv2d_shape *s);
     void (*conv2d_backward_gemm)(float *dinp, float *dweight, const float *dout, const float *inp,
                                  const float *weight, const dfn_conv2d_shape *s);
+    /* direct and winograd with bfloat16 products and float32 sums (DFN_PRECISION_BF16):
+     * at the avx512 level, NULL at the others */
+    dfn_conv_fn *conv2d_direct_bf16;
+    dfn_conv_fn *conv2d_winograd_bf16;
+    /* backward_gemm with the Winograd weight gradient's products in bfloat16 */
+    void (*conv2d_backward_gemm_bf16)(float *dinp, float *dweight, const float *dout, const float *inp,
+                                      const float *weight, const dfn_conv2d_shape *s);
     /* the nn.h / pool.h layers, same signatures */
     __typeof__(dfn_groupnorm_forward) *groupnorm_forward;
     __typeof__(dfn_groupnorm_backward) *groupnorm_backward;
@@ -59,6 +66,12 @@ typedef struct {
 /* The table of the level in use (dfn_get_isa()). */
 const dfn_nn_kernels *dfn_nn_kernels_current(void);
 
+/* 1 if a conv of shape s (forward, or the transposed shape of backward data; its
+ * weight gradient follows the forward's shape) runs with bfloat16 products now:
+ * the precision in use is bfloat16, the level has the kernels, and the conv is
+ * big enough (conv2d.c). */
+int dfn_conv2d_runs_bf16(const dfn_conv2d_shape *s);
+
 #if defined(DFN_KERNEL_LEVEL)
 /* name_<level>: what a kernel source exports. */
 #define DFN_K(name) DFN_K_(name, DFN_KERNEL_LEVEL)
@@ -67,11 +80,15 @@ const dfn_nn_kernels *dfn_nn_kernels_current(void);
 
 /* The level's functions, as kernel_table.c collects them. */
 dfn_conv_fn DFN_K(dfn_conv2d_direct), DFN_K(dfn_conv2d_winograd);
+dfn_conv_fn DFN_K(dfn_conv2d_direct_bf16), DFN_K(dfn_conv2d_winograd_bf16); /* avx512 only */
 int DFN_K(dfn_conv2d_winograd_fits)(const dfn_conv2d_shape *s);
 void DFN_K(dfn_conv2d_backward_bias)(float *dbias, const float *dout, const dfn_conv2d_shape *s);
 void DFN_K(dfn_conv2d_backward_gemm)(float *dinp, float *dweight, const float *dout,
                                      const float *inp, const float *weight,
                                      const dfn_conv2d_shape *s);
+void DFN_K(dfn_conv2d_backward_gemm_bf16)(float *dinp, float *dweight, const float *dout,
+                                          const float *inp, const float *weight,
+                                          const dfn_conv2d_shape *s); /* avx512 only */
 __typeof__(dfn_groupnorm_forward) DFN_K(dfn_groupnorm_forward);
 __typeof__(dfn_groupnorm_backward) DFN_K(dfn_groupnorm_backward);
 __typeof__(dfn_silu_forward) DFN_K(dfn_silu_forward);

@@ -30,6 +30,7 @@ static const dfn_json_field train_fields[] = {
     FIELD("ema_warmup", DFN_JSON_INT, ema_warmup),
     FIELD("p_uncond", DFN_JSON_DOUBLE, p_uncond),
     FIELD("hflip", DFN_JSON_INT, hflip),
+    DFN_JSON_OPTIONAL_INT_FIELD("bf16", dfn_train_params, bf16),
     DFN_JSON_OPTIONAL_INT_FIELD("paired_noise", dfn_train_params, paired_noise),
     DFN_JSON_OPTIONAL_DOUBLE_FIELD("fixed_time", dfn_train_params, fixed_time),
     FIELD("val_every", DFN_JSON_INT, val_every),

@@ -466,9 +466,8 @@ static dfn_status encode_data(const dfn_dataset **train, const dfn_dataset **val
     return DFN_OK;
 }
 
-dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_dataset *val,
-                     const dfn_train_params *p) {
-    DFN_ASSERT(model && train && p);
+static dfn_status train_run(dfn_model *model, const dfn_dataset *train, const dfn_dataset *val,
+                            const dfn_train_params *p) {
     trainer tr;
     memset(&tr, 0, sizeof tr);
     tr.p = p;
@@ -743,4 +742,16 @@ void dfn_train_metadata(const char **meta, int cap, const char *key, const char 
         meta[k++] = kv[1];
     }
     meta[k] = NULL;
+}
+
+/* The run in the precision it asks for; the process's precision afterwards as before. */
+dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_dataset *val,
+                     const dfn_train_params *p) {
+    DFN_ASSERT(model && train && p);
+    const dfn_precision before = dfn_get_precision();
+    dfn_status st = dfn_dist_agree(dfn_set_precision(p->bf16 ? DFN_PRECISION_BF16 : DFN_PRECISION_FP32));
+    if (st) return st; /* (the message names the CPU's lack) */
+    st = train_run(model, train, val, p);
+    dfn_set_precision(before);
+    return st;
 }
