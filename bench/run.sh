@@ -8,7 +8,10 @@
 # Where the CPU has bfloat16 products (AVX512_BF16) every row runs again in bfloat16: C with
 # --precision bf16 (the convolutions' products), PyTorch under its own CPU autocast (torch_bench.py
 # --bf16); the table then has both precisions and the ratios C bf16 / PyTorch fp32 and / PyTorch bf16.
-# Environment: THREADS (2), STEPS (6), WARMUP (2), MIN_TIME (3 s per inference row), DFN_ISA
+# Presets: fmnist-small and fmnist-tiny by default; rgb64 (3x64x64, DDPM's CIFAR-10 shape at half
+# width) on request, e.g. TRAIN_BATCH=32 bench/run.sh build rgb64 (random data only: the rows of
+# `diffusion train` and DDIM-50 need Fashion-MNIST's 28x28 images and run for fmnist-* presets).
+# Environment: THREADS (2), STEPS (6), WARMUP (2), TRAIN_BATCH (128), MIN_TIME (3 s per inference row), DFN_ISA
 # (the instruction set of the C kernels: avx512, avx2 or generic; default the best this CPU has),
 # PRECISIONS ("fp32 bf16" where the CPU has bfloat16, else "fp32").
 set -euo pipefail
@@ -19,6 +22,7 @@ presets=("$@")
 [ ${#presets[@]} -gt 0 ] || presets=(fmnist-small fmnist-tiny)
 threads=${THREADS:-2}
 steps=${STEPS:-6}
+train_batch=${TRAIN_BATCH:-128}
 warmup=${WARMUP:-2}
 min_time=${MIN_TIME:-3}
 py=/usr/bin/python3
@@ -41,21 +45,22 @@ for p in "${presets[@]}"; do
         tflag=""
         [ "$prec" = bf16 ] && tflag="--bf16"
         "$build/bench_unet" --preset "$p" --threads "$threads" --steps "$steps" --warmup "$warmup" \
-            --infer-batches 1,64 --min-time "$min_time" --precision "$prec" | tee -a "$log"
-        OPENBLAS_NUM_THREADS=1 $py bench/torch_bench.py --preset "$p" --threads "$threads" \
+            --train-batch "$train_batch" --infer-batches 1,64 --min-time "$min_time" --precision "$prec" | tee -a "$log"
+        OPENBLAS_NUM_THREADS=1 $py bench/torch_bench.py --preset "$p" --threads "$threads" --train-batch "$train_batch" \
             --steps "$steps" --warmup "$warmup" --infer-batches 1 64 --min-time "$min_time" $tflag | tee -a "$log"
     done
+    case "$p" in fmnist-*) ;; *) continue ;; esac
     # the trainer itself on real data (data loading, sampling of t and noise,
     # EMA, logging included): images/s from its log.csv, steps 3.. of 8
     run=$(mktemp -d)
     for prec in $PRECISIONS; do
         label=$p
         [ "$prec" = bf16 ] && label=$p+bf16
-        "$build/diffusion" train --data fashion-mnist --preset "$p" --out "$run/r" --steps 8 --batch 128 --force \
+        "$build/diffusion" train --data fashion-mnist --preset "$p" --out "$run/r" --steps 8 --batch "$train_batch" --force \
             --prediction eps --weighting uniform --warmup 1 --log-every 1 --val-every 0 --samples 0 --save-every 0 \
             --threads "$threads" --precision "$prec" --quiet
         tail -n +4 "$run/r/log.csv" | cut -d, -f6 | sort -g |
-            awk -v p="$label" '{ v[NR] = $1 } END { printf "c train-cli %s batch=128 img_per_s=%.2f\n", p, v[int((NR + 1) / 2)] }' |
+            awk -v p="$label" -v b="$train_batch" '{ v[NR] = $1 } END { printf "c train-cli %s batch=%d img_per_s=%.2f\n", p, b, v[int((NR + 1) / 2)] }' |
             tee -a "$log"
         # DDIM with 50 steps through `diffusion sample` (64 images per network call)
         "$build/diffusion" sample --checkpoint "$run/r/model.safetensors" --sampler ddim --steps 50 --n 128 \
@@ -94,7 +99,7 @@ END {
         k = order[i]; split(k, p, " ")
         for (q = 1; q <= 2; q++) {
             pr = q == 1 ? "fp32" : "bf16"; tk = v["torch " pr " " k]
-            if (p[2] == "train-cli") tk = v["torch " pr " " p[1] " train 128"]   # the PyTorch reference loop
+            if (p[2] == "train-cli") tk = v["torch " pr " " p[1] " train " p[3]] # the PyTorch reference loop
             if (p[2] == "ddim50") tk = v["torch " pr " " p[1] " infer 64"] / 50  # 50 forwards of batch 64
             t[pr] = tk; c[pr] = v["c " pr " " k]
         }

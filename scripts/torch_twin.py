@@ -95,6 +95,8 @@ PRESETS = {
                         attn_resolutions=[], heads=1, groups=32, norm_eps=1e-6, dropout=0.1),
     "fmnist-fast": dict(UNET_DEFAULTS, channels=32, ch_mult=[1, 2, 2], num_res_blocks=1,
                         attn_resolutions=[], heads=1, groups=8, norm_eps=1e-6, dropout=0.1),
+    "rgb64": dict(UNET_DEFAULTS, in_channels=3, resolution=64, channels=64, ch_mult=[1, 2, 2, 2],
+                  num_res_blocks=2, attn_resolutions=[16], heads=1, groups=32, norm_eps=1e-6, dropout=0.1),
 }
 
 

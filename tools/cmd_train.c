@@ -157,7 +157,7 @@ static int train_command(int argc, char **argv, int mode) {
         {"--image-size", ARG_INT, &ds.image_size, "S", "images: resize/crop to S x S (0: first image's size)", 0},
         {"--image-channels", ARG_INT, &ds.image_channels, "C", "images: 1 gray or 3 RGB (0: first image's)", 0},
         {"--label-column", ARG_INT, &ds.label_column, "K", "csv: column holding integer labels (-1: none)", 0},
-        {"--preset", ARG_STRING, &preset, "NAME", "fmnist-fast, fmnist-tiny, fmnist-small, mlp-2d, mlp-curves, latent-f4; fmnist-ae for train-autoencoder (default: by data: fmnist-fast for images)", 0},
+        {"--preset", ARG_STRING, &preset, "NAME", "fmnist-fast, fmnist-tiny, fmnist-small, rgb64, mlp-2d, mlp-curves, latent-f4; fmnist-ae for train-autoencoder (default: by data: fmnist-fast for images)", 0},
         {"--autoencoder", ARG_STRING, &ae_path, "FILE", "latent diffusion: train on the latents of this autoencoder (diffusion train-autoencoder)", 0},
         {"--latent-channels", ARG_INT, &latent_channels, "Z", "train-autoencoder: latent channels (0: preset's)", 0},
         {"--kl-weight", ARG_DOUBLE, &p.kl_weight, "W", "train-autoencoder: weight of the KL term", 0},

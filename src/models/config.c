@@ -81,6 +81,21 @@ static void set_fmnist_fast(dfn_model_config *c) {
     set_fmnist_tiny(c);
     c->unet.groups = 8;
 }
+/* The DDPM CIFAR-10 U-Net's shape (Ho et al. 2020: ch_mult 1,2,2,2, 2 blocks,
+ * attention at 16x16, dropout 0.1) at half its width, on 64x64 RGB: the
+ * benchmark's large model (bench/run.sh). */
+static void set_rgb64(dfn_model_config *c) {
+    dfn_model_config_init(c, DFN_MODEL_UNET);
+    c->unet.in_channels = 3;
+    c->unet.resolution = 64;
+    c->unet.channels = 64;
+    c->unet.n_levels = 4;
+    c->unet.ch_mult[0] = 1;
+    c->unet.ch_mult[1] = c->unet.ch_mult[2] = c->unet.ch_mult[3] = 2;
+    c->unet.num_res_blocks = 2;
+    c->unet.n_attn = 1;
+    c->unet.attn_resolutions[0] = 16;
+}
 static void set_mlp_2d(dfn_model_config *c) { dfn_model_config_init(c, DFN_MODEL_MLP); }
 static void set_mlp_curves(dfn_model_config *c) {
     dfn_model_config_init(c, DFN_MODEL_MLP);
@@ -110,6 +125,7 @@ static const preset presets[] = {
     {"fmnist-fast", "fmnist-tiny with 8 GroupNorm groups: the best FID per CPU-minute (docs/recipes.md); train's default for images", set_fmnist_fast},
     {"fmnist-tiny", "U-Net 1x28x28, ch 32, mult 1,2,2, 1 block/level, attention in the middle (1.06M params)", set_fmnist_tiny},
     {"fmnist-small", "U-Net 1x28x28, ch 64, mult 1,2,2, 2 blocks/level, attention at 7x7 (6.47M params)", set_fmnist_small},
+    {"rgb64", "U-Net 3x64x64 shaped as DDPM's CIFAR-10 model at half width: ch 64, mult 1,2,2,2, 2 blocks/level, attention at 16x16 (8.95M params)", set_rgb64},
     {"mlp-2d", "MLP for 2-D points, width 128, depth 3", set_mlp_2d},
     {"mlp-curves", "MLP for 50-dim curves, width 256, depth 4", set_mlp_curves},
     {"fmnist-classifier", "classifier 1x28x28 -> 10 classes, ch 32, 128 features (FID/KID)", set_fmnist_classifier},
