@@ -55,6 +55,10 @@ static void environment_variable_picks_the_level(void) {
         snprintf(want, sizeof want, "(kernels: %s; this CPU: %s", dfn_isa_name((dfn_isa)k), best);
         CHECK(strstr(out, want) && !strstr(out, "DFN_ISA"), "DFN_ISA=%s: %s", dfn_isa_name((dfn_isa)k), out);
     }
+    /* whether the CPU has bfloat16 products (--precision bf16) */
+    CHECK(version_with(bin, best, out, sizeof out) == 0 &&
+              strstr(out, dfn_cpu_has_bf16() ? "bfloat16: yes" : "bfloat16: no"),
+          "--version names bfloat16 as the CPU has it (%d): %s", dfn_cpu_has_bf16(), out);
     /* an unknown value: one warning that names it and the level used instead */
     CHECK(version_with(bin, "avx1024", out, sizeof out) == 0, "--version with a bad DFN_ISA: %s", out);
     snprintf(want, sizeof want, "using %s", best);
