@@ -240,79 +240,152 @@ static int dw_winograd_fits(const dfn_conv2d_shape *s) {
     return DW_WINOGRAD && s->KH == 3 && s->KW == 3 && s->stride == 1 && s->pad == 1;
 }
 
+/* The 16 pixels' channel rows of tile tb+q's 4x4 patch in xt (HW, ldx) channels-last,
+ * NULL outside the image. */
+static inline void dw_patch(const float *px[4][4], const float *xt, int ldx, int H, int W, int TW, int t) {
+    const int ty = t / TW, tx = t % TW;
+    for (int r = 0; r < 4; r++)
+        for (int u = 0; u < 4; u++) {
+            const int ih = 2 * ty - 1 + r, iw = 2 * tx - 1 + u;
+            px[r][u] = ih >= 0 && ih < H && iw >= 0 && iw < W ? xt + ((ptrdiff_t)ih * W + iw) * ldx : NULL;
+        }
+}
+
+/* y[xi] = (B^T d B)[xi] of a patch, channels c .. c+VL-1. */
+static inline void dw_input_tile(vf y[16], const float *px[4][4], int c) {
+    const vf z = vf_zero();
+    vf e[4][4]; /* B^T d: rows d0-d2, d1+d2, d2-d1, d1-d3 */
+    for (int u = 0; u < 4; u++) {
+        const vf d0 = px[0][u] ? vf_load(px[0][u] + c) : z, d1 = px[1][u] ? vf_load(px[1][u] + c) : z;
+        const vf d2 = px[2][u] ? vf_load(px[2][u] + c) : z, d3 = px[3][u] ? vf_load(px[3][u] + c) : z;
+        e[0][u] = d0 - d2;
+        e[1][u] = d1 + d2;
+        e[2][u] = d2 - d1;
+        e[3][u] = d1 - d3;
+    }
+    for (int a = 0; a < 4; a++) { /* (B^T d) B: the same on columns */
+        y[4 * a] = e[a][0] - e[a][2];
+        y[4 * a + 1] = e[a][1] + e[a][2];
+        y[4 * a + 2] = e[a][2] - e[a][1];
+        y[4 * a + 3] = e[a][1] - e[a][3];
+    }
+}
+
 /* V[xi][q][c] (16 rows at stride xs, tile rows q at stride cw) = (B^T d B)[xi] of the
  * patch of tile tb+q, channels c < cw of xt (HW, ldx) channels-last (read from xt + c0). */
 static void dw_input_transform(float *V, ptrdiff_t xs, int cw, const float *xt, int ldx, int H, int W,
                                int TW, int tb, int nt) {
-    const vf z = vf_zero();
     for (int q = 0; q < nt; q++) {
-        const int ty = (tb + q) / TW, tx = (tb + q) % TW;
-        const float *px[4][4]; /* the 16 pixels' rows of channels, NULL outside the image */
-        for (int r = 0; r < 4; r++)
-            for (int u = 0; u < 4; u++) {
-                const int ih = 2 * ty - 1 + r, iw = 2 * tx - 1 + u;
-                px[r][u] = ih >= 0 && ih < H && iw >= 0 && iw < W ? xt + ((ptrdiff_t)ih * W + iw) * ldx : NULL;
-            }
+        const float *px[4][4];
+        dw_patch(px, xt, ldx, H, W, TW, tb + q);
         float *v = V + (ptrdiff_t)q * cw;
         for (int c = 0; c < cw; c += VL) {
-            vf e[4][4]; /* B^T d: rows d0-d2, d1+d2, d2-d1, d1-d3 */
-            for (int u = 0; u < 4; u++) {
-                const vf d0 = px[0][u] ? vf_load(px[0][u] + c) : z, d1 = px[1][u] ? vf_load(px[1][u] + c) : z;
-                const vf d2 = px[2][u] ? vf_load(px[2][u] + c) : z, d3 = px[3][u] ? vf_load(px[3][u] + c) : z;
-                e[0][u] = d0 - d2;
-                e[1][u] = d1 + d2;
-                e[2][u] = d2 - d1;
-                e[3][u] = d1 - d3;
-            }
-            for (int a = 0; a < 4; a++) { /* (B^T d) B: the same on columns */
-                vf_store(v + (4 * a + 0) * xs + c, e[a][0] - e[a][2]);
-                vf_store(v + (4 * a + 1) * xs + c, e[a][1] + e[a][2]);
-                vf_store(v + (4 * a + 2) * xs + c, e[a][2] - e[a][1]);
-                vf_store(v + (4 * a + 3) * xs + c, e[a][1] - e[a][3]);
-            }
+            vf y[16];
+            dw_input_tile(y, px, c);
+            for (int xi = 0; xi < 16; xi++) vf_store(v + xi * xs + c, y[xi]);
         }
     }
+}
+
+/* y[xi] = (A g A^T)[xi] of a tile's 2x2 dout pixels pg (NULL outside), output
+ * channels oc .. oc+nl-1 (the rest 0). */
+static inline void dw_grad_tile(vf y[16], const float *pg[2][2], int oc, int nl) {
+    vf g[2][2];
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            g[i][j] = vf_zero();
+            if (pg[i][j] && nl == VL) g[i][j] = vf_load(pg[i][j] + oc);
+            else if (pg[i][j])
+                for (int l = 0; l < nl; l++) g[i][j][l] = pg[i][j][oc + l];
+        }
+    /* A g: rows g0, g0+g1, g0-g1, -g1; then the same on columns */
+    const vf h[4][2] = {{g[0][0], g[0][1]}, {g[0][0] + g[1][0], g[0][1] + g[1][1]},
+                        {g[0][0] - g[1][0], g[0][1] - g[1][1]}, {-g[1][0], -g[1][1]}};
+    for (int a = 0; a < 4; a++) {
+        y[4 * a] = h[a][0];
+        y[4 * a + 1] = h[a][0] + h[a][1];
+        y[4 * a + 2] = h[a][0] - h[a][1];
+        y[4 * a + 3] = -h[a][1];
+    }
+}
+
+/* The dout pixels of tile t, from gtt (OH*OW, OCp) channels-last. */
+static inline void dw_grad_pixels(const float *pg[2][2], const float *gtt, int OCp, int OH, int OW, int TW, int t) {
+    const int ty = t / TW, tx = t % TW;
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            const int oh = 2 * ty + i, ow = 2 * tx + j;
+            pg[i][j] = oh < OH && ow < OW ? gtt + ((ptrdiff_t)oh * OW + ow) * OCp : NULL;
+        }
 }
 
 /* U[xi][q][oc] (16 rows at stride xs, tile rows q at stride OCp) = (A g A^T)[xi] of the
  * 2x2 dout pixels of tile tb+q, from gtt (OH*OW, OCp) channels-last. */
 static void dw_grad_transform(float *U, ptrdiff_t xs, const float *gtt, int OCp, int OH, int OW,
                               int TW, int tb, int nt) {
-    const vf z = vf_zero();
     for (int q = 0; q < nt; q++) {
-        const int ty = (tb + q) / TW, tx = (tb + q) % TW;
         const float *pg[2][2];
-        for (int i = 0; i < 2; i++)
-            for (int j = 0; j < 2; j++) {
-                const int oh = 2 * ty + i, ow = 2 * tx + j;
-                pg[i][j] = oh < OH && ow < OW ? gtt + ((ptrdiff_t)oh * OW + ow) * OCp : NULL;
-            }
+        dw_grad_pixels(pg, gtt, OCp, OH, OW, TW, tb + q);
         float *u = U + (ptrdiff_t)q * OCp;
         for (int oc = 0; oc < OCp; oc += VL) {
             const int nl = DFN_MIN(VL, OCp - oc); /* OCp is a multiple of DW_MR, not of VL */
-            vf g[2][2];
-            for (int i = 0; i < 2; i++)
-                for (int j = 0; j < 2; j++) {
-                    g[i][j] = z;
-                    if (pg[i][j] && nl == VL) g[i][j] = vf_load(pg[i][j] + oc);
-                    else if (pg[i][j])
-                        for (int l = 0; l < nl; l++) g[i][j][l] = pg[i][j][oc + l];
-                }
-            /* A g: rows g0, g0+g1, g0-g1, -g1; then the same on columns */
-            const vf h[4][2] = {{g[0][0], g[0][1]}, {g[0][0] + g[1][0], g[0][1] + g[1][1]},
-                                {g[0][0] - g[1][0], g[0][1] - g[1][1]}, {-g[1][0], -g[1][1]}};
-            for (int a = 0; a < 4; a++) {
-                const vf y[4] = {h[a][0], h[a][0] + h[a][1], h[a][0] - h[a][1], -h[a][1]};
-                for (int k = 0; k < 4; k++) {
-                    float *dst = u + (4 * a + k) * xs + oc;
-                    if (nl == VL) vf_store(dst, y[k]);
-                    else
-                        for (int l = 0; l < nl; l++) dst[l] = y[k][l];
-                }
+            vf y[16];
+            dw_grad_tile(y, pg, oc, nl);
+            for (int xi = 0; xi < 16; xi++) {
+                float *dst = u + xi * xs + oc;
+                if (nl == VL) vf_store(dst, y[xi]);
+                else
+                    for (int l = 0; l < nl; l++) dst[l] = y[xi][l];
             }
         }
     }
 }
+
+#if VL == 16
+/* Lanes `m` of y as the bfloat16 halves of the pairs at d: the low halves (the
+ * high ones 0) for the first of two tiles, the high halves for the second. */
+__attribute__((target("avx512bf16"))) static inline void store_pair_halves(uint32_t *d, int second, __mmask16 m,
+                                                                           __m512 y) {
+    const __m512i h = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(y));
+    if (!second) _mm512_mask_storeu_epi32(d, m, h);
+    else _mm512_mask_storeu_epi16(d, _pdep_u32(m, 0xAAAAAAAAu), _mm512_slli_epi32(h, 16));
+}
+
+/* dw_input_transform and dw_grad_transform straight into bfloat16 pairs of tiles
+ * (pack_pairs_bf16's layout): Vp[xi][q/2][c], Up[xi][q/2][oc], tile q in the low
+ * half when even, the high half of an odd nt's last pair 0. */
+__attribute__((target("avx512bf16"))) static void dw_input_transform_bf16(uint32_t *Vp, ptrdiff_t xs, int cw,
+                                                                          const float *xt, int ldx, int H, int W,
+                                                                          int TW, int tb, int nt) {
+    for (int q = 0; q < nt; q++) {
+        const float *px[4][4];
+        dw_patch(px, xt, ldx, H, W, TW, tb + q);
+        uint32_t *v = Vp + (ptrdiff_t)(q / 2) * cw;
+        for (int c = 0; c < cw; c += VL) {
+            vf y[16];
+            dw_input_tile(y, px, c);
+            for (int xi = 0; xi < 16; xi++) store_pair_halves(v + xi * xs + c, q & 1, 0xFFFF, y[xi]);
+        }
+    }
+}
+
+__attribute__((target("avx512bf16"))) static void dw_grad_transform_bf16(uint32_t *Up, ptrdiff_t xs,
+                                                                         const float *gtt, int OCp, int OH, int OW,
+                                                                         int TW, int tb, int nt) {
+    for (int q = 0; q < nt; q++) {
+        const float *pg[2][2];
+        dw_grad_pixels(pg, gtt, OCp, OH, OW, TW, tb + q);
+        uint32_t *u = Up + (ptrdiff_t)(q / 2) * OCp;
+        for (int oc = 0; oc < OCp; oc += VL) {
+            const int nl = DFN_MIN(VL, OCp - oc);
+            vf y[16];
+            dw_grad_tile(y, pg, oc, nl);
+            for (int xi = 0; xi < 16; xi++)
+                store_pair_halves(u + xi * xs + oc, q & 1, (__mmask16)((1u << nl) - 1), y[xi]);
+        }
+    }
+}
+#endif
 
 /* dW[oc,c,kh,kw] += (G^T M G)[kh][kw], M[xi] = the slots' part[sl][xi][oc][c] summed in
  * slot order (partials (S, 16, OCp, Cp)). */
@@ -460,7 +533,7 @@ static void backward_gemm(float *dinp, float *dweight, const float *dout, const 
                     const int cw = c1p - c0, TW = (OW + 1) / 2, T = (OH + 1) / 2 * TW;
                     const int TB = DFN_MIN(T, DFN_MAX(8, 8192 / (OCp + cw)));
                     const ptrdiff_t us = (ptrdiff_t)TB * OCp, vs = (ptrdiff_t)TB * cw;
-                    float *U = dfn_scratch(3, (size_t)16 * (us + vs)), *V = U + 16 * us;
+                    float *U = bf16 ? NULL : dfn_scratch(3, (size_t)16 * (us + vs)), *V = U ? U + 16 * us : NULL;
 #if VL == 16
                     const ptrdiff_t ups = (ptrdiff_t)(TB + 1) / 2 * OCp, vps = (ptrdiff_t)(TB + 1) / 2 * cw;
                     uint32_t *Up = bf16 ? (uint32_t *)dfn_scratch(4, (size_t)16 * (ups + vps)) : NULL;
@@ -469,14 +542,11 @@ static void backward_gemm(float *dinp, float *dweight, const float *dout, const 
                     for (int g = 0; g < ng; g++)
                         for (int tb = 0; tb < T; tb += TB) {
                             const int nt = DFN_MIN(TB, T - tb);
-                            dw_grad_transform(U, us, gtt + g * P * OCp, OCp, OH, OW, TW, tb, nt);
-                            dw_input_transform(V, vs, cw, xt + g * HW * Cp + c0, Cp, s->H, s->W, TW, tb, nt);
 #if VL == 16
-                            if (bf16) { /* the same sums over pairs of tiles */
-                                for (int xi = 0; xi < 16; xi++) {
-                                    pack_pairs_bf16(Up + xi * ups, OCp, U + xi * us, OCp, nt, OCp);
-                                    pack_pairs_bf16(Vp + xi * vps, cw, V + xi * vs, cw, nt, cw);
-                                }
+                            if (bf16) { /* the same sums over pairs of tiles, transformed as pairs */
+                                dw_grad_transform_bf16(Up, ups, gtt + g * P * OCp, OCp, OH, OW, TW, tb, nt);
+                                dw_input_transform_bf16(Vp, vps, cw, xt + g * HW * Cp + c0, Cp, s->H, s->W, TW,
+                                                        tb, nt);
                                 for (int xi = 0; xi < 16; xi++)
                                     for (int ct = c0; ct < c1p; ct += DW_NR)
                                         for (int oc0 = 0; oc0 < OC; oc0 += DW_MR)
@@ -486,6 +556,8 @@ static void backward_gemm(float *dinp, float *dweight, const float *dout, const 
                                 continue;
                             }
 #endif
+                            dw_grad_transform(U, us, gtt + g * P * OCp, OCp, OH, OW, TW, tb, nt);
+                            dw_input_transform(V, vs, cw, xt + g * HW * Cp + c0, Cp, s->H, s->W, TW, tb, nt);
                             for (int xi = 0; xi < 16; xi++)
                                 for (int ct = c0; ct < c1p; ct += DW_NR)
                                     for (int oc0 = 0; oc0 < OC; oc0 += DW_MR)
