@@ -9,7 +9,7 @@
  * shared with other jobs, wall-clock times are inflated by time-slicing while
  * this stays close to the per-core rate (x threads = the unshared rate).
  * Where the CPU has AVX512_BF16, the same calls again with bfloat16 products
- * (dfn_set_precision; backward weight stays float32) and the speed-up of
+ * (dfn_set_precision: forward, backward data and the Winograd weight gradient) and the speed-up of
  * fwd+bwd over float32, measured in the same run. */
 #include <omp.h>
 #include <stdio.h>
@@ -85,7 +85,7 @@ int main(int argc, char **argv) {
     omp_set_num_threads(threads);
     const int batches[] = {128, 1};
     printf("conv2d, %d threads; GFLOP/s (ms)\n", threads);
-    const int bf16 = dfn_cpu_has_bf16();
+    const int bf16 = dfn_cpu_has_bf16() && dfn_get_isa() == DFN_ISA_AVX512;
     printf("%-14s %-22s %5s %16s %16s %16s %9s%s\n", "layer", "shape", "N", "forward", "backward",
            "fwd+bwd", "cpu f+b", bf16 ? "      bf16 fwd      bf16 bwd  bf16/fp32" : "");
     double tot_flop = 0, tot_time = 0, tot_cpu = 0, tot_bf16 = 0;

@@ -90,7 +90,7 @@ function parse(label,   k) { k = index(label, "+bf16"); prec = k ? "bf16" : "fp3
     if ($1 == "c" && val("gflops") != "") g[prec " " k] = val("gflops")
 }
 $1 == "c" && $2 == "model" { parse($3) }
-$1 == "c" && $2 ~ /^peak_rss_mb=/ { split($2, kv, "="); cmem[model] = kv[2] }
+$1 == "c" && $2 ~ /^peak_rss_mb=/ { split($2, kv, "="); if (prec == "fp32") cmem[model] = kv[2] }
 $1 == "torch" && $2 == "peak_rss" { parse(val("preset")); if (prec == "fp32") tmem[model] = val("mib") }
 END {
     print "| model | row | C fp32 img/s | C bf16 img/s | PyTorch fp32 img/s | PyTorch bf16 img/s | C fp32 / PyTorch fp32 | C bf16 / PyTorch fp32 | C bf16 / PyTorch bf16 | C fp32 GFLOP/s | C peak MB | PyTorch peak MB |"

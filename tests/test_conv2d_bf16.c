@@ -1,22 +1,29 @@
 /* test_conv2d_bf16.c - conv2d with bfloat16 products (dfn_set_precision):
- * forward and backward data against float64 sums, each output within the error
- * that bfloat16 rounding predicts for it; backward weight and bias unchanged
- * (float32); bit-identical results for 1, 2 and 3 threads; the setting's errors.
+ * forward, backward data and the Winograd weight gradient against float64 sums,
+ * each output within the error that bfloat16 rounding predicts for it; the other
+ * weight gradients, the bias and small convolutions float32 bit for bit; which
+ * shapes run bfloat16 stated per shape; bit-identical results for 1, 2 and 3
+ * threads; the setting's errors.
  *
  * The bound. Rounding to bfloat16 (8 significant bits, to nearest) changes a
- * number by at most u = 2^-8 of it, so a product of two rounded numbers is off
- * by at most (2u + u^2) |x w|; the float32 sum of K such products adds at most
- * about K 2^-24 of the sum of their magnitudes. Direct convolution, output y:
- *   |y_bf16 - y| <= ((2u + u^2) + (K + 2) 2^-24) sum_k |w_k| |x_k|.
+ * number by at most u = 2^-8 of it (no input here is near the denormals, which
+ * the conversion and vdpbf16ps flush), so a product of two rounded numbers is
+ * within a factor (1 + u)^2 of |x w|; the float32 sum of K such terms (float32
+ * unit e = 2^-24) is within gamma_K ~ K e of the sum of their magnitudes
+ * (Higham, Accuracy and Stability, 3.1). Direct convolution, output y:
+ *   |y_bf16 - y| <= ((1 + u)^2 (1 + (K + 2) e) - 1) sum_k |w_k| |x_k|.
  * Winograd F(2x2,3x3) rounds the transformed operands U = G g G^T and
- * V = B^T d B instead, and the output transform adds the 16 products with
- * coefficients 0 or +-1, so with |U| <= |G| |g| |G^T| and |V| <= |B^T| |d| |B|:
- *   |y_bf16 - y| <= ((2u + u^2) + (C + 16) 2^-24)
+ * V = B^T d B instead (their own float32 rounding a few e), and the output
+ * transform adds the 16 products with coefficients 0 or +-1, so with
+ * |U| <= |G| |g| |G^T| and |V| <= |B^T| |d| |B|:
+ *   |y_bf16 - y| <= ((1 + u)^2 (1 + (C + 16) e) - 1)
  *                   sum_xi |A^T (x) A^T|_{y, xi} sum_c (|G||g_c||G^T|)_xi (|B^T||d_c||B|)_xi.
+ * Gradients accumulate onto random values: one more float32 rounding, e of the
+ * result, is added to their bounds.
  * The weight gradient of a 3x3 "same" conv with C >= 32 runs as Winograd
  * F(3x3, 2x2), dW = G^T [sum_tiles (A g A^T) .* (B^T d B)] G (conv2d_backward.c),
  * its products bfloat16 and summed over the T tiles of the batch in float32:
- *   |dW_bf16 - dW| <= ((2u + u^2) + (T + 16) 2^-24)
+ *   |dW_bf16 - dW| <= ((1 + u)^2 (1 + (T + 16) e) - 1)
  *                     sum_{a,b} |G|_{a,kh} |G|_{b,kw} sum_tiles (|A||g||A^T|)_ab (|B^T||d||B|)_ab;
  * the other weight gradients and the bias stay float32, bit for bit.
  * A test that ran float32 by mistake would pass the bound: it also checks that
@@ -35,6 +42,9 @@
 
 #define U_BF16 (1.0 / 256.0)
 #define U_FP32 (1.0 / 16777216.0)
+
+/* The factor of the header's bounds for sums of k float32 terms. */
+static double bound_factor(double k) { return (1 + U_BF16) * (1 + U_BF16) * (1 + k * U_FP32) - 1; }
 
 static float *alloc_fill(size_t n, unsigned seed) {
     float *x = dfn_malloc(n * sizeof(float) + 64);
@@ -66,7 +76,7 @@ static void conv_double(double *y, double *bound, const float *x, const float *w
                             }
                     const size_t o = (((size_t)n * s->OC + oc) * OH + oh) * OW + ow;
                     y[o] = sum;
-                    bound[o] = ((2 * U_BF16 + U_BF16 * U_BF16) + (K + 2) * U_FP32) * mag;
+                    bound[o] = bound_factor(K + 2) * mag;
                 }
 }
 
@@ -119,7 +129,7 @@ static void winograd_bound(double *bound, const float *x, const float *w, const 
                             for (int a = 0; a < 4; a++)
                                 for (int b = 0; b < 4; b++) sum += AT[r][a] * AT[q][b] * m[4 * a + b];
                             bound[(((size_t)n * s->OC + oc) * H + 2 * ty + r) * W + 2 * tx + q] =
-                                ((2 * U_BF16 + U_BF16 * U_BF16) + (s->C + 16) * U_FP32) * sum;
+                                bound_factor(s->C + 16) * sum;
                         }
                 }
             }
@@ -203,7 +213,7 @@ static void weight_grad_double(double *dw, double *bound, const float *x, const 
                             }
                     }
             }
-    const double k = (2 * U_BF16 + U_BF16 * U_BF16) + ((double)s->N * TH * TW + 16) * U_FP32;
+    const double k = bound_factor((double)s->N * TH * TW + 16);
     for (size_t w = 0; w < nw / 9; w++)
         for (int kh = 0; kh < 3; kh++)
             for (int kw = 0; kw < 3; kw++) {
@@ -217,7 +227,24 @@ static void weight_grad_double(double *dw, double *bound, const float *x, const 
 
 static int winograd_runs(const dfn_conv2d_shape *s) { return dfn_nn_kernels_current()->conv2d_winograd_fits(s); }
 
-static void test_shape(dfn_conv2d_shape s) {
+/* A shape and where it must run bfloat16: forward (and its Winograd weight
+ * gradient), backward data (stride 1). */
+typedef struct {
+    dfn_conv2d_shape s;
+    int fwd, bwd;
+} bf16_case;
+
+/* The gradients start from random values r; y (float64) and its bound become
+ * those of r + y. */
+static void accumulated(double *y, double *bound, const float *r, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        y[i] += r[i];
+        bound[i] += U_FP32 * (fabs(y[i]) + bound[i]);
+    }
+}
+
+static void test_shape(bf16_case cs) {
+    const dfn_conv2d_shape s = cs.s;
     char name[160];
     const size_t nin = (size_t)s.N * s.C * s.H * s.W, nw = (size_t)s.OC * s.C * s.KH * s.KW, nout = out_size(&s);
     float *x = alloc_fill(nin, 1), *w = alloc_fill(nw, 2), *b = alloc_fill(s.OC, 3), *dout = alloc_fill(nout, 4);
@@ -236,14 +263,15 @@ static void test_shape(dfn_conv2d_shape s) {
     dfn_set_precision(DFN_PRECISION_BF16);
     const int fwd16 = dfn_conv2d_runs_bf16(&s);
     dfn_set_precision(DFN_PRECISION_FP32);
+    CHECK(fwd16 == cs.fwd, "%s: runs %s, want %s", name, fwd16 ? "bfloat16" : "float32", cs.fwd ? "bfloat16" : "float32");
     check_bound(name, fwd16, y16, y32, y, bound, nout);
 
-    /* backward: data as the conv of dout by the flipped, transposed kernel (stride 1);
-     * weight and bias stay float32, so they match the float32 run bit for bit */
-    float *gi16 = dfn_calloc(nin, sizeof(float)), *gw16 = dfn_calloc(nw, sizeof(float));
-    float *gb16 = dfn_calloc(s.OC, sizeof(float));
-    float *gi32 = dfn_calloc(nin, sizeof(float)), *gw32 = dfn_calloc(nw, sizeof(float));
-    float *gb32 = dfn_calloc(s.OC, sizeof(float));
+    /* backward, accumulating onto random gradients: data as the conv of dout by the
+     * flipped, transposed kernel (stride 1), the Winograd weight gradient; the
+     * other weight gradients, the bias and strided data stay float32 bit for bit */
+    float *gi16 = alloc_fill(nin, 5), *gw16 = alloc_fill(nw, 6), *gb16 = alloc_fill(s.OC, 7);
+    float *gi32 = alloc_fill(nin, 5), *gw32 = alloc_fill(nw, 6), *gb32 = alloc_fill(s.OC, 7);
+    float *gi0 = alloc_fill(nin, 5), *gw0 = alloc_fill(nw, 6);
     dfn_set_precision(DFN_PRECISION_BF16);
     dfn_conv2d_backward(gi16, gw16, gb16, dout, x, w, &s);
     dfn_set_precision(DFN_PRECISION_FP32);
@@ -252,6 +280,7 @@ static void test_shape(dfn_conv2d_shape s) {
     if (s.C >= 32 && s.KH == 3 && s.KW == 3 && s.stride == 1 && s.pad == 1) { /* Winograd dW, bfloat16 */
         double *gw = dfn_malloc(nw * sizeof(double)), *gwb = dfn_malloc(nw * sizeof(double));
         weight_grad_double(gw, gwb, x, dout, &s);
+        accumulated(gw, gwb, gw0, nw);
         snprintf(name, sizeof name, "backward weight N%d C%d %dx%d OC%d (winograd)", s.N, s.C, s.H, s.W, s.OC);
         check_bound(name, fwd16, gw16, gw32, gw, gwb, nw);
         free(gw), free(gwb);
@@ -270,14 +299,20 @@ static void test_shape(dfn_conv2d_shape s) {
         double *gi = dfn_malloc(nin * sizeof(double)), *gbound = dfn_malloc(nin * sizeof(double));
         conv_double(gi, gbound, dout, wt, &t);
         if (winograd_runs(&t)) winograd_bound(gbound, dout, wt, &t);
+        accumulated(gi, gbound, gi0, nin);
         snprintf(name, sizeof name, "backward data N%d C%d %dx%d OC%d k%d p%d%s", s.N, s.C, s.H, s.W, s.OC,
                  s.KH, s.pad, winograd_runs(&t) ? " (winograd)" : "");
         dfn_set_precision(DFN_PRECISION_BF16);
         const int bwd16 = dfn_conv2d_runs_bf16(&t);
         dfn_set_precision(DFN_PRECISION_FP32);
+        CHECK(bwd16 == cs.bwd, "%s: runs %s, want %s", name, bwd16 ? "bfloat16" : "float32",
+              cs.bwd ? "bfloat16" : "float32");
         check_bound(name, bwd16, gi16, gi32, gi, gbound, nin);
         free(wt), free(gi), free(gbound);
+    } else {
+        CHECK(memcmp(gi16, gi32, nin * sizeof(float)) == 0, "%s: strided backward data is not the float32 one", name);
     }
+    free(gi0), free(gw0);
     free(x), free(w), free(b), free(dout), free(y16), free(y32), free(y), free(bound);
     free(gi16), free(gw16), free(gb16), free(gi32), free(gw32), free(gb32);
 }
@@ -315,28 +350,40 @@ int main(void) {
         printf("SKIPPED: this CPU has no AVX512_BF16 (the error above is checked)\n");
         return test_failed ? 1 : 77;
     }
+    /* bfloat16 lives in the avx512 kernels: refused with another level in use, and
+     * another level refused while it is set */
+    CHECK(dfn_set_isa(DFN_ISA_AVX2) == DFN_OK, "avx2: %s", dfn_last_error());
+    CHECK(dfn_set_precision(DFN_PRECISION_BF16) == DFN_ERR_ARG && strstr(dfn_last_error(), "avx512") &&
+              dfn_get_precision() == DFN_PRECISION_FP32,
+          "bfloat16 refused with the avx2 kernels: %s", dfn_last_error());
     CHECK(dfn_set_isa(DFN_ISA_AVX512) == DFN_OK, "avx512: %s", dfn_last_error());
+    CHECK(dfn_set_precision(DFN_PRECISION_BF16) == DFN_OK && dfn_set_isa(DFN_ISA_GENERIC) == DFN_ERR_ARG &&
+              dfn_get_isa() == DFN_ISA_AVX512,
+          "another level refused while bfloat16 is set: %s", dfn_last_error());
+    dfn_set_precision(DFN_PRECISION_FP32);
 
-    const dfn_conv2d_shape shapes[] = {
-        SHAPE(2, 3, 8, 8, 5, 3, 3, 1, 1),     /* too small: float32 */
-        SHAPE(16, 5, 8, 8, 16, 3, 3, 1, 1),   /* odd channels: a half-empty pair */
-        SHAPE(2, 5, 8, 8, 16, 3, 3, 1, 1),    /* batch too small (< 16 panels): float32 */
-        SHAPE(1, 1, 28, 28, 32, 3, 3, 1, 1),  /* C = 1: float32 both ways */
-        SHAPE(4, 16, 28, 28, 16, 3, 3, 2, 1), /* downsample (gathers) */
-        SHAPE(2, 9, 7, 7, 10, 3, 3, 2, 1),
-        SHAPE(17, 24, 7, 7, 17, 3, 3, 1, 1),  /* 7x7 direct, panels span images */
-        SHAPE(4, 20, 7, 7, 24, 1, 1, 1, 0),   /* 1x1, too few channels */
-        SHAPE(16, 40, 7, 7, 36, 1, 1, 1, 0),  /* 1x1 */
-        SHAPE(13, 17, 1, 1, 19, 1, 1, 1, 0),  /* P = 1 */
-        SHAPE(2, 4, 10, 9, 3, 5, 5, 1, 2),    /* 5x5, too few channels */
-        SHAPE(10, 8, 10, 9, 16, 5, 5, 1, 2),  /* 5x5 */
-        SHAPE(14, 17, 13, 15, 16, 3, 3, 1, 1), /* Winograd: odd C, partial tiles and blocks */
-        SHAPE(4, 17, 29, 29, 20, 3, 3, 1, 1),  /* Winograd: widest window, ragged OC */
-        SHAPE(4, 24, 30, 30, 16, 3, 3, 1, 1), /* Winograd forward and backward data */
-        SHAPE(16, 40, 14, 14, 24, 3, 3, 1, 1),
-        SHAPE(16, 64, 7, 7, 64, 3, 3, 1, 1),  /* the U-Net's 7x7 level */
-        SHAPE(12, 33, 9, 11, 17, 3, 3, 1, 1), /* Winograd dW: odd sizes, ragged channels */
-        SHAPE(2, 40, 9, 9, 13, 3, 3, 2, 1),   /* strided dW: float32 */
+    /* {shape, forward (and Winograd dW) in bfloat16, backward data in bfloat16} */
+    const bf16_case shapes[] = {
+        {SHAPE(2, 3, 8, 8, 5, 3, 3, 1, 1), 0, 0},      /* too small: float32 */
+        {SHAPE(16, 5, 8, 8, 16, 3, 3, 1, 1), 1, 0},    /* odd channels: a half-empty pair */
+        {SHAPE(2, 5, 8, 8, 16, 3, 3, 1, 1), 0, 0},     /* batch too small (< 16 panels) */
+        {SHAPE(1, 1, 28, 28, 32, 3, 3, 1, 1), 0, 0},   /* C = 1: float32 both ways */
+        {SHAPE(4, 16, 28, 28, 16, 3, 3, 2, 1), 1, 0},  /* downsample (gathers) */
+        {SHAPE(2, 9, 7, 7, 10, 3, 3, 2, 1), 0, 0},
+        {SHAPE(17, 24, 7, 7, 17, 3, 3, 1, 1), 1, 1},   /* 7x7 direct, panels span images */
+        {SHAPE(4, 20, 7, 7, 24, 1, 1, 1, 0), 0, 0},    /* 1x1, too few channels */
+        {SHAPE(16, 40, 7, 7, 36, 1, 1, 1, 0), 1, 1},   /* 1x1 */
+        {SHAPE(13, 17, 1, 1, 19, 1, 1, 1, 0), 0, 0},   /* P = 1 */
+        {SHAPE(2, 4, 10, 9, 3, 5, 5, 1, 2), 0, 0},     /* 5x5, too few channels */
+        {SHAPE(10, 8, 10, 9, 16, 5, 5, 1, 2), 1, 0},   /* 5x5 */
+        {SHAPE(14, 17, 13, 15, 16, 3, 3, 1, 1), 1, 1}, /* Winograd: odd C, partial tiles and blocks */
+        {SHAPE(4, 17, 29, 29, 20, 3, 3, 1, 1), 1, 1},  /* Winograd: widest window, ragged OC */
+        {SHAPE(4, 24, 30, 30, 16, 3, 3, 1, 1), 1, 1},  /* Winograd forward and backward data */
+        {SHAPE(16, 40, 14, 14, 24, 3, 3, 1, 1), 1, 1}, /* ... and Winograd dW */
+        {SHAPE(16, 64, 7, 7, 64, 3, 3, 1, 1), 1, 1},   /* the U-Net's 7x7 level */
+        {SHAPE(12, 33, 9, 11, 17, 3, 3, 1, 1), 1, 1},  /* Winograd dW: odd sizes, ragged channels */
+        {SHAPE(32, 40, 9, 9, 16, 3, 3, 2, 1), 1, 0},   /* strided: dW and data float32 */
+        {SHAPE(2, 40, 9, 9, 13, 3, 3, 2, 1), 0, 0},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) test_shape(shapes[i]);
 
@@ -344,7 +391,7 @@ int main(void) {
         SHAPE(16, 32, 28, 28, 32, 3, 3, 1, 1), /* Winograd */
         SHAPE(8, 64, 28, 28, 64, 3, 3, 2, 1),  /* direct, strided */
         SHAPE(32, 128, 7, 7, 128, 3, 3, 1, 1), /* direct */
-        SHAPE(1, 64, 14, 14, 64, 3, 3, 1, 1),  /* batch 1: output-channel chunks */
+        SHAPE(16, 64, 14, 14, 64, 3, 3, 2, 1), /* direct, strided, float32 dW and data */
     };
     for (size_t i = 0; i < sizeof det_shapes / sizeof det_shapes[0]; i++) {
         size_t len, len2;

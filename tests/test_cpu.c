@@ -59,6 +59,9 @@ static void environment_variable_picks_the_level(void) {
     CHECK(version_with(bin, best, out, sizeof out) == 0 &&
               strstr(out, dfn_cpu_has_bf16() ? "bfloat16: yes" : "bfloat16: no"),
           "--version names bfloat16 as the CPU has it (%d): %s", dfn_cpu_has_bf16(), out);
+    if (dfn_cpu_has_bf16())
+        CHECK(version_with(bin, "avx2", out, sizeof out) == 0 && strstr(out, "bfloat16: no (it needs the avx512"),
+              "DFN_ISA=avx2: no bfloat16: %s", out);
     /* an unknown value: one warning that names it and the level used instead */
     CHECK(version_with(bin, "avx1024", out, sizeof out) == 0, "--version with a bad DFN_ISA: %s", out);
     snprintf(want, sizeof want, "using %s", best);

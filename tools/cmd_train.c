@@ -286,6 +286,21 @@ static int train_command(int argc, char **argv, int mode) {
         }
         p.bf16 = k == DFN_PRECISION_BF16;
     }
+    if (p.bf16) { /* before any data or model is read: can this machine run it? */
+        const dfn_precision before = dfn_get_precision();
+        if (dfn_set_precision(DFN_PRECISION_BF16) != DFN_OK) {
+            if (precision) {
+                fprintf(stderr, "diffusion %s: --precision bf16: %s\n", cmd, dfn_last_error());
+                status = 2;
+            } else {
+                fprintf(stderr, "diffusion %s: %s was trained with bfloat16 convolutions (config.json: \"bf16\": 1) "
+                                "and resumes only where they run: %s\n", cmd, out, dfn_last_error());
+                status = 1;
+            }
+            goto done;
+        }
+        dfn_set_precision(before);
+    }
     {   /* few-step options belong to their commands */
         const char *cd_only[] = {"--levels", "--teacher-step", "--target-ema"};
         const char *distill_only[] = {"--teacher", "--method", "--pairs", "--pair-sampler", "--pair-steps", "--one-step"};

@@ -86,15 +86,16 @@ int dfn_isa_from_name(const char *name);
 
 /* ---------------------------------------------------------------- precision */
 
-/* The arithmetic of the convolutions' products (forward, and backward data,
- * which is a convolution too). DFN_PRECISION_FP32, the default: float32
- * throughout. DFN_PRECISION_BF16: the inputs and weights of each product are
- * rounded to bfloat16 (float32's upper 16 bits, to nearest even), multiplied
- * exactly and summed in float32 in a fixed order (AVX512_BF16's vdpbf16ps, twice
- * float32's rate); the Winograd transforms, biases and everything outside the
- * convolutions stay float32. Deterministic for any thread count, like float32.
- * bfloat16 runs at the avx512 level only: with another level in use the
- * float32 kernels run. */
+/* The arithmetic of the convolutions' products (forward; backward data, which is
+ * a convolution too; the Winograd weight gradient of 3x3 convs). DFN_PRECISION_FP32,
+ * the default: float32 throughout. DFN_PRECISION_BF16: the two operands of each
+ * product are rounded to bfloat16 (float32's upper 16 bits, to nearest even,
+ * denormals flushed), multiplied exactly and summed in float32 in a fixed order
+ * (AVX512_BF16's vdpbf16ps, twice float32's rate); the Winograd transforms,
+ * biases, small convolutions and everything outside the convolutions stay
+ * float32, and so do the evaluation classifier's features (FID, KID), so that
+ * models of either precision are measured alike. Deterministic for any thread
+ * count, like float32. Needs the avx512 level in use. */
 typedef enum {
     DFN_PRECISION_FP32,
     DFN_PRECISION_BF16,
@@ -105,9 +106,10 @@ typedef enum {
 dfn_precision dfn_get_precision(void);
 /* Switches the convolutions to `p` for the calls that follow (not while layers
  * run on other threads). DFN_ERR_ARG, and the precision unchanged, for bfloat16
- * on a CPU without AVX512_BF16 (or without the avx512 level). */
+ * on a CPU without AVX512_BF16 or with another level than avx512 in use
+ * (dfn_set_isa, in turn, refuses other levels while bfloat16 is set). */
 dfn_status dfn_set_precision(dfn_precision p);
-/* 1 if this CPU runs bfloat16 products (AVX512_BF16 and the avx512 level). */
+/* 1 if this CPU runs bfloat16 products (AVX512_BF16 and AVX-512 F/DQ/BW/VL). */
 int dfn_cpu_has_bf16(void);
 /* "fp32", "bf16" ("unknown" out of range) and back; -1 and DFN_ERR_ARG naming
  * the known ones for an unknown name. */

@@ -260,7 +260,9 @@ typedef struct {
     int hflip;              /* random horizontal flips of images [0] */
     int bf16;               /* 1: the convolutions with bfloat16 products and float32 sums
                                (dfn_set_precision, for the run; weights, optimizer, EMA,
-                               GroupNorm, loss stay float32); needs AVX512_BF16 [0] */
+                               GroupNorm, loss stay float32); needs AVX512_BF16 and the
+                               avx512 kernels. The run's precision whatever
+                               dfn_set_precision said before; restored after [0] */
     int val_every;          /* validation every K steps (0: off) [500] */
     int val_batches;        /* batches of the validation set per evaluation (0: all) [4] */
     int ckpt_every;         /* keep ckpt-<step>.safetensors every K steps (0: only latest) [0] */

@@ -123,6 +123,9 @@ dfn_status dfn_set_isa(dfn_isa isa) {
     if (!dfn_cpu_supports(isa))
         return dfn_set_error(DFN_ERR_ARG, "dfn_set_isa: this CPU cannot run %s (it supports up to %s)",
                              isa_names[isa], isa_names[dfn_cpu_isa()]);
+    if (isa != DFN_ISA_AVX512 && dfn_get_precision() == DFN_PRECISION_BF16)
+        return dfn_set_error(DFN_ERR_ARG, "dfn_set_isa: bfloat16 products (dfn_set_precision) run in the avx512 "
+                                          "kernels only: set float32 first");
     (void)dfn_get_isa(); /* DFN_ISA and the oneDNN cap are settled first */
     __atomic_store_n(&isa_in_use, (int)isa, __ATOMIC_RELEASE);
     return DFN_OK;

@@ -2,9 +2,10 @@
  * bfloat16 (diffusion/core.h).
  *
  * bfloat16 needs AVX512_BF16 (CPUID leaf 7, sub-leaf 1, EAX bit 5: Intel since
- * Cooper Lake, AMD since Zen 4) on top of the avx512 level, whose kernels hold
- * the bfloat16 tiles (src/nn/conv2d_panel.c). The setting is process-wide, as
- * the instruction-set level is; the convolutions read it at each call. */
+ * Cooper Lake, AMD since Zen 4) and the avx512 level in use, whose kernels hold
+ * the bfloat16 tiles (src/nn/conv2d_panel.c); dfn_set_isa refuses another level
+ * while bfloat16 is set. The setting is process-wide, as the instruction-set
+ * level is; the convolutions read it at each call. */
 #include <string.h>
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -50,8 +51,11 @@ dfn_status dfn_set_precision(dfn_precision p) {
     if ((int)p < 0 || p >= DFN_PRECISION_COUNT)
         return dfn_set_error(DFN_ERR_ARG, "dfn_set_precision: %d is not a dfn_precision", (int)p);
     if (p == DFN_PRECISION_BF16 && !dfn_cpu_has_bf16())
-        return dfn_set_error(DFN_ERR_ARG, "dfn_set_precision: this CPU has no bfloat16 products (AVX512_BF16 "
-                                          "with AVX-512 F/DQ/BW/VL); use fp32");
+        return dfn_set_error(DFN_ERR_ARG, "this CPU has no bfloat16 products (AVX512_BF16 with AVX-512 "
+                                          "F/DQ/BW/VL)");
+    if (p == DFN_PRECISION_BF16 && dfn_get_isa() != DFN_ISA_AVX512)
+        return dfn_set_error(DFN_ERR_ARG, "bfloat16 products run in the avx512 kernels, and the kernels in use "
+                                          "are %s (DFN_ISA or dfn_set_isa)", dfn_isa_name(dfn_get_isa()));
     __atomic_store_n(&precision_in_use, (int)p, __ATOMIC_RELEASE);
     return DFN_OK;
 }

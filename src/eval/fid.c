@@ -237,7 +237,12 @@ float *dfn_eval_features(dfn_model *c, const dfn_dataset *ds) {
     size_t n = dfn_dataset_count(ds);
     int F = dfn_model_feature_dim(c);
     float *f = dfn_malloc(n * (size_t)F * sizeof(float));
+    /* in float32 whatever the precision in use: bfloat16 and float32 models are
+     * measured in the same features */
+    const dfn_precision before = dfn_get_precision();
+    if (before != DFN_PRECISION_FP32) dfn_set_precision(DFN_PRECISION_FP32);
     dfn_model_extract_features(c, f, dfn_dataset_sample(ds, 0), n);
+    if (before != DFN_PRECISION_FP32) dfn_set_precision(before);
     return f;
 }
 

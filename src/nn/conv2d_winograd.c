@@ -387,7 +387,7 @@ static void output_transform(float *out, int accumulate, const float *M, ptrdiff
 /* out (N,OC,H,W) (+)= conv(inp (N,C,H,W), g) + bias (OC or NULL): up from
  * pack_winograd; the shape fits (dfn_conv2d_winograd_fits). With upp (up's
  * blocks as bfloat16 pairs over channels, avx512 only) the 16 products are
- * bfloat16: the transforms stay float32, V is paired after its transform. */
+ * bfloat16: the transforms stay float32, the input transform writes channel pairs. */
 static void conv_winograd(float *out, int accumulate, const float *inp, const float *up,
                           const uint32_t *upp, const float *bias, const dfn_conv2d_shape *s) {
 #if VL != 16

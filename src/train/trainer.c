@@ -744,13 +744,18 @@ void dfn_train_metadata(const char **meta, int cap, const char *key, const char 
     meta[k] = NULL;
 }
 
-/* The run in the precision it asks for; the process's precision afterwards as before. */
+/* The run in the precision it records (p->bf16), whatever dfn_set_precision said
+ * before (a resumed run is the same computation); the precision afterwards as
+ * before. */
 dfn_status dfn_train(dfn_model *model, const dfn_dataset *train, const dfn_dataset *val,
                      const dfn_train_params *p) {
     DFN_ASSERT(model && train && p);
     const dfn_precision before = dfn_get_precision();
     dfn_status st = dfn_dist_agree(dfn_set_precision(p->bf16 ? DFN_PRECISION_BF16 : DFN_PRECISION_FP32));
-    if (st) return st; /* (the message names the CPU's lack) */
+    if (st) { /* (the message says what this machine lacks) */
+        dfn_set_precision(before);
+        return st;
+    }
     st = train_run(model, train, val, p);
     dfn_set_precision(before);
     return st;
