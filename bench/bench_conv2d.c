@@ -85,7 +85,7 @@ int main(int argc, char **argv) {
     omp_set_num_threads(threads);
     const int batches[] = {128, 1};
     printf("conv2d, %d threads; GFLOP/s (ms)\n", threads);
-    const int bf16 = dfn_cpu_has_bf16() && dfn_get_isa() == DFN_ISA_AVX512;
+    const int bf16 = dfn_precision_available(DFN_PRECISION_BF16) == DFN_OK;
     printf("%-14s %-22s %5s %16s %16s %16s %9s%s\n", "layer", "shape", "N", "forward", "backward",
            "fwd+bwd", "cpu f+b", bf16 ? "      bf16 fwd      bf16 bwd  bf16/fp32" : "");
     double tot_flop = 0, tot_time = 0, tot_cpu = 0, tot_bf16 = 0;

@@ -287,8 +287,7 @@ static int train_command(int argc, char **argv, int mode) {
         p.bf16 = k == DFN_PRECISION_BF16;
     }
     if (p.bf16) { /* before any data or model is read: can this machine run it? */
-        const dfn_precision before = dfn_get_precision();
-        if (dfn_set_precision(DFN_PRECISION_BF16) != DFN_OK) {
+        if (dfn_precision_available(DFN_PRECISION_BF16) != DFN_OK) {
             if (precision) {
                 fprintf(stderr, "diffusion %s: --precision bf16: %s\n", cmd, dfn_last_error());
                 status = 2;
@@ -299,7 +298,6 @@ static int train_command(int argc, char **argv, int mode) {
             }
             goto done;
         }
-        dfn_set_precision(before);
     }
     {   /* few-step options belong to their commands */
         const char *cd_only[] = {"--levels", "--teacher-step", "--target-ema"};

@@ -109,6 +109,9 @@ dfn_precision dfn_get_precision(void);
  * on a CPU without AVX512_BF16 or with another level than avx512 in use
  * (dfn_set_isa, in turn, refuses other levels while bfloat16 is set). */
 dfn_status dfn_set_precision(dfn_precision p);
+/* DFN_OK if `p` can be set now, else DFN_ERR_ARG saying why (dfn_set_precision's
+ * check, without switching). */
+dfn_status dfn_precision_available(dfn_precision p);
 /* 1 if this CPU runs bfloat16 products (AVX512_BF16 and AVX-512 F/DQ/BW/VL). */
 int dfn_cpu_has_bf16(void);
 /* "fp32", "bf16" ("unknown" out of range) and back; -1 and DFN_ERR_ARG naming

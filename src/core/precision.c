@@ -47,7 +47,7 @@ dfn_precision dfn_get_precision(void) {
     return (dfn_precision)__atomic_load_n(&precision_in_use, __ATOMIC_ACQUIRE);
 }
 
-dfn_status dfn_set_precision(dfn_precision p) {
+dfn_status dfn_precision_available(dfn_precision p) {
     if ((int)p < 0 || p >= DFN_PRECISION_COUNT)
         return dfn_set_error(DFN_ERR_ARG, "dfn_set_precision: %d is not a dfn_precision", (int)p);
     if (p == DFN_PRECISION_BF16 && !dfn_cpu_has_bf16())
@@ -56,6 +56,12 @@ dfn_status dfn_set_precision(dfn_precision p) {
     if (p == DFN_PRECISION_BF16 && dfn_get_isa() != DFN_ISA_AVX512)
         return dfn_set_error(DFN_ERR_ARG, "bfloat16 products run in the avx512 kernels, and the kernels in use "
                                           "are %s (DFN_ISA or dfn_set_isa)", dfn_isa_name(dfn_get_isa()));
+    return DFN_OK;
+}
+
+dfn_status dfn_set_precision(dfn_precision p) {
+    const dfn_status st = dfn_precision_available(p);
+    if (st) return st;
     __atomic_store_n(&precision_in_use, (int)p, __ATOMIC_RELEASE);
     return DFN_OK;
 }
