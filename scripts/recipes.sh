@@ -7,7 +7,10 @@
 #
 #   scripts/recipes.sh list                          the recipes and their options
 #   scripts/recipes.sh calibrate RECIPE              seconds per 100 steps here (alone)
-#   scripts/recipes.sh train RECIPE STEPS OUT        train (resumable: run it again)
+#   scripts/recipes.sh train RECIPE STEPS OUT [OPTIONS]
+#                                                    train (resumable: run it again;
+#                                                    OPTIONS of diffusion train, e.g.
+#                                                    --seed 2 or --precision bf16)
 #   scripts/recipes.sh fid CKPT SAMPLER STEPS N OUT [OPTIONS]
 #                                                    N samples (seed 7; OPTIONS of
 #                                                    diffusion sample, e.g. --no-clip)
@@ -57,7 +60,7 @@ calibrate)
 train)
     args="$(recipe "$2") --steps $3 --val-every 0 --samples 0 --save-every 500 --log-every 50 --threads $threads"
     if [ -f "$4/latest.safetensors" ]; then "$bin" train --out "$4" --resume --steps "$3" --threads "$threads"
-    else "$bin" train $args --out "$4"; fi ;;
+    else "$bin" train $args --out "$4" "${@:5}"; fi ;;
 fid)
     if [ ! -f "$clf" ]; then
         mkdir -p "$(dirname "$clf")"
@@ -67,6 +70,6 @@ fid)
         --threads "$threads" --quiet "${@:7}"
     "$bin" eval fid --samples "$6" --data fashion-mnist:train --classifier "$clf" --threads "$threads" ;;
 *)
-    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
     exit 2 ;;
 esac

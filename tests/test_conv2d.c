@@ -95,6 +95,19 @@ static void test_against_reference(dfn_conv2d_shape s) {
         }
         free(di), free(dw), free(db), free(dir), free(dwr), free(dbr);
     }
+    { /* dfn_conv2d_backward_set: dinp overwritten (from random values), equal element
+       * by element to the gradient accumulated onto zeros; dweight still accumulates */
+        float *di = copy_of(di0, z.in), *dw = copy_of(dw0, z.w);
+        float *dz = dfn_calloc(z.in, sizeof(float)), *dwz = copy_of(dw0, z.w);
+        dfn_conv2d_backward_set(di, dw, NULL, dout, inp, w, &s);
+        dfn_conv2d_backward(dz, dwz, NULL, dout, inp, w, &s);
+        size_t bad = 0;
+        for (size_t i = 0; i < z.in; i++) bad += di[i] != dz[i];
+        shape_name(name, sizeof name, &s, "backward_set");
+        CHECK(bad == 0 && memcmp(dw, dwz, z.w * sizeof(float)) == 0,
+              "%s: %zu of %zu dinp differ from the accumulated gradient, or dweight differs", name, bad, z.in);
+        free(di), free(dw), free(dz), free(dwz);
+    }
     free(di0), free(dw0), free(db0);
     free(inp), free(w), free(b), free(dout), free(out), free(out_ref);
 }

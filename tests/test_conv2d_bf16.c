@@ -371,8 +371,9 @@ int main(void) {
         {SHAPE(4, 16, 28, 28, 16, 3, 3, 2, 1), 1, 0},  /* downsample (gathers) */
         {SHAPE(2, 9, 7, 7, 10, 3, 3, 2, 1), 0, 0},
         {SHAPE(17, 24, 7, 7, 17, 3, 3, 1, 1), 1, 1},   /* 7x7 direct, panels span images */
-        {SHAPE(4, 20, 7, 7, 24, 1, 1, 1, 0), 0, 0},    /* 1x1, too few channels */
-        {SHAPE(16, 40, 7, 7, 36, 1, 1, 1, 0), 1, 1},   /* 1x1 */
+        {SHAPE(4, 20, 7, 7, 24, 1, 1, 1, 0), 0, 0},    /* 1x1: oneDNN's float32 products */
+        {SHAPE(16, 40, 7, 7, 36, 1, 1, 1, 0), 0, 0},   /* ... at any size */
+        {SHAPE(16, 40, 14, 14, 36, 1, 1, 2, 0), 1, 0}, /* 1x1 strided: direct, bfloat16 */
         {SHAPE(13, 17, 1, 1, 19, 1, 1, 1, 0), 0, 0},   /* P = 1 */
         {SHAPE(2, 4, 10, 9, 3, 5, 5, 1, 2), 0, 0},     /* 5x5, too few channels */
         {SHAPE(10, 8, 10, 9, 16, 5, 5, 1, 2), 1, 0},   /* 5x5 */

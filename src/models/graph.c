@@ -313,8 +313,7 @@ void dfn_graph_backward(dfn_graph *u, dfn_model *m, const float *dout, float *dx
             }
             /* h = conv2(dropout(silu(norm2(h1)))) */
             dfn_conv2d_shape s2 = conv_shape(B, o->cout, o->res, o->cout, 3, 1);
-            zero(T0, n_out);
-            DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward(T0, Gr + o->conv2.w, Gr + o->conv2.b, g, o->a2, P + o->conv2.w, &s2));
+            DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward_set(T0, Gr + o->conv2.w, Gr + o->conv2.b, g, o->a2, P + o->conv2.w, &s2));
             float *d_a2 = T0;
             if (o->dropped) {
                 zero(T1, n_out);
@@ -334,8 +333,7 @@ void dfn_graph_backward(dfn_graph *u, dfn_model *m, const float *dout, float *dx
                                     semb, P + o->temb_proj.w, B, E, o->cout));
             }
             dfn_conv2d_shape s1 = conv_shape(B, o->cin, o->res, o->cout, 3, 1);
-            zero(T2, (size_t)B * o->cin * hw);
-            DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward(T2, Gr + o->conv1.w, Gr + o->conv1.b, d_h1, o->a1, P + o->conv1.w, &s1));
+            DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward_set(T2, Gr + o->conv1.w, Gr + o->conv1.b, d_h1, o->a1, P + o->conv1.w, &s1));
             DFN_PROF(DFN_PROF_NORM_BWD, dfn_groupnorm_backward(din, Gr + o->norm1.w, Gr + o->norm1.b, T2, in, P + o->norm1.w,
                                    P + o->norm1.b, o->mean1, o->rstd1, B, o->cin, hw, G, 1));
             break;
@@ -345,14 +343,12 @@ void dfn_graph_backward(dfn_graph *u, dfn_model *m, const float *dout, float *dx
             size_t n = (size_t)B * C * hw;
             for (size_t j = 0; j < n; j++) din[j] += g[j];
             dfn_conv2d_shape s = conv_shape(B, C, o->res, C, 1, 1);
-            zero(T0, n);
-            DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward(T0, Gr + o->proj.w, Gr + o->proj.b, g, o->o, P + o->proj.w, &s));
+            DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward_set(T0, Gr + o->proj.w, Gr + o->proj.b, g, o->o, P + o->proj.w, &s));
             zero(T1, n);
             zero(T2, n);
             zero(T3, n);
             DFN_PROF(DFN_PROF_ATTN_BWD, dfn_attention_backward(T1, T2, T3, T0, o->qa, o->ka, o->va, o->att, B, C, hw, u->heads));
-            zero(T0, n);
-            DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward(T0, Gr + o->q.w, Gr + o->q.b, T1, o->a1, P + o->q.w, &s));
+            DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward_set(T0, Gr + o->q.w, Gr + o->q.b, T1, o->a1, P + o->q.w, &s));
             DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward(T0, Gr + o->kk.w, Gr + o->kk.b, T2, o->a1, P + o->kk.w, &s));
             DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward(T0, Gr + o->v.w, Gr + o->v.b, T3, o->a1, P + o->v.w, &s));
             DFN_PROF(DFN_PROF_NORM_BWD, dfn_groupnorm_backward(din, Gr + o->norm1.w, Gr + o->norm1.b, T0, in, P + o->norm1.w,
@@ -361,8 +357,7 @@ void dfn_graph_backward(dfn_graph *u, dfn_model *m, const float *dout, float *dx
         }
         case OP_UP: {
             dfn_conv2d_shape s = conv_shape(B, o->cin, 2 * o->res, o->cout, 3, 1);
-            zero(T0, (size_t)B * o->cin * 4 * hw);
-            DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward(T0, Gr + o->conv.w, Gr + o->conv.b, g, o->up, P + o->conv.w, &s));
+            DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward_set(T0, Gr + o->conv.w, Gr + o->conv.b, g, o->up, P + o->conv.w, &s));
             DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_upsample2x_backward(din, T0, B, o->cin, o->res, o->res));
             break;
         }
@@ -371,8 +366,7 @@ void dfn_graph_backward(dfn_graph *u, dfn_model *m, const float *dout, float *dx
             break;
         case OP_OUT: {
             dfn_conv2d_shape s = conv_shape(B, o->cin, o->res, o->cout, 3, 1);
-            zero(T0, (size_t)B * o->cin * hw);
-            DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward(T0, Gr + o->conv.w, Gr + o->conv.b, g, o->a1, P + o->conv.w, &s));
+            DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward_set(T0, Gr + o->conv.w, Gr + o->conv.b, g, o->a1, P + o->conv.w, &s));
             DFN_PROF(DFN_PROF_NORM_BWD, dfn_groupnorm_backward(din, Gr + o->norm1.w, Gr + o->norm1.b, T0, in, P + o->norm1.w,
                                    P + o->norm1.b, o->mean1, o->rstd1, B, o->cin, hw, G, 1));
             break;

@@ -6,6 +6,9 @@
  * with S = stride, P = zero padding (taps outside the image read 0).
  *
  * The algorithms, one file each (conv2d_internal.h has the shared terms):
+ *   1x1, stride 1    forward, backward data and weight as oneDNN products image
+ *                    by image, in float32 at every level and precision
+ *                    (conv2d_pointwise.c); for the other shapes:
  *   forward          3x3 "same" convs with enough 2x2 tiles: Winograd F(2x2,3x3)
  *                    (conv2d_winograd.c, 2.25x fewer multiplications); the rest
  *                    direct, out[:, j] = W col[:, j] + bias over panels of 48
@@ -27,7 +30,8 @@
  * transformed input), and so does the Winograd weight gradient (its transforms
  * paired over tiles); the other weight gradients and the bias stay float32, and
  * so do small convolutions (dfn_conv2d_runs_bf16: the first conv of a U-Net, and
- * the backward data of its last), where pairing costs more than it saves.
+ * the backward data of its last), where pairing costs more than it saves, and
+ * the 1x1 ones, where oneDNN's float32 is faster than our bfloat16.
  *
  * Levels. The files above are compiled once per instruction-set level
  * (kernels.h): the register tiles are 8 x 48 (AVX-512), 4 x 24 (AVX2 + FMA) and
@@ -41,6 +45,8 @@
  * number of threads or on which thread ran which task (tests/test_conv2d.c
  * checks 1, 2 and 3 threads at every level).
  */
+#include <string.h>
+
 #include "core/core.h"
 #include "nn/kernels.h"
 
@@ -52,7 +58,8 @@ static void check_shape(const dfn_conv2d_shape *s) {
 
 int dfn_conv2d_runs_bf16(const dfn_conv2d_shape *s) {
     const dfn_nn_kernels *k = dfn_nn_kernels_current();
-    if (dfn_get_precision() != DFN_PRECISION_BF16 || !k->conv2d_direct_bf16) return 0;
+    if (dfn_get_precision() != DFN_PRECISION_BF16 || !k->conv2d_direct_bf16 || dfn_conv2d_is_pointwise(s))
+        return 0;
     /* the pairs of a panel (direct) or of a block's transforms (Winograd) pay for
      * themselves over enough output channels and products per output, and where
      * no two tasks pair the same panel (>= 16 panels: no output-channel chunks) */
@@ -64,6 +71,10 @@ int dfn_conv2d_runs_bf16(const dfn_conv2d_shape *s) {
  * the precision in use (dfn_conv2d_runs_bf16). */
 static void forward_any(const dfn_nn_kernels *k, float *out, int accumulate, const float *inp,
                         const float *weight, int flip, const float *bias, const dfn_conv2d_shape *s) {
+    if (dfn_conv2d_is_pointwise(s)) {
+        dfn_conv2d_pointwise_forward(out, accumulate, inp, weight, flip, bias, s);
+        return;
+    }
     const int bf16 = dfn_conv2d_runs_bf16(s);
     dfn_conv_fn *conv = k->conv2d_winograd_fits(s) ? (bf16 ? k->conv2d_winograd_bf16 : k->conv2d_winograd)
                                                    : (bf16 ? k->conv2d_direct_bf16 : k->conv2d_direct);
@@ -78,9 +89,10 @@ void dfn_conv2d_forward(float *out, const float *inp, const float *weight, const
     forward_any(dfn_nn_kernels_current(), out, 0, inp, weight, 0, bias, s);
 }
 
-/* dinp (N,C,H,W), dweight (OC,C,KH,KW), dbias (OC) accumulate; each may be NULL. */
-void dfn_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                         const float *inp, const float *weight, const dfn_conv2d_shape *s) {
+/* dweight (OC,C,KH,KW) and dbias (OC) accumulate; dinp (N,C,H,W) accumulates, or
+ * is set where !dinp_accumulate; each may be NULL. */
+static void backward(float *dinp, int dinp_accumulate, float *dweight, float *dbias, const float *dout,
+                     const float *inp, const float *weight, const dfn_conv2d_shape *s) {
     DFN_ASSERT(dout && inp && weight && s);
     check_shape(s);
     const dfn_nn_kernels *k = dfn_nn_kernels_current();
@@ -90,9 +102,25 @@ void dfn_conv2d_backward(float *dinp, float *dweight, float *dbias, const float 
         const dfn_conv2d_shape t = {s->N, s->OC, dfn_conv2d_out_h(s), dfn_conv2d_out_w(s), s->C,
                                     s->KH, s->KW, 1, s->KH - 1 - s->pad};
         DFN_ASSERT(dfn_conv2d_out_h(&t) == s->H && dfn_conv2d_out_w(&t) == s->W);
-        forward_any(k, dinp, 1, dout, weight, 1, NULL, &t);
+        forward_any(k, dinp, dinp_accumulate, dout, weight, 1, NULL, &t);
         dinp = NULL; /* done */
+    } else if (dinp && !dinp_accumulate) { /* col2im adds */
+        memset(dinp, 0, sizeof(float) * (size_t)s->N * s->C * s->H * s->W);
+    }
+    if (dweight && dfn_conv2d_is_pointwise(s)) { /* its data gradient ran above */
+        dfn_conv2d_pointwise_dweight(dweight, dout, inp, s);
+        return;
     }
     const int bf16 = dfn_conv2d_runs_bf16(s);
     (bf16 ? k->conv2d_backward_gemm_bf16 : k->conv2d_backward_gemm)(dinp, dweight, dout, inp, weight, s);
+}
+
+void dfn_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                         const float *weight, const dfn_conv2d_shape *s) {
+    backward(dinp, 1, dweight, dbias, dout, inp, weight, s);
+}
+
+void dfn_conv2d_backward_set(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                             const float *weight, const dfn_conv2d_shape *s) {
+    backward(dinp, 0, dweight, dbias, dout, inp, weight, s);
 }

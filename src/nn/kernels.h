@@ -72,6 +72,15 @@ const dfn_nn_kernels *dfn_nn_kernels_current(void);
  * big enough (conv2d.c). */
 int dfn_conv2d_runs_bf16(const dfn_conv2d_shape *s);
 
+/* 1x1 convolutions (stride 1, no padding) as oneDNN products, image by image, at
+ * every level (conv2d_pointwise.c): the forward (out (+)= W inp + bias; with
+ * `flip` the weight is stored transposed, as for the backward data of conv2d.c)
+ * and the weight gradient (dW += sum_n dout[n] inp[n]^T). */
+int dfn_conv2d_is_pointwise(const dfn_conv2d_shape *s);
+dfn_conv_fn dfn_conv2d_pointwise_forward;
+void dfn_conv2d_pointwise_dweight(float *dweight, const float *dout, const float *inp,
+                                  const dfn_conv2d_shape *s);
+
 #if defined(DFN_KERNEL_LEVEL)
 /* name_<level>: what a kernel source exports. */
 #define DFN_K(name) DFN_K_(name, DFN_KERNEL_LEVEL)

@@ -35,6 +35,10 @@ void dfn_conv2d_forward(float *out, const float *inp, const float *weight, const
 /* dinp (N,C,H,W) or NULL, dweight (OC,C,KH,KW), dbias (OC) or NULL; all accumulate */
 void dfn_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *inp, const float *weight, const dfn_conv2d_shape *s);
+/* The same with dinp set to the data gradient, not added to it (for a buffer
+ * that would be zeroed first: no memset, and no read of it in the kernels). */
+void dfn_conv2d_backward_set(float *dinp, float *dweight, float *dbias, const float *dout,
+                             const float *inp, const float *weight, const dfn_conv2d_shape *s);
 /* The slow, obvious loops the fast kernels are tested against. */
 void dfn_conv2d_forward_reference(float *out, const float *inp, const float *weight,
                                   const float *bias, const dfn_conv2d_shape *s);
