@@ -264,17 +264,24 @@ int main(void) {
         SHAPE(24, 6, 28, 28, 9, 3, 3, 2, 1),
         SHAPE(100, 3, 7, 7, 4, 3, 3, 1, 1),
         SHAPE(100, 2, 7, 7, 3, 3, 3, 2, 1),
-        /* Winograd F(2x2,3x3) (3x3 same, C >= 16, 7 <= ceil(W/2) <= 15, >= 768 2x2 tiles):
-         * odd H and W (partial tiles), W = 29 and 30 (widest windows), ragged OC;
-         * OC >= 16 also runs backward data as Winograd */
+        /* Winograd F(2x2,3x3) (3x3 same, C >= 16, ceil(W/2) >= 7, >= 768 2x2 tiles):
+         * odd H and W (partial tiles), W = 29 and 30, ragged OC; OC >= 16 also runs
+         * backward data as Winograd */
         SHAPE(14, 16, 13, 15, 10, 3, 3, 1, 1),
         SHAPE(4, 17, 29, 29, 9, 3, 3, 1, 1),
         SHAPE(4, 24, 30, 30, 16, 3, 3, 1, 1),
         SHAPE(16, 40, 14, 14, 24, 3, 3, 1, 1),
-        /* Winograd at the portable levels only: narrow (7, 9) and wide (34) images */
+        /* ... avx512's segments of 16 tiles: W = 31 and 32 (all 16 lanes, the window's
+         * columns 32 and 33), 34 (a second segment of one tile), 47 (of eight, odd H),
+         * 64 (two full segments) */
+        SHAPE(7, 16, 13, 31, 16, 3, 3, 1, 1),
+        SHAPE(7, 16, 16, 32, 20, 3, 3, 1, 1),
+        SHAPE(8, 16, 13, 34, 9, 3, 3, 1, 1),
+        SHAPE(3, 24, 33, 47, 20, 3, 3, 1, 1),
+        SHAPE(2, 16, 64, 64, 16, 3, 3, 1, 1),
+        /* Winograd at the portable levels only: narrow (7, 9) images */
         SHAPE(48, 16, 7, 7, 12, 3, 3, 1, 1),
         SHAPE(40, 20, 9, 9, 10, 3, 3, 1, 1),
-        SHAPE(8, 16, 13, 34, 9, 3, 3, 1, 1),
         /* Winograd weight gradient (3x3 same, C >= 32): one tile per image, odd sizes,
          * output channels not a multiple of any register tile, several tile blocks */
         SHAPE(3, 36, 2, 2, 13, 3, 3, 1, 1),

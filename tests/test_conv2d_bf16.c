@@ -380,6 +380,8 @@ int main(void) {
         {SHAPE(14, 17, 13, 15, 16, 3, 3, 1, 1), 1, 1}, /* Winograd: odd C, partial tiles and blocks */
         {SHAPE(4, 17, 29, 29, 20, 3, 3, 1, 1), 1, 1},  /* Winograd: widest window, ragged OC */
         {SHAPE(4, 24, 30, 30, 16, 3, 3, 1, 1), 1, 1},  /* Winograd forward and backward data */
+        {SHAPE(7, 16, 16, 32, 20, 3, 3, 1, 1), 1, 1},  /* ... a full segment of 16 tiles */
+        {SHAPE(3, 16, 20, 66, 16, 3, 3, 1, 1), 1, 1},  /* ... three segments, the last of one tile */
         {SHAPE(16, 40, 14, 14, 24, 3, 3, 1, 1), 1, 1}, /* ... and Winograd dW */
         {SHAPE(16, 64, 7, 7, 64, 3, 3, 1, 1), 1, 1},   /* the U-Net's 7x7 level */
         {SHAPE(12, 33, 9, 11, 17, 3, 3, 1, 1), 1, 1},  /* Winograd dW: odd sizes, ragged channels */

@@ -13,8 +13,9 @@
  * direct path; each task transforms its block's input (all channels), runs
  * conv_tile per (xi, MR output channels) with C as the sum index (channels
  * ascending), and transforms back; a fixed order in every step. The transforms
- * are adds and subtracts in the same order at every level; avx512 does a tile
- * row in one 16-lane vector (images up to 30 wide), the other levels any width. */
+ * are adds and subtracts in the same order at every level; avx512 does 16 tiles
+ * of a tile row per vector (a segment: one vector for images up to 32 wide), the
+ * other levels any width. */
 #include <string.h>
 
 #include "nn/conv2d_internal.h"
@@ -32,9 +33,8 @@ int DFN_K(dfn_conv2d_winograd_fits)(const dfn_conv2d_shape *s) {
     if (s->KH != 3 || s->KW != 3 || s->stride != 1 || s->pad != 1 || s->C < 16 || s->OC < 8) return 0;
     const int TW = (s->W + 1) / 2;
 #if VL == 16
-    /* one 32-float window per input row of a tile row; narrow images (7x7) waste
-     * most lanes of the transforms and run faster direct */
-    if (TW > 15 || TW < 7) return 0;
+    /* narrow images (7x7) waste most lanes of the transforms and run faster direct */
+    if (TW < 7) return 0;
 #else
     if (TW < 4) return 0;
 #endif
@@ -99,6 +99,8 @@ static tile_row tile_row_of(int64_t R, int TH, int TW, int64_t j0, int nj) {
 }
 
 #if VL == 16
+#define SEG 16 /* tiles per vector: a segment of a tile row, tiles t0 .. t0+15 */
+
 static inline __mmask16 lane_range(int lo, int hi) { /* lanes lo <= l < hi of 0..15 */
     if (lo < 0) lo = 0;
     if (hi > 16) hi = 16;
@@ -106,47 +108,59 @@ static inline __mmask16 lane_range(int lo, int hi) { /* lanes lo <= l < hi of 0.
     return (__mmask16)((((uint32_t)1 << hi) - 1) & ~(((uint32_t)1 << lo) - 1));
 }
 
-/* The reads of one tile row of a block: its four input rows (channel 0; rows
- * outside the image read as zeros under empty masks), the lanes of its tiles. */
+/* The reads of one segment of a tile row of a block: its four input rows
+ * (channel 0, from the window's first column x0 = 2*t0 - 1; rows outside the
+ * image read as zeros under empty masks), the lanes of its tiles. */
 typedef struct {
     tile_row tr;
-    __mmask16 m, m0r[4], m1r[4];
+    int t0, x0, lane15; /* lane15: the segment's last lane is a tile, reading window columns 32, 33 */
+    __mmask16 m, m0r[4], m1r[4], m2r[4];
     const float *rows[4];
-    int W;
 } tile_row_reads;
 
 static inline tile_row_reads tile_row_reads_of(const float *inp, const dfn_conv2d_shape *s, int64_t R,
-                                               int64_t j0, int nj) {
+                                               int64_t j0, int nj, int t0) {
     const int H = s->H, W = s->W, TH = (H + 1) / 2, TW = (W + 1) / 2;
     const int64_t HW = (int64_t)H * W;
-    const __mmask16 mw0 = lane_range(1, W + 1), mw1 = lane_range(0, W - 15);
     tile_row_reads t;
-    t.W = W;
     t.tr = tile_row_of(R, TH, TW, j0, nj);
-    t.m = lane_range(t.tr.txa, t.tr.txb);
+    t.t0 = t0;
+    t.x0 = 2 * t0 - 1;
+    t.m = lane_range(t.tr.txa - t0, t.tr.txb - t0);
+    t.lane15 = t.m >> 15 & 1;
+    /* lanes l of the loads at x0, x0 + 16, x0 + 32 whose column is inside the row */
+    const __mmask16 mw0 = lane_range(-t.x0, W - t.x0), mw1 = lane_range(-t.x0 - 16, W - t.x0 - 16),
+                    mw2 = lane_range(0, DFN_MIN(2, W - t.x0 - 32));
     for (int r = 0; r < 4; r++) {
         const int ih = 2 * t.tr.ty - 1 + r, in = ih >= 0 && ih < H;
         t.rows[r] = inp + t.tr.n * s->C * HW + (int64_t)(in ? ih : 0) * W;
         t.m0r[r] = in ? mw0 : 0;
         t.m1r[r] = in ? mw1 : 0;
+        t.m2r[r] = in ? mw2 : 0;
     }
     return t;
 }
 
-/* y[xi] = (B^T d B)[xi] of channel c's tiles in a tile row, a tile per lane
- * (lane tx picks window element 2tx+u of the row; idx[u] those indices). */
+/* y[xi] = (B^T d B)[xi] of channel c's tiles in a segment, a tile per lane (lane
+ * l picks window element 2l+u of the row; idx[u] those indices below 32, lane
+ * 15's elements 32 and 33 blended in from a third read). */
 static inline void transform_channel(__m512 y[16], const tile_row_reads *t, int c, int64_t HW,
                                      const __m512i idx[4]) {
     __m512 d[4][4];
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++) {
-        const float *row = t->rows[r] + c * HW;
-        _mm_prefetch((const char *)dfn_fptr(row, 12 * HW - 1), _MM_HINT_T0); /* 12 channels on */
-        _mm_prefetch((const char *)dfn_fptr(row, 12 * HW + 15), _MM_HINT_T0);
-        _mm_prefetch((const char *)dfn_fptr(row, 12 * HW + t->W - 1), _MM_HINT_T0);
-        const __m512 w0 = _mm512_maskz_loadu_ps(t->m0r[r], dfn_fptr(row, -1));
-        const __m512 w1 = _mm512_maskz_loadu_ps(t->m1r[r], dfn_fptr(row, 15));
+        const float *row = dfn_fptr(t->rows[r] + c * HW, t->x0);
+        _mm_prefetch((const char *)dfn_fptr(row, 12 * HW), _MM_HINT_T0); /* 12 channels on */
+        _mm_prefetch((const char *)dfn_fptr(row, 12 * HW + 16), _MM_HINT_T0);
+        _mm_prefetch((const char *)dfn_fptr(row, 12 * HW + 31), _MM_HINT_T0);
+        const __m512 w0 = _mm512_maskz_loadu_ps(t->m0r[r], row);
+        const __m512 w1 = _mm512_maskz_loadu_ps(t->m1r[r], dfn_fptr(row, 16));
         for (int u = 0; u < 4; u++) d[r][u] = _mm512_permutex2var_ps(w0, idx[u], w1);
+        if (t->lane15) {
+            const __m512 w2 = _mm512_maskz_loadu_ps(t->m2r[r], dfn_fptr(row, 32));
+            d[r][2] = _mm512_mask_permutexvar_ps(d[r][2], 0x8000, _mm512_set1_epi32(0), w2);
+            d[r][3] = _mm512_mask_permutexvar_ps(d[r][3], 0x8000, _mm512_set1_epi32(1), w2);
+        }
     }
     __m512 e[4][4]; /* B^T d: rows d0-d2, d1+d2, d2-d1, d1-d3 */
 #pragma GCC unroll 4
@@ -180,9 +194,11 @@ static void input_transform(float *V, const float *inp, const dfn_conv2d_shape *
     __m512i idx[4];
     window_indices(idx);
     const int64_t R0 = j0 / TW, R1 = (j0 + nj - 1) / TW; /* tile rows n*TH + ty of the block */
-    for (int64_t R = R0; R <= R1; R++) {
-        const tile_row_reads t = tile_row_reads_of(inp, s, R, j0, nj);
-        float *v = dfn_fptr(V, t.tr.q0);
+    for (int64_t R = R0; R <= R1; R++)
+    for (int t0 = 0; t0 < TW; t0 += SEG) {
+        const tile_row_reads t = tile_row_reads_of(inp, s, R, j0, nj, t0);
+        if (!t.m) continue;
+        float *v = dfn_fptr(V, t.tr.q0 + t0);
         for (int c = 0; c < C; c++, v += WBS) {
             __m512 y[16];
             transform_channel(y, &t, c, HW, idx);
@@ -204,10 +220,12 @@ __attribute__((target("avx512bf16"))) static void input_transform_bf16(uint32_t 
     __m512i idx[4];
     window_indices(idx);
     const int64_t R0 = j0 / TW, R1 = (j0 + nj - 1) / TW;
-    for (int64_t R = R0; R <= R1; R++) {
-        const tile_row_reads t = tile_row_reads_of(inp, s, R, j0, nj);
+    for (int64_t R = R0; R <= R1; R++)
+    for (int t0 = 0; t0 < TW; t0 += SEG) {
+        const tile_row_reads t = tile_row_reads_of(inp, s, R, j0, nj, t0);
+        if (!t.m) continue;
         const __mmask32 high = _pdep_u32(t.m, 0xAAAAAAAAu); /* the high words of the tiles' dwords */
-        uint32_t *v = (uint32_t *)dfn_fptr((const float *)Vp, t.tr.q0);
+        uint32_t *v = (uint32_t *)dfn_fptr((const float *)Vp, t.tr.q0 + t0);
         for (int c = 0; c < C; c++) {
             __m512 y[16];
             transform_channel(y, &t, c, HW, idx);
@@ -235,10 +253,12 @@ static void output_transform(float *out, int accumulate, const float *M, ptrdiff
     for (int oc = oc0; oc < oc1; oc++) {
         const __m512 b = _mm512_set1_ps(bias ? bias[oc] : 0.0f);
         const float *mo = M + (ptrdiff_t)(oc - oc0) * WB;
-        for (int64_t R = R0; R <= R1; R++) {
+        for (int64_t R = R0; R <= R1; R++)
+        for (int t0 = 0; t0 < TW; t0 += SEG) { /* segments of SEG tiles: output columns 2*t0 .. 2*t0+31 */
             const tile_row tr = tile_row_of(R, TH, TW, j0, nj);
-            const __mmask16 m = lane_range(tr.txa, tr.txb);
-            const float *mp = dfn_fptr(mo, tr.q0);
+            const __mmask16 m = lane_range(tr.txa - t0, tr.txb - t0);
+            if (!m) continue;
+            const float *mp = dfn_fptr(mo, tr.q0 + t0);
             __m512 x[16];
 #pragma GCC unroll 16
             for (int k = 0; k < 16; k++) x[k] = _mm512_maskz_loadu_ps(m, mp + k * xs);
@@ -248,7 +268,7 @@ static void output_transform(float *out, int accumulate, const float *M, ptrdiff
                 f[0][u] = _mm512_add_ps(_mm512_add_ps(x[u], x[4 + u]), x[8 + u]);
                 f[1][u] = _mm512_sub_ps(_mm512_sub_ps(x[4 + u], x[8 + u]), x[12 + u]);
             }
-            const int ca = 2 * tr.txa, cb = DFN_MIN(2 * tr.txb, W);
+            const int ca = 2 * (tr.txa - t0), cb = DFN_MIN(2 * (tr.txb - t0), W - 2 * t0);
             const __mmask16 mlo = lane_range(ca, cb), mhi = lane_range(ca - 16, cb - 16);
 #pragma GCC unroll 2
             for (int a = 0; a < 2; a++) {
@@ -257,7 +277,7 @@ static void output_transform(float *out, int accumulate, const float *M, ptrdiff
                 const __m512 y0 = _mm512_add_ps(_mm512_add_ps(f[a][0], f[a][1]), f[a][2]);
                 const __m512 y1 = _mm512_sub_ps(_mm512_sub_ps(f[a][1], f[a][2]), f[a][3]);
                 const __m512 lo = _mm512_permutex2var_ps(y0, jlo, y1), hi = _mm512_permutex2var_ps(y0, jhi, y1);
-                float *o = out + ((tr.n * OC + oc) * H + oh) * W;
+                float *o = out + ((tr.n * OC + oc) * H + oh) * W + 2 * t0;
                 if (accumulate) {
                     _mm512_mask_storeu_ps(o, mlo, _mm512_add_ps(_mm512_maskz_loadu_ps(mlo, o), lo));
                     _mm512_mask_storeu_ps(o + 16, mhi, _mm512_add_ps(_mm512_maskz_loadu_ps(mhi, o + 16), hi));
