@@ -93,8 +93,9 @@ int dfn_isa_from_name(const char *name);
  * denormals flushed), multiplied exactly and summed in float32 in a fixed order
  * (AVX512_BF16's vdpbf16ps, twice float32's rate); the Winograd transforms,
  * biases, small and 1x1 convolutions (oneDNN's float32 products, faster there)
- * and everything outside the convolutions stay float32, and so do the evaluation classifier's features (FID, KID), so that
- * models of either precision are measured alike. Deterministic for any thread
+ * and everything outside the convolutions stay float32, and so do the
+ * evaluation classifier's features (FID, KID), so that models of either
+ * precision are measured alike. Deterministic for any thread
  * count, like float32. Needs the avx512 level in use. */
 typedef enum {
     DFN_PRECISION_FP32,

@@ -179,26 +179,15 @@ void dfn_graph_take(dfn_graph *u, dfn_model *m, int B) {
     }
 }
 
-/* The residual adds and the zeroing of gradient buffers, both threads on them
- * (elementwise: the same bits for any thread count). */
-#define ELEM_CHUNK ((size_t)1 << 16)
-
-static void add_into(float *restrict d, const float *restrict x, size_t n) {
-    const int64_t nt = (int64_t)((n + ELEM_CHUNK - 1) / ELEM_CHUNK);
-#pragma omp parallel for schedule(static) if (nt > 1)
-    for (int64_t t = 0; t < nt; t++) {
-        const size_t lo = (size_t)t * ELEM_CHUNK, hi = DFN_MIN(n, lo + ELEM_CHUNK);
-#pragma omp simd
-        for (size_t j = lo; j < hi; j++) d[j] += x[j];
-    }
-}
+/* Zeroing a gradient buffer, both threads on it. */
+#define ZERO_CHUNK ((size_t)1 << 16)
 
 static void zero(float *p, size_t n) {
-    const int64_t nt = (int64_t)((n + ELEM_CHUNK - 1) / ELEM_CHUNK);
+    const int64_t nt = (int64_t)((n + ZERO_CHUNK - 1) / ZERO_CHUNK);
 #pragma omp parallel for schedule(static) if (nt > 1)
     for (int64_t t = 0; t < nt; t++) {
-        const size_t lo = (size_t)t * ELEM_CHUNK;
-        memset(p + lo, 0, (DFN_MIN(n, lo + ELEM_CHUNK) - lo) * sizeof(float));
+        const size_t lo = (size_t)t * ZERO_CHUNK;
+        memset(p + lo, 0, (DFN_MIN(n, lo + ZERO_CHUNK) - lo) * sizeof(float));
     }
 }
 
@@ -258,7 +247,7 @@ void dfn_graph_forward(dfn_graph *u, const dfn_model *m, float *out, const float
                 DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward(u->tmp[0], in, P + o->skip.w, P + o->skip.b, &ss));
                 skip = u->tmp[0];
             }
-            DFN_PROF(DFN_PROF_ELEMENTWISE, add_into(dst, skip, n_out));
+            DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_add(dst, skip, n_out));
             break;
         }
         case OP_ATTN: {
@@ -271,7 +260,7 @@ void dfn_graph_forward(dfn_graph *u, const dfn_model *m, float *out, const float
             DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward(o->va, o->a1, P + o->v.w, P + o->v.b, &s));
             DFN_PROF(DFN_PROF_ATTN_FWD, dfn_attention_forward(o->o, o->att, o->qa, o->ka, o->va, B, C, hw, u->heads));
             DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward(dst, o->o, P + o->proj.w, P + o->proj.b, &s));
-            DFN_PROF(DFN_PROF_ELEMENTWISE, add_into(dst, in, n_out));
+            DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_add(dst, in, n_out));
             break;
         }
         case OP_UP: {
@@ -331,7 +320,7 @@ void dfn_graph_backward(dfn_graph *u, dfn_model *m, const float *dout, float *dx
                 dfn_conv2d_shape ss = conv_shape(B, o->cin, o->res, o->cout, 1, 1);
                 DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward(din, Gr + o->skip.w, Gr + o->skip.b, g, in, P + o->skip.w, &ss));
             } else {
-                DFN_PROF(DFN_PROF_ELEMENTWISE, add_into(din, g, n_out));
+                DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_add(din, g, n_out));
             }
             /* h = conv2(dropout(silu(norm2(h1)))) */
             dfn_conv2d_shape s2 = conv_shape(B, o->cout, o->res, o->cout, 3, 1);
@@ -363,7 +352,7 @@ void dfn_graph_backward(dfn_graph *u, dfn_model *m, const float *dout, float *dx
         case OP_ATTN: {
             int C = o->cin;
             size_t n = (size_t)B * C * hw;
-            DFN_PROF(DFN_PROF_ELEMENTWISE, add_into(din, g, n));
+            DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_add(din, g, n));
             dfn_conv2d_shape s = conv_shape(B, C, o->res, C, 1, 1);
             DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward_set(T0, Gr + o->proj.w, Gr + o->proj.b, g, o->o, P + o->proj.w, &s));
             zero(T1, n);

@@ -67,6 +67,8 @@ void dfn_concat_backward(float *da, float *db, const float *dout, int N, int Ca,
     KERNELS->concat_backward(da, db, dout, N, Ca, Cb, HW);
 }
 
+void dfn_add(float *d, const float *x, size_t n) { KERNELS->add(d, x, n); }
+
 void dfn_add_channel_forward(float *x, const float *v, int N, int C, int HW) {
     KERNELS->add_channel_forward(x, v, N, C, HW);
 }

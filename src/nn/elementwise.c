@@ -420,20 +420,27 @@ void DFN_K(dfn_dropout_forward)(float *out, const float *inp, size_t n, float p,
 
 /* Backward of out_i = x_i m_i / (1 - p): dinp_i (n) += dout_i (n) m_i / (1 - p),
  * the mask recomputed from (seed, block). */
+/* d (n) += x (n), in chunks over the threads (elementwise: the same bits for any
+ * thread count). */
+void DFN_K(dfn_add)(float *d, const float *x, size_t n) {
+    DFN_ASSERT(d && x);
+    size_t tasks = (n + ELEM_CHUNK - 1) / ELEM_CHUNK;
+#pragma omp parallel for schedule(dynamic, 1) if (n >= ELEM_SERIAL && !omp_in_parallel())
+    for (size_t t = 0; t < tasks; t++) {
+        size_t lo = t * (size_t)ELEM_CHUNK, end = DFN_MIN(n, lo + ELEM_CHUNK);
+        float *restrict dd = d;
+        const float *restrict xx = x;
+#pragma omp simd
+        for (size_t i = lo; i < end; i++) dd[i] += xx[i];
+    }
+}
+
 void DFN_K(dfn_dropout_backward)(float *dinp, const float *dout, size_t n, float p, uint64_t seed,
                                  uint64_t block) {
     if (!dinp) return;
     DFN_ASSERT(dout);
     if (p == 0.0f) {
-        size_t tasks = (n + ELEM_CHUNK - 1) / ELEM_CHUNK;
-#pragma omp parallel for schedule(dynamic, 1) if (n >= ELEM_SERIAL && !omp_in_parallel())
-        for (size_t t = 0; t < tasks; t++) {
-            size_t lo = t * (size_t)ELEM_CHUNK, end = DFN_MIN(n, lo + ELEM_CHUNK);
-            float *restrict d = dinp;
-            const float *restrict g = dout;
-#pragma omp simd
-            for (size_t i = lo; i < end; i++) d[i] += g[i];
-        }
+        DFN_K(dfn_add)(dinp, dout, n);
         return;
     }
     dropout_apply(dinp, dout, n, p, seed, block, 1);

@@ -28,6 +28,7 @@ const dfn_nn_kernels DFN_K(dfn_nn_kernels) = {
     .silu_backward = DFN_K(dfn_silu_backward),
     .dropout_forward = DFN_K(dfn_dropout_forward),
     .dropout_backward = DFN_K(dfn_dropout_backward),
+    .add = DFN_K(dfn_add),
     .upsample2x_forward = DFN_K(dfn_upsample2x_forward),
     .upsample2x_backward = DFN_K(dfn_upsample2x_backward),
     .concat_forward = DFN_K(dfn_concat_forward),

@@ -51,6 +51,7 @@ typedef struct {
     __typeof__(dfn_silu_backward) *silu_backward;
     __typeof__(dfn_dropout_forward) *dropout_forward;
     __typeof__(dfn_dropout_backward) *dropout_backward;
+    __typeof__(dfn_add) *add;
     __typeof__(dfn_upsample2x_forward) *upsample2x_forward;
     __typeof__(dfn_upsample2x_backward) *upsample2x_backward;
     __typeof__(dfn_concat_forward) *concat_forward;
@@ -104,6 +105,7 @@ __typeof__(dfn_silu_forward) DFN_K(dfn_silu_forward);
 __typeof__(dfn_silu_backward) DFN_K(dfn_silu_backward);
 __typeof__(dfn_dropout_forward) DFN_K(dfn_dropout_forward);
 __typeof__(dfn_dropout_backward) DFN_K(dfn_dropout_backward);
+__typeof__(dfn_add) DFN_K(dfn_add);
 __typeof__(dfn_upsample2x_forward) DFN_K(dfn_upsample2x_forward);
 __typeof__(dfn_upsample2x_backward) DFN_K(dfn_upsample2x_backward);
 __typeof__(dfn_concat_forward) DFN_K(dfn_concat_forward);

@@ -82,6 +82,9 @@ void dfn_dropout_forward(float *out, const float *inp, size_t n, float p, uint64
 void dfn_dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t seed,
                           uint64_t block);
 
+/* d (n) += x (n): residual connections and gradient sums. */
+void dfn_add(float *d, const float *x, size_t n);
+
 /* Nearest-neighbour 2x upsampling: out (N,C,2H,2W) from inp (N,C,H,W). */
 void dfn_upsample2x_forward(float *out, const float *inp, int N, int C, int H, int W);
 void dfn_upsample2x_backward(float *dinp, const float *dout, int N, int C, int H, int W);
