@@ -160,6 +160,14 @@ int main(int argc, char **argv) {
             times[n++] = now() - t0;
         }
         double med = median(times, n);
+        if (profile) { /* a second pass over the same forwards, timed per layer */
+            dfn_profile_reset();
+            dfn_profile_enable(1);
+            for (int r = 0; r < n; r++) dfn_model_forward(m, out, x, t, NULL, B, 0, NULL);
+            dfn_profile_enable(0);
+            printf("c profile %s: one forward (batch %d), mean of %d forwards\n", label, B, n);
+            dfn_profile_report(stdout, n);
+        }
         printf("c infer %s batch=%d img_per_s=%.2f ms=%.3f gflops=%.1f\n", label, B, B / med,
                med * 1e3, gflop * B / med);
         fflush(stdout);

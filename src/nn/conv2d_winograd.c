@@ -9,8 +9,8 @@
  * than the direct conv, with
  *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
  *   A^T = [1 1 1 0; 0 1 -1 -1].
- * Tasks: (block of 48 tiles, chunk of MR-channel output tiles), shape-only as the
- * direct path; each task transforms its block's input (all channels), runs
+ * Tasks: (block of 48 tiles, chunk of MR-channel output tiles), shape-only and
+ * in runs of neighbouring blocks per thread as the direct path; each task transforms its block's input (all channels), runs
  * conv_tile per (xi, MR output channels) with C as the sum index (channels
  * ascending), and transforms back; a fixed order in every step. The transforms
  * are adds and subtracts in the same order at every level; avx512 does 16 tiles
@@ -420,7 +420,7 @@ static void conv_winograd(float *out, int accumulate, const float *inp, const fl
     int tiles_per_chunk;
     const int nchunks = dfn_tile_chunks(nblk, ntiles, &tiles_per_chunk);
     const int64_t ntasks = nblk * nchunks;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(static)
     for (int64_t task = 0; task < ntasks; task++) {
         const int64_t blk = task / nchunks;
         const int chunk = (int)(task % nchunks);
