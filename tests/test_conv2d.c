@@ -279,6 +279,10 @@ int main(void) {
         SHAPE(8, 16, 13, 34, 9, 3, 3, 1, 1),
         SHAPE(3, 24, 33, 47, 20, 3, 3, 1, 1),
         SHAPE(2, 16, 64, 64, 16, 3, 3, 1, 1),
+        /* ... and its pairs of tile rows (W <= 14, 7 tiles or fewer a row): odd H and W,
+         * so pairs run across images (TH = 7); H = 12, W = 14 */
+        SHAPE(17, 16, 13, 13, 16, 3, 3, 1, 1),
+        SHAPE(19, 20, 12, 14, 12, 3, 3, 1, 1),
         /* Winograd at the portable levels only: narrow (7, 9) images */
         SHAPE(48, 16, 7, 7, 12, 3, 3, 1, 1),
         SHAPE(40, 20, 9, 9, 10, 3, 3, 1, 1),

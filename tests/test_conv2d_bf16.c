@@ -382,7 +382,8 @@ int main(void) {
         {SHAPE(4, 24, 30, 30, 16, 3, 3, 1, 1), 1, 1},  /* Winograd forward and backward data */
         {SHAPE(7, 16, 16, 32, 20, 3, 3, 1, 1), 1, 1},  /* ... a full segment of 16 tiles */
         {SHAPE(3, 16, 20, 66, 16, 3, 3, 1, 1), 1, 1},  /* ... three segments, the last of one tile */
-        {SHAPE(16, 40, 14, 14, 24, 3, 3, 1, 1), 1, 1}, /* ... and Winograd dW */
+        {SHAPE(16, 40, 14, 14, 24, 3, 3, 1, 1), 1, 1}, /* ... pairs of tile rows, and Winograd dW */
+        {SHAPE(17, 16, 13, 13, 16, 3, 3, 1, 1), 1, 1}, /* ... pairs across images (odd H, W) */
         {SHAPE(16, 64, 7, 7, 64, 3, 3, 1, 1), 1, 1},   /* the U-Net's 7x7 level */
         {SHAPE(12, 33, 9, 11, 17, 3, 3, 1, 1), 1, 1},  /* Winograd dW: odd sizes, ragged channels */
         {SHAPE(32, 40, 9, 9, 16, 3, 3, 2, 1), 1, 0},   /* strided: dW and data float32 */

@@ -14,8 +14,9 @@
  * conv_tile per (xi, MR output channels) with C as the sum index (channels
  * ascending), and transforms back; a fixed order in every step. The transforms
  * are adds and subtracts in the same order at every level; avx512 does 16 tiles
- * of a tile row per vector (a segment: one vector for images up to 32 wide), the
- * other levels any width. */
+ * of a tile row per vector (a segment: one vector for images up to 32 wide), or
+ * two tile rows of at most 7 tiles side by side (images up to 14 wide, whose single
+ * rows would leave 9 of the 16 lanes idle), the other levels any width. */
 #include <string.h>
 
 #include "nn/conv2d_internal.h"
@@ -108,56 +109,119 @@ static inline __mmask16 lane_range(int lo, int hi) { /* lanes lo <= l < hi of 0.
     return (__mmask16)((((uint32_t)1 << hi) - 1) & ~(((uint32_t)1 << lo) - 1));
 }
 
-/* The reads of one segment of a tile row of a block: its four input rows
- * (channel 0, from the window's first column x0 = 2*t0 - 1; rows outside the
- * image read as zeros under empty masks), the lanes of its tiles. */
+/* The tiles of one vector and their reads. A vector holds either a segment, tiles
+ * t0 .. t0+15 of tile row R, or, where a tile row has at most 7 tiles (images at
+ * most 14 wide, whose 7 tiles would leave 9 lanes idle), a pair: tile rows R and
+ * R+1 side by side, row R's tiles in lanes 0 .. TW-1 and row R+1's in TW .. 2TW-1.
+ * Either way lane l is the tile in block column q + l (a pair's rows are
+ * neighbours in the block's tile order). For each of the four input rows r of
+ * the windows, two reads of 16 columns, p0[r] and p1[r] under masks m0r[r] and
+ * m1r[r] (channel 0; rows outside the image read zeros under empty masks): a
+ * segment's window columns x0 .. x0+15 and x0+16 .. x0+31, x0 = 2 t0 - 1 (and
+ * lane15: its last lane is a tile, which reads columns 32 and 33 from p2[r]); a
+ * pair's window of each row, columns -1 .. 14. m: the lanes that are tiles of the
+ * block; idx: where lane l finds window element u (transform_channel). */
 typedef struct {
-    tile_row tr;
-    int t0, x0, lane15; /* lane15: the segment's last lane is a tile, reading window columns 32, 33 */
+    int64_t q;
+    int lane15;
     __mmask16 m, m0r[4], m1r[4], m2r[4];
-    const float *rows[4];
-} tile_row_reads;
+    const float *p0[4], *p1[4], *p2[4];
+    const __m512i *idx;
+} tile_reads;
 
-static inline tile_row_reads tile_row_reads_of(const float *inp, const dfn_conv2d_shape *s, int64_t R,
-                                               int64_t j0, int nj, int t0) {
-    const int H = s->H, W = s->W, TH = (H + 1) / 2, TW = (W + 1) / 2;
-    const int64_t HW = (int64_t)H * W;
-    tile_row_reads t;
-    t.tr = tile_row_of(R, TH, TW, j0, nj);
-    t.t0 = t0;
-    t.x0 = 2 * t0 - 1;
-    t.m = lane_range(t.tr.txa - t0, t.tr.txb - t0);
-    t.lane15 = t.m >> 15 & 1;
-    /* lanes l of the loads at x0, x0 + 16, x0 + 32 whose column is inside the row */
-    const __mmask16 mw0 = lane_range(-t.x0, W - t.x0), mw1 = lane_range(-t.x0 - 16, W - t.x0 - 16),
-                    mw2 = lane_range(0, DFN_MIN(2, W - t.x0 - 32));
+/* The window indices of the two kinds of vector: seg[u] lane l -> element 2l + u
+ * of the 32 columns of p0, p1 (below 32; lane 15's 32 and 33 come from p2); pair[u]
+ * lane l < TW -> element 2l + u of row R's window (p0), lane TW + l -> element
+ * 2l + u of row R+1's (p1). */
+typedef struct {
+    __m512i seg[4], pair[4];
+} window_indices;
+
+static inline window_indices window_indices_of(int TW) {
+    window_indices w;
+    int32_t seg[4][16], pair[4][16];
+    for (int u = 0; u < 4; u++)
+        for (int l = 0; l < 16; l++) {
+            seg[u][l] = DFN_MIN(31, 2 * l + u);
+            pair[u][l] = l < TW ? 2 * l + u : l < 2 * TW ? 16 + 2 * (l - TW) + u : 0;
+        }
+    for (int u = 0; u < 4; u++) {
+        w.seg[u] = _mm512_loadu_si512(seg[u]);
+        w.pair[u] = _mm512_loadu_si512(pair[u]);
+    }
+    return w;
+}
+
+/* Pairs where a tile row has at most 7 tiles (a window of at most 16 columns). */
+static inline int pairs_rows(const dfn_conv2d_shape *s) { return (s->W + 1) / 2 <= 7; }
+
+/* The four input rows of tile row tr's windows from column x0 on (channel 0)
+ * into p[r], with mask mw where the row is inside the image, else an empty mask. */
+static inline void window_rows(const float *p[4], __mmask16 mr[4], const float *inp,
+                               const dfn_conv2d_shape *s, const tile_row *tr, int x0, __mmask16 mw) {
+    const int64_t HW = (int64_t)s->H * s->W;
     for (int r = 0; r < 4; r++) {
-        const int ih = 2 * t.tr.ty - 1 + r, in = ih >= 0 && ih < H;
-        t.rows[r] = inp + t.tr.n * s->C * HW + (int64_t)(in ? ih : 0) * W;
-        t.m0r[r] = in ? mw0 : 0;
-        t.m1r[r] = in ? mw1 : 0;
-        t.m2r[r] = in ? mw2 : 0;
+        const int ih = 2 * tr->ty - 1 + r, in = ih >= 0 && ih < s->H;
+        p[r] = dfn_fptr(inp, tr->n * s->C * HW + (int64_t)(in ? ih : 0) * s->W + x0);
+        mr[r] = in ? mw : 0;
+    }
+}
+
+static inline tile_reads segment_reads(const float *inp, const dfn_conv2d_shape *s, const window_indices *w,
+                                       int64_t R, int64_t j0, int nj, int t0) {
+    const int W = s->W, TH = (s->H + 1) / 2, TW = (W + 1) / 2;
+    tile_reads t;
+    const tile_row tr = tile_row_of(R, TH, TW, j0, nj);
+    const int x0 = 2 * t0 - 1;
+    t.q = tr.q0 + t0;
+    t.m = lane_range(tr.txa - t0, tr.txb - t0);
+    t.lane15 = t.m >> 15 & 1;
+    t.idx = w->seg;
+    /* lanes l of the reads at x0, x0 + 16, x0 + 32 whose column is inside the row */
+    window_rows(t.p0, t.m0r, inp, s, &tr, x0, lane_range(-x0, W - x0));
+    window_rows(t.p1, t.m1r, inp, s, &tr, x0 + 16, lane_range(-x0 - 16, W - x0 - 16));
+    window_rows(t.p2, t.m2r, inp, s, &tr, x0 + 32, lane_range(0, DFN_MIN(2, W - x0 - 32)));
+    return t;
+}
+
+static inline tile_reads pair_reads(const float *inp, const dfn_conv2d_shape *s, const window_indices *w,
+                                    int64_t R, int64_t j0, int nj) {
+    const int W = s->W, TH = (s->H + 1) / 2, TW = (W + 1) / 2;
+    tile_reads t;
+    t.lane15 = 0;
+    t.idx = w->pair;
+    t.m = 0;
+    for (int h = 0; h < 2; h++) {
+        const tile_row tr = tile_row_of(R + h, TH, TW, j0, nj);
+        const __mmask16 mh = lane_range(h * TW + tr.txa, h * TW + tr.txb);
+        if (h == 0) t.q = tr.q0;
+        t.m |= mh;
+        const float **p = h ? t.p1 : t.p0;
+        __mmask16 *mr = h ? t.m1r : t.m0r;
+        if (mh) window_rows(p, mr, inp, s, &tr, -1, lane_range(1, W + 1));
+        else /* row R+1 past the block (or the batch): nothing read */
+            for (int r = 0; r < 4; r++) p[r] = inp, mr[r] = 0;
     }
     return t;
 }
 
-/* y[xi] = (B^T d B)[xi] of channel c's tiles in a segment, a tile per lane (lane
- * l picks window element 2l+u of the row; idx[u] those indices below 32, lane
- * 15's elements 32 and 33 blended in from a third read). */
-static inline void transform_channel(__m512 y[16], const tile_row_reads *t, int c, int64_t HW,
-                                     const __m512i idx[4]) {
+/* y[xi] = (B^T d B)[xi] of channel c's tiles in a vector, a tile per lane (lane
+ * l's window row r is element idx[u][l] of the reads p0[r], p1[r]; lane 15 of a
+ * segment blends its elements 32 and 33 in from p2[r]). */
+static inline void transform_channel(__m512 y[16], const tile_reads *t, int c, int64_t HW) {
     __m512 d[4][4];
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++) {
-        const float *row = dfn_fptr(t->rows[r] + c * HW, t->x0);
-        _mm_prefetch((const char *)dfn_fptr(row, 12 * HW), _MM_HINT_T0); /* 12 channels on */
-        _mm_prefetch((const char *)dfn_fptr(row, 12 * HW + 16), _MM_HINT_T0);
-        _mm_prefetch((const char *)dfn_fptr(row, 12 * HW + 31), _MM_HINT_T0);
-        const __m512 w0 = _mm512_maskz_loadu_ps(t->m0r[r], row);
-        const __m512 w1 = _mm512_maskz_loadu_ps(t->m1r[r], dfn_fptr(row, 16));
-        for (int u = 0; u < 4; u++) d[r][u] = _mm512_permutex2var_ps(w0, idx[u], w1);
+        const float *a = dfn_fptr(t->p0[r], c * HW), *b = dfn_fptr(t->p1[r], c * HW);
+        _mm_prefetch((const char *)dfn_fptr(a, 12 * HW), _MM_HINT_T0); /* 12 channels on */
+        _mm_prefetch((const char *)dfn_fptr(a, 12 * HW + 15), _MM_HINT_T0);
+        _mm_prefetch((const char *)dfn_fptr(b, 12 * HW), _MM_HINT_T0);
+        _mm_prefetch((const char *)dfn_fptr(b, 12 * HW + 15), _MM_HINT_T0);
+        const __m512 w0 = _mm512_maskz_loadu_ps(t->m0r[r], a);
+        const __m512 w1 = _mm512_maskz_loadu_ps(t->m1r[r], b);
+        for (int u = 0; u < 4; u++) d[r][u] = _mm512_permutex2var_ps(w0, t->idx[u], w1);
         if (t->lane15) {
-            const __m512 w2 = _mm512_maskz_loadu_ps(t->m2r[r], dfn_fptr(row, 32));
+            const __m512 w2 = _mm512_maskz_loadu_ps(t->m2r[r], dfn_fptr(t->p2[r], c * HW));
             d[r][2] = _mm512_mask_permutexvar_ps(d[r][2], 0x8000, _mm512_set1_epi32(0), w2);
             d[r][3] = _mm512_mask_permutexvar_ps(d[r][3], 0x8000, _mm512_set1_epi32(1), w2);
         }
@@ -179,29 +243,22 @@ static inline void transform_channel(__m512 y[16], const tile_row_reads *t, int 
     }
 }
 
-static inline void window_indices(__m512i idx[4]) {
-    int32_t idxv[4][16];
-    for (int u = 0; u < 4; u++)
-        for (int l = 0; l < 16; l++) idxv[u][l] = DFN_MIN(31, 2 * l + u);
-    for (int u = 0; u < 4; u++) idx[u] = _mm512_loadu_si512(idxv[u]);
-}
-
 /* V[xi][c][q] (C, WBS rows per xi) = (B^T d B)[xi] of the tile in column q of the
- * block, a tile row per vector. */
+ * block, a vector of tiles at a time. */
 static void input_transform(float *V, const float *inp, const dfn_conv2d_shape *s, int64_t j0, int nj) {
-    const int C = s->C, TW = (s->W + 1) / 2;
+    const int C = s->C;
     const int64_t HW = (int64_t)s->H * s->W;
-    __m512i idx[4];
-    window_indices(idx);
+    const int TW = (s->W + 1) / 2, pairs = pairs_rows(s);
+    const window_indices wi = window_indices_of(TW);
     const int64_t R0 = j0 / TW, R1 = (j0 + nj - 1) / TW; /* tile rows n*TH + ty of the block */
-    for (int64_t R = R0; R <= R1; R++)
-    for (int t0 = 0; t0 < TW; t0 += SEG) {
-        const tile_row_reads t = tile_row_reads_of(inp, s, R, j0, nj, t0);
+    for (int64_t R = R0; R <= R1; R += pairs ? 2 : 1)
+    for (int t0 = 0; t0 < (pairs ? 1 : TW); t0 += SEG) {
+        const tile_reads t = pairs ? pair_reads(inp, s, &wi, R, j0, nj) : segment_reads(inp, s, &wi, R, j0, nj, t0);
         if (!t.m) continue;
-        float *v = dfn_fptr(V, t.tr.q0 + t0);
+        float *v = dfn_fptr(V, t.q);
         for (int c = 0; c < C; c++, v += WBS) {
             __m512 y[16];
-            transform_channel(y, &t, c, HW, idx);
+            transform_channel(y, &t, c, HW);
 #pragma GCC unroll 16
             for (int xi = 0; xi < 16; xi++) _mm512_mask_storeu_ps(v + (ptrdiff_t)xi * C * WBS, t.m, y[xi]);
         }
@@ -214,21 +271,21 @@ static void input_transform(float *V, const float *inp, const dfn_conv2d_shape *
 __attribute__((target("avx512bf16"))) static void input_transform_bf16(uint32_t *Vp, const float *inp,
                                                                        const dfn_conv2d_shape *s, int64_t j0,
                                                                        int nj) {
-    const int C = s->C, Cp = (C + 1) / 2, TW = (s->W + 1) / 2;
+    const int C = s->C, Cp = (C + 1) / 2;
     const int64_t HW = (int64_t)s->H * s->W;
     const ptrdiff_t xs = (ptrdiff_t)Cp * WB;
-    __m512i idx[4];
-    window_indices(idx);
+    const int TW = (s->W + 1) / 2, pairs = pairs_rows(s);
+    const window_indices wi = window_indices_of(TW);
     const int64_t R0 = j0 / TW, R1 = (j0 + nj - 1) / TW;
-    for (int64_t R = R0; R <= R1; R++)
-    for (int t0 = 0; t0 < TW; t0 += SEG) {
-        const tile_row_reads t = tile_row_reads_of(inp, s, R, j0, nj, t0);
+    for (int64_t R = R0; R <= R1; R += pairs ? 2 : 1)
+    for (int t0 = 0; t0 < (pairs ? 1 : TW); t0 += SEG) {
+        const tile_reads t = pairs ? pair_reads(inp, s, &wi, R, j0, nj) : segment_reads(inp, s, &wi, R, j0, nj, t0);
         if (!t.m) continue;
         const __mmask32 high = _pdep_u32(t.m, 0xAAAAAAAAu); /* the high words of the tiles' dwords */
-        uint32_t *v = (uint32_t *)dfn_fptr((const float *)Vp, t.tr.q0 + t0);
+        uint32_t *v = (uint32_t *)dfn_fptr((const float *)Vp, t.q);
         for (int c = 0; c < C; c++) {
             __m512 y[16];
-            transform_channel(y, &t, c, HW, idx);
+            transform_channel(y, &t, c, HW);
             uint32_t *vc = v + (ptrdiff_t)(c / 2) * WB;
 #pragma GCC unroll 16
             for (int xi = 0; xi < 16; xi++) { /* even channel: the whole dword (high 0); odd: its high word */
@@ -240,25 +297,42 @@ __attribute__((target("avx512bf16"))) static void input_transform_bf16(uint32_t 
     }
 }
 
+/* o[lanes of m] = (accumulate ? o : b) + v; nothing where m is empty. */
+static inline void store_outputs(float *o, __mmask16 m, __m512 v, __m512 b, int accumulate) {
+    if (m) _mm512_mask_storeu_ps(o, m, _mm512_add_ps(accumulate ? _mm512_maskz_loadu_ps(m, o) : b, v));
+}
+
 /* out (N,OC,H,W) (+)= A^T M A of every tile of the block, output channels
- * oc0 .. oc1-1; M[xi][oc - oc0][q] at stride xs per xi. */
+ * oc0 .. oc1-1; M[xi][oc - oc0][q] at stride xs per xi; the vectors of tiles of
+ * the input transform (segments, or pairs of tile rows). */
 static void output_transform(float *out, int accumulate, const float *M, ptrdiff_t xs,
                              const float *bias, const dfn_conv2d_shape *s, int oc0, int oc1,
                              int64_t j0, int nj) {
-    const int OC = s->OC, H = s->H, W = s->W, TH = (H + 1) / 2, TW = (W + 1) / 2;
-    int32_t ilo[16], ihi[16]; /* interleave y0, y1 lanes: col 2tx -> y0[tx], 2tx+1 -> y1[tx] */
-    for (int k = 0; k < 16; k++) ilo[k] = k / 2 + (k & 1) * 16, ihi[k] = (k + 16) / 2 + (k & 1) * 16;
-    const __m512i jlo = _mm512_loadu_si512(ilo), jhi = _mm512_loadu_si512(ihi);
+    const int OC = s->OC, H = s->H, W = s->W, TH = (H + 1) / 2, TW = (W + 1) / 2, pairs = pairs_rows(s);
+    /* interleave y0, y1 from lane L on, column 2k -> y0[L + k], 2k+1 -> y1[L + k]:
+     * L = 0 and 8 (a segment's 32 columns), TW (a pair's second row) */
+    const int first[3] = {0, 8, pairs ? TW : 0};
+    int32_t iv[3][16];
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 16; k++) iv[i][k] = DFN_MIN(15, first[i] + k / 2) + (k & 1) * 16;
+    const __m512i jlo = _mm512_loadu_si512(iv[0]), jhi = _mm512_loadu_si512(iv[1]),
+                  jrow2 = _mm512_loadu_si512(iv[2]);
+    const int nrows = pairs ? 2 : 1;
     const int64_t R0 = j0 / TW, R1 = (j0 + nj - 1) / TW;
     for (int oc = oc0; oc < oc1; oc++) {
         const __m512 b = _mm512_set1_ps(bias ? bias[oc] : 0.0f);
         const float *mo = M + (ptrdiff_t)(oc - oc0) * WB;
-        for (int64_t R = R0; R <= R1; R++)
-        for (int t0 = 0; t0 < TW; t0 += SEG) { /* segments of SEG tiles: output columns 2*t0 .. 2*t0+31 */
-            const tile_row tr = tile_row_of(R, TH, TW, j0, nj);
-            const __mmask16 m = lane_range(tr.txa - t0, tr.txb - t0);
+        for (int64_t R = R0; R <= R1; R += nrows)
+        for (int t0 = 0; t0 < (pairs ? 1 : TW); t0 += SEG) {
+            tile_row tr[2];
+            __mmask16 m = 0;
+            for (int h = 0; h < nrows; h++) {
+                tr[h] = tile_row_of(R + h, TH, TW, j0, nj);
+                m |= pairs ? lane_range(h * TW + tr[h].txa, h * TW + tr[h].txb)
+                           : lane_range(tr[h].txa - t0, tr[h].txb - t0);
+            }
             if (!m) continue;
-            const float *mp = dfn_fptr(mo, tr.q0 + t0);
+            const float *mp = dfn_fptr(mo, tr[0].q0 + t0);
             __m512 x[16];
 #pragma GCC unroll 16
             for (int k = 0; k < 16; k++) x[k] = _mm512_maskz_loadu_ps(m, mp + k * xs);
@@ -268,22 +342,21 @@ static void output_transform(float *out, int accumulate, const float *M, ptrdiff
                 f[0][u] = _mm512_add_ps(_mm512_add_ps(x[u], x[4 + u]), x[8 + u]);
                 f[1][u] = _mm512_sub_ps(_mm512_sub_ps(x[4 + u], x[8 + u]), x[12 + u]);
             }
-            const int ca = 2 * (tr.txa - t0), cb = DFN_MIN(2 * (tr.txb - t0), W - 2 * t0);
-            const __mmask16 mlo = lane_range(ca, cb), mhi = lane_range(ca - 16, cb - 16);
 #pragma GCC unroll 2
             for (int a = 0; a < 2; a++) {
-                const int oh = 2 * tr.ty + a;
-                if (oh >= H) break;
                 const __m512 y0 = _mm512_add_ps(_mm512_add_ps(f[a][0], f[a][1]), f[a][2]);
                 const __m512 y1 = _mm512_sub_ps(_mm512_sub_ps(f[a][1], f[a][2]), f[a][3]);
-                const __m512 lo = _mm512_permutex2var_ps(y0, jlo, y1), hi = _mm512_permutex2var_ps(y0, jhi, y1);
-                float *o = out + ((tr.n * OC + oc) * H + oh) * W + 2 * t0;
-                if (accumulate) {
-                    _mm512_mask_storeu_ps(o, mlo, _mm512_add_ps(_mm512_maskz_loadu_ps(mlo, o), lo));
-                    _mm512_mask_storeu_ps(o + 16, mhi, _mm512_add_ps(_mm512_maskz_loadu_ps(mhi, o + 16), hi));
-                } else {
-                    _mm512_mask_storeu_ps(o, mlo, _mm512_add_ps(b, lo));
-                    _mm512_mask_storeu_ps(o + 16, mhi, _mm512_add_ps(b, hi));
+                for (int h = 0; h < nrows; h++) {
+                    const int oh = 2 * tr[h].ty + a;
+                    if (tr[h].txa >= tr[h].txb || oh >= H) continue;
+                    const int c0 = pairs ? 0 : 2 * t0; /* the output column of lane L's first value */
+                    const int ca = 2 * tr[h].txa - c0, cb = DFN_MIN(2 * tr[h].txb, W) - c0;
+                    float *o = out + ((tr[h].n * OC + oc) * H + oh) * W + c0;
+                    store_outputs(o, lane_range(ca, cb), _mm512_permutex2var_ps(y0, h ? jrow2 : jlo, y1), b,
+                                  accumulate);
+                    if (!pairs) /* columns c0 + 16 .. c0 + 31 */
+                        store_outputs(o + 16, lane_range(ca - 16, cb - 16), _mm512_permutex2var_ps(y0, jhi, y1), b,
+                                      accumulate);
                 }
             }
         }
