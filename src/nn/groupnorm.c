@@ -15,6 +15,7 @@
 
 #include "core/core.h"
 #include "nn/kernels.h"
+#include "nn/silu.h"
 
 /* Partial sums run in 32 float lanes: two 16-float vectors of GNU C's vector
  * extension (one AVX-512 register each at the avx512 level, two AVX registers at
@@ -141,6 +142,14 @@ static void norm_affine(float *restrict y, const float *restrict x, size_t n, fl
     for (size_t i = 0; i < n; i++) y[i] = (x[i] - mu) * a + b;
 }
 
+/* y (n) = silu((x (n) - mu) a + b): norm_affine and SiLU in one pass, the same
+ * bits as the two in turn. lo, hi: exp_bounds. */
+static void norm_affine_silu(float *restrict y, const float *restrict x, size_t n, float mu, float a,
+                             float b, float lo, float hi) {
+#pragma omp simd simdlen(16)
+    for (size_t i = 0; i < n; i++) y[i] = silu_f32((x[i] - mu) * a + b, lo, hi);
+}
+
 /* GroupNorm, Wu & He 2018 eq. 1-3, per image n and group g of C/G channels:
  *   mu = mean(x over the group's C/G x HW values), var = the biased variance,
  *   y[c,i] = (x[c,i] - mu) / sqrt(var + eps) * gamma_c + beta_c,
@@ -155,6 +164,7 @@ void DFN_K(dfn_groupnorm_forward)(float *out, float *mean, float *rstd, const fl
     const int cpg = C / G;
     const size_t M = (size_t)cpg * HW; /* values per group */
     const long tasks = (long)N * G;
+    const float lo = exp_bounds[0], hi = exp_bounds[1];
 #pragma omp parallel for schedule(dynamic, 8) if (tasks * (long)M >= GN_SERIAL)
     for (long t = 0; t < tasks; t++) {
         const int n = (int)(t / G), g = (int)(t % G);
@@ -172,13 +182,13 @@ void DFN_K(dfn_groupnorm_forward)(float *out, float *mean, float *rstd, const fl
         float rs = (float)(1.0 / sqrt(var + (double)eps));
         mean[t] = mu;
         rstd[t] = rs;
-        /* pass 3: normalise, scale, shift (then SiLU on the block, still in cache) */
+        /* pass 3: normalise, scale, shift (and SiLU) */
         for (int k = 0; k < cpg; k++) {
             const int c = g * cpg + k;
             const float gam = weight ? weight[c] : 1.0f, bet = bias ? bias[c] : 0.0f;
-            norm_affine(y + (size_t)k * HW, x + (size_t)k * HW, (size_t)HW, mu, rs * gam, bet);
+            if (silu) norm_affine_silu(y + (size_t)k * HW, x + (size_t)k * HW, (size_t)HW, mu, rs * gam, bet, lo, hi);
+            else norm_affine(y + (size_t)k * HW, x + (size_t)k * HW, (size_t)HW, mu, rs * gam, bet);
         }
-        if (silu) DFN_K(dfn_silu_forward)(y, y, M);
     }
 }
 
