@@ -192,6 +192,14 @@ void DFN_K(dfn_groupnorm_forward)(float *out, float *mean, float *rstd, const fl
     }
 }
 
+/* dy (n) = dout (n) silu'(y), y = (x (n) - mu) a + b recomputed as norm_affine
+ * does (0 + the product: the bits of silu_backward onto zeros). */
+static void silu_grad_affine(float *restrict dy, const float *restrict dout, const float *restrict x, size_t n,
+                             float mu, float a, float b, float lo, float hi) {
+#pragma omp simd simdlen(16)
+    for (size_t i = 0; i < n; i++) dy[i] = 0.0f + dout[i] * silu_grad_f32((x[i] - mu) * a + b, lo, hi);
+}
+
 /* dinp[i] (n) += a dy[i] + (x[i] - mu) k + k0 (the GroupNorm input gradient, below). */
 static void gn_dinp(float *restrict dinp, const float *restrict dy, const float *restrict x,
                     size_t n, float mu, float a, float k, float k0) {
@@ -221,6 +229,7 @@ void DFN_K(dfn_groupnorm_backward)(float *dinp, float *dweight, float *dbias, co
     const int want_wb = dweight || dbias;
     double *pw = want_wb ? (double *)dfn_scratch(1, 4 * (size_t)N * C) : NULL;
     double *pb = want_wb ? pw + (size_t)N * C : NULL;
+    const float lo = exp_bounds[0], hi = exp_bounds[1];
 #pragma omp parallel for schedule(dynamic, 8) if (tasks * (long)M >= GN_SERIAL)
     for (long t = 0; t < tasks; t++) {
         const int n = (int)(t / G), g = (int)(t % G);
@@ -230,16 +239,13 @@ void DFN_K(dfn_groupnorm_backward)(float *dinp, float *dweight, float *dbias, co
         const float *dy = dout + off;
         if (silu) {
             /* dy = silu'(y) dout with y recomputed exactly as in the forward */
-            float *buf = dfn_scratch(0, 2 * M);
-            float *y = buf, *dyb = buf + M;
+            float *dyb = dfn_scratch(0, M);
             for (int k = 0; k < cpg; k++) {
                 const int c = g * cpg + k;
                 const float gam = weight ? weight[c] : 1.0f, bet = bias ? bias[c] : 0.0f;
-                norm_affine(y + (size_t)k * HW, x + (size_t)k * HW, (size_t)HW, mu, rs * gam, bet);
+                silu_grad_affine(dyb + (size_t)k * HW, dy + (size_t)k * HW, x + (size_t)k * HW, (size_t)HW, mu,
+                                 rs * gam, bet, lo, hi);
             }
-#pragma omp simd
-            for (size_t i = 0; i < M; i++) dyb[i] = 0.0f;
-            DFN_K(dfn_silu_backward)(dyb, dy, y, M);
             dy = dyb;
         }
         double S1 = 0.0, S2 = 0.0;
