@@ -40,6 +40,15 @@ dfn_status dfn_set_error(dfn_status status, const char *fmt, ...)
  * Memory is 64-byte aligned and released with free(). */
 void *dfn_malloc(size_t bytes);
 void *dfn_calloc(size_t count, size_t size);
+/* Zeroed memory for big buffers that live as long as a model (its activation
+ * arenas): anonymous pages the kernel maps, zeroed, on first touch (as 2 MiB
+ * pages where it allows), so that sizing an arena costs neither a memset nor a
+ * fault per 4 KiB page, and pages never touched (the gradient arena of a model
+ * that only samples) cost nothing. Page-aligned; fails loudly as dfn_malloc.
+ * Sanitizer builds take dfn_calloc, whose blocks AddressSanitizer tracks.
+ * Freed by dfn_free_pages with the same size. */
+void *dfn_alloc_pages(size_t bytes);
+void dfn_free_pages(void *p, size_t bytes);
 /* A malloc'ed copy of a string. */
 char *dfn_strdup(const char *s);
 

@@ -1,6 +1,9 @@
-/* memory.c - aligned allocation that fails loudly, and per-thread scratch buffers. */
+/* memory.c - aligned allocation that fails loudly, zeroed pages for big
+ * long-lived buffers, and per-thread scratch buffers. */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, madvise */
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/core.h"
 
@@ -40,6 +43,32 @@ void *dfn_calloc(size_t count, size_t size) {
     void *p = dfn_malloc(count * size);
     memset(p, 0, count * size);
     return p;
+}
+
+void *dfn_alloc_pages(size_t bytes) {
+#ifdef DFN_SANITIZED
+    return dfn_calloc(bytes ? bytes : 1, 1);
+#else
+    void *p = mmap(NULL, bytes ? bytes : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        fprintf(stderr, "diffusion: out of memory mapping %zu bytes\n", bytes);
+        abort();
+    }
+#ifdef MADV_HUGEPAGE
+    madvise(p, bytes ? bytes : 1, MADV_HUGEPAGE); /* advice only: 4 KiB pages where refused */
+#endif
+    return p;
+#endif
+}
+
+void dfn_free_pages(void *p, size_t bytes) {
+    if (!p) return;
+#ifdef DFN_SANITIZED
+    (void)bytes;
+    free(p);
+#else
+    munmap(p, bytes ? bytes : 1);
+#endif
 }
 
 char *dfn_strdup(const char *s) {

@@ -52,8 +52,8 @@ void dfn_model_free(dfn_model *m) {
     free(m->tab.t);
     free(m->params);
     free(m->grads);
-    free(m->acts.base);
-    free(m->grad_acts.base);
+    dfn_free_pages(m->acts.base, m->acts.cap * sizeof(float));
+    dfn_free_pages(m->grad_acts.base, m->grad_acts.cap * sizeof(float));
     free(m->path);
     free(m);
 }
@@ -177,15 +177,15 @@ static void take_all(dfn_model *m, int B) {
  * allocation each) and hands out the buffers. */
 void dfn_model_prepare(dfn_model *m, int B) {
     if (B > m->capacity) {
-        free(m->acts.base);
-        free(m->grad_acts.base);
+        dfn_free_pages(m->acts.base, m->acts.cap * sizeof(float));
+        dfn_free_pages(m->grad_acts.base, m->grad_acts.cap * sizeof(float));
         m->acts = (dfn_arena){0};
         m->grad_acts = (dfn_arena){0};
         take_all(m, B);
         m->acts.cap = m->acts.used;
         m->grad_acts.cap = m->grad_acts.used;
-        m->acts.base = dfn_calloc(m->acts.cap, sizeof(float));
-        m->grad_acts.base = dfn_calloc(m->grad_acts.cap, sizeof(float));
+        m->acts.base = dfn_alloc_pages(m->acts.cap * sizeof(float));
+        m->grad_acts.base = dfn_alloc_pages(m->grad_acts.cap * sizeof(float));
         m->capacity = B;
     }
     take_all(m, B);
