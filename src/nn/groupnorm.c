@@ -9,8 +9,9 @@
  * blocks of at most SUM_BLOCK values and are combined in double. The weight and
  * bias gradients are per-(image, channel) partials reduced over the batch in
  * image order after the parallel loop, so every result is bit-identical for any
- * thread count. Tasks are handed out dynamically, 8 at a time: which thread runs
- * a task changes nothing in its result. */
+ * thread count. Tasks are handed out statically, a contiguous run of images per
+ * thread, as the convolutions around it do, so that each core reads what it
+ * wrote (which thread runs a task changes nothing in its result). */
 #include <math.h>
 
 #include "core/core.h"
@@ -165,7 +166,7 @@ void DFN_K(dfn_groupnorm_forward)(float *out, float *mean, float *rstd, const fl
     const size_t M = (size_t)cpg * HW; /* values per group */
     const long tasks = (long)N * G;
     const float lo = exp_bounds[0], hi = exp_bounds[1];
-#pragma omp parallel for schedule(dynamic, 8) if (tasks * (long)M >= GN_SERIAL)
+#pragma omp parallel for schedule(static) if (tasks * (long)M >= GN_SERIAL)
     for (long t = 0; t < tasks; t++) {
         const int n = (int)(t / G), g = (int)(t % G);
         const size_t off = ((size_t)n * C + (size_t)g * cpg) * HW;
@@ -230,7 +231,7 @@ void DFN_K(dfn_groupnorm_backward)(float *dinp, float *dweight, float *dbias, co
     double *pw = want_wb ? (double *)dfn_scratch(1, 4 * (size_t)N * C) : NULL;
     double *pb = want_wb ? pw + (size_t)N * C : NULL;
     const float lo = exp_bounds[0], hi = exp_bounds[1];
-#pragma omp parallel for schedule(dynamic, 8) if (tasks * (long)M >= GN_SERIAL)
+#pragma omp parallel for schedule(static) if (tasks * (long)M >= GN_SERIAL)
     for (long t = 0; t < tasks; t++) {
         const int n = (int)(t / G), g = (int)(t % G);
         const size_t off = ((size_t)n * C + (size_t)g * cpg) * HW;
