@@ -6,8 +6,9 @@
  * Tasks: (panel of 48 columns, chunk of MR-row output tiles), a layout that
  * depends only on the shape, handed out statically: each thread takes a run of
  * neighbouring panels, whose input rows overlap (a third less time than panels
- * dealt out one by one when the input comes from another core's cache). Each task builds (or looks up) its panel's maps and
- * then, per tile of MR output channels, sums MR x 48 outputs in registers:
+ * dealt out one by one when the input comes from another core's cache). Each
+ * task builds (or looks up) its panel's maps and then, per tile of MR output
+ * channels, sums MR x 48 outputs in registers:
  *   - implicit GEMM (avx512 and avx2, where every tap map is in shift mode:
  *     stride 1 with OW == W): the kernel reads the input rows directly under
  *     masks, no im2col;

@@ -10,9 +10,10 @@
  *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
  *   A^T = [1 1 1 0; 0 1 -1 -1].
  * Tasks: (block of 48 tiles, chunk of MR-channel output tiles), shape-only and
- * in runs of neighbouring blocks per thread as the direct path; each task transforms its block's input (all channels), runs
- * conv_tile per (xi, MR output channels) with C as the sum index (channels
- * ascending), and transforms back; a fixed order in every step. The transforms
+ * in runs of neighbouring blocks per thread as the direct path; each task
+ * transforms its block's input (all channels), runs conv_tile per (xi, MR output
+ * channels) with C as the sum index (channels ascending), and transforms back; a
+ * fixed order in every step. The transforms
  * are adds and subtracts in the same order at every level; avx512 does 16 tiles
  * of a tile row per vector (a segment: one vector for images up to 32 wide), or
  * two tile rows of at most 7 tiles side by side (images up to 14 wide, whose single

@@ -1,13 +1,14 @@
-/* elementwise.c - SiLU, inverted dropout, nearest 2x upsampling, channel
- * concatenation and the per-(image, channel) broadcast add.
+/* elementwise.c - SiLU, the elementwise add, inverted dropout, nearest 2x
+ * upsampling, channel concatenation and the per-(image, channel) broadcast add.
  *
  * Every loop here is elementwise or a sum in a fixed order, parallel over tasks
  * whose split depends only on the sizes, so results are bit-identical for any
  * thread count. Tasks are handed out statically, a contiguous run per thread:
  * thread k then works on the images it wrote in the convolution before (the
- * same split by image), whose data is still in its core's cache. Inner loops run over contiguous memory,
- * with restrict pointers and `omp simd` (gcc -O2 vectorises only loops whose
- * trip count it knows otherwise; simd never reassociates anything here).
+ * same split by image), whose data is still in its core's cache. Inner loops
+ * run over contiguous memory, with restrict pointers and `omp simd` (gcc -O2
+ * vectorises only loops whose trip count it knows otherwise; simd never
+ * reassociates anything here).
  *
  * SiLU and its derivative come from silu.h (a vectorisable exp), shared with
  * the fused GroupNorm+SiLU.
@@ -84,6 +85,23 @@ void DFN_K(dfn_silu_backward)(float *dinp, const float *dout, const float *inp, 
     for (size_t t = 0; t < tasks; t++) {
         size_t lo = t * ELEM_CHUNK, m = DFN_MIN(n - lo, (size_t)ELEM_CHUNK);
         silu_bwd_kernel(dinp + lo, dout + lo, inp + lo, m);
+    }
+}
+
+/* ------------------------------------------------------------ add */
+
+/* d (n) += x (n), in chunks over the threads (elementwise: the same bits for any
+ * thread count); on the calling thread alone inside a parallel region. */
+void DFN_K(dfn_add)(float *d, const float *x, size_t n) {
+    DFN_ASSERT(d && x);
+    size_t tasks = (n + ELEM_CHUNK - 1) / ELEM_CHUNK;
+#pragma omp parallel for schedule(static) if (n >= ELEM_SERIAL && !omp_in_parallel())
+    for (size_t t = 0; t < tasks; t++) {
+        size_t lo = t * (size_t)ELEM_CHUNK, end = DFN_MIN(n, lo + ELEM_CHUNK);
+        float *restrict dd = d;
+        const float *restrict xx = x;
+#pragma omp simd
+        for (size_t i = lo; i < end; i++) dd[i] += xx[i];
     }
 }
 
@@ -363,21 +381,6 @@ void DFN_K(dfn_dropout_forward)(float *out, const float *inp, size_t n, float p,
 
 /* Backward of out_i = x_i m_i / (1 - p): dinp_i (n) += dout_i (n) m_i / (1 - p),
  * the mask recomputed from (seed, block). */
-/* d (n) += x (n), in chunks over the threads (elementwise: the same bits for any
- * thread count). */
-void DFN_K(dfn_add)(float *d, const float *x, size_t n) {
-    DFN_ASSERT(d && x);
-    size_t tasks = (n + ELEM_CHUNK - 1) / ELEM_CHUNK;
-#pragma omp parallel for schedule(static) if (n >= ELEM_SERIAL && !omp_in_parallel())
-    for (size_t t = 0; t < tasks; t++) {
-        size_t lo = t * (size_t)ELEM_CHUNK, end = DFN_MIN(n, lo + ELEM_CHUNK);
-        float *restrict dd = d;
-        const float *restrict xx = x;
-#pragma omp simd
-        for (size_t i = lo; i < end; i++) dd[i] += xx[i];
-    }
-}
-
 void DFN_K(dfn_dropout_backward)(float *dinp, const float *dout, size_t n, float p, uint64_t seed,
                                  uint64_t block) {
     if (!dinp) return;
@@ -452,11 +455,6 @@ void DFN_K(dfn_concat_forward)(float *out, const float *a, const float *b, int N
     }
 }
 
-static void add_into(float *restrict d, const float *restrict s, size_t n) {
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) d[i] += s[i];
-}
-
 /* Backward of out = [a, b]: da (N,Ca,HW) += dout[:, :Ca], db (N,Cb,HW) += dout[:, Ca:];
  * either may be NULL. */
 void DFN_K(dfn_concat_backward)(float *da, float *db, const float *dout, int N, int Ca, int Cb,
@@ -466,8 +464,8 @@ void DFN_K(dfn_concat_backward)(float *da, float *db, const float *dout, int N, 
 #pragma omp parallel for schedule(static) if ((long)N * (long)(na + nb) >= ELEM_SERIAL)
     for (int n = 0; n < N; n++) {
         const float *g = dout + (size_t)n * (na + nb);
-        if (da) add_into(da + (size_t)n * na, g, na);
-        if (db) add_into(db + (size_t)n * nb, g + na, nb);
+        if (da) DFN_K(dfn_add)(da + (size_t)n * na, g, na); /* serial within the loop */
+        if (db) DFN_K(dfn_add)(db + (size_t)n * nb, g + na, nb);
     }
 }
 
