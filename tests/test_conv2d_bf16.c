@@ -389,14 +389,22 @@ int main(void) {
         {SHAPE(32, 40, 9, 9, 16, 3, 3, 2, 1), 1, 0},   /* strided: dW and data float32 */
         {SHAPE(2, 40, 9, 9, 13, 3, 3, 2, 1), 0, 0},
     };
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) test_shape(shapes[i]);
-
     const dfn_conv2d_shape det_shapes[] = {
         SHAPE(16, 32, 28, 28, 32, 3, 3, 1, 1), /* Winograd */
         SHAPE(8, 64, 28, 28, 64, 3, 3, 2, 1),  /* direct, strided */
         SHAPE(32, 128, 7, 7, 128, 3, 3, 1, 1), /* direct */
         SHAPE(16, 64, 14, 14, 64, 3, 3, 2, 1), /* direct, strided, float32 dW and data */
     };
+    /* both levels with bfloat16 where the CPU has them: avx512 (vdpbf16ps) and amx
+     * (the Winograd products in AMX tiles), each held to the same bounds */
+    for (int isa = DFN_ISA_AVX512; isa <= DFN_ISA_AMX; isa++) {
+    if ((dfn_isa)isa > dfn_cpu_isa()) {
+        printf("level %s: this CPU cannot run it, skipped\n", dfn_isa_name((dfn_isa)isa));
+        continue;
+    }
+    CHECK(dfn_set_isa((dfn_isa)isa) == DFN_OK, "%s: %s", dfn_isa_name((dfn_isa)isa), dfn_last_error());
+    printf("level %s\n", dfn_isa_name((dfn_isa)isa));
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) test_shape(shapes[i]);
     for (size_t i = 0; i < sizeof det_shapes / sizeof det_shapes[0]; i++) {
         size_t len, len2;
         float *r1 = run_bf16(&det_shapes[i], 1, &len);
@@ -408,6 +416,7 @@ int main(void) {
             free(r);
         }
         free(r1);
+    }
     }
 #pragma omp parallel
     dfn_scratch_release();

@@ -66,7 +66,7 @@ static int run(int argc, char **argv) {
         printf("diffusion %s (kernels: %s; this CPU:", dfn_version(), dfn_isa_name(dfn_get_isa()));
         for (int k = dfn_cpu_isa(); k >= 0; k--) printf(" %s", dfn_isa_name((dfn_isa)k));
         printf(")\nbfloat16: %s\n", !dfn_cpu_has_bf16()                  ? "no (this CPU has no AVX512_BF16)"
-                                     : dfn_get_isa() != DFN_ISA_AVX512 ? "no (it needs the avx512 kernels)"
+                                     : dfn_get_isa() < DFN_ISA_AVX512  ? "no (it needs the avx512 or amx kernels)"
                                                                        : "yes (--precision bf16)");
         printf("MPI: %s\n", dfn_dist_built_with_mpi() ? "yes (mpirun -np P diffusion ...)" : "no (one process)");
         return 0;

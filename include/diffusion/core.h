@@ -59,7 +59,7 @@ int dfn_get_threads(void);
 /* The layers' kernels (convolution, GroupNorm, attention, SiLU, dropout, ...)
  * exist once per instruction-set level, chosen at run time. The default is the
  * best level this CPU supports, unless the environment variable DFN_ISA names
- * another ("generic", "avx2", "avx512"; read once, at first use; an unknown
+ * another ("generic", "avx2", "avx512", "amx"; read once, at first use; an unknown
  * value, or one the CPU cannot run, prints a warning on stderr and the default
  * is used). Every level is deterministic for any thread count; two levels may
  * differ in the last bits. oneDNN's GEMM keeps the level in use at its first
@@ -68,6 +68,9 @@ typedef enum {
     DFN_ISA_GENERIC, /* portable C: any CPU, any architecture */
     DFN_ISA_AVX2,    /* x86-64 with AVX2, FMA, BMI1/2, F16C */
     DFN_ISA_AVX512,  /* x86-64 with AVX2 and AVX-512 F, DQ, BW, VL */
+    DFN_ISA_AMX,     /* avx512 plus AVX512_BF16 and AMX tiles (AMX-TILE, AMX-BF16, with the
+                      * operating system's permission): float32 as avx512, bit for bit;
+                      * bfloat16 products in tiles */
     DFN_ISA_COUNT
 } dfn_isa;
 
@@ -79,7 +82,7 @@ dfn_isa dfn_get_isa(void);
 dfn_status dfn_set_isa(dfn_isa isa);
 /* The best level this CPU supports. */
 dfn_isa dfn_cpu_isa(void);
-/* "generic", "avx2", "avx512" ("unknown" out of range) and back; -1 and
+/* "generic", "avx2", "avx512", "amx" ("unknown" out of range) and back; -1 and
  * DFN_ERR_ARG naming the known levels for an unknown name. */
 const char *dfn_isa_name(dfn_isa isa);
 int dfn_isa_from_name(const char *name);
@@ -91,12 +94,13 @@ int dfn_isa_from_name(const char *name);
  * the default: float32 throughout. DFN_PRECISION_BF16: the two operands of each
  * product are rounded to bfloat16 (float32's upper 16 bits, to nearest even,
  * denormals flushed), multiplied exactly and summed in float32 in a fixed order
- * (AVX512_BF16's vdpbf16ps, twice float32's rate); the Winograd transforms,
+ * (AVX512_BF16's vdpbf16ps, twice float32's rate; at the amx level the Winograd
+ * products run in AMX tiles, tdpbf16ps, in their own fixed order); the Winograd transforms,
  * biases, small and 1x1 convolutions (oneDNN's float32 products, faster there)
  * and everything outside the convolutions stay float32, and so do the
  * evaluation classifier's features (FID, KID), so that models of either
  * precision are measured alike. Deterministic for any thread
- * count, like float32. Needs the avx512 level in use. */
+ * count, like float32. Needs the avx512 or amx level in use. */
 typedef enum {
     DFN_PRECISION_FP32,
     DFN_PRECISION_BF16,
@@ -107,7 +111,7 @@ typedef enum {
 dfn_precision dfn_get_precision(void);
 /* Switches the convolutions to `p` for the calls that follow (not while layers
  * run on other threads). DFN_ERR_ARG, and the precision unchanged, for bfloat16
- * on a CPU without AVX512_BF16 or with another level than avx512 in use
+ * on a CPU without AVX512_BF16 or with a level below avx512 in use
  * (dfn_set_isa, in turn, refuses other levels while bfloat16 is set). */
 dfn_status dfn_set_precision(dfn_precision p);
 /* DFN_OK if `p` can be set now, else DFN_ERR_ARG saying why (dfn_set_precision's

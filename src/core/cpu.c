@@ -2,7 +2,10 @@
  *
  * Levels: generic (portable C, any CPU and architecture), avx2 (x86-64 with
  * AVX2, FMA, BMI1/2, F16C) and avx512 (avx2 plus AVX-512 F/DQ/BW/VL), the same
- * feature sets that CMakeLists.txt compiles each level's kernels for. The level
+ * feature sets that CMakeLists.txt compiles each level's kernels for; and amx,
+ * the avx512 kernels with bfloat16 products in AMX tiles, where the CPU has
+ * AVX512_BF16, AMX-TILE and AMX-BF16 and Linux grants the process the tiles'
+ * state (arch_prctl ARCH_REQ_XCOMP_PERM; asked once, at the first check). The level
  * in use is the best the CPU supports unless the environment variable DFN_ISA
  * names another; it is read once, at the first call that needs the level. A
  * value that is no level, or one this CPU cannot run, gives a one-line warning
@@ -13,6 +16,7 @@
  * alone: AVX2 for avx2, SSE4.1 for generic on x86. oneDNN takes a cap only
  * before it has generated code, so dfn_set_isa switches our kernels and leaves
  * oneDNN at the level of the first use. */
+#define _DEFAULT_SOURCE /* syscall */
 #include <dnnl.h>
 #include <pthread.h>
 #if defined(__x86_64__)
@@ -21,11 +25,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include "core/core.h"
 #include "core/cpu.h"
 
-static const char *const isa_names[] = {"generic", "avx2", "avx512"};
+static const char *const isa_names[] = {"generic", "avx2", "avx512", "amx"};
 _Static_assert(sizeof isa_names / sizeof isa_names[0] == DFN_ISA_COUNT,
                "isa_names must name every dfn_isa");
 
@@ -44,7 +52,7 @@ int dfn_isa_from_name(const char *name) {
     DFN_ASSERT(name != NULL);
     const int k = isa_lookup(name);
     if (k < 0)
-        dfn_set_error(DFN_ERR_ARG, "unknown instruction set '%s' (known: generic, avx2, avx512)", name);
+        dfn_set_error(DFN_ERR_ARG, "unknown instruction set '%s' (known: generic, avx2, avx512, amx)", name);
     return k;
 }
 
@@ -53,6 +61,32 @@ int dfn_isa_from_name(const char *name) {
 static int cpu_has_f16c(void) {
     unsigned a, b, c, d;
     return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+
+/* AMX-TILE and AMX-BF16 (CPUID leaf 7: EDX bits 24 and 22), the tiles' state
+ * enabled by the OS (XCR0 bits 17 and 18), and Linux's permission for this
+ * process to use it (arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), which
+ * a kernel before 5.16, or valgrind, refuses: no amx then). Asked once. */
+static int amx_granted = -1;
+static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
+
+static void amx_request(void) {
+    int ok = 0;
+#if defined(__linux__)
+    unsigned a, b, c, d;
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> 24 & 1) && (d >> 22 & 1) && (c >> 27 & 1)) {
+        unsigned lo, hi; /* xgetbv(0), OSXSAVE (CPUID.1:ECX bit 27) checked above */
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        const long arch_req_xcomp_perm = 0x1023, xfeature_xtiledata = 18;
+        ok = (lo >> 17 & 3) == 3 && syscall(SYS_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata) == 0;
+    }
+#endif
+    __atomic_store_n(&amx_granted, ok, __ATOMIC_RELEASE);
+}
+
+static int cpu_has_amx(void) {
+    pthread_once(&amx_once, amx_request);
+    return __atomic_load_n(&amx_granted, __ATOMIC_ACQUIRE);
 }
 #endif
 
@@ -63,9 +97,10 @@ int dfn_cpu_supports(dfn_isa isa) {
     const int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                      __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") && cpu_has_f16c();
     if (isa == DFN_ISA_AVX2) return avx2;
-    if (isa == DFN_ISA_AVX512)
-        return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    const int avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    if (isa == DFN_ISA_AVX512) return avx512;
+    if (isa == DFN_ISA_AMX) return avx512 && dfn_cpu_has_bf16() && cpu_has_amx();
 #endif
     return 0;
 }
@@ -82,7 +117,7 @@ static pthread_once_t isa_once = PTHREAD_ONCE_INIT;
 /* Caps oneDNN to the instruction set of `isa` (x86 only; nothing for the best). */
 static void cap_onednn(dfn_isa isa) {
 #if defined(__x86_64__)
-    if (isa == dfn_cpu_isa()) return;
+    if (isa >= DFN_ISA_AVX512 || isa == dfn_cpu_isa()) return; /* avx512: oneDNN's fp32 GEMM has no AMX */
     dnnl_set_max_cpu_isa(isa == DFN_ISA_AVX2 ? dnnl_cpu_isa_avx2 : dnnl_cpu_isa_sse41);
 #else
     (void)isa;
@@ -96,7 +131,7 @@ static void isa_init(void) {
     if (env && *env) {
         const int k = isa_lookup(env);
         if (k < 0)
-            fprintf(stderr, "diffusion: DFN_ISA=%s is not an instruction set (generic, avx2, avx512); using %s\n",
+            fprintf(stderr, "diffusion: DFN_ISA=%s is not an instruction set (generic, avx2, avx512, amx); using %s\n",
                     env, isa_names[best]);
         else if (!dfn_cpu_supports((dfn_isa)k))
             fprintf(stderr, "diffusion: DFN_ISA=%s: this CPU cannot run it; using %s\n", env,
@@ -123,9 +158,9 @@ dfn_status dfn_set_isa(dfn_isa isa) {
     if (!dfn_cpu_supports(isa))
         return dfn_set_error(DFN_ERR_ARG, "dfn_set_isa: this CPU cannot run %s (it supports up to %s)",
                              isa_names[isa], isa_names[dfn_cpu_isa()]);
-    if (isa != DFN_ISA_AVX512 && dfn_get_precision() == DFN_PRECISION_BF16)
+    if (isa < DFN_ISA_AVX512 && dfn_get_precision() == DFN_PRECISION_BF16)
         return dfn_set_error(DFN_ERR_ARG, "dfn_set_isa: bfloat16 products (dfn_set_precision) run in the avx512 "
-                                          "kernels only: set float32 first");
+                                          "and amx kernels only: set float32 first");
     (void)dfn_get_isa(); /* DFN_ISA and the oneDNN cap are settled first */
     __atomic_store_n(&isa_in_use, (int)isa, __ATOMIC_RELEASE);
     return DFN_OK;

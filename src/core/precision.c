@@ -53,8 +53,8 @@ dfn_status dfn_precision_available(dfn_precision p) {
     if (p == DFN_PRECISION_BF16 && !dfn_cpu_has_bf16())
         return dfn_set_error(DFN_ERR_ARG, "this CPU has no bfloat16 products (AVX512_BF16 with AVX-512 "
                                           "F/DQ/BW/VL)");
-    if (p == DFN_PRECISION_BF16 && dfn_get_isa() != DFN_ISA_AVX512)
-        return dfn_set_error(DFN_ERR_ARG, "bfloat16 products run in the avx512 kernels, and the kernels in use "
+    if (p == DFN_PRECISION_BF16 && dfn_get_isa() < DFN_ISA_AVX512)
+        return dfn_set_error(DFN_ERR_ARG, "bfloat16 products run in the avx512 and amx kernels, and the kernels in use "
                                           "are %s (DFN_ISA or dfn_set_isa)", dfn_isa_name(dfn_get_isa()));
     return DFN_OK;
 }

@@ -421,12 +421,19 @@ static void dw_winograd_finish(float *dweight, const float *part, size_t wsz, in
 
 /* ------------------------------------------------------------ data and weight gradients */
 
-/* With `bf16` the Winograd weight gradient's products are bfloat16 (avx512 only):
- * its transforms are paired over tiles and summed by kernel_dw_bf16. */
+/* The products of the Winograd weight gradient: float32, bfloat16 pairs with vdpbf16ps, AMX tiles. */
+enum { PRODUCTS_FP32, PRODUCTS_BF16, PRODUCTS_AMX };
+
+/* With `kind` bfloat16 the Winograd weight gradient's products are bfloat16 (avx512
+ * only): its transforms are paired over tiles and summed by kernel_dw_bf16, or in
+ * AMX tiles (the gradient's pairs transposed to rows of output channels, the sums
+ * of a task in a float32 block acc[xi][oc][c] that amx_accumulate adds into, tile
+ * block after tile block, copied into the slot's partial at the task's end). */
 static void backward_gemm(float *dinp, float *dweight, const float *dout, const float *inp,
-                          const float *weight, const dfn_conv2d_shape *s, int bf16) {
+                          const float *weight, const dfn_conv2d_shape *s, int kind) {
+    const int bf16 = kind != PRODUCTS_FP32, amx = kind == PRODUCTS_AMX;
 #if VL != 16
-    (void)bf16;
+    (void)bf16, (void)amx;
 #endif
     if (!dinp && !dweight) return;
     const int OH = dfn_conv2d_out_h(s), OW = dfn_conv2d_out_w(s);
@@ -498,6 +505,23 @@ static void backward_gemm(float *dinp, float *dweight, const float *dout, const 
         if (cl) /* this task's columns of its slot's partial start at zero */
             for (int64_t r = 0; r < (int64_t)KX * OCp; r++)
                 memset(pslot + r * Cp + c0, 0, (size_t)(c1p - c0) * sizeof(float));
+        /* Winograd's blocks of tiles: TB tiles whose U and V (slot 3) stay in L2; shape-only */
+        const int TW = (OW + 1) / 2, T = (OH + 1) / 2 * TW, cw = c1p - c0;
+        const int TB = DFN_MIN(T, DFN_MAX(8, 8192 / (OCp + cw)));
+#if VL == 16
+        /* AMX (slot 4): Up[xi] (pairs of tiles, OCp), Vp[xi] (np16 pairs, cw), Ua[xi]
+         * (OC16 rows of np16 pairs), acc[xi] (OC16, cw) */
+        const int np16 = ((TB + 1) / 2 + TR - 1) / TR * TR, OC16 = (OC + TR - 1) / TR * TR;
+        const ptrdiff_t aups = (ptrdiff_t)(TB + 1) / 2 * OCp, avps = (ptrdiff_t)np16 * cw,
+                        auas = (ptrdiff_t)OC16 * np16, accs = (ptrdiff_t)OC16 * cw;
+        uint32_t *Aup = NULL, *Avp = NULL, *Aua = NULL;
+        float *acc = NULL;
+        if (amx && wino) {
+            Aup = (uint32_t *)dfn_scratch(4, (size_t)16 * (aups + avps + auas + accs));
+            Avp = Aup + 16 * aups, Aua = Avp + 16 * avps, acc = (float *)(Aua + 16 * auas);
+            memset(Aua, 0, (size_t)16 * (auas + accs) * sizeof(uint32_t));
+        }
+#endif
         for (int n0 = n_begin; n0 < n_end; n0 += G) {
             const int n1 = DFN_MIN(n_end, n0 + G), ng = n1 - n0;
             const int64_t J = ng * P, Jt = (J + NR - 1) / NR * NR;
@@ -529,20 +553,39 @@ static void backward_gemm(float *dinp, float *dweight, const float *dout, const 
                 }
                 if (wino) {
                     /* pslot[xi][oc][c] += sum over the 2x2 tiles of U[xi][t][oc] V[xi][t][c], in
-                     * blocks of tb tiles whose U and V (slot 3) stay in L2; shape-only */
-                    const int cw = c1p - c0, TW = (OW + 1) / 2, T = (OH + 1) / 2 * TW;
-                    const int TB = DFN_MIN(T, DFN_MAX(8, 8192 / (OCp + cw)));
+                     * blocks of TB tiles */
                     const ptrdiff_t us = (ptrdiff_t)TB * OCp, vs = (ptrdiff_t)TB * cw;
                     float *U = bf16 ? NULL : dfn_scratch(3, (size_t)16 * (us + vs)), *V = U ? U + 16 * us : NULL;
 #if VL == 16
                     const ptrdiff_t ups = (ptrdiff_t)(TB + 1) / 2 * OCp, vps = (ptrdiff_t)(TB + 1) / 2 * cw;
-                    uint32_t *Up = bf16 ? (uint32_t *)dfn_scratch(4, (size_t)16 * (ups + vps)) : NULL;
-                    uint32_t *Vp = bf16 ? Up + 16 * ups : NULL;
+                    uint32_t *Up = bf16 && !amx ? (uint32_t *)dfn_scratch(4, (size_t)16 * (ups + vps)) : NULL;
+                    uint32_t *Vp = Up ? Up + 16 * ups : NULL;
 #endif
                     for (int g = 0; g < ng; g++)
                         for (int tb = 0; tb < T; tb += TB) {
                             const int nt = DFN_MIN(TB, T - tb);
 #if VL == 16
+                            if (amx) { /* pairs of tiles, A as rows of output channels, zero past nt */
+                                const int np = (nt + 1) / 2;
+                                dw_grad_transform_bf16(Aup, aups, gtt + g * P * OCp, OCp, OH, OW, TW, tb, nt);
+                                dw_input_transform_bf16(Avp, avps, cw, xt + g * HW * Cp + c0, Cp, s->H, s->W, TW,
+                                                        tb, nt);
+                                for (int xi = 0; xi < 16; xi++) {
+                                    uint32_t *ua = Aua + xi * auas;
+                                    memset(Avp + xi * avps + (ptrdiff_t)np * cw, 0,
+                                           (size_t)(np16 - np) * cw * sizeof(uint32_t));
+                                    transpose((float *)ua, np16, (const float *)(Aup + xi * aups), OCp, np, OC);
+                                    if (np < np16)
+                                        for (int oc = 0; oc < OC; oc++)
+                                            memset(ua + (ptrdiff_t)oc * np16 + np, 0, (size_t)(np16 - np) * 4);
+                                }
+                                amx_begin();
+                                for (int xi = 0; xi < 16; xi++)
+                                    amx_accumulate(OC16 / TR, np16 / TR, cw / 16, Aua + xi * auas, np16,
+                                                   Avp + xi * avps, cw, acc + xi * accs, cw);
+                                amx_end();
+                                continue;
+                            }
                             if (bf16) { /* the same sums over pairs of tiles, transformed as pairs */
                                 dw_grad_transform_bf16(Up, ups, gtt + g * P * OCp, OCp, OH, OW, TW, tb, nt);
                                 dw_input_transform_bf16(Vp, vps, cw, xt + g * HW * Cp + c0, Cp, s->H, s->W, TW,
@@ -607,6 +650,13 @@ static void backward_gemm(float *dinp, float *dweight, const float *dout, const 
                 }
             }
         }
+#if VL == 16
+        if (acc) /* the task's AMX sums into its columns of the slot's partial */
+            for (int xi = 0; xi < 16; xi++)
+                for (int oc = 0; oc < OC; oc++)
+                    memcpy(pslot + ((int64_t)xi * OCp + oc) * Cp + c0, acc + xi * accs + (ptrdiff_t)oc * cw,
+                           (size_t)cw * sizeof(float));
+#endif
     }
 
     if (dweight && !cl) { /* dW += sum over slots in order 0..S-1 */
@@ -635,12 +685,17 @@ static void backward_gemm(float *dinp, float *dweight, const float *dout, const 
 
 void DFN_K(dfn_conv2d_backward_gemm)(float *dinp, float *dweight, const float *dout, const float *inp,
                                      const float *weight, const dfn_conv2d_shape *s) {
-    backward_gemm(dinp, dweight, dout, inp, weight, s, 0);
+    backward_gemm(dinp, dweight, dout, inp, weight, s, PRODUCTS_FP32);
 }
 
 #if VL == 16
 void DFN_K(dfn_conv2d_backward_gemm_bf16)(float *dinp, float *dweight, const float *dout, const float *inp,
                                           const float *weight, const dfn_conv2d_shape *s) {
-    backward_gemm(dinp, dweight, dout, inp, weight, s, 1);
+    backward_gemm(dinp, dweight, dout, inp, weight, s, PRODUCTS_BF16);
+}
+
+void DFN_K(dfn_conv2d_backward_gemm_amx)(float *dinp, float *dweight, const float *dout, const float *inp,
+                                         const float *weight, const dfn_conv2d_shape *s) {
+    backward_gemm(dinp, dweight, dout, inp, weight, s, PRODUCTS_AMX);
 }
 #endif

@@ -16,6 +16,8 @@
  *     conv_tile runs on it.
  * The sums run over taps, then channels, ascending (implicit) or in the packed
  * row order (kk, c) (im2col): the same order, so the same bits either way. */
+#include <string.h>
+
 #include "nn/conv2d_internal.h"
 
 #if VL == 16
@@ -162,15 +164,21 @@ static inline void store_group(float *orow, const dfn_out_map *om, const float *
 /* out (N,OC,OH,OW) = (accumulate ? out : bias (OC or NULL)) + conv(inp (N,C,H,W), wp),
  * wp from pack_weights; cache_ws holds dfn_map_cache_bytes(s, panels, 1). With wpp
  * (wp's tiles as bfloat16 pairs, avx512 only) the products are bfloat16: each
- * panel is im2col'ed, paired and summed by conv_tile_bf16. */
+ * panel is im2col'ed, paired and summed by conv_tile_bf16; with ua (the same
+ * pairs as rows of AMX's A operand: ceil(OC/16)*16 rows of Kp16 pairs, zero past
+ * OC and C*KH*KW) by amx_products, 16 output channels a tile. */
 static void conv_forward_packed(float *out, int accumulate, const float *inp, const float *wp,
-                                const uint32_t *wpp, const float *bias, const dfn_conv2d_shape *s,
-                                void *cache_ws) {
+                                const uint32_t *wpp, const uint32_t *ua, int Kp16, const float *bias,
+                                const dfn_conv2d_shape *s, void *cache_ws) {
     const int OH = dfn_conv2d_out_h(s), OW = dfn_conv2d_out_w(s);
     const int KK = s->KH * s->KW, CKK = s->C * KK;
     const int64_t P = (int64_t)OH * OW, cols = s->N * P, HW = (int64_t)s->H * s->W;
     const int64_t npanels = (cols + NR - 1) / NR;
-    const int ntiles = (s->OC + MR - 1) / MR;
+#if VL != 16
+    (void)Kp16; /* bfloat16 exists at the avx512 level only */
+#endif
+    const int rows = ua ? TR : MR; /* output channels per tile */
+    const int ntiles = (s->OC + rows - 1) / rows;
     int tiles_per_chunk;
     const int nchunks = dfn_tile_chunks(npanels, ntiles, &tiles_per_chunk);
 
@@ -190,8 +198,8 @@ static void conv_forward_packed(float *out, int accumulate, const float *inp, co
         const dfn_tap_map *map = dfn_panel_maps(&mc, s, j0, ncols, tmp, otmp, &omap, &n0);
         const float *img = inp + n0 * s->C * HW; /* map offsets are relative to image n0 */
         float *oimg = out + n0 * s->OC * P;
-        float tile[MR * NR];
-        int implicit = VL >= 8 && !wpp; /* masked loads: AVX-512 and AVX2 */
+        float tile[TR * NR];
+        int implicit = VL >= 8 && !wpp && !ua; /* masked loads: AVX-512 and AVX2 */
         for (int k = 0; k < KK * NV && implicit; k++) implicit &= map[k].nseg >= 0;
         float *col = NULL;
         if (!implicit) { /* col (KK*C, 48), rows (kk, c) to match wp */
@@ -199,17 +207,21 @@ static void conv_forward_packed(float *out, int accumulate, const float *inp, co
             im2col_panel(col, NR, 1, s->C, img, map, s, 0, s->C);
         }
 #if VL == 16
-        uint32_t *colp = NULL; /* col as pairs of rows */
-        if (wpp) {
-            colp = (uint32_t *)dfn_scratch(4, (size_t)(CKK + 1) / 2 * NR);
+        uint32_t *colp = NULL; /* col as pairs of rows (for AMX, zero rows up to Kp16) */
+        if (wpp || ua) {
+            const int Kp = (CKK + 1) / 2;
+            colp = (uint32_t *)dfn_scratch(4, (size_t)DFN_MAX(Kp, Kp16) * NR);
             pack_pairs_bf16(colp, NR, col, NR, CKK, NR);
+            if (ua && Kp16 > Kp) memset(colp + (size_t)Kp * NR, 0, (size_t)(Kp16 - Kp) * NR * sizeof(uint32_t));
+            if (ua) amx_begin();
         }
 #endif
         const int t1 = DFN_MIN(ntiles, (chunk + 1) * tiles_per_chunk);
         for (int t = chunk * tiles_per_chunk; t < t1; t++) {
             const float *a = wp + (size_t)t * CKK * MR;
 #if VL == 16
-            if (wpp) conv_tile_bf16((CKK + 1) / 2, wpp + (size_t)t * ((CKK + 1) / 2) * MR, colp, NR, tile);
+            if (ua) amx_products(1, Kp16 / TR, ua + (size_t)t * TR * Kp16, Kp16, colp, NR, tile, NR);
+            else if (wpp) conv_tile_bf16((CKK + 1) / 2, wpp + (size_t)t * ((CKK + 1) / 2) * MR, colp, NR, tile);
             else
 #endif
 #if VL >= 8
@@ -217,50 +229,72 @@ static void conv_forward_packed(float *out, int accumulate, const float *inp, co
             else
 #endif
                 conv_tile(CKK, a, col, NR, tile);
-            for (int i = 0; i < MR && t * MR + i < s->OC; i++) {
-                const int oc = t * MR + i;
+            for (int i = 0; i < rows && t * rows + i < s->OC; i++) {
+                const int oc = t * rows + i;
                 for (int v = 0; v < NV; v++)
                     store_group(oimg + oc * P, &omap[v], tile + i * NR + v * LANES, bias ? bias[oc] : 0.0f,
                                 accumulate);
             }
         }
+#if VL == 16
+        if (ua) amx_end();
+#endif
     }
 }
 
+/* The products of a direct convolution: float32, bfloat16 pairs with vdpbf16ps, AMX tiles. */
+enum { PRODUCTS_FP32, PRODUCTS_BF16, PRODUCTS_AMX };
+
 /* out (N,OC,OH,OW) (+)= conv(inp (N,C,H,W), weight (OC,C,KH,KW) or its flip) + bias (OC or
- * NULL), with bfloat16 products where `bf16`. */
+ * NULL), with the products of `kind`. */
 static void conv_direct(float *out, int accumulate, const float *inp, const float *weight, int flip,
-                        const float *bias, const dfn_conv2d_shape *s, int bf16) {
-    const int KK = s->KH * s->KW, ntiles = (s->OC + MR - 1) / MR, Kp = (s->C * KK + 1) / 2;
+                        const float *bias, const dfn_conv2d_shape *s, int kind) {
+    const int KK = s->KH * s->KW, CKK = s->C * KK, ntiles = (s->OC + MR - 1) / MR, Kp = (CKK + 1) / 2;
+    const int R16 = (s->OC + TR - 1) / TR * TR, Kp16 = (Kp + TR - 1) / TR * TR;
     /* packed weights, the map cache and the weights' pairs in the calling thread's
      * slot 2 (tasks use 0, 3, 4) */
-    const size_t nwp = (size_t)ntiles * MR * s->C * KK; /* floats, multiple of MR */
+    const size_t nwp = (size_t)ntiles * MR * CKK; /* floats, multiple of MR */
     const int64_t npanels = ((int64_t)s->N * dfn_conv2d_out_h(s) * dfn_conv2d_out_w(s) + NR - 1) / NR;
     const size_t ncache = (dfn_map_cache_bytes(s, npanels, 1) + 63) / 64 * 16;
-    const size_t npairs = bf16 ? (size_t)ntiles * Kp * MR : 0;
+    const size_t npairs = kind == PRODUCTS_BF16  ? (size_t)ntiles * Kp * MR
+                          : kind == PRODUCTS_AMX ? (size_t)R16 * Kp16
+                                                 : 0;
     float *wp = dfn_scratch(2, nwp + 16 + ncache + npairs);
     if (flip) pack_weights(wp, weight, s->C, s->OC, KK, 1); /* s is the transposed conv's shape */
     else pack_weights(wp, weight, s->OC, s->C, KK, 0);
     void *cache_ws = dfn_align64(wp + nwp);
-    uint32_t *wpp = NULL;
+    uint32_t *wpp = NULL, *ua = NULL;
 #if VL == 16
-    if (bf16) {
-        wpp = (uint32_t *)((float *)cache_ws + ncache);
+    uint32_t *pairs = (uint32_t *)((float *)cache_ws + ncache);
+    if (kind == PRODUCTS_BF16) {
+        wpp = pairs;
         for (int t = 0; t < ntiles; t++)
-            pack_pairs_bf16(wpp + (size_t)t * Kp * MR, MR, wp + (size_t)t * s->C * KK * MR, MR, s->C * KK, MR);
+            pack_pairs_bf16(wpp + (size_t)t * Kp * MR, MR, wp + (size_t)t * CKK * MR, MR, CKK, MR);
+    } else if (kind == PRODUCTS_AMX) {
+        ua = pairs;
+        memset(ua, 0, npairs * sizeof(uint32_t));
+#pragma omp parallel for schedule(static)
+        for (int t = 0; t < ntiles; t++)
+            pack_amx_rows(ua + (size_t)t * MR * Kp16, Kp16, wp + (size_t)t * CKK * MR, CKK,
+                          DFN_MIN(MR, s->OC - t * MR), (uint32_t *)dfn_scratch(0, (size_t)Kp * MR));
     }
 #endif
-    conv_forward_packed(out, accumulate, inp, wp, wpp, bias, s, cache_ws);
+    conv_forward_packed(out, accumulate, inp, wp, wpp, ua, Kp16, bias, s, cache_ws);
 }
 
 void DFN_K(dfn_conv2d_direct)(float *out, int accumulate, const float *inp, const float *weight,
                               int flip, const float *bias, const dfn_conv2d_shape *s) {
-    conv_direct(out, accumulate, inp, weight, flip, bias, s, 0);
+    conv_direct(out, accumulate, inp, weight, flip, bias, s, PRODUCTS_FP32);
 }
 
 #if VL == 16
 void DFN_K(dfn_conv2d_direct_bf16)(float *out, int accumulate, const float *inp, const float *weight,
                                    int flip, const float *bias, const dfn_conv2d_shape *s) {
-    conv_direct(out, accumulate, inp, weight, flip, bias, s, 1);
+    conv_direct(out, accumulate, inp, weight, flip, bias, s, PRODUCTS_BF16);
+}
+
+void DFN_K(dfn_conv2d_direct_amx)(float *out, int accumulate, const float *inp, const float *weight,
+                                  int flip, const float *bias, const dfn_conv2d_shape *s) {
+    conv_direct(out, accumulate, inp, weight, flip, bias, s, PRODUCTS_AMX);
 }
 #endif

@@ -19,6 +19,7 @@
 #define NR 48    /* columns of a panel and of the register tile */
 #define LANES 16 /* lanes of a map group */
 #define NV 3     /* map groups per panel: NR / LANES */
+#define TR 16    /* rows of an AMX tile: output channels of C and A; pairs of channels of B */
 
 /* ------------------------------------------------------------ panel maps (conv2d_maps.c) */
 
@@ -174,6 +175,41 @@ void pack_pairs_bf16(uint32_t *dst, ptrdiff_t ldd, const float *src, ptrdiff_t l
  * nearest even, denormals flushed). A (Kp, MR), B (Kp, 48) rows at stride ldb. */
 void conv_tile_bf16(int Kp, const uint32_t *restrict A, const uint32_t *restrict B, ptrdiff_t ldb,
                     float *restrict C);
+
+/* ------------------------------------------------------------ AMX tiles (the amx level) */
+
+#define amx_begin DFN_K(dfn_amx_begin)
+#define amx_end DFN_K(dfn_amx_end)
+#define amx_products DFN_K(dfn_amx_products)
+#define pack_amx_rows DFN_K(dfn_pack_amx_rows)
+#define amx_accumulate DFN_K(dfn_amx_accumulate)
+
+/* Configures the calling thread's tiles for amx_products (tiles 0-2: C, 16 rows of
+ * 16 floats; 3: A, 16 rows of 16 pairs; 4-6: B, 16 pairs of rows of 16 columns);
+ * amx_end releases them. Only where dfn_cpu_supports(DFN_ISA_AMX). */
+void amx_begin(void);
+void amx_end(void);
+
+/* C (16 nr, 48) = A B between amx_begin and amx_end, from bfloat16 pairs as
+ * conv_tile_bf16's: C[r][j] = sum_p (A[r][p] . B[p][j]), p < 16 nk, 16 pairs per
+ * tdpbf16ps (Intel SDM: each pair's products exact, the even product added first,
+ * then the odd, p ascending; denormals flushed). A (16 nr, 16 nk) dwords at stride
+ * lda, a row per output; B (16 nk, 48) at stride ldb, as conv_tile_bf16's; C at
+ * stride ldc; strides in elements, every row of A and B readable and finite. */
+void amx_products(int nr, int nk, const uint32_t *A, ptrdiff_t lda, const uint32_t *B, ptrdiff_t ldb, float *C,
+                  ptrdiff_t ldc);
+
+/* C (16 nr, 16 nc) += A B between amx_begin and amx_end, as amx_products (C
+ * loaded, summed into, stored back; columns in tiles of 16): the weight gradient's
+ * sums over tiles. */
+void amx_accumulate(int nr, int nk, int nc, const uint32_t *A, ptrdiff_t lda, const uint32_t *B, ptrdiff_t ldb,
+                    float *C, ptrdiff_t ldc);
+
+/* One MR-row tile of conv_tile's A operand, a (K, MR) block of floats, as rows of
+ * amx_products' A: ua[i][p] (rows i < nrows at stride lda) = the bfloat16 pair of
+ * a[2p][i], a[2p+1][i], p < ceil(K/2) (pack_pairs_bf16's rounding; the high half
+ * of an odd K's last pair 0); tmp holds ceil(K/2) * MR dwords. */
+void pack_amx_rows(uint32_t *ua, ptrdiff_t lda, const float *a, int K, int nrows, uint32_t *tmp);
 #endif
 #endif
 

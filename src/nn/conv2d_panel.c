@@ -71,6 +71,96 @@ __attribute__((target("avx512bf16"))) void pack_pairs_bf16(uint32_t *dst, ptrdif
         }
     }
 }
+
+/* ------------------------------------------------------------ AMX tiles */
+
+typedef struct { /* LDTILECFG's 64 bytes, palette 1 */
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_config;
+
+__attribute__((target("amx-tile"))) void amx_begin(void) {
+    amx_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 7; t++) cfg.rows[t] = TR, cfg.colsb[t] = 64; /* 16 floats or 16 dwords a row */
+    __asm__ volatile("" ::: "memory"); /* the intrinsic tells the compiler of 8 of the 64 bytes only */
+    _tile_loadconfig(&cfg);
+}
+
+__attribute__((target("amx-tile"))) void amx_end(void) { _tile_release(); }
+
+__attribute__((target("amx-tile,amx-bf16"))) void amx_accumulate(int nr, int nk, int nc, const uint32_t *A,
+                                                                ptrdiff_t lda, const uint32_t *B, ptrdiff_t ldb,
+                                                                float *C, ptrdiff_t ldc) {
+    __asm__ volatile("" ::: "memory");
+    const long sa = (long)(lda * 4), sb = (long)(ldb * 4), sc = (long)(ldc * 4);
+    for (int r = 0; r < nr; r++) {
+        const uint32_t *a = A + (ptrdiff_t)r * TR * lda;
+        for (int n = 0; n < nc; n += 3) { /* up to three column tiles per pass over A */
+            float *c = C + (ptrdiff_t)r * TR * ldc + n * 16;
+            const int w = DFN_MIN(3, nc - n);
+            _tile_loadd(0, c, sc);
+            if (w > 1) _tile_loadd(1, c + 16, sc);
+            if (w > 2) _tile_loadd(2, c + 32, sc);
+            for (int k = 0; k < nk; k++) {
+                const uint32_t *b = B + (ptrdiff_t)k * TR * ldb + n * 16;
+                _tile_loadd(3, a + k * TR, sa);
+                _tile_loadd(4, b, sb);
+                _tile_dpbf16ps(0, 3, 4);
+                if (w > 1) {
+                    _tile_loadd(5, b + 16, sb);
+                    _tile_dpbf16ps(1, 3, 5);
+                }
+                if (w > 2) {
+                    _tile_loadd(6, b + 32, sb);
+                    _tile_dpbf16ps(2, 3, 6);
+                }
+            }
+            _tile_stored(0, c, sc);
+            if (w > 1) _tile_stored(1, c + 16, sc);
+            if (w > 2) _tile_stored(2, c + 32, sc);
+        }
+    }
+}
+
+void pack_amx_rows(uint32_t *ua, ptrdiff_t lda, const float *a, int K, int nrows, uint32_t *tmp) {
+    const int Kp = (K + 1) / 2;
+    pack_pairs_bf16(tmp, MR, a, MR, K, MR);
+    for (int i = 0; i < nrows; i++)
+        for (int p = 0; p < Kp; p++) ua[(ptrdiff_t)i * lda + p] = tmp[p * MR + i];
+}
+
+/* Tile registers are named in the instructions: C blocks 0-2 (columns 0, 16, 32),
+ * A 3, B 4-6. The inline assembly of the tile loads does not tell the compiler
+ * that it reads memory: the barrier first makes every store before the call visible. */
+__attribute__((target("amx-tile,amx-bf16"))) void amx_products(int nr, int nk, const uint32_t *A, ptrdiff_t lda,
+                                                              const uint32_t *B, ptrdiff_t ldb, float *C,
+                                                              ptrdiff_t ldc) {
+    __asm__ volatile("" ::: "memory");
+    const long sa = (long)(lda * 4), sb = (long)(ldb * 4), sc = (long)(ldc * 4);
+    for (int r = 0; r < nr; r++) {
+        const uint32_t *a = A + (ptrdiff_t)r * TR * lda;
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        for (int k = 0; k < nk; k++) {
+            const uint32_t *b = B + (ptrdiff_t)k * TR * ldb;
+            _tile_loadd(3, a + k * TR, sa);
+            _tile_loadd(4, b, sb);
+            _tile_loadd(5, b + 16, sb);
+            _tile_loadd(6, b + 32, sb);
+            _tile_dpbf16ps(0, 3, 4);
+            _tile_dpbf16ps(1, 3, 5);
+            _tile_dpbf16ps(2, 3, 6);
+        }
+        float *c = C + (ptrdiff_t)r * TR * ldc;
+        _tile_stored(0, c, sc);
+        _tile_stored(1, c + 16, sc);
+        _tile_stored(2, c + 32, sc);
+    }
+}
 #endif
 
 /* ------------------------------------------------------------ reads and writes through maps */

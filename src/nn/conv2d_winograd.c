@@ -83,6 +83,23 @@ static void pack_winograd(float *up, const float *w, int OC, int C, int flip) {
         }
 }
 
+#if VL == 16
+/* ua[xi][r][p] (R16 rows of Kp16 dwords per xi) = the bfloat16 pair of channels 2p,
+ * 2p+1 of U[xi][r] (up from pack_winograd: rows in tiles of MR, `cols` channels),
+ * zero past `rows` and past the channels: AMX's A operand, a row per output. */
+static void pack_amx_weights(uint32_t *ua, const float *up, int rows, int cols, int R16, int Kp16) {
+    const int ntiles = (rows + MR - 1) / MR;
+    memset(ua, 0, (size_t)16 * R16 * Kp16 * sizeof(uint32_t));
+#pragma omp parallel for schedule(static)
+    for (int xi = 0; xi < 16; xi++) {
+        uint32_t *tmp = (uint32_t *)dfn_scratch(0, (size_t)(cols + 1) / 2 * MR);
+        for (int t = 0; t < ntiles; t++)
+            pack_amx_rows(ua + ((size_t)xi * R16 + t * MR) * Kp16, Kp16, up + ((size_t)xi * ntiles + t) * cols * MR,
+                          cols, DFN_MIN(MR, rows - t * MR), tmp);
+    }
+}
+#endif
+
 /* A tile row of a block: image n, tile row ty, its tile tx at column q0 + tx of
  * the block, tiles txa <= tx < txb in the block. */
 typedef struct {
@@ -267,14 +284,13 @@ static void input_transform(float *V, const float *inp, const dfn_conv2d_shape *
 }
 
 /* The same transforms as bfloat16 pairs of channels (pack_pairs_bf16's layout):
- * Vp[xi][c/2][q] (ceil(C/2), WB dwords per xi), channel 2p in the low half, the
- * high half of an odd C's last pair 0; columns past the block's tiles untouched. */
-__attribute__((target("avx512bf16"))) static void input_transform_bf16(uint32_t *Vp, const float *inp,
+ * Vp[xi][c/2][q] (rows of WB dwords, xs dwords per xi), channel 2p in the low half,
+ * the high half of an odd C's last pair 0; columns past the block's tiles untouched. */
+__attribute__((target("avx512bf16"))) static void input_transform_bf16(uint32_t *Vp, ptrdiff_t xs, const float *inp,
                                                                        const dfn_conv2d_shape *s, int64_t j0,
                                                                        int nj) {
-    const int C = s->C, Cp = (C + 1) / 2;
+    const int C = s->C;
     const int64_t HW = (int64_t)s->H * s->W;
-    const ptrdiff_t xs = (ptrdiff_t)Cp * WB;
     const int TW = (s->W + 1) / 2, pairs = pairs_rows(s);
     const window_indices wi = window_indices_of(TW);
     const int64_t R0 = j0 / TW, R1 = (j0 + nj - 1) / TW;
@@ -478,19 +494,98 @@ static void output_transform(float *out, int accumulate, const float *M, ptrdiff
 }
 #endif
 
-/* out (N,OC,H,W) (+)= conv(inp (N,C,H,W), g) + bias (OC or NULL): up from
- * pack_winograd; the shape fits (dfn_conv2d_winograd_fits). With upp (up's
- * blocks as bfloat16 pairs over channels, avx512 only) the 16 products are
- * bfloat16: the transforms stay float32, the input transform writes channel pairs. */
-static void conv_winograd(float *out, int accumulate, const float *inp, const float *up,
-                          const uint32_t *upp, const float *bias, const dfn_conv2d_shape *s) {
-#if VL != 16
-    (void)upp; /* bfloat16 tiles exist at the avx512 level only */
+/* The operands of one run: U from pack_winograd (float32; rows in tiles of MR), and
+ * where the products are bfloat16 either its pairs over channels for conv_tile_bf16
+ * (upp: block (xi, t) of Cp x MR dwords) or for AMX tiles (ua: xi, then R16 rows of
+ * an output channel, each Kp16 pairs of input channels; zero past OC and C). */
+typedef struct {
+    const float *up;
+    const uint32_t *upp, *ua;
+    int R16, Kp16;
+} winograd_weights;
+
+/* The M of one task: M[xi][oc - oc0][q] = sum_c U[xi][oc][c] V[xi][c][q] for the
+ * block's tiles, oc0 <= oc < oc1, rows at stride WB and xs = rows per xi * WB. */
+typedef struct {
+    float *M;
+    ptrdiff_t xs;
+    int oc0, oc1;
+} winograd_products;
+
+/* M for output-channel tiles t0 .. t1-1 of `rows` channels (slot 1; + the reads of a last vector). */
+static winograd_products products_buffer(const dfn_conv2d_shape *s, int t0, int t1, int rows) {
+    const winograd_products pr = {dfn_scratch(1, (size_t)16 * (t1 - t0) * rows * WB + VL),
+                                  (ptrdiff_t)(t1 - t0) * rows * WB, t0 * rows, DFN_MIN(s->OC, t1 * rows)};
+    return pr;
+}
+
+/* Columns nj .. ncols-1 of nrows rows of 4-byte elements at stride ld: zero (a block's missing tiles). */
+static void clear_columns(void *V, int64_t nrows, ptrdiff_t ld, int nj, int ncols) {
+    if (nj < ncols)
+        for (int64_t r = 0; r < nrows; r++) memset((uint32_t *)V + r * ld + nj, 0, (size_t)(ncols - nj) * 4);
+}
+
+#if VL == 16
+/* The task's products in AMX tiles: rows of 16 output channels tile rows t0 .. t1-1. */
+static winograd_products products_amx(const winograd_weights *wt, const float *inp, const dfn_conv2d_shape *s,
+                                      int64_t j0, int nj, int t0, int t1) {
+    const int Cp = (s->C + 1) / 2, Kp = wt->Kp16, nr = t1 - t0;
+    const ptrdiff_t vs = (ptrdiff_t)Kp * WB; /* dwords of V per xi */
+    uint32_t *Vp = (uint32_t *)dfn_scratch(4, (size_t)16 * vs);
+    for (int xi = 0; xi < 16; xi++) { /* pairs past C read as zeros, and so do columns past the block */
+        if (Kp > Cp) memset(Vp + xi * vs + (ptrdiff_t)Cp * WB, 0, (size_t)(Kp - Cp) * WB * sizeof(uint32_t));
+        clear_columns(Vp + xi * vs, Cp, WB, nj, WB);
+    }
+    input_transform_bf16(Vp, vs, inp, s, j0, nj);
+    const winograd_products pr = products_buffer(s, t0, t1, TR);
+    amx_begin();
+    for (int xi = 0; xi < 16; xi++)
+        amx_products(nr, Kp / TR, wt->ua + ((size_t)xi * wt->R16 + (size_t)t0 * TR) * Kp, Kp, Vp + xi * vs, WB,
+                     pr.M + xi * pr.xs, WB);
+    amx_end();
+    return pr;
+}
+
+/* The task's products from pairs of channels with vdpbf16ps: output-channel tiles t0 .. t1-1 of MR. */
+static winograd_products products_bf16(const winograd_weights *wt, const float *inp, const dfn_conv2d_shape *s,
+                                       int64_t j0, int nj, int t0, int t1) {
+    const int Cp = (s->C + 1) / 2, ntiles = (s->OC + MR - 1) / MR;
+    uint32_t *Vp = (uint32_t *)dfn_scratch(4, (size_t)16 * Cp * WB);
+    clear_columns(Vp, 16 * Cp, WB, nj, WB);
+    input_transform_bf16(Vp, (ptrdiff_t)Cp * WB, inp, s, j0, nj);
+    const winograd_products pr = products_buffer(s, t0, t1, MR);
+    for (int xi = 0; xi < 16; xi++)
+        for (int t = t0; t < t1; t++)
+            conv_tile_bf16(Cp, wt->upp + ((size_t)xi * ntiles + t) * Cp * MR, Vp + (size_t)xi * Cp * WB, WB,
+                           pr.M + xi * pr.xs + (ptrdiff_t)(t - t0) * MR * WB);
+    return pr;
+}
 #endif
-    const int C = s->C, OC = s->OC;
+
+/* The task's products in float32: output-channel tiles t0 .. t1-1 of MR. */
+static winograd_products products_fp32(const winograd_weights *wt, const float *inp, const dfn_conv2d_shape *s,
+                                       int64_t j0, int nj, int t0, int t1) {
+    const int C = s->C, ntiles = (s->OC + MR - 1) / MR;
+    float *V = dfn_scratch(0, (size_t)16 * C * WBS);
+    clear_columns(V, 16 * C, WBS, nj, WBS);
+    input_transform(V, inp, s, j0, nj);
+    const winograd_products pr = products_buffer(s, t0, t1, MR);
+    for (int xi = 0; xi < 16; xi++)
+        for (int t = t0; t < t1; t++)
+            conv_tile(C, wt->up + ((size_t)xi * ntiles + t) * C * MR, V + (size_t)xi * C * WBS, WBS,
+                      pr.M + xi * pr.xs + (ptrdiff_t)(t - t0) * MR * WB);
+    return pr;
+}
+
+/* out (N,OC,H,W) (+)= conv(inp (N,C,H,W), g) + bias (OC or NULL), the products
+ * from wt (bfloat16 where it has pairs: the transforms stay float32, the input
+ * transform writes channel pairs); the shape fits (dfn_conv2d_winograd_fits). */
+static void conv_winograd(float *out, int accumulate, const float *inp, const winograd_weights *wt,
+                          const float *bias, const dfn_conv2d_shape *s) {
     const int64_t NT = s->N * (int64_t)((s->H + 1) / 2) * ((s->W + 1) / 2);
     const int64_t nblk = (NT + WB - 1) / WB;
-    const int ntiles = (OC + MR - 1) / MR;
+    /* tiles of output channels: MR rows, or TR in AMX tiles */
+    const int rows = wt->ua ? TR : MR, ntiles = (s->OC + rows - 1) / rows;
     int tiles_per_chunk;
     const int nchunks = dfn_tile_chunks(nblk, ntiles, &tiles_per_chunk);
     const int64_t ntasks = nblk * nchunks;
@@ -501,65 +596,63 @@ static void conv_winograd(float *out, int accumulate, const float *inp, const fl
         const int64_t j0 = blk * WB;
         const int nj = (int)DFN_MIN((int64_t)WB, NT - j0);
         const int t0 = chunk * tiles_per_chunk, t1 = DFN_MIN(ntiles, t0 + tiles_per_chunk);
-        const int nt = t1 - t0;
-        float *M = dfn_scratch(1, (size_t)16 * nt * MR * WB + VL); /* + the reads of a last vector */
-        /* M[xi][oc - t0*MR][q] = sum_c U[xi][oc][c] V[xi][c][q] */
 #if VL == 16
-        if (upp) { /* the same products from pairs of channels, transformed as pairs */
-            const int Cp = (C + 1) / 2;
-            uint32_t *Vp = (uint32_t *)dfn_scratch(4, (size_t)16 * Cp * WB);
-            if (nj < WB)
-                for (int64_t r = 0; r < 16 * Cp; r++) memset(Vp + r * WB + nj, 0, (size_t)(WB - nj) * sizeof(uint32_t));
-            input_transform_bf16(Vp, inp, s, j0, nj);
-            for (int xi = 0; xi < 16; xi++)
-                for (int t = t0; t < t1; t++)
-                    conv_tile_bf16(Cp, upp + ((size_t)xi * ntiles + t) * Cp * MR, Vp + (size_t)xi * Cp * WB, WB,
-                                   M + ((size_t)xi * nt + (t - t0)) * MR * WB);
-        } else
+        const winograd_products pr = wt->ua    ? products_amx(wt, inp, s, j0, nj, t0, t1)
+                                     : wt->upp ? products_bf16(wt, inp, s, j0, nj, t0, t1)
+                                               : products_fp32(wt, inp, s, j0, nj, t0, t1);
+#else
+        const winograd_products pr = products_fp32(wt, inp, s, j0, nj, t0, t1);
 #endif
-        {
-            float *V = dfn_scratch(0, (size_t)16 * C * WBS);
-            if (nj < WB)
-                for (int64_t r = 0; r < 16 * C; r++) memset(V + r * WBS + nj, 0, (size_t)(WBS - nj) * sizeof(float));
-            input_transform(V, inp, s, j0, nj);
-            for (int xi = 0; xi < 16; xi++)
-                for (int t = t0; t < t1; t++)
-                    conv_tile(C, up + ((size_t)xi * ntiles + t) * C * MR, V + (size_t)xi * C * WBS, WBS,
-                              M + ((size_t)xi * nt + (t - t0)) * MR * WB);
-        }
-        output_transform(out, accumulate, M, (ptrdiff_t)nt * MR * WB, bias, s, t0 * MR,
-                         DFN_MIN(OC, t1 * MR), j0, nj);
+        output_transform(out, accumulate, pr.M, pr.xs, bias, s, pr.oc0, pr.oc1, j0, nj);
     }
 }
 
-/* out (+)= the conv of weight (or its flip), with bfloat16 products where `bf16`. */
+/* Products of Winograd's convolutions: float32, bfloat16 pairs with vdpbf16ps, AMX tiles. */
+enum { PRODUCTS_FP32, PRODUCTS_BF16, PRODUCTS_AMX };
+
+/* out (+)= the conv of weight (or its flip), with the products of `kind`. */
 static void winograd(float *out, int accumulate, const float *inp, const float *weight, int flip,
-                     const float *bias, const dfn_conv2d_shape *s, int bf16) {
+                     const float *bias, const dfn_conv2d_shape *s, int kind) {
     /* U (and its pairs) in the calling thread's slot 2 (tasks use 0, 1, 3 and 4) */
     const int ntiles = (s->OC + MR - 1) / MR, Cp = (s->C + 1) / 2;
+    const int R16 = (s->OC + TR - 1) / TR * TR, Kp16 = (Cp + TR - 1) / TR * TR;
     const size_t nup = (size_t)ntiles * MR * s->C * 16;
-    float *up = dfn_scratch(2, nup + (bf16 ? (size_t)16 * ntiles * Cp * MR : 0));
+    const size_t npairs = kind == PRODUCTS_BF16 ? (size_t)16 * ntiles * Cp * MR
+                          : kind == PRODUCTS_AMX ? (size_t)16 * R16 * Kp16
+                                                 : 0;
+    float *up = dfn_scratch(2, nup + npairs);
     if (flip) pack_winograd(up, weight, s->C, s->OC, 1); /* s is the transposed conv's shape */
     else pack_winograd(up, weight, s->OC, s->C, 0);
-    uint32_t *upp = NULL;
+    winograd_weights wt = {up, NULL, NULL, R16, Kp16};
 #if VL == 16
-    if (bf16) {
-        upp = (uint32_t *)(up + nup);
+    uint32_t *pairs = (uint32_t *)(up + nup);
+    if (kind == PRODUCTS_BF16) {
         for (int b = 0; b < 16 * ntiles; b++) /* block (xi, t): C x MR */
-            pack_pairs_bf16(upp + (size_t)b * Cp * MR, MR, up + (size_t)b * s->C * MR, MR, s->C, MR);
+            pack_pairs_bf16(pairs + (size_t)b * Cp * MR, MR, up + (size_t)b * s->C * MR, MR, s->C, MR);
+        wt.upp = pairs;
+    } else if (kind == PRODUCTS_AMX) {
+        pack_amx_weights(pairs, up, s->OC, s->C, R16, Kp16);
+        wt.ua = pairs;
     }
+#else
+    (void)kind; /* bfloat16 exists at the avx512 level only */
 #endif
-    conv_winograd(out, accumulate, inp, up, upp, bias, s);
+    conv_winograd(out, accumulate, inp, &wt, bias, s);
 }
 
 void DFN_K(dfn_conv2d_winograd)(float *out, int accumulate, const float *inp, const float *weight,
                                 int flip, const float *bias, const dfn_conv2d_shape *s) {
-    winograd(out, accumulate, inp, weight, flip, bias, s, 0);
+    winograd(out, accumulate, inp, weight, flip, bias, s, PRODUCTS_FP32);
 }
 
 #if VL == 16
 void DFN_K(dfn_conv2d_winograd_bf16)(float *out, int accumulate, const float *inp, const float *weight,
                                      int flip, const float *bias, const dfn_conv2d_shape *s) {
-    winograd(out, accumulate, inp, weight, flip, bias, s, 1);
+    winograd(out, accumulate, inp, weight, flip, bias, s, PRODUCTS_BF16);
+}
+
+void DFN_K(dfn_conv2d_winograd_amx)(float *out, int accumulate, const float *inp, const float *weight,
+                                    int flip, const float *bias, const dfn_conv2d_shape *s) {
+    winograd(out, accumulate, inp, weight, flip, bias, s, PRODUCTS_AMX);
 }
 #endif

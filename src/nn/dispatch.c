@@ -6,12 +6,13 @@
 
 extern const dfn_nn_kernels dfn_nn_kernels_generic;
 #if defined(__x86_64__)
-extern const dfn_nn_kernels dfn_nn_kernels_avx2, dfn_nn_kernels_avx512;
+extern const dfn_nn_kernels dfn_nn_kernels_avx2, dfn_nn_kernels_avx512, dfn_nn_kernels_amx_avx512;
 #endif
 
 const dfn_nn_kernels *dfn_nn_kernels_current(void) {
     switch (dfn_get_isa()) {
 #if defined(__x86_64__)
+    case DFN_ISA_AMX: return &dfn_nn_kernels_amx_avx512;
     case DFN_ISA_AVX512: return &dfn_nn_kernels_avx512;
     case DFN_ISA_AVX2: return &dfn_nn_kernels_avx2;
 #endif

@@ -38,7 +38,7 @@ typedef struct {
     void (*conv2d_backward_gemm)(float *dinp, float *dweight, const float *dout, const float *inp,
                                  const float *weight, const dfn_conv2d_shape *s);
     /* direct and winograd with bfloat16 products and float32 sums (DFN_PRECISION_BF16):
-     * at the avx512 level, NULL at the others */
+     * at the avx512 and amx levels (amx: Winograd's products in AMX tiles), NULL at the others */
     dfn_conv_fn *conv2d_direct_bf16;
     dfn_conv_fn *conv2d_winograd_bf16;
     /* backward_gemm with the Winograd weight gradient's products in bfloat16 */
@@ -91,6 +91,10 @@ void dfn_conv2d_pointwise_dweight(float *dweight, const float *dout, const float
 /* The level's functions, as kernel_table.c collects them. */
 dfn_conv_fn DFN_K(dfn_conv2d_direct), DFN_K(dfn_conv2d_winograd);
 dfn_conv_fn DFN_K(dfn_conv2d_direct_bf16), DFN_K(dfn_conv2d_winograd_bf16); /* avx512 only */
+dfn_conv_fn DFN_K(dfn_conv2d_direct_amx), DFN_K(dfn_conv2d_winograd_amx); /* avx512 only, the amx level's */
+void DFN_K(dfn_conv2d_backward_gemm_amx)(float *dinp, float *dweight, const float *dout,
+                                         const float *inp, const float *weight,
+                                         const dfn_conv2d_shape *s); /* avx512 only, the amx level's */
 int DFN_K(dfn_conv2d_winograd_fits)(const dfn_conv2d_shape *s);
 void DFN_K(dfn_conv2d_backward_bias)(float *dbias, const float *dout, const dfn_conv2d_shape *s);
 void DFN_K(dfn_conv2d_backward_gemm)(float *dinp, float *dweight, const float *dout,
@@ -116,7 +120,7 @@ __typeof__(dfn_attention_forward) DFN_K(dfn_attention_forward);
 __typeof__(dfn_attention_backward) DFN_K(dfn_attention_backward);
 __typeof__(dfn_avgpool_forward) DFN_K(dfn_avgpool_forward);
 __typeof__(dfn_avgpool_backward) DFN_K(dfn_avgpool_backward);
-extern const dfn_nn_kernels DFN_K(dfn_nn_kernels);
+extern const dfn_nn_kernels DFN_K(dfn_nn_kernels), DFN_K(dfn_nn_kernels_amx); /* _amx: avx512 only */
 #endif
 
 #endif
