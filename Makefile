@@ -28,7 +28,7 @@ gallery: build
 	@bash scripts/gallery.sh docs/gallery $(BUILD)
 
 # The suite once per instruction-set level of the kernels that this CPU supports
-# (DFN_ISA=avx512, avx2, generic; `diffusion --version` lists them). Left out:
+# (DFN_ISA=amx, avx512, avx2, generic; `diffusion --version` lists them). Left out:
 # the samplers on exact mixture oracles (test_sample_exact, test_control), which
 # run no network and so no kernel, the gallery, whose networks the layer and
 # model tests cover at every level, and the MPI check (processes, not kernels);

@@ -12,7 +12,7 @@
 # width) on request, e.g. TRAIN_BATCH=32 bench/run.sh build rgb64 (random data only: the rows of
 # `diffusion train` and DDIM-50 need Fashion-MNIST's 28x28 images and run for fmnist-* presets).
 # Environment: THREADS (2), STEPS (6), WARMUP (2), TRAIN_BATCH (128), MIN_TIME (3 s per inference row), DFN_ISA
-# (the instruction set of the C kernels: avx512, avx2 or generic; default the best this CPU has),
+# (the instruction set of the C kernels: amx, avx512, avx2 or generic; default the best this CPU has),
 # PRECISIONS ("fp32 bf16" where the CPU has bfloat16, else "fp32").
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -396,27 +396,27 @@ int main(void) {
         SHAPE(16, 64, 14, 14, 64, 3, 3, 2, 1), /* direct, strided, float32 dW and data */
     };
     /* both levels with bfloat16 where the CPU has them: avx512 (vdpbf16ps) and amx
-     * (the Winograd products in AMX tiles), each held to the same bounds */
+     * (the products in AMX tiles), each held to the same bounds */
     for (int isa = DFN_ISA_AVX512; isa <= DFN_ISA_AMX; isa++) {
-    if ((dfn_isa)isa > dfn_cpu_isa()) {
-        printf("level %s: this CPU cannot run it, skipped\n", dfn_isa_name((dfn_isa)isa));
-        continue;
-    }
-    CHECK(dfn_set_isa((dfn_isa)isa) == DFN_OK, "%s: %s", dfn_isa_name((dfn_isa)isa), dfn_last_error());
-    printf("level %s\n", dfn_isa_name((dfn_isa)isa));
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) test_shape(shapes[i]);
-    for (size_t i = 0; i < sizeof det_shapes / sizeof det_shapes[0]; i++) {
-        size_t len, len2;
-        float *r1 = run_bf16(&det_shapes[i], 1, &len);
-        const int threads[] = {2, 3};
-        for (int k = 0; k < 2; k++) {
-            float *r = run_bf16(&det_shapes[i], threads[k], &len2);
-            CHECK(memcmp(r1, r, len * sizeof(float)) == 0, "determinism shape %zu: %d threads differ from 1", i,
-                  threads[k]);
-            free(r);
+        if ((dfn_isa)isa > dfn_cpu_isa()) {
+            printf("level %s: this CPU cannot run it, skipped\n", dfn_isa_name((dfn_isa)isa));
+            continue;
         }
-        free(r1);
-    }
+        CHECK(dfn_set_isa((dfn_isa)isa) == DFN_OK, "%s: %s", dfn_isa_name((dfn_isa)isa), dfn_last_error());
+        printf("level %s\n", dfn_isa_name((dfn_isa)isa));
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) test_shape(shapes[i]);
+        for (size_t i = 0; i < sizeof det_shapes / sizeof det_shapes[0]; i++) {
+            size_t len, len2;
+            float *r1 = run_bf16(&det_shapes[i], 1, &len);
+            const int threads[] = {2, 3};
+            for (int k = 0; k < 2; k++) {
+                float *r = run_bf16(&det_shapes[i], threads[k], &len2);
+                CHECK(memcmp(r1, r, len * sizeof(float)) == 0, "determinism shape %zu: %d threads differ from 1", i,
+                      threads[k]);
+                free(r);
+            }
+            free(r1);
+        }
     }
 #pragma omp parallel
     dfn_scratch_release();

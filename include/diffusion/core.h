@@ -94,8 +94,8 @@ int dfn_isa_from_name(const char *name);
  * the default: float32 throughout. DFN_PRECISION_BF16: the two operands of each
  * product are rounded to bfloat16 (float32's upper 16 bits, to nearest even,
  * denormals flushed), multiplied exactly and summed in float32 in a fixed order
- * (AVX512_BF16's vdpbf16ps, twice float32's rate; at the amx level the Winograd
- * products run in AMX tiles, tdpbf16ps, in their own fixed order); the Winograd transforms,
+ * (AVX512_BF16's vdpbf16ps, twice float32's rate on AMD Zen 4; at the amx level the
+ * same products run in AMX tiles, tdpbf16ps, in their own fixed order); the Winograd transforms,
  * biases, small and 1x1 convolutions (oneDNN's float32 products, faster there)
  * and everything outside the convolutions stay float32, and so do the
  * evaluation classifier's features (FID, KID), so that models of either

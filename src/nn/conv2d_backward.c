@@ -421,13 +421,10 @@ static void dw_winograd_finish(float *dweight, const float *part, size_t wsz, in
 
 /* ------------------------------------------------------------ data and weight gradients */
 
-/* The products of the Winograd weight gradient: float32, bfloat16 pairs with vdpbf16ps, AMX tiles. */
-enum { PRODUCTS_FP32, PRODUCTS_BF16, PRODUCTS_AMX };
-
 /* With `kind` bfloat16 the Winograd weight gradient's products are bfloat16 (avx512
  * only): its transforms are paired over tiles and summed by kernel_dw_bf16, or in
  * AMX tiles (the gradient's pairs transposed to rows of output channels, the sums
- * of a task in a float32 block acc[xi][oc][c] that amx_accumulate adds into, tile
+ * of a task in a float32 block acc[xi][oc][c] that amx_products adds into, tile
  * block after tile block, copied into the slot's partial at the task's end). */
 static void backward_gemm(float *dinp, float *dweight, const float *dout, const float *inp,
                           const float *weight, const dfn_conv2d_shape *s, int kind) {
@@ -581,8 +578,8 @@ static void backward_gemm(float *dinp, float *dweight, const float *dout, const 
                                 }
                                 amx_begin();
                                 for (int xi = 0; xi < 16; xi++)
-                                    amx_accumulate(OC16 / TR, np16 / TR, cw / 16, Aua + xi * auas, np16,
-                                                   Avp + xi * avps, cw, acc + xi * accs, cw);
+                                    amx_products(OC16 / TR, np16 / TR, cw / 16, 1, Aua + xi * auas, np16,
+                                                 Avp + xi * avps, cw, acc + xi * accs, cw);
                                 amx_end();
                                 continue;
                             }

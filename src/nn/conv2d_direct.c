@@ -210,7 +210,7 @@ static void conv_forward_packed(float *out, int accumulate, const float *inp, co
         uint32_t *colp = NULL; /* col as pairs of rows (for AMX, zero rows up to Kp16) */
         if (wpp || ua) {
             const int Kp = (CKK + 1) / 2;
-            colp = (uint32_t *)dfn_scratch(4, (size_t)DFN_MAX(Kp, Kp16) * NR);
+            colp = (uint32_t *)dfn_scratch(4, (size_t)Kp16 * NR); /* Kp16 >= Kp */
             pack_pairs_bf16(colp, NR, col, NR, CKK, NR);
             if (ua && Kp16 > Kp) memset(colp + (size_t)Kp * NR, 0, (size_t)(Kp16 - Kp) * NR * sizeof(uint32_t));
             if (ua) amx_begin();
@@ -220,7 +220,7 @@ static void conv_forward_packed(float *out, int accumulate, const float *inp, co
         for (int t = chunk * tiles_per_chunk; t < t1; t++) {
             const float *a = wp + (size_t)t * CKK * MR;
 #if VL == 16
-            if (ua) amx_products(1, Kp16 / TR, ua + (size_t)t * TR * Kp16, Kp16, colp, NR, tile, NR);
+            if (ua) amx_products(1, Kp16 / TR, NR / 16, 0, ua + (size_t)t * TR * Kp16, Kp16, colp, NR, tile, NR);
             else if (wpp) conv_tile_bf16((CKK + 1) / 2, wpp + (size_t)t * ((CKK + 1) / 2) * MR, colp, NR, tile);
             else
 #endif
@@ -241,9 +241,6 @@ static void conv_forward_packed(float *out, int accumulate, const float *inp, co
 #endif
     }
 }
-
-/* The products of a direct convolution: float32, bfloat16 pairs with vdpbf16ps, AMX tiles. */
-enum { PRODUCTS_FP32, PRODUCTS_BF16, PRODUCTS_AMX };
 
 /* out (N,OC,OH,OW) (+)= conv(inp (N,C,H,W), weight (OC,C,KH,KW) or its flip) + bias (OC or
  * NULL), with the products of `kind`. */
@@ -272,11 +269,7 @@ static void conv_direct(float *out, int accumulate, const float *inp, const floa
             pack_pairs_bf16(wpp + (size_t)t * Kp * MR, MR, wp + (size_t)t * CKK * MR, MR, CKK, MR);
     } else if (kind == PRODUCTS_AMX) {
         ua = pairs;
-        memset(ua, 0, npairs * sizeof(uint32_t));
-#pragma omp parallel for schedule(static)
-        for (int t = 0; t < ntiles; t++)
-            pack_amx_rows(ua + (size_t)t * MR * Kp16, Kp16, wp + (size_t)t * CKK * MR, CKK,
-                          DFN_MIN(MR, s->OC - t * MR), (uint32_t *)dfn_scratch(0, (size_t)Kp * MR));
+        pack_amx_weights(ua, Kp16, R16, wp, s->OC, CKK);
     }
 #endif
     conv_forward_packed(out, accumulate, inp, wp, wpp, ua, Kp16, bias, s, cache_ws);

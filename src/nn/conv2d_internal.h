@@ -21,6 +21,10 @@
 #define NV 3     /* map groups per panel: NR / LANES */
 #define TR 16    /* rows of an AMX tile: output channels of C and A; pairs of channels of B */
 
+/* The arithmetic of a conv's products (the algorithms take it as `kind`): float32,
+ * bfloat16 pairs summed by vdpbf16ps (conv_tile_bf16), bfloat16 pairs in AMX tiles. */
+enum { PRODUCTS_FP32, PRODUCTS_BF16, PRODUCTS_AMX };
+
 /* ------------------------------------------------------------ panel maps (conv2d_maps.c) */
 
 /* Where the 16 lanes of one group of a panel read from, for one tap (kh,kw).
@@ -181,8 +185,7 @@ void conv_tile_bf16(int Kp, const uint32_t *restrict A, const uint32_t *restrict
 #define amx_begin DFN_K(dfn_amx_begin)
 #define amx_end DFN_K(dfn_amx_end)
 #define amx_products DFN_K(dfn_amx_products)
-#define pack_amx_rows DFN_K(dfn_pack_amx_rows)
-#define amx_accumulate DFN_K(dfn_amx_accumulate)
+#define pack_amx_weights DFN_K(dfn_pack_amx_weights)
 
 /* Configures the calling thread's tiles for amx_products (tiles 0-2: C, 16 rows of
  * 16 floats; 3: A, 16 rows of 16 pairs; 4-6: B, 16 pairs of rows of 16 columns);
@@ -190,26 +193,21 @@ void conv_tile_bf16(int Kp, const uint32_t *restrict A, const uint32_t *restrict
 void amx_begin(void);
 void amx_end(void);
 
-/* C (16 nr, 48) = A B between amx_begin and amx_end, from bfloat16 pairs as
- * conv_tile_bf16's: C[r][j] = sum_p (A[r][p] . B[p][j]), p < 16 nk, 16 pairs per
- * tdpbf16ps (Intel SDM: each pair's products exact, the even product added first,
- * then the odd, p ascending; denormals flushed). A (16 nr, 16 nk) dwords at stride
- * lda, a row per output; B (16 nk, 48) at stride ldb, as conv_tile_bf16's; C at
- * stride ldc; strides in elements, every row of A and B readable and finite. */
-void amx_products(int nr, int nk, const uint32_t *A, ptrdiff_t lda, const uint32_t *B, ptrdiff_t ldb, float *C,
-                  ptrdiff_t ldc);
+/* C (16 nr, 16 nc) (+)= A B between amx_begin and amx_end, from bfloat16 pairs as
+ * conv_tile_bf16's: C[r][j] = (accumulate ? C[r][j] : 0) + sum_p (A[r][p] . B[p][j]),
+ * p < 16 nk, 16 pairs per tdpbf16ps (Intel SDM: each pair's products exact, the even
+ * product added first, then the odd, p ascending; denormals flushed). A (16 nr, 16 nk)
+ * dwords at stride lda, a row per output; B (16 nk, 16 nc) at stride ldb, as
+ * conv_tile_bf16's (nc = 3: a panel or block of 48 columns); C at stride ldc;
+ * strides in elements, every row of A and B readable and finite. */
+void amx_products(int nr, int nk, int nc, int accumulate, const uint32_t *A, ptrdiff_t lda, const uint32_t *B,
+                  ptrdiff_t ldb, float *C, ptrdiff_t ldc);
 
-/* C (16 nr, 16 nc) += A B between amx_begin and amx_end, as amx_products (C
- * loaded, summed into, stored back; columns in tiles of 16): the weight gradient's
- * sums over tiles. */
-void amx_accumulate(int nr, int nk, int nc, const uint32_t *A, ptrdiff_t lda, const uint32_t *B, ptrdiff_t ldb,
-                    float *C, ptrdiff_t ldc);
-
-/* One MR-row tile of conv_tile's A operand, a (K, MR) block of floats, as rows of
- * amx_products' A: ua[i][p] (rows i < nrows at stride lda) = the bfloat16 pair of
- * a[2p][i], a[2p+1][i], p < ceil(K/2) (pack_pairs_bf16's rounding; the high half
- * of an odd K's last pair 0); tmp holds ceil(K/2) * MR dwords. */
-void pack_amx_rows(uint32_t *ua, ptrdiff_t lda, const float *a, int K, int nrows, uint32_t *tmp);
+/* conv_tile's A operand (ceil(rows/MR) tiles of (K, MR) floats, as pack_weights and
+ * pack_winograd lay them out) as amx_products' A: ua[r][p] (R16 rows at stride lda)
+ * = the bfloat16 pair of the tiles' a[2p][r], a[2p+1][r] (pack_pairs_bf16's rounding;
+ * the high half of an odd K's last pair 0), zero past `rows` and past ceil(K/2). */
+void pack_amx_weights(uint32_t *ua, ptrdiff_t lda, int R16, const float *wp, int rows, int K);
 #endif
 #endif
 

@@ -91,9 +91,12 @@ __attribute__((target("amx-tile"))) void amx_begin(void) {
 
 __attribute__((target("amx-tile"))) void amx_end(void) { _tile_release(); }
 
-__attribute__((target("amx-tile,amx-bf16"))) void amx_accumulate(int nr, int nk, int nc, const uint32_t *A,
-                                                                ptrdiff_t lda, const uint32_t *B, ptrdiff_t ldb,
-                                                                float *C, ptrdiff_t ldc) {
+/* Tile registers are named in the instructions: C blocks 0-2 (three columns of
+ * 16), A 3, B 4-6. The inline assembly of the tile loads does not tell the compiler
+ * that it reads memory: the barrier first makes every store before the call visible. */
+__attribute__((target("amx-tile,amx-bf16"))) void amx_products(int nr, int nk, int nc, int accumulate,
+                                                              const uint32_t *A, ptrdiff_t lda, const uint32_t *B,
+                                                              ptrdiff_t ldb, float *C, ptrdiff_t ldc) {
     __asm__ volatile("" ::: "memory");
     const long sa = (long)(lda * 4), sb = (long)(ldb * 4), sc = (long)(ldc * 4);
     for (int r = 0; r < nr; r++) {
@@ -101,9 +104,15 @@ __attribute__((target("amx-tile,amx-bf16"))) void amx_accumulate(int nr, int nk,
         for (int n = 0; n < nc; n += 3) { /* up to three column tiles per pass over A */
             float *c = C + (ptrdiff_t)r * TR * ldc + n * 16;
             const int w = DFN_MIN(3, nc - n);
-            _tile_loadd(0, c, sc);
-            if (w > 1) _tile_loadd(1, c + 16, sc);
-            if (w > 2) _tile_loadd(2, c + 32, sc);
+            if (accumulate) {
+                _tile_loadd(0, c, sc);
+                if (w > 1) _tile_loadd(1, c + 16, sc);
+                if (w > 2) _tile_loadd(2, c + 32, sc);
+            } else {
+                _tile_zero(0);
+                _tile_zero(1);
+                _tile_zero(2);
+            }
             for (int k = 0; k < nk; k++) {
                 const uint32_t *b = B + (ptrdiff_t)k * TR * ldb + n * 16;
                 _tile_loadd(3, a + k * TR, sa);
@@ -125,40 +134,17 @@ __attribute__((target("amx-tile,amx-bf16"))) void amx_accumulate(int nr, int nk,
     }
 }
 
-void pack_amx_rows(uint32_t *ua, ptrdiff_t lda, const float *a, int K, int nrows, uint32_t *tmp) {
-    const int Kp = (K + 1) / 2;
-    pack_pairs_bf16(tmp, MR, a, MR, K, MR);
-    for (int i = 0; i < nrows; i++)
-        for (int p = 0; p < Kp; p++) ua[(ptrdiff_t)i * lda + p] = tmp[p * MR + i];
-}
-
-/* Tile registers are named in the instructions: C blocks 0-2 (columns 0, 16, 32),
- * A 3, B 4-6. The inline assembly of the tile loads does not tell the compiler
- * that it reads memory: the barrier first makes every store before the call visible. */
-__attribute__((target("amx-tile,amx-bf16"))) void amx_products(int nr, int nk, const uint32_t *A, ptrdiff_t lda,
-                                                              const uint32_t *B, ptrdiff_t ldb, float *C,
-                                                              ptrdiff_t ldc) {
-    __asm__ volatile("" ::: "memory");
-    const long sa = (long)(lda * 4), sb = (long)(ldb * 4), sc = (long)(ldc * 4);
-    for (int r = 0; r < nr; r++) {
-        const uint32_t *a = A + (ptrdiff_t)r * TR * lda;
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        for (int k = 0; k < nk; k++) {
-            const uint32_t *b = B + (ptrdiff_t)k * TR * ldb;
-            _tile_loadd(3, a + k * TR, sa);
-            _tile_loadd(4, b, sb);
-            _tile_loadd(5, b + 16, sb);
-            _tile_loadd(6, b + 32, sb);
-            _tile_dpbf16ps(0, 3, 4);
-            _tile_dpbf16ps(1, 3, 5);
-            _tile_dpbf16ps(2, 3, 6);
-        }
-        float *c = C + (ptrdiff_t)r * TR * ldc;
-        _tile_stored(0, c, sc);
-        _tile_stored(1, c + 16, sc);
-        _tile_stored(2, c + 32, sc);
+/* Tile by tile in parallel: its (K, MR) block as pairs (Kp, MR) in slot 0, then
+ * transposed into its MR rows of ua. */
+void pack_amx_weights(uint32_t *ua, ptrdiff_t lda, int R16, const float *wp, int rows, int K) {
+    const int ntiles = (rows + MR - 1) / MR, Kp = (K + 1) / 2;
+    memset(ua, 0, (size_t)R16 * lda * sizeof(uint32_t));
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < ntiles; t++) {
+        uint32_t *tmp = (uint32_t *)dfn_scratch(0, (size_t)Kp * MR);
+        pack_pairs_bf16(tmp, MR, wp + (size_t)t * K * MR, MR, K, MR);
+        for (int i = 0; i < MR && t * MR + i < rows; i++)
+            for (int p = 0; p < Kp; p++) ua[(ptrdiff_t)(t * MR + i) * lda + p] = tmp[p * MR + i];
     }
 }
 #endif

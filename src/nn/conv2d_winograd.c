@@ -83,23 +83,6 @@ static void pack_winograd(float *up, const float *w, int OC, int C, int flip) {
         }
 }
 
-#if VL == 16
-/* ua[xi][r][p] (R16 rows of Kp16 dwords per xi) = the bfloat16 pair of channels 2p,
- * 2p+1 of U[xi][r] (up from pack_winograd: rows in tiles of MR, `cols` channels),
- * zero past `rows` and past the channels: AMX's A operand, a row per output. */
-static void pack_amx_weights(uint32_t *ua, const float *up, int rows, int cols, int R16, int Kp16) {
-    const int ntiles = (rows + MR - 1) / MR;
-    memset(ua, 0, (size_t)16 * R16 * Kp16 * sizeof(uint32_t));
-#pragma omp parallel for schedule(static)
-    for (int xi = 0; xi < 16; xi++) {
-        uint32_t *tmp = (uint32_t *)dfn_scratch(0, (size_t)(cols + 1) / 2 * MR);
-        for (int t = 0; t < ntiles; t++)
-            pack_amx_rows(ua + ((size_t)xi * R16 + t * MR) * Kp16, Kp16, up + ((size_t)xi * ntiles + t) * cols * MR,
-                          cols, DFN_MIN(MR, rows - t * MR), tmp);
-    }
-}
-#endif
-
 /* A tile row of a block: image n, tile row ty, its tile tx at column q0 + tx of
  * the block, tiles txa <= tx < txb in the block. */
 typedef struct {
@@ -540,8 +523,8 @@ static winograd_products products_amx(const winograd_weights *wt, const float *i
     const winograd_products pr = products_buffer(s, t0, t1, TR);
     amx_begin();
     for (int xi = 0; xi < 16; xi++)
-        amx_products(nr, Kp / TR, wt->ua + ((size_t)xi * wt->R16 + (size_t)t0 * TR) * Kp, Kp, Vp + xi * vs, WB,
-                     pr.M + xi * pr.xs, WB);
+        amx_products(nr, Kp / TR, WB / 16, 0, wt->ua + ((size_t)xi * wt->R16 + (size_t)t0 * TR) * Kp, Kp,
+                     Vp + xi * vs, WB, pr.M + xi * pr.xs, WB);
     amx_end();
     return pr;
 }
@@ -607,9 +590,6 @@ static void conv_winograd(float *out, int accumulate, const float *inp, const wi
     }
 }
 
-/* Products of Winograd's convolutions: float32, bfloat16 pairs with vdpbf16ps, AMX tiles. */
-enum { PRODUCTS_FP32, PRODUCTS_BF16, PRODUCTS_AMX };
-
 /* out (+)= the conv of weight (or its flip), with the products of `kind`. */
 static void winograd(float *out, int accumulate, const float *inp, const float *weight, int flip,
                      const float *bias, const dfn_conv2d_shape *s, int kind) {
@@ -631,7 +611,9 @@ static void winograd(float *out, int accumulate, const float *inp, const float *
             pack_pairs_bf16(pairs + (size_t)b * Cp * MR, MR, up + (size_t)b * s->C * MR, MR, s->C, MR);
         wt.upp = pairs;
     } else if (kind == PRODUCTS_AMX) {
-        pack_amx_weights(pairs, up, s->OC, s->C, R16, Kp16);
+        for (int xi = 0; xi < 16; xi++) /* U[xi]: rows in tiles of MR, C channels */
+            pack_amx_weights(pairs + (size_t)xi * R16 * Kp16, Kp16, R16, up + (size_t)xi * ntiles * s->C * MR,
+                             s->OC, s->C);
         wt.ua = pairs;
     }
 #else

@@ -38,7 +38,7 @@ typedef struct {
     void (*conv2d_backward_gemm)(float *dinp, float *dweight, const float *dout, const float *inp,
                                  const float *weight, const dfn_conv2d_shape *s);
     /* direct and winograd with bfloat16 products and float32 sums (DFN_PRECISION_BF16):
-     * at the avx512 and amx levels (amx: Winograd's products in AMX tiles), NULL at the others */
+     * at the avx512 and amx levels (amx: the products in AMX tiles), NULL at the others */
     dfn_conv_fn *conv2d_direct_bf16;
     dfn_conv_fn *conv2d_winograd_bf16;
     /* backward_gemm with the Winograd weight gradient's products in bfloat16 */
