@@ -1,6 +1,7 @@
 /* test_conv2d.c - conv2d: the fast kernels of every instruction-set level this
  * CPU supports (dfn_set_isa) against the reference loops on many shapes, the
- * reference and fast backward against central finite differences, and
+ * reference and fast backward against central finite differences, the fused
+ * residual add (dfn_conv2d_forward_add) against the forward and dfn_add, and
  * bit-identical results for 1, 2 and 3 threads at every level. */
 #include <omp.h>
 #include <stdint.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "nn/kernels.h"
 #include "nn/nn.h"
 #include "test_util.h"
 
@@ -60,6 +62,32 @@ static void test_against_reference(dfn_conv2d_shape s) {
         shape_name(name, sizeof name, &s, use_bias ? "forward+bias" : "forward");
         check_tensor(name, out, out_ref, z.out, TOL_FAST);
     }
+
+    /* dfn_conv2d_forward_add: bit for bit the forward followed by dfn_add, into
+     * another buffer and in place (add = out), in each precision the level has */
+    float *res = alloc_fill(z.out, 10), *sum = alloc_fill(z.out, 11);
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        if (bf16 && dfn_set_precision(DFN_PRECISION_BF16) != DFN_OK) break;
+        for (int use_bias = 0; use_bias < 2; use_bias++) {
+            dfn_conv2d_forward(out_ref, inp, w, use_bias ? b : NULL, &s);
+            dfn_add(out_ref, res, z.out);
+            dfn_conv2d_forward_add(out, inp, w, use_bias ? b : NULL, res, &s);
+            memcpy(sum, res, z.out * sizeof(float));
+            dfn_conv2d_forward_add(sum, inp, w, use_bias ? b : NULL, sum, &s);
+            shape_name(name, sizeof name, &s, use_bias ? "forward_add+bias" : "forward_add");
+            const int same = memcmp(out, out_ref, z.out * sizeof(float)) == 0,
+                      same_in_place = memcmp(sum, out_ref, z.out * sizeof(float)) == 0;
+            CHECK(same, "%s (%s): not the bits of forward + dfn_add", name, bf16 ? "bf16" : "fp32");
+            if (dfn_conv2d_is_pointwise(&s) && !use_bias) /* oneDNN's out += W inp (nn.h) */
+                CHECK(rel_error(sum, out_ref, z.out) <= TOL_FAST, "%s (%s) in place: error %g", name,
+                      bf16 ? "bf16" : "fp32", rel_error(sum, out_ref, z.out));
+            else
+                CHECK(same_in_place, "%s (%s) in place: not the bits of forward + dfn_add", name,
+                      bf16 ? "bf16" : "fp32");
+        }
+    }
+    dfn_set_precision(DFN_PRECISION_FP32);
+    free(res), free(sum);
 
     float *di0 = alloc_fill(z.in, 7), *dw0 = alloc_fill(z.w, 8), *db0 = alloc_fill(s.OC, 9);
     for (int mask = 0; mask < 8; mask++) { /* bit 0: dinp, bit 1: dweight, bit 2: dbias */

@@ -569,6 +569,59 @@ static void test_dropout(void) {
     }
 }
 
+/* ------------------------------------------------------------ fused GroupNorm */
+
+/* dfn_groupnorm_fused_forward / _backward against the layers they fuse, called
+ * in turn (add_channel, GroupNorm, dropout; dropout backward onto zeros,
+ * GroupNorm backward onto zeros, add_channel backward): the same bits, on
+ * groups whose blocks start and end inside Philox blocks (M = 98, 52), and one
+ * large enough to run in parallel. */
+static void test_groupnorm_fused(void) {
+    printf("fused GroupNorm (time-embedding shift, dropout)\n");
+    const struct { int N, C, G, HW; } shapes[] = {{3, 6, 3, 49}, {2, 8, 2, 13}, {8, 32, 8, 196}};
+    for (int si = 0; si < 3; si++)
+        for (int variant = 0; variant < 8; variant++) { /* bit 0: silu, 1: shift, 2: dropout */
+            const int N = shapes[si].N, C = shapes[si].C, G = shapes[si].G, HW = shapes[si].HW;
+            const int silu = variant & 1;
+            const size_t n = (size_t)N * C * HW;
+            float *x = frand(n, 81, -2, 2), *w = frand(C, 82, 0.5f, 1.5f), *b = frand(C, 83, -0.5f, 0.5f);
+            float *shift = frand((size_t)N * C, 84, -1, 1), *R = frand(n, 85, -1, 1);
+            const dfn_groupnorm_fusion f = {variant & 2 ? shift : NULL, variant & 4 ? 0.3f : 0.0f, 77, 1001};
+            /* forward, the layers in turn */
+            float *xa = falloc(n), *ya = falloc(n), *ma = falloc((size_t)N * G), *ra = falloc((size_t)N * G);
+            memcpy(xa, x, n * 4);
+            if (f.shift) dfn_add_channel_forward(xa, shift, N, C, HW);
+            dfn_groupnorm_forward(ya, ma, ra, xa, w, b, N, C, HW, G, 1e-5f, silu);
+            if (f.p > 0) dfn_dropout_forward(ya, ya, n, f.p, f.seed, f.block);
+            /* fused */
+            float *xb = falloc(n), *yb = falloc(n), *mb = falloc((size_t)N * G), *rb = falloc((size_t)N * G);
+            memcpy(xb, x, n * 4);
+            dfn_groupnorm_fused_forward(yb, mb, rb, xb, &f, w, b, N, C, HW, G, 1e-5f, silu);
+            CHECK(!memcmp(xa, xb, n * 4) && !memcmp(ya, yb, n * 4) && !memcmp(ma, mb, (size_t)N * G * 4) &&
+                      !memcmp(ra, rb, (size_t)N * G * 4),
+                  "fused GroupNorm forward (%d,%d,%d) G=%d silu=%d shift=%d p=%g: not the bits of the layers in turn",
+                  N, C, HW, G, silu, f.shift != NULL, f.p);
+            /* backward, the layers in turn */
+            float *dy = falloc(n), *dxa = falloc(n), *dwa = frand(C, 86, -1, 1), *dba = frand(C, 87, -1, 1);
+            float *dsa = frand((size_t)N * C, 88, -1, 1);
+            if (f.p > 0) dfn_dropout_backward(dy, R, n, f.p, f.seed, f.block);
+            dfn_groupnorm_backward(dxa, dwa, dba, f.p > 0 ? dy : R, xa, w, b, ma, ra, N, C, HW, G, silu);
+            dfn_add_channel_backward(dsa, dxa, N, C, HW);
+            /* fused, dinp set over garbage */
+            float *dxb = frand(n, 89, -9, 9), *dwb = frand(C, 86, -1, 1), *dbb = frand(C, 87, -1, 1);
+            float *dsb = frand((size_t)N * C, 88, -1, 1);
+            dfn_groupnorm_fused_backward(dxb, f.shift ? dsb : NULL, dwb, dbb, R, &f, xb, w, b, mb, rb, N, C, HW, G,
+                                         silu);
+            CHECK(!memcmp(dxa, dxb, n * 4) && !memcmp(dwa, dwb, (size_t)C * 4) && !memcmp(dba, dbb, (size_t)C * 4) &&
+                      (!f.shift || !memcmp(dsa, dsb, (size_t)N * C * 4)),
+                  "fused GroupNorm backward (%d,%d,%d) G=%d silu=%d shift=%d p=%g: not the bits of the layers in turn",
+                  N, C, HW, G, silu, f.shift != NULL, f.p);
+            free(x); free(w); free(b); free(shift); free(R);
+            free(xa); free(ya); free(ma); free(ra); free(xb); free(yb); free(mb); free(rb);
+            free(dy); free(dxa); free(dwa); free(dba); free(dsa); free(dxb); free(dwb); free(dbb); free(dsb);
+        }
+}
+
 /* ------------------------------------------------------------ upsample, concat, add_channel */
 
 typedef struct { float *x; int N, C, H, W; } up_ctx;
@@ -912,6 +965,7 @@ int main(void) {
     test_linear();
     test_silu();
     test_dropout();
+    test_groupnorm_fused();
     test_shapes();
     test_embeddings();
     test_determinism();

@@ -164,14 +164,14 @@ static void forward(dfn_model *m, float *logits, const float *x, const float *t,
         dfn_conv2d_shape s = conv_shape(m, i, B);
         DFN_ASSERT(dfn_conv2d_out_h(&s) == k->hs[l] && dfn_conv2d_out_w(&s) == k->ws[l]);
         dfn_conv2d_forward(k->h[i], in, P + k->conv[i].w, P + k->conv[i].b, &s);
-        if (k->timed && i % k->per_stage == 0) { /* h += temb_proj(silu(emb)), per channel */
+        const int shifted = k->timed && i % k->per_stage == 0;
+        if (shifted) /* h += temb_proj(silu(emb)), per channel, in the GroupNorm's passes */
             dfn_linear_forward(k->tp, k->te.silu_emb, P + k->temb_proj[l].w, P + k->temb_proj[l].b,
                                B, k->te.emb_dim, k->ch[l]);
-            dfn_add_channel_forward(k->h[i], k->tp, B, k->ch[l], k->hs[l] * k->ws[l]);
-        }
-        dfn_groupnorm_forward(k->a[i], k->mean[i], k->rstd[i], k->h[i], P + k->norm[i].w,
-                              P + k->norm[i].b, B, k->ch[l], k->hs[l] * k->ws[l], c->groups,
-                              CLASSIFIER_EPS, 1);
+        const dfn_groupnorm_fusion fu = {shifted ? k->tp : NULL, 0.0f, 0, 0};
+        dfn_groupnorm_fused_forward(k->a[i], k->mean[i], k->rstd[i], k->h[i], &fu, P + k->norm[i].w,
+                                    P + k->norm[i].b, B, k->ch[l], k->hs[l] * k->ws[l], c->groups,
+                                    CLASSIFIER_EPS, 1);
         in = k->a[i];
     }
     const size_t nh = (size_t)B * k->head;
@@ -225,13 +225,13 @@ static void backward(dfn_model *m, const float *dlogits, float *dx) {
     }
     for (int i = k->n_conv - 1; i >= 0; i--) {
         const int l = i / k->per_stage;
-        memset(k->g1, 0, (size_t)B * plane(k, l, k->ch[l]) * sizeof(float));
-        dfn_groupnorm_backward(k->g1, G + k->norm[i].w, G + k->norm[i].b, k->g0, k->h[i],
-                               P + k->norm[i].w, P + k->norm[i].b, k->mean[i], k->rstd[i], B,
-                               k->ch[l], k->hs[l] * k->ws[l], c->groups, 1);
-        if (k->timed && i % k->per_stage == 0) {
-            memset(k->dtp, 0, (size_t)B * k->ch[l] * sizeof(float));
-            dfn_add_channel_backward(k->dtp, k->g1, B, k->ch[l], k->hs[l] * k->ws[l]);
+        const int shifted = k->timed && i % k->per_stage == 0;
+        if (shifted) memset(k->dtp, 0, (size_t)B * k->ch[l] * sizeof(float));
+        /* g1 set; the time embedding's gradient sums in the same passes */
+        dfn_groupnorm_fused_backward(k->g1, shifted ? k->dtp : NULL, G + k->norm[i].w, G + k->norm[i].b,
+                                     k->g0, NULL, k->h[i], P + k->norm[i].w, P + k->norm[i].b, k->mean[i],
+                                     k->rstd[i], B, k->ch[l], k->hs[l] * k->ws[l], c->groups, 1);
+        if (shifted) {
             dfn_linear_backward(k->te.d_silu_emb, G + k->temb_proj[l].w, G + k->temb_proj[l].b,
                                 k->dtp, k->te.silu_emb, P + k->temb_proj[l].w, B, k->te.emb_dim,
                                 k->ch[l]);

@@ -218,36 +218,36 @@ void dfn_graph_forward(dfn_graph *u, const dfn_model *m, float *out, const float
             break;
         }
         case OP_RES: {
-            /* h = conv1(silu(norm1(x))) [+ temb_proj(silu(emb))] */
+            /* h1 = conv1(silu(norm1(x))) */
             DFN_PROF(DFN_PROF_NORM_FWD, dfn_groupnorm_forward(o->a1, o->mean1, o->rstd1, in, P + o->norm1.w, P + o->norm1.b,
                                   B, o->cin, hw, G, eps, 1));
             dfn_conv2d_shape s1 = conv_shape(B, o->cin, o->res, o->cout, 3, 1);
             DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward(o->h1, o->a1, P + o->conv1.w, P + o->conv1.b, &s1));
-            if (E > 0) {
+            if (E > 0)
                 DFN_PROF(DFN_PROF_LINEAR, dfn_linear_forward(o->tp, semb, P + o->temb_proj.w, P + o->temb_proj.b, B, E, o->cout));
-                DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_add_channel_forward(o->h1, o->tp, B, o->cout, hw));
-            }
-            /* h = conv2(dropout(silu(norm2(h)))) */
-            DFN_PROF(DFN_PROF_NORM_FWD, dfn_groupnorm_forward(o->a2, o->mean2, o->rstd2, o->h1, P + o->norm2.w, P + o->norm2.b,
-                                  B, o->cout, hw, G, eps, 1));
             o->dropped = training && m->cfg.dropout > 0.0f;
             if (o->dropped) {
                 DFN_ASSERT(rng);
                 o->drop_seed = rng->seed;
                 o->drop_block = rng->counter;
-                DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_dropout_forward(o->a2, o->a2, n_out, m->cfg.dropout, rng->seed, o->drop_block));
                 rng->counter += (n_out + 3) / 4;
             }
-            dfn_conv2d_shape s2 = conv_shape(B, o->cout, o->res, o->cout, 3, 1);
-            DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward(dst, o->a2, P + o->conv2.w, P + o->conv2.b, &s2));
-            /* out = skip(x) + h */
+            /* a2 = dropout(silu(norm2(h1 [+= temb_proj(silu(emb))]))), the add and the
+             * dropout in GroupNorm's passes */
+            const dfn_groupnorm_fusion fu = {E > 0 ? o->tp : NULL, o->dropped ? m->cfg.dropout : 0.0f,
+                                             o->drop_seed, o->drop_block};
+            DFN_PROF(DFN_PROF_NORM_FWD, dfn_groupnorm_fused_forward(o->a2, o->mean2, o->rstd2, o->h1, &fu, P + o->norm2.w,
+                                  P + o->norm2.b, B, o->cout, hw, G, eps, 1));
+            /* out = skip(x) + h, the sum in conv2's stores: skip(x) is x, or the
+             * 1x1 skip conv's output written into out first */
             const float *skip = in;
             if (o->has_skip) {
                 dfn_conv2d_shape ss = conv_shape(B, o->cin, o->res, o->cout, 1, 1);
-                DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward(u->tmp[0], in, P + o->skip.w, P + o->skip.b, &ss));
-                skip = u->tmp[0];
+                DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward(dst, in, P + o->skip.w, P + o->skip.b, &ss));
+                skip = dst;
             }
-            DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_add(dst, skip, n_out));
+            dfn_conv2d_shape s2 = conv_shape(B, o->cout, o->res, o->cout, 3, 1);
+            DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward_add(dst, o->a2, P + o->conv2.w, P + o->conv2.b, skip, &s2));
             break;
         }
         case OP_ATTN: {
@@ -259,8 +259,8 @@ void dfn_graph_forward(dfn_graph *u, const dfn_model *m, float *out, const float
             DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward(o->ka, o->a1, P + o->kk.w, P + o->kk.b, &s));
             DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward(o->va, o->a1, P + o->v.w, P + o->v.b, &s));
             DFN_PROF(DFN_PROF_ATTN_FWD, dfn_attention_forward(o->o, o->att, o->qa, o->ka, o->va, B, C, hw, u->heads));
-            DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward(dst, o->o, P + o->proj.w, P + o->proj.b, &s));
-            DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_add(dst, in, n_out));
+            /* out = x + proj(o), the sum in proj's stores */
+            DFN_PROF(DFN_PROF_CONV_FWD, dfn_conv2d_forward_add(dst, o->o, P + o->proj.w, P + o->proj.b, in, &s));
             break;
         }
         case OP_UP: {
@@ -322,27 +322,19 @@ void dfn_graph_backward(dfn_graph *u, dfn_model *m, const float *dout, float *dx
             } else {
                 DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_add(din, g, n_out));
             }
-            /* h = conv2(dropout(silu(norm2(h1)))) */
+            /* h = conv2(dropout(silu(norm2(h1)))), h1 = conv1(...) [+ temb_proj(silu(emb))]:
+             * the dropout's and the broadcast's backward in GroupNorm's passes */
             dfn_conv2d_shape s2 = conv_shape(B, o->cout, o->res, o->cout, 3, 1);
             DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward_set(T0, Gr + o->conv2.w, Gr + o->conv2.b, g, o->a2, P + o->conv2.w, &s2));
-            float *d_a2 = T0;
-            if (o->dropped) {
-                zero(T1, n_out);
-                DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_dropout_backward(T1, T0, n_out, m->cfg.dropout, o->drop_seed, o->drop_block));
-                d_a2 = T1;
-            }
-            float *d_h1 = d_a2 == T0 ? T1 : T0;
-            zero(d_h1, n_out);
-            DFN_PROF(DFN_PROF_NORM_BWD, dfn_groupnorm_backward(d_h1, Gr + o->norm2.w, Gr + o->norm2.b, d_a2, o->h1,
-                                   P + o->norm2.w, P + o->norm2.b, o->mean2, o->rstd2, B, o->cout,
-                                   hw, G, 1));
-            /* h1 = conv1(silu(norm1(x))) [+ temb_proj(silu(emb))] */
-            if (E > 0) {
-                zero(u->dtp, (size_t)B * o->cout);
-                DFN_PROF(DFN_PROF_ELEMENTWISE, dfn_add_channel_backward(u->dtp, d_h1, B, o->cout, hw));
+            const dfn_groupnorm_fusion fu = {NULL, o->dropped ? m->cfg.dropout : 0.0f, o->drop_seed, o->drop_block};
+            float *d_h1 = T1;
+            if (E > 0) zero(u->dtp, (size_t)B * o->cout);
+            DFN_PROF(DFN_PROF_NORM_BWD, dfn_groupnorm_fused_backward(d_h1, E > 0 ? u->dtp : NULL, Gr + o->norm2.w,
+                                   Gr + o->norm2.b, T0, &fu, o->h1, P + o->norm2.w, P + o->norm2.b, o->mean2,
+                                   o->rstd2, B, o->cout, hw, G, 1));
+            if (E > 0)
                 DFN_PROF(DFN_PROF_LINEAR, dfn_linear_backward(d_semb, Gr + o->temb_proj.w, Gr + o->temb_proj.b, u->dtp,
                                     semb, P + o->temb_proj.w, B, E, o->cout));
-            }
             dfn_conv2d_shape s1 = conv_shape(B, o->cin, o->res, o->cout, 3, 1);
             DFN_PROF(DFN_PROF_CONV_BWD, dfn_conv2d_backward_set(T2, Gr + o->conv1.w, Gr + o->conv1.b, d_h1, o->a1, P + o->conv1.w, &s1));
             DFN_PROF(DFN_PROF_NORM_BWD, dfn_groupnorm_backward(din, Gr + o->norm1.w, Gr + o->norm1.b, T2, in, P + o->norm1.w,

@@ -67,18 +67,18 @@ int dfn_conv2d_runs_bf16(const dfn_conv2d_shape *s) {
            (int64_t)s->N * dfn_conv2d_out_h(s) * dfn_conv2d_out_w(s) >= 16 * 48;
 }
 
-/* out (+)= conv(inp, weight or its flip) (+ bias) by the algorithm that fits s, in
- * the precision in use (dfn_conv2d_runs_bf16). */
-static void forward_any(const dfn_nn_kernels *k, float *out, int accumulate, const float *inp,
+/* out = [add +] ([bias +] conv(inp, weight or its flip)) by the algorithm that
+ * fits s, in the precision in use (dfn_conv2d_runs_bf16); add may be out. */
+static void forward_any(const dfn_nn_kernels *k, float *out, const float *add, const float *inp,
                         const float *weight, int flip, const float *bias, const dfn_conv2d_shape *s) {
     if (dfn_conv2d_is_pointwise(s)) {
-        dfn_conv2d_pointwise_forward(out, accumulate, inp, weight, flip, bias, s);
+        dfn_conv2d_pointwise_forward(out, add, inp, weight, flip, bias, s);
         return;
     }
     const int bf16 = dfn_conv2d_runs_bf16(s);
     dfn_conv_fn *conv = k->conv2d_winograd_fits(s) ? (bf16 ? k->conv2d_winograd_bf16 : k->conv2d_winograd)
                                                    : (bf16 ? k->conv2d_direct_bf16 : k->conv2d_direct);
-    conv(out, accumulate, inp, weight, flip, bias, s);
+    conv(out, add, inp, weight, flip, bias, s);
 }
 
 /* out (N,OC,OH,OW) = conv(inp (N,C,H,W), weight (OC,C,KH,KW)) + bias (OC or NULL). */
@@ -86,7 +86,15 @@ void dfn_conv2d_forward(float *out, const float *inp, const float *weight, const
                         const dfn_conv2d_shape *s) {
     DFN_ASSERT(out && inp && weight && s);
     check_shape(s);
-    forward_any(dfn_nn_kernels_current(), out, 0, inp, weight, 0, bias, s);
+    forward_any(dfn_nn_kernels_current(), out, NULL, inp, weight, 0, bias, s);
+}
+
+/* out = add + (conv + bias): the residual add in the convolution's own stores. */
+void dfn_conv2d_forward_add(float *out, const float *inp, const float *weight, const float *bias,
+                            const float *add, const dfn_conv2d_shape *s) {
+    DFN_ASSERT(out && inp && weight && add && s);
+    check_shape(s);
+    forward_any(dfn_nn_kernels_current(), out, add, inp, weight, 0, bias, s);
 }
 
 /* dweight (OC,C,KH,KW) and dbias (OC) accumulate; dinp (N,C,H,W) accumulates, or
@@ -102,7 +110,7 @@ static void backward(float *dinp, int dinp_accumulate, float *dweight, float *db
         const dfn_conv2d_shape t = {s->N, s->OC, dfn_conv2d_out_h(s), dfn_conv2d_out_w(s), s->C,
                                     s->KH, s->KW, 1, s->KH - 1 - s->pad};
         DFN_ASSERT(dfn_conv2d_out_h(&t) == s->H && dfn_conv2d_out_w(&t) == s->W);
-        forward_any(k, dinp, dinp_accumulate, dout, weight, 1, NULL, &t);
+        forward_any(k, dinp, dinp_accumulate ? dinp : NULL, dout, weight, 1, NULL, &t);
         dinp = NULL; /* done */
     } else if (dinp && !dinp_accumulate) { /* col2im adds */
         memset(dinp, 0, sizeof(float) * (size_t)s->N * s->C * s->H * s->W);

@@ -109,65 +109,74 @@ __attribute__((noinline)) static void kernel_implicit(int Cin, int KK, const flo
 }
 #endif
 
+/* orow[segment lanes] = b + x[lane], or with arow (add's row at orow's place)
+ * arow[...] + (b + x[lane]), arow[...] + x[lane] where there is no bias; one
+ * group of LANES. */
 #if VL == 16
-/* orow[segment lanes] = (accumulate ? orow[...] : b) + x[lane], one group of 16. */
-static inline void store_group(float *orow, const dfn_out_map *om, const float *x, float b,
-                               int accumulate) {
-    const __m512 xv = _mm512_loadu_ps(x), bv = _mm512_set1_ps(b);
+static inline void store_group(float *orow, const float *arow, const dfn_out_map *om, const float *x, float b,
+                               int biased) {
+    const __m512 y = arow && !biased ? _mm512_loadu_ps(x) : _mm512_add_ps(_mm512_set1_ps(b), _mm512_loadu_ps(x));
     for (int g = 0; g < om->nseg; g++) {
         float *o = dfn_fptr(orow, om->off[g]);
         const __mmask16 m = om->m[g];
-        const __m512 y = accumulate ? _mm512_maskz_loadu_ps(m, o) : bv;
-        _mm512_mask_storeu_ps(o, m, _mm512_add_ps(y, xv));
+        _mm512_mask_storeu_ps(o, m, arow ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, dfn_fptr(arow, om->off[g])), y) : y);
     }
 }
 #elif VL == 8
-static inline void store_group(float *orow, const dfn_out_map *om, const float *x, float b,
-                               int accumulate) {
+static inline void store_group(float *orow, const float *arow, const dfn_out_map *om, const float *x, float b,
+                               int biased) {
     const vf bv = vf_set1(b);
     for (int g = 0; g < om->nseg; g++)
         for (int h = 0; h < LANES; h += 8) {
             const unsigned m = om->m[g] >> h & 0xFFu;
             if (!m) continue;
             float *o = dfn_fptr(orow, om->off[g] + h);
+            const float *a = arow ? dfn_fptr(arow, om->off[g] + h) : NULL;
+            vf y = vf_load(x + h);
+            if (!a || biased) y = bv + y;
             if (m == 0xFFu) { /* a plain store: AMD's masked stores are slow */
-                vf_store(o, (accumulate ? vf_load(o) : bv) + vf_load(x + h));
+                vf_store(o, a ? vf_load(a) + y : y);
                 continue;
             }
             const __m256i mk = vf_lane_mask(m);
-            vf y = bv;
-            if (accumulate) y = _mm256_maskload_ps(o, mk);
-            _mm256_maskstore_ps(o, mk, y + vf_load(x + h));
+            if (a) y = _mm256_maskload_ps(a, mk) + y;
+            _mm256_maskstore_ps(o, mk, y);
         }
 }
 #else
-static inline void store_group(float *orow, const dfn_out_map *om, const float *x, float b,
-                               int accumulate) {
+static inline void store_group(float *orow, const float *arow, const dfn_out_map *om, const float *x, float b,
+                               int biased) {
     for (int g = 0; g < om->nseg; g++) {
-        if (om->m[g] == 0xFFFF) {
-            float *restrict o = dfn_fptr(orow, om->off[g]);
-            if (accumulate)
-                for (int l = 0; l < LANES; l++) o[l] += x[l];
-            else
-                for (int l = 0; l < LANES; l++) o[l] = b + x[l];
+        if (om->m[g] == 0xFFFF) { /* all lanes inside the row */
+            float *o = dfn_fptr(orow, om->off[g]);
+            const float *a = arow ? dfn_fptr(arow, om->off[g]) : NULL; /* may be o */
+            if (!a) {
+                float *restrict ov = o;
+                for (int l = 0; l < LANES; l++) ov[l] = b + x[l];
+            } else if (biased) {
+                for (int l = 0; l < LANES; l++) o[l] = a[l] + (b + x[l]);
+            } else {
+                for (int l = 0; l < LANES; l++) o[l] = a[l] + x[l];
+            }
             continue;
         }
         for (int l = 0; l < LANES; l++)
             if (om->m[g] >> l & 1) {
                 float *o = dfn_fptr(orow, om->off[g] + l);
-                *o = (accumulate ? *o : b) + x[l];
+                const float y = !arow || biased ? b + x[l] : x[l];
+                *o = arow ? *dfn_fptr(arow, om->off[g] + l) + y : y;
             }
     }
 }
 #endif
 
-/* out (N,OC,OH,OW) = (accumulate ? out : bias (OC or NULL)) + conv(inp (N,C,H,W), wp),
+/* out (N,OC,OH,OW) = [add +] ([bias (OC or NULL) +] conv(inp (N,C,H,W), wp)) (add may be out),
  * wp from pack_weights; cache_ws holds dfn_map_cache_bytes(s, panels, 1). With wpp
  * (wp's tiles as bfloat16 pairs, avx512 only) the products are bfloat16: each
  * panel is im2col'ed, paired and summed by conv_tile_bf16; with ua (the same
  * pairs as rows of AMX's A operand: ceil(OC/16)*16 rows of Kp16 pairs, zero past
  * OC and C*KH*KW) by amx_products, 16 output channels a tile. */
-static void conv_forward_packed(float *out, int accumulate, const float *inp, const float *wp,
+static void conv_forward_packed(float *out, const float *add, const float *inp, const float *wp,
                                 const uint32_t *wpp, const uint32_t *ua, int Kp16, const float *bias,
                                 const dfn_conv2d_shape *s, void *cache_ws) {
     const int OH = dfn_conv2d_out_h(s), OW = dfn_conv2d_out_w(s);
@@ -198,6 +207,7 @@ static void conv_forward_packed(float *out, int accumulate, const float *inp, co
         const dfn_tap_map *map = dfn_panel_maps(&mc, s, j0, ncols, tmp, otmp, &omap, &n0);
         const float *img = inp + n0 * s->C * HW; /* map offsets are relative to image n0 */
         float *oimg = out + n0 * s->OC * P;
+        const float *aimg = add ? add + n0 * s->OC * P : NULL;
         float tile[TR * NR];
         int implicit = VL >= 8 && !wpp && !ua; /* masked loads: AVX-512 and AVX2 */
         for (int k = 0; k < KK * NV && implicit; k++) implicit &= map[k].nseg >= 0;
@@ -232,8 +242,8 @@ static void conv_forward_packed(float *out, int accumulate, const float *inp, co
             for (int i = 0; i < rows && t * rows + i < s->OC; i++) {
                 const int oc = t * rows + i;
                 for (int v = 0; v < NV; v++)
-                    store_group(oimg + oc * P, &omap[v], tile + i * NR + v * LANES, bias ? bias[oc] : 0.0f,
-                                accumulate);
+                    store_group(oimg + oc * P, aimg ? aimg + oc * P : NULL, &omap[v], tile + i * NR + v * LANES,
+                                bias ? bias[oc] : 0.0f, bias != NULL);
             }
         }
 #if VL == 16
@@ -242,9 +252,9 @@ static void conv_forward_packed(float *out, int accumulate, const float *inp, co
     }
 }
 
-/* out (N,OC,OH,OW) (+)= conv(inp (N,C,H,W), weight (OC,C,KH,KW) or its flip) + bias (OC or
+/* out (N,OC,OH,OW) = [add +] (conv(inp (N,C,H,W), weight (OC,C,KH,KW) or its flip) + bias (OC or
  * NULL), with the products of `kind`. */
-static void conv_direct(float *out, int accumulate, const float *inp, const float *weight, int flip,
+static void conv_direct(float *out, const float *add, const float *inp, const float *weight, int flip,
                         const float *bias, const dfn_conv2d_shape *s, int kind) {
     const int KK = s->KH * s->KW, CKK = s->C * KK, ntiles = (s->OC + MR - 1) / MR, Kp = (CKK + 1) / 2;
     const int R16 = (s->OC + TR - 1) / TR * TR, Kp16 = (Kp + TR - 1) / TR * TR;
@@ -272,22 +282,22 @@ static void conv_direct(float *out, int accumulate, const float *inp, const floa
         pack_amx_weights(ua, Kp16, R16, wp, s->OC, CKK);
     }
 #endif
-    conv_forward_packed(out, accumulate, inp, wp, wpp, ua, Kp16, bias, s, cache_ws);
+    conv_forward_packed(out, add, inp, wp, wpp, ua, Kp16, bias, s, cache_ws);
 }
 
-void DFN_K(dfn_conv2d_direct)(float *out, int accumulate, const float *inp, const float *weight,
+void DFN_K(dfn_conv2d_direct)(float *out, const float *add, const float *inp, const float *weight,
                               int flip, const float *bias, const dfn_conv2d_shape *s) {
-    conv_direct(out, accumulate, inp, weight, flip, bias, s, PRODUCTS_FP32);
+    conv_direct(out, add, inp, weight, flip, bias, s, PRODUCTS_FP32);
 }
 
 #if VL == 16
-void DFN_K(dfn_conv2d_direct_bf16)(float *out, int accumulate, const float *inp, const float *weight,
+void DFN_K(dfn_conv2d_direct_bf16)(float *out, const float *add, const float *inp, const float *weight,
                                    int flip, const float *bias, const dfn_conv2d_shape *s) {
-    conv_direct(out, accumulate, inp, weight, flip, bias, s, PRODUCTS_BF16);
+    conv_direct(out, add, inp, weight, flip, bias, s, PRODUCTS_BF16);
 }
 
-void DFN_K(dfn_conv2d_direct_amx)(float *out, int accumulate, const float *inp, const float *weight,
+void DFN_K(dfn_conv2d_direct_amx)(float *out, const float *add, const float *inp, const float *weight,
                                   int flip, const float *bias, const dfn_conv2d_shape *s) {
-    conv_direct(out, accumulate, inp, weight, flip, bias, s, PRODUCTS_AMX);
+    conv_direct(out, add, inp, weight, flip, bias, s, PRODUCTS_AMX);
 }
 #endif

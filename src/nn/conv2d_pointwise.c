@@ -36,25 +36,39 @@ static int pixel_blocks(const dfn_conv2d_shape *s) {
     return b < 1 ? 1 : b;
 }
 
-void dfn_conv2d_pointwise_forward(float *out, int accumulate, const float *inp, const float *weight, int flip,
+void dfn_conv2d_pointwise_forward(float *out, const float *add, const float *inp, const float *weight, int flip,
                                   const float *bias, const dfn_conv2d_shape *s) {
     const int C = s->C, OC = s->OC, nb = pixel_blocks(s);
     const int P = s->H * s->W;
     const int64_t ntasks = (int64_t)s->N * nb;
+    /* out += W inp straight into out where that is all (the data gradient);
+     * otherwise y = [bias +] W inp, into out (or, where add is out, the
+     * thread's scratch slot 0), then out = add + y */
+    const int into_out = add == out && !bias;
 #pragma omp parallel for schedule(static)
     for (int64_t task = 0; task < ntasks; task++) {
         const int64_t n = task / nb;
         const int b = (int)(task % nb), p0 = (int)((int64_t)P * b / nb), p1 = (int)((int64_t)P * (b + 1) / nb);
+        const int np = p1 - p0;
         float *o = out + n * OC * P + p0;
-        if (!accumulate && bias) /* out = bias, then out += W inp */
+        float *y = o;
+        int ys = P;
+        if (add == out && !into_out) y = dfn_scratch(0, (size_t)OC * np), ys = np;
+        if (bias) /* y = bias, then y += W inp */
             for (int oc = 0; oc < OC; oc++) {
                 const float v = bias[oc];
-                float *row = o + (int64_t)oc * P;
-                for (int p = 0; p < p1 - p0; p++) row[p] = v;
+                float *row = y + oc * ys;
+                for (int p = 0; p < np; p++) row[p] = v;
             }
         /* flip: the weight is stored (C, OC) = (rows of the transposed conv's input, its outputs) */
-        dfn_gemm(flip, 0, OC, p1 - p0, C, 1.0f, weight, flip ? OC : C, inp + n * C * P + p0, P,
-                 accumulate || bias ? 1.0f : 0.0f, o, P);
+        dfn_gemm(flip, 0, OC, np, C, 1.0f, weight, flip ? OC : C, inp + n * C * P + p0, P,
+                 into_out || bias ? 1.0f : 0.0f, y, ys);
+        if (add && !into_out)
+            for (int oc = 0; oc < OC; oc++) {
+                const float *a = add + n * OC * P + p0 + (int64_t)oc * P, *yr = y + oc * ys;
+                float *orow = o + (int64_t)oc * P;
+                for (int p = 0; p < np; p++) orow[p] = a[p] + yr[p];
+            }
     }
 }
 

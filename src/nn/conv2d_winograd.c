@@ -297,15 +297,19 @@ __attribute__((target("avx512bf16"))) static void input_transform_bf16(uint32_t 
     }
 }
 
-/* o[lanes of m] = (accumulate ? o : b) + v; nothing where m is empty. */
-static inline void store_outputs(float *o, __mmask16 m, __m512 v, __m512 b, int accumulate) {
-    if (m) _mm512_mask_storeu_ps(o, m, _mm512_add_ps(accumulate ? _mm512_maskz_loadu_ps(m, o) : b, v));
+/* o[lanes of m] = b + v, or with a (add at o's place) a + (b + v), a + v where
+ * there is no bias; nothing where m is empty. */
+static inline void store_outputs(float *o, const float *a, __mmask16 m, __m512 v, __m512 b, int biased) {
+    if (!m) return;
+    if (!a || biased) v = _mm512_add_ps(b, v);
+    if (a) v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, a), v);
+    _mm512_mask_storeu_ps(o, m, v);
 }
 
-/* out (N,OC,H,W) (+)= A^T M A of every tile of the block, output channels
+/* out (N,OC,H,W) = [add +] ([bias +] A^T M A) of every tile of the block, output channels
  * oc0 .. oc1-1; M[xi][oc - oc0][q] at stride xs per xi; the vectors of tiles of
  * the input transform (segments, or pairs of tile rows). */
-static void output_transform(float *out, int accumulate, const float *M, ptrdiff_t xs,
+static void output_transform(float *out, const float *add, const float *M, ptrdiff_t xs,
                              const float *bias, const dfn_conv2d_shape *s, int oc0, int oc1,
                              int64_t j0, int nj) {
     const int OC = s->OC, H = s->H, W = s->W, TH = (H + 1) / 2, TW = (W + 1) / 2, pairs = pairs_rows(s);
@@ -351,12 +355,14 @@ static void output_transform(float *out, int accumulate, const float *M, ptrdiff
                     if (tr[h].txa >= tr[h].txb || oh >= H) continue;
                     const int c0 = pairs ? 0 : 2 * t0; /* the output column of lane L's first value */
                     const int ca = 2 * tr[h].txa - c0, cb = DFN_MIN(2 * tr[h].txb, W) - c0;
-                    float *o = out + ((tr[h].n * OC + oc) * H + oh) * W + c0;
-                    store_outputs(o, lane_range(ca, cb), _mm512_permutex2var_ps(y0, h ? jrow2 : jlo, y1), b,
-                                  accumulate);
+                    const ptrdiff_t at = ((tr[h].n * OC + oc) * H + oh) * W + c0;
+                    float *o = out + at;
+                    const float *ad = add ? add + at : NULL;
+                    store_outputs(o, ad, lane_range(ca, cb), _mm512_permutex2var_ps(y0, h ? jrow2 : jlo, y1), b,
+                                  bias != NULL);
                     if (!pairs) /* columns c0 + 16 .. c0 + 31 */
-                        store_outputs(o + 16, lane_range(ca - 16, cb - 16), _mm512_permutex2var_ps(y0, jhi, y1), b,
-                                      accumulate);
+                        store_outputs(o + 16, ad ? ad + 16 : NULL, lane_range(ca - 16, cb - 16),
+                                      _mm512_permutex2var_ps(y0, jhi, y1), b, bias != NULL);
                 }
             }
         }
@@ -438,7 +444,7 @@ static void input_transform(float *V, const float *inp, const dfn_conv2d_shape *
     }
 }
 
-static void output_transform(float *out, int accumulate, const float *M, ptrdiff_t xs,
+static void output_transform(float *out, const float *add, const float *M, ptrdiff_t xs,
                              const float *bias, const dfn_conv2d_shape *s, int oc0, int oc1,
                              int64_t j0, int nj) {
     const int OC = s->OC, H = s->H, W = s->W, TH = (H + 1) / 2, TW = (W + 1) / 2;
@@ -463,12 +469,19 @@ static void output_transform(float *out, int accumulate, const float *M, ptrdiff
                     if (oh >= H) break;
                     const vf y0 = (f[a][0] + f[a][1]) + f[a][2], y1 = (f[a][1] - f[a][2]) - f[a][3];
                     const vf lo = VF_SHUFFLE(y0, y1, LOW_HALVES), hi = VF_SHUFFLE(y0, y1, HIGH_HALVES);
-                    float *o = out + ((tr.n * OC + oc) * H + oh) * W + 2 * tx;
+                    const ptrdiff_t at = ((tr.n * OC + oc) * H + oh) * W + 2 * tx;
+                    float *o = out + at;
                     const int nc = DFN_MIN(2 * nl, W - 2 * tx); /* columns 2tx .. of this row */
-                    float part[2 * VL], *p = nc == 2 * VL ? o : part; /* the image's last columns via part */
-                    if (p == part && accumulate) memcpy(part, o, (size_t)nc * sizeof(float));
-                    vf_store(p, (accumulate ? vf_load(p) : bv) + lo);
-                    vf_store(p + VL, (accumulate ? vf_load(p + VL) : bv) + hi);
+                    float part[2 * VL] = {0}, *p = nc == 2 * VL ? o : part; /* the image's last columns via part */
+                    vf v0 = lo, v1 = hi;
+                    if (!add || bias) v0 = bv + v0, v1 = bv + v1;
+                    if (add) {
+                        const float *a = add + at;
+                        if (p == part) memcpy(part, a, (size_t)nc * sizeof(float)), a = part;
+                        v0 = vf_load(a) + v0, v1 = vf_load(a + VL) + v1;
+                    }
+                    vf_store(p, v0);
+                    vf_store(p + VL, v1);
                     if (p == part) memcpy(o, part, (size_t)nc * sizeof(float));
                 }
             }
@@ -563,7 +576,7 @@ static winograd_products products_fp32(const winograd_weights *wt, const float *
 /* out (N,OC,H,W) (+)= conv(inp (N,C,H,W), g) + bias (OC or NULL), the products
  * from wt (bfloat16 where it has pairs: the transforms stay float32, the input
  * transform writes channel pairs); the shape fits (dfn_conv2d_winograd_fits). */
-static void conv_winograd(float *out, int accumulate, const float *inp, const winograd_weights *wt,
+static void conv_winograd(float *out, const float *add, const float *inp, const winograd_weights *wt,
                           const float *bias, const dfn_conv2d_shape *s) {
     const int64_t NT = s->N * (int64_t)((s->H + 1) / 2) * ((s->W + 1) / 2);
     const int64_t nblk = (NT + WB - 1) / WB;
@@ -586,12 +599,12 @@ static void conv_winograd(float *out, int accumulate, const float *inp, const wi
 #else
         const winograd_products pr = products_fp32(wt, inp, s, j0, nj, t0, t1);
 #endif
-        output_transform(out, accumulate, pr.M, pr.xs, bias, s, pr.oc0, pr.oc1, j0, nj);
+        output_transform(out, add, pr.M, pr.xs, bias, s, pr.oc0, pr.oc1, j0, nj);
     }
 }
 
 /* out (+)= the conv of weight (or its flip), with the products of `kind`. */
-static void winograd(float *out, int accumulate, const float *inp, const float *weight, int flip,
+static void winograd(float *out, const float *add, const float *inp, const float *weight, int flip,
                      const float *bias, const dfn_conv2d_shape *s, int kind) {
     /* U (and its pairs) in the calling thread's slot 2 (tasks use 0, 1, 3 and 4) */
     const int ntiles = (s->OC + MR - 1) / MR, Cp = (s->C + 1) / 2;
@@ -619,22 +632,22 @@ static void winograd(float *out, int accumulate, const float *inp, const float *
 #else
     (void)kind; /* bfloat16 exists at the avx512 level only */
 #endif
-    conv_winograd(out, accumulate, inp, &wt, bias, s);
+    conv_winograd(out, add, inp, &wt, bias, s);
 }
 
-void DFN_K(dfn_conv2d_winograd)(float *out, int accumulate, const float *inp, const float *weight,
+void DFN_K(dfn_conv2d_winograd)(float *out, const float *add, const float *inp, const float *weight,
                                 int flip, const float *bias, const dfn_conv2d_shape *s) {
-    winograd(out, accumulate, inp, weight, flip, bias, s, PRODUCTS_FP32);
+    winograd(out, add, inp, weight, flip, bias, s, PRODUCTS_FP32);
 }
 
 #if VL == 16
-void DFN_K(dfn_conv2d_winograd_bf16)(float *out, int accumulate, const float *inp, const float *weight,
+void DFN_K(dfn_conv2d_winograd_bf16)(float *out, const float *add, const float *inp, const float *weight,
                                      int flip, const float *bias, const dfn_conv2d_shape *s) {
-    winograd(out, accumulate, inp, weight, flip, bias, s, PRODUCTS_BF16);
+    winograd(out, add, inp, weight, flip, bias, s, PRODUCTS_BF16);
 }
 
-void DFN_K(dfn_conv2d_winograd_amx)(float *out, int accumulate, const float *inp, const float *weight,
+void DFN_K(dfn_conv2d_winograd_amx)(float *out, const float *add, const float *inp, const float *weight,
                                     int flip, const float *bias, const dfn_conv2d_shape *s) {
-    winograd(out, accumulate, inp, weight, flip, bias, s, PRODUCTS_AMX);
+    winograd(out, add, inp, weight, flip, bias, s, PRODUCTS_AMX);
 }
 #endif

@@ -25,15 +25,30 @@ const dfn_nn_kernels *dfn_nn_kernels_current(void) {
 void dfn_groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
                            const float *weight, const float *bias, int N, int C, int HW,
                            int G, float eps, int silu) {
-    KERNELS->groupnorm_forward(out, mean, rstd, inp, weight, bias, N, C, HW, G, eps, silu);
+    /* inp is written only through a fusion's shift */
+    KERNELS->groupnorm_forward(out, mean, rstd, (float *)inp, NULL, weight, bias, N, C, HW, G, eps, silu);
 }
 
 void dfn_groupnorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                             const float *inp, const float *weight, const float *bias,
                             const float *mean, const float *rstd, int N, int C, int HW,
                             int G, int silu) {
-    KERNELS->groupnorm_backward(dinp, dweight, dbias, dout, inp, weight, bias, mean, rstd, N, C, HW,
-                                G, silu);
+    KERNELS->groupnorm_backward(dinp, 0, NULL, dweight, dbias, dout, NULL, inp, weight, bias, mean, rstd, N,
+                                C, HW, G, silu);
+}
+
+void dfn_groupnorm_fused_forward(float *out, float *mean, float *rstd, float *inp,
+                                 const dfn_groupnorm_fusion *f, const float *weight,
+                                 const float *bias, int N, int C, int HW, int G, float eps, int silu) {
+    KERNELS->groupnorm_forward(out, mean, rstd, inp, f, weight, bias, N, C, HW, G, eps, silu);
+}
+
+void dfn_groupnorm_fused_backward(float *dinp, float *dshift, float *dweight, float *dbias,
+                                  const float *dout, const dfn_groupnorm_fusion *f, const float *inp,
+                                  const float *weight, const float *bias, const float *mean,
+                                  const float *rstd, int N, int C, int HW, int G, int silu) {
+    KERNELS->groupnorm_backward(dinp, 1, dshift, dweight, dbias, dout, f, inp, weight, bias, mean, rstd, N,
+                                C, HW, G, silu);
 }
 
 void dfn_silu_forward(float *out, const float *inp, size_t n) { KERNELS->silu_forward(out, inp, n); }

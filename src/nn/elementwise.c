@@ -25,6 +25,7 @@
 #include "core/core.h"
 #include "nn/kernels.h"
 #include "nn/silu.h"
+#include "nn/sum_f32.h"
 
 /* Elements per parallel task of the flat elementwise loops (a multiple of 4,
  * so Philox blocks never straddle two tasks), and the size below which a loop
@@ -366,6 +367,31 @@ static void dropout_apply(float *out, const float *x, size_t n, float p, uint64_
     if (n % 4) dropout_tail(out, x, n, thr, scale, seed, block, accumulate);
 }
 
+/* Elements [i0, i1) of a tensor under dropout_apply's mask (element i: block
+ * `block + i/4`, word i%4), held from index 0 in x and in out (not x):
+ * out[i - i0] (+)= m_i x[i - i0] / (1 - p), the bits of dropout_apply. One
+ * thread: for the tasks of a caller that hold a span each (GroupNorm's blocks). */
+void DFN_K(dfn_dropout_span)(float *out, const float *x, size_t i0, size_t i1, float p, uint64_t seed,
+                             uint64_t block, int accumulate) {
+    DFN_ASSERT(out && x && out != x && p >= 0.0f && p <= 1.0f);
+    if (i1 <= i0) return;
+    const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    const uint32_t thr = keep_threshold(p);
+    const size_t b0 = (i0 + 3) / 4, b1 = i1 / 4; /* the whole blocks, where b0 < b1 */
+    if (b0 < b1)
+        dropout_range(out + (4 * b0 - i0), x + (4 * b0 - i0), 0, b1 - b0, thr, scale, seed, block + b0,
+                      accumulate);
+    /* the words of the partial blocks at either end: [i0, head) and [tail, i1) */
+    const size_t head = DFN_MIN(i1, 4 * b0), tail = DFN_MAX(head, 4 * b1);
+    for (int end = 0; end < 2; end++)
+        for (size_t i = end ? tail : i0; i < (end ? i1 : head); i++) {
+            uint32_t w[4];
+            dfn_philox(seed, block + i / 4, w);
+            const float y = w[i % 4] >= thr ? x[i - i0] * scale : 0.0f;
+            out[i - i0] = accumulate ? out[i - i0] + y : y;
+        }
+}
+
 /* Inverted dropout (Srivastava et al. 2014): out_i = x_i m_i / (1 - p), m_i =
  * [u_i >= p], u_i the uniform of Philox(seed) block `block + i/4`, lane i%4.
  * out, inp (n); out may equal inp. p = 0 is an exact copy. */
@@ -483,23 +509,6 @@ void DFN_K(dfn_add_channel_forward)(float *x, const float *v, int N, int C, int 
 #pragma omp simd
         for (int i = 0; i < HW; i++) p[i] += s;
     }
-}
-
-/* Sum of x (n) in a fixed order: blocks of 512 values in 16 float lanes (lane j
- * takes x[16k + j], at most 32 values), each block's lanes added into a double
- * in lane order, then the tail. */
-static double sum_f32(const float *restrict x, size_t n) {
-    double s = 0.0;
-    size_t i = 0;
-    while (i + 16 <= n) {
-        const size_t e = DFN_MIN(n, i + 512);
-        float acc[16] = {0};
-        for (; i + 16 <= e; i += 16)
-            for (int j = 0; j < 16; j++) acc[j] += x[i + j];
-        for (int j = 0; j < 16; j++) s += acc[j];
-    }
-    for (; i < n; i++) s += x[i];
-    return s;
 }
 
 /* Backward of x[n,c,:] += v[n,c]: dv (N,C) += sum over HW of dout (N,C,HW). */

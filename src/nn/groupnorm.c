@@ -1,5 +1,8 @@
 /* groupnorm.c - Group Normalization (Wu & He, "Group Normalization", ECCV 2018),
- * optionally fused with the SiLU that follows it in every U-Net block.
+ * optionally fused with the SiLU that follows it in every U-Net block, and with
+ * the elementwise work of a ResBlock around its second GroupNorm (nn.h's
+ * dfn_groupnorm_fusion: the time embedding's broadcast add before it, dropout
+ * after it), done in the same task's passes while its block is in cache.
  *
  * One task per (image, group): the group's C/G channels x HW values are
  * contiguous in NCHW, so a task reads one block of memory, which stays in L1/L2
@@ -13,10 +16,12 @@
  * thread, as the convolutions around it do, so that each core reads what it
  * wrote (which thread runs a task changes nothing in its result). */
 #include <math.h>
+#include <string.h>
 
 #include "core/core.h"
 #include "nn/kernels.h"
 #include "nn/silu.h"
+#include "nn/sum_f32.h"
 
 /* Partial sums run in 32 float lanes: two 16-float vectors of GNU C's vector
  * extension (one AVX-512 register each at the avx512 level, two AVX registers at
@@ -156,22 +161,34 @@ static void norm_affine_silu(float *restrict y, const float *restrict x, size_t 
  *   y[c,i] = (x[c,i] - mu) / sqrt(var + eps) * gamma_c + beta_c,
  * then out = silu(y) = y / (1 + e^-y) if silu, else out = y (torch.nn.GroupNorm
  * (G, C, eps) then torch.nn.SiLU). out, inp (N,C,HW); weight = gamma, bias = beta
- * (C) or NULL for 1 and 0; mean, rstd = 1/sqrt(var + eps) (N,G) saved for backward. */
-void DFN_K(dfn_groupnorm_forward)(float *out, float *mean, float *rstd, const float *inp,
-                                  const float *weight, const float *bias, int N, int C, int HW,
-                                  int G, float eps, int silu) {
+ * (C) or NULL for 1 and 0; mean, rstd = 1/sqrt(var + eps) (N,G) saved for backward.
+ * With f (nn.h's dfn_groupnorm_fusion), each task first adds its channels' shift
+ * into inp, and the normalised values go through dropout on their way to out. */
+void DFN_K(dfn_groupnorm_fused_forward)(float *out, float *mean, float *rstd, float *inp,
+                                        const dfn_groupnorm_fusion *f, const float *weight,
+                                        const float *bias, int N, int C, int HW, int G, float eps,
+                                        int silu) {
     DFN_ASSERT(out && mean && rstd && inp);
     DFN_ASSERT(N >= 0 && C > 0 && HW > 0 && G > 0 && C % G == 0);
     const int cpg = C / G;
     const size_t M = (size_t)cpg * HW; /* values per group */
     const long tasks = (long)N * G;
     const float lo = exp_bounds[0], hi = exp_bounds[1];
+    const float *shift = f ? f->shift : NULL;
+    const int drop = f && f->p > 0.0f;
 #pragma omp parallel for schedule(static) if (tasks * (long)M >= GN_SERIAL)
     for (long t = 0; t < tasks; t++) {
         const int n = (int)(t / G), g = (int)(t % G);
         const size_t off = ((size_t)n * C + (size_t)g * cpg) * HW;
-        const float *x = inp + off;
+        float *x = inp + off;
         float *y = out + off;
+        if (shift) /* x[c,:] += shift[n,c]: dfn_add_channel_forward's sums */
+            for (int k = 0; k < cpg; k++) {
+                float *restrict xc = x + (size_t)k * HW;
+                const float v = shift[(size_t)n * C + (size_t)g * cpg + k];
+#pragma omp simd
+                for (int i = 0; i < HW; i++) xc[i] += v;
+            }
         /* pass 1: a first mean; pass 2: corrected mean and variance */
         float mu0 = (float)(sum1(x, M) / (double)M);
         double s1, s2;
@@ -183,13 +200,16 @@ void DFN_K(dfn_groupnorm_forward)(float *out, float *mean, float *rstd, const fl
         float rs = (float)(1.0 / sqrt(var + (double)eps));
         mean[t] = mu;
         rstd[t] = rs;
-        /* pass 3: normalise, scale, shift (and SiLU) */
+        /* pass 3: normalise, scale, shift (and SiLU), then dropout into out from
+         * the thread's scratch */
+        float *z = drop ? dfn_scratch(0, M) : y;
         for (int k = 0; k < cpg; k++) {
             const int c = g * cpg + k;
             const float gam = weight ? weight[c] : 1.0f, bet = bias ? bias[c] : 0.0f;
-            if (silu) norm_affine_silu(y + (size_t)k * HW, x + (size_t)k * HW, (size_t)HW, mu, rs * gam, bet, lo, hi);
-            else norm_affine(y + (size_t)k * HW, x + (size_t)k * HW, (size_t)HW, mu, rs * gam, bet);
+            if (silu) norm_affine_silu(z + (size_t)k * HW, x + (size_t)k * HW, (size_t)HW, mu, rs * gam, bet, lo, hi);
+            else norm_affine(z + (size_t)k * HW, x + (size_t)k * HW, (size_t)HW, mu, rs * gam, bet);
         }
+        if (drop) DFN_K(dfn_dropout_span)(y, z, off, off + M, f->p, f->seed, f->block, 0);
     }
 }
 
@@ -201,11 +221,17 @@ static void silu_grad_affine(float *restrict dy, const float *restrict dout, con
     for (size_t i = 0; i < n; i++) dy[i] = 0.0f + dout[i] * silu_grad_f32((x[i] - mu) * a + b, lo, hi);
 }
 
-/* dinp[i] (n) += a dy[i] + (x[i] - mu) k + k0 (the GroupNorm input gradient, below). */
+/* dinp[i] (n) (+)= a dy[i] + (x[i] - mu) k + k0 (the GroupNorm input gradient,
+ * below); set: onto 0, the bits of accumulating onto zeros. */
 static void gn_dinp(float *restrict dinp, const float *restrict dy, const float *restrict x,
-                    size_t n, float mu, float a, float k, float k0) {
+                    size_t n, float mu, float a, float k, float k0, int set) {
+    if (set) {
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) dinp[i] += a * dy[i] + ((x[i] - mu) * k + k0);
+        for (size_t i = 0; i < n; i++) dinp[i] = 0.0f + (a * dy[i] + ((x[i] - mu) * k + k0));
+    } else {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) dinp[i] += a * dy[i] + ((x[i] - mu) * k + k0);
+    }
 }
 
 /* Backward of the forward above, out = [silu](y), y = xhat gamma_c + beta_c,
@@ -214,14 +240,17 @@ static void gn_dinp(float *restrict dinp, const float *restrict dy, const float 
  *          = dout s (1 + y (1 - s)),  s = sigmoid(y)   (silu = 1; y recomputed)
  *   dgamma_c += sum_{n,i} dy xhat,  dbeta_c += sum_{n,i} dy,
  *   dx = rstd (gamma_c dy - S1/M - xhat S2/M),  S1 = sum dy gamma,  S2 = sum dy gamma xhat
- * (sums over the group). All gradients accumulate; dinp (N,C,HW), dweight, dbias
- * (C) may each be NULL. dout, inp (N,C,HW); weight, bias (C) or NULL; mean, rstd (N,G). */
-void DFN_K(dfn_groupnorm_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
-                                   const float *inp, const float *weight, const float *bias,
-                                   const float *mean, const float *rstd, int N, int C, int HW,
-                                   int G, int silu) {
+ * (sums over the group). dweight, dbias (C) accumulate; dinp (N,C,HW) accumulates,
+ * or is set where dinp_set; each may be NULL. dout, inp (N,C,HW); weight, bias (C)
+ * or NULL; mean, rstd (N,G). With f, dout goes through the forward's dropout mask
+ * first; dshift (N,C), with dinp, accumulates the sums of dinp over HW. */
+void DFN_K(dfn_groupnorm_fused_backward)(float *dinp, int dinp_set, float *dshift, float *dweight,
+                                         float *dbias, const float *dout, const dfn_groupnorm_fusion *f,
+                                         const float *inp, const float *weight, const float *bias,
+                                         const float *mean, const float *rstd, int N, int C, int HW,
+                                         int G, int silu) {
     if (!dinp && !dweight && !dbias) return;
-    DFN_ASSERT(dout && inp && mean && rstd);
+    DFN_ASSERT(dout && inp && mean && rstd && (!dshift || dinp));
     DFN_ASSERT(N >= 0 && C > 0 && HW > 0 && G > 0 && C % G == 0);
     const int cpg = C / G;
     const size_t M = (size_t)cpg * HW;
@@ -231,6 +260,7 @@ void DFN_K(dfn_groupnorm_backward)(float *dinp, float *dweight, float *dbias, co
     double *pw = want_wb ? (double *)dfn_scratch(1, 4 * (size_t)N * C) : NULL;
     double *pb = want_wb ? pw + (size_t)N * C : NULL;
     const float lo = exp_bounds[0], hi = exp_bounds[1];
+    const int drop = f && f->p > 0.0f;
 #pragma omp parallel for schedule(static) if (tasks * (long)M >= GN_SERIAL)
     for (long t = 0; t < tasks; t++) {
         const int n = (int)(t / G), g = (int)(t % G);
@@ -238,6 +268,12 @@ void DFN_K(dfn_groupnorm_backward)(float *dinp, float *dweight, float *dbias, co
         const float *x = inp + off;
         const float mu = mean[t], rs = rstd[t];
         const float *dy = dout + off;
+        if (drop) { /* dout m / (1 - p) onto zeros: dfn_dropout_backward's bits */
+            float *dd = dfn_scratch(2, M);
+            memset(dd, 0, M * sizeof(float));
+            DFN_K(dfn_dropout_span)(dd, dy, off, off + M, f->p, f->seed, f->block, 1);
+            dy = dd;
+        }
         if (silu) {
             /* dy = silu'(y) dout with y recomputed exactly as in the forward */
             float *dyb = dfn_scratch(0, M);
@@ -270,7 +306,9 @@ void DFN_K(dfn_groupnorm_backward)(float *dinp, float *dweight, float *dbias, co
                 const int c = g * cpg + k;
                 const float gam = weight ? weight[c] : 1.0f;
                 gn_dinp(dinp + off + (size_t)k * HW, dy + (size_t)k * HW, x + (size_t)k * HW,
-                        (size_t)HW, mu, rs * gam, k1, k0);
+                        (size_t)HW, mu, rs * gam, k1, k0, dinp_set);
+                if (dshift) /* dfn_add_channel_backward's sums */
+                    dshift[(size_t)n * C + c] += (float)sum_f32(dinp + off + (size_t)k * HW, (size_t)HW);
             }
         }
     }

@@ -21,8 +21,8 @@
     .conv2d_backward_bias = DFN_K(dfn_conv2d_backward_bias), \
     .conv2d_backward_gemm = DFN_K(dfn_conv2d_backward_gemm), \
     BF16_ENTRIES(direct_bf16, winograd_bf16, gemm_bf16) \
-    .groupnorm_forward = DFN_K(dfn_groupnorm_forward), \
-    .groupnorm_backward = DFN_K(dfn_groupnorm_backward), \
+    .groupnorm_forward = DFN_K(dfn_groupnorm_fused_forward), \
+    .groupnorm_backward = DFN_K(dfn_groupnorm_fused_backward), \
     .silu_forward = DFN_K(dfn_silu_forward), \
     .silu_backward = DFN_K(dfn_silu_backward), \
     .dropout_forward = DFN_K(dfn_dropout_forward), \

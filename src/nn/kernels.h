@@ -20,13 +20,15 @@
 #include "nn/pool.h"
 
 /* The level-specific conv2d pieces that conv2d.c composes (see conv2d_internal.h):
- *   direct, winograd   out (+)= conv(inp, weight) (+ bias), or with flip = 1 the
- *                      stride-1 conv by the flipped, transposed weights that
- *                      backward data is; winograd only where conv2d_winograd_fits;
+ *   direct, winograd   out = [add +] ([bias +] conv(inp, weight)), or with flip = 1
+ *                      the stride-1 conv by the flipped, transposed weights that
+ *                      backward data is; add (the shape of out, or NULL) may be
+ *                      out itself (out accumulates); winograd only where
+ *                      conv2d_winograd_fits;
  *   backward_bias      dbias (OC) += sums of dout;
  *   backward_gemm      dinp (any stride; NULL: skipped) and dweight (NULL:
  *                      skipped) by products with im2col'ed panels. */
-typedef void dfn_conv_fn(float *out, int accumulate, const float *inp, const float *weight,
+typedef void dfn_conv_fn(float *out, const float *add, const float *inp, const float *weight,
                          int flip, const float *bias, const dfn_conv2d_shape *s);
 
 typedef struct {
@@ -45,8 +47,12 @@ typedef struct {
     void (*conv2d_backward_gemm_bf16)(float *dinp, float *dweight, const float *dout, const float *inp,
                                       const float *weight, const dfn_conv2d_shape *s);
     /* the nn.h / pool.h layers, same signatures */
-    __typeof__(dfn_groupnorm_forward) *groupnorm_forward;
-    __typeof__(dfn_groupnorm_backward) *groupnorm_backward;
+    __typeof__(dfn_groupnorm_fused_forward) *groupnorm_forward;
+    /* dfn_groupnorm_fused_backward, dinp set where dinp_set, else accumulated */
+    void (*groupnorm_backward)(float *dinp, int dinp_set, float *dshift, float *dweight, float *dbias,
+                               const float *dout, const dfn_groupnorm_fusion *f, const float *inp,
+                               const float *weight, const float *bias, const float *mean,
+                               const float *rstd, int N, int C, int HW, int G, int silu);
     __typeof__(dfn_silu_forward) *silu_forward;
     __typeof__(dfn_silu_backward) *silu_backward;
     __typeof__(dfn_dropout_forward) *dropout_forward;
@@ -74,7 +80,7 @@ const dfn_nn_kernels *dfn_nn_kernels_current(void);
 int dfn_conv2d_runs_bf16(const dfn_conv2d_shape *s);
 
 /* 1x1 convolutions (stride 1, no padding) as oneDNN products, image by image, at
- * every level (conv2d_pointwise.c): the forward (out (+)= W inp + bias; with
+ * every level (conv2d_pointwise.c): the forward (out = [add +] (W inp + bias); with
  * `flip` the weight is stored transposed, as for the backward data of conv2d.c)
  * and the weight gradient (dW += sum_n dout[n] inp[n]^T). */
 int dfn_conv2d_is_pointwise(const dfn_conv2d_shape *s);
@@ -103,8 +109,16 @@ void DFN_K(dfn_conv2d_backward_gemm)(float *dinp, float *dweight, const float *d
 void DFN_K(dfn_conv2d_backward_gemm_bf16)(float *dinp, float *dweight, const float *dout,
                                           const float *inp, const float *weight,
                                           const dfn_conv2d_shape *s); /* avx512 only */
-__typeof__(dfn_groupnorm_forward) DFN_K(dfn_groupnorm_forward);
-__typeof__(dfn_groupnorm_backward) DFN_K(dfn_groupnorm_backward);
+__typeof__(dfn_groupnorm_fused_forward) DFN_K(dfn_groupnorm_fused_forward);
+void DFN_K(dfn_groupnorm_fused_backward)(float *dinp, int dinp_set, float *dshift, float *dweight,
+                                         float *dbias, const float *dout, const dfn_groupnorm_fusion *f,
+                                         const float *inp, const float *weight, const float *bias,
+                                         const float *mean, const float *rstd, int N, int C, int HW,
+                                         int G, int silu);
+/* dropout's mask on elements [i0, i1) of a tensor, held from 0 in out and x
+ * (not aliased): out (+)= m x / (1 - p), one thread (elementwise.c) */
+void DFN_K(dfn_dropout_span)(float *out, const float *x, size_t i0, size_t i1, float p, uint64_t seed,
+                             uint64_t block, int accumulate);
 __typeof__(dfn_silu_forward) DFN_K(dfn_silu_forward);
 __typeof__(dfn_silu_backward) DFN_K(dfn_silu_backward);
 __typeof__(dfn_dropout_forward) DFN_K(dfn_dropout_forward);

@@ -32,6 +32,13 @@ static inline int dfn_conv2d_out_w(const dfn_conv2d_shape *s) { return (s->W + 2
 /* out (N,OC,OH,OW) = conv(inp (N,C,H,W), weight (OC,C,KH,KW)) + bias (OC, or NULL) */
 void dfn_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
                         const dfn_conv2d_shape *s);
+/* The same plus add (N,OC,OH,OW), which may be out itself: out = add + (conv +
+ * bias) in one pass over out (a residual connection's sum in the convolution's
+ * stores), bit for bit the forward followed by dfn_add(out, add); except where
+ * a 1x1 convolution without bias adds in place: oneDNN's out += W inp (the sum
+ * the data gradient accumulates by), equal to rounding. */
+void dfn_conv2d_forward_add(float *out, const float *inp, const float *weight, const float *bias,
+                            const float *add, const dfn_conv2d_shape *s);
 /* dinp (N,C,H,W) or NULL, dweight (OC,C,KH,KW), dbias (OC) or NULL; all accumulate */
 void dfn_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *inp, const float *weight, const dfn_conv2d_shape *s);
@@ -58,6 +65,33 @@ void dfn_groupnorm_backward(float *dinp, float *dweight, float *dbias, const flo
                             const float *inp, const float *weight, const float *bias,
                             const float *mean, const float *rstd, int N, int C, int HW,
                             int G, int silu);
+
+/* What a ResBlock does around its second GroupNorm, fused into GroupNorm's
+ * passes over each (image, group) block while the block is in cache:
+ *   shift (N,C) or NULL: before normalising, inp[n,c,:] += shift[n,c] in place
+ *     (the time embedding's h + temb[:, :, None, None]; inp then holds the sum,
+ *     which backward reads); backward adds the sums of dinp over HW to dshift;
+ *   p > 0: dropout of the (SiLU'd) normalised values with the mask of
+ *     dfn_dropout_forward(out, out, N*C*HW, p, seed, block); backward applies
+ *     it to dout first. p = 0: none.
+ * The bits of dfn_add_channel_forward, the GroupNorm and dfn_dropout_forward in
+ * turn (backward: of dfn_dropout_backward onto zeros, the GroupNorm backward
+ * onto zeros and dfn_add_channel_backward). */
+typedef struct {
+    const float *shift;
+    float p;
+    uint64_t seed, block;
+} dfn_groupnorm_fusion;
+
+void dfn_groupnorm_fused_forward(float *out, float *mean, float *rstd, float *inp,
+                                 const dfn_groupnorm_fusion *f, const float *weight,
+                                 const float *bias, int N, int C, int HW, int G, float eps, int silu);
+/* dinp (N,C,HW) is SET to the input gradient (no memset needed); dshift (N,C)
+ * or NULL, dweight and dbias accumulate; f or NULL (f->shift is not read). */
+void dfn_groupnorm_fused_backward(float *dinp, float *dshift, float *dweight, float *dbias,
+                                  const float *dout, const dfn_groupnorm_fusion *f, const float *inp,
+                                  const float *weight, const float *bias, const float *mean,
+                                  const float *rstd, int N, int C, int HW, int G, int silu);
 
 /* ------------------------------------------------------------ linear */
 
