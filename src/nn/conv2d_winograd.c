@@ -472,7 +472,7 @@ static void output_transform(float *out, const float *add, const float *M, ptrdi
                     const ptrdiff_t at = ((tr.n * OC + oc) * H + oh) * W + 2 * tx;
                     float *o = out + at;
                     const int nc = DFN_MIN(2 * nl, W - 2 * tx); /* columns 2tx .. of this row */
-                    float part[2 * VL] = {0}, *p = nc == 2 * VL ? o : part; /* the image's last columns via part */
+                    float part[2 * VL], *p = nc == 2 * VL ? o : part; /* the image's last columns via part */
                     vf v0 = lo, v1 = hi;
                     if (!add || bias) v0 = bv + v0, v1 = bv + v1;
                     if (add) {
@@ -573,7 +573,7 @@ static winograd_products products_fp32(const winograd_weights *wt, const float *
     return pr;
 }
 
-/* out (N,OC,H,W) (+)= conv(inp (N,C,H,W), g) + bias (OC or NULL), the products
+/* out (N,OC,H,W) = [add +] (conv(inp (N,C,H,W), g) + bias (OC or NULL)), the products
  * from wt (bfloat16 where it has pairs: the transforms stay float32, the input
  * transform writes channel pairs); the shape fits (dfn_conv2d_winograd_fits). */
 static void conv_winograd(float *out, const float *add, const float *inp, const winograd_weights *wt,
@@ -603,7 +603,7 @@ static void conv_winograd(float *out, const float *add, const float *inp, const 
     }
 }
 
-/* out (+)= the conv of weight (or its flip), with the products of `kind`. */
+/* out = [add +] the conv of weight (or its flip), with the products of `kind`. */
 static void winograd(float *out, const float *add, const float *inp, const float *weight, int flip,
                      const float *bias, const dfn_conv2d_shape *s, int kind) {
     /* U (and its pairs) in the calling thread's slot 2 (tasks use 0, 1, 3 and 4) */

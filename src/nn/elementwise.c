@@ -381,15 +381,19 @@ void DFN_K(dfn_dropout_span)(float *out, const float *x, size_t i0, size_t i1, f
     if (b0 < b1)
         dropout_range(out + (4 * b0 - i0), x + (4 * b0 - i0), 0, b1 - b0, thr, scale, seed, block + b0,
                       accumulate);
-    /* the words of the partial blocks at either end: [i0, head) and [tail, i1) */
+    /* the words of the partial blocks at either end, [i0, head) and [tail, i1),
+     * each inside one Philox block */
     const size_t head = DFN_MIN(i1, 4 * b0), tail = DFN_MAX(head, 4 * b1);
-    for (int end = 0; end < 2; end++)
-        for (size_t i = end ? tail : i0; i < (end ? i1 : head); i++) {
-            uint32_t w[4];
-            dfn_philox(seed, block + i / 4, w);
+    for (int end = 0; end < 2; end++) {
+        const size_t a = end ? tail : i0, e = end ? i1 : head;
+        if (a >= e) continue;
+        uint32_t w[4];
+        dfn_philox(seed, block + a / 4, w);
+        for (size_t i = a; i < e; i++) {
             const float y = w[i % 4] >= thr ? x[i - i0] * scale : 0.0f;
             out[i - i0] = accumulate ? out[i - i0] + y : y;
         }
+    }
 }
 
 /* Inverted dropout (Srivastava et al. 2014): out_i = x_i m_i / (1 - p), m_i =
