@@ -74,6 +74,14 @@ CASES = {
                     num_res_blocks=1, attn_resolutions=[], heads=1, groups=8, norm_eps=1e-6,
                     dropout=0.1, num_classes=0),
         batch=4, t=[3, 250, 600, 999], y=None, seed=6),
+    # the same at batch 16: 784 tiles of 4x4 at 28x28, so the 3x3 convs there run
+    # as Winograd F(4x4, 3x3) (forward and backward data), those at 14x14 as F(2x2)
+    "unet_winograd4": dict(
+        config=dict(kind="unet", in_channels=1, resolution=28, channels=16, ch_mult=[1, 2],
+                    num_res_blocks=1, attn_resolutions=[], heads=1, groups=8, norm_eps=1e-6,
+                    dropout=0.1, num_classes=0),
+        batch=16, t=[3, 40, 99, 150, 250, 333, 420, 500, 600, 640, 700, 777, 850, 900, 950, 999], y=None,
+        seed=11),
     # the FID classifier on non-square 2-channel images (12 x 10: strided convs on
     # odd sizes), 5 classes; it ignores t and y; the loss is the same MSE on its logits
     "classifier": dict(

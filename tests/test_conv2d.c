@@ -311,6 +311,16 @@ int main(void) {
          * so pairs run across images (TH = 7); H = 12, W = 14 */
         SHAPE(17, 16, 13, 13, 16, 3, 3, 1, 1),
         SHAPE(19, 20, 12, 14, 12, 3, 3, 1, 1),
+        /* Winograd F(4x4,3x3) (float32, W >= 14, >= 768 4x4 tiles covering at most
+         * 4/3 of the image): 7-tile rows (W = 28) across blocks and images, the last
+         * block ragged; partial tiles at the right and bottom (14 x 14, 31 x 30);
+         * 16-tile rows; 25-tile rows (a block holds pieces of three), odd H; OC >= 16
+         * also runs backward data as F(4x4) */
+        SHAPE(16, 16, 28, 28, 10, 3, 3, 1, 1),
+        SHAPE(48, 16, 14, 14, 16, 3, 3, 1, 1),
+        SHAPE(12, 20, 31, 30, 16, 3, 3, 1, 1),
+        SHAPE(3, 16, 64, 64, 24, 3, 3, 1, 1),
+        SHAPE(2, 17, 95, 100, 8, 3, 3, 1, 1),
         /* Winograd at the portable levels only: narrow (7, 9) images */
         SHAPE(48, 16, 7, 7, 12, 3, 3, 1, 1),
         SHAPE(40, 20, 9, 9, 10, 3, 3, 1, 1),

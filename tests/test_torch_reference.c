@@ -235,6 +235,7 @@ static void run_adamw_case(void) {
 
 int main(void) {
     const char *cases[] = {"unet_tiny", "unet_small_reduced", "mlp", "unet_attn28", "unet_winograd",
+                           "unet_winograd4",
                            "classifier", "classifier_noisy", "classifier_deep"};
     run_adamw_case();
     for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) run_case(cases[i]);

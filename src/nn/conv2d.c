@@ -9,8 +9,10 @@
  *   1x1, stride 1    forward, backward data and weight as oneDNN products image
  *                    by image, in float32 at every level and precision
  *                    (conv2d_pointwise.c); for the other shapes:
- *   forward          3x3 "same" convs with enough 2x2 tiles: Winograd F(2x2,3x3)
- *                    (conv2d_winograd.c, 2.25x fewer multiplications); the rest
+ *   forward          3x3 "same" convs with enough tiles: in float32 Winograd
+ *                    F(4x4,3x3) where 4x4 tiles cover at most 4/3 of the image
+ *                    (conv2d_winograd4.c, 4x fewer multiplications), else
+ *                    F(2x2,3x3) (conv2d_winograd.c, 2.25x fewer); the rest
  *                    direct, out[:, j] = W col[:, j] + bias over panels of 48
  *                    output pixels, implicit GEMM or im2col (conv2d_direct.c).
  *   backward data    stride 1 (square kernel, pad <= K-1): dinp is the stride-1
@@ -25,7 +27,7 @@
  * conv2d_reference.c holds the slow, obvious loops they are tested against.
  *
  * Precision (dfn_set_precision). With bfloat16, forward and backward data run
- * the same algorithms with the products of the register tile in bfloat16 pairs
+ * the same algorithms (Winograd as F(2x2,3x3) only) with the products of the register tile in bfloat16 pairs
  * (conv_tile_bf16: the direct path im2col's every panel, Winograd pairs its
  * transformed input), and so does the Winograd weight gradient (its transforms
  * paired over tiles); the other weight gradients and the bias stay float32, and

@@ -85,6 +85,24 @@ static inline int dfn_tile_chunks(int64_t nunits, int ntiles, int *per_chunk) {
     return (ntiles + *per_chunk - 1) / *per_chunk;
 }
 
+/* A tile row of a Winograd block (tiles j = n*TH*TW + ty*TW + tx in blocks of
+ * nj from j0): tile row R = n*TH + ty, its tile tx at column q0 + tx of the block,
+ * tiles txa <= tx < txb in the block. */
+typedef struct {
+    int64_t n;
+    int ty, q0, txa, txb;
+} dfn_tile_row;
+
+static inline dfn_tile_row dfn_tile_row_of(int64_t R, int TH, int TW, int64_t j0, int nj) {
+    dfn_tile_row tr;
+    tr.n = R / TH;
+    tr.ty = (int)(R % TH);
+    tr.q0 = (int)(R * TW - j0);
+    tr.txa = DFN_MAX(0, -tr.q0);
+    tr.txb = DFN_MIN(TW, nj - tr.q0);
+    return tr;
+}
+
 /* A workspace pointer: the first 64-byte boundary at or after p. */
 static inline void *dfn_align64(void *p) { return (void *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 
@@ -161,6 +179,37 @@ void col2im_rows(float *dinp, const float *dcol, int r0, int nrows, const dfn_ta
  *   wp[t][kk][oc][i] = w[oc, t*MR+i, KK-1-kk]   (zero past C)
  * wp (ceil(rows/MR), KK, cols, MR), rows = OC (or C), cols = C (or OC). */
 void pack_weights(float *wp, const float *w, int OC, int C, int KK, int flip);
+
+/* ------------------------------------------------------------ Winograd (conv2d_winograd*.c) */
+
+/* The 3x3 kernels of MR output channels, lane i for row t*MR+i, that the Winograd
+ * packs transform: g[kh][kw][i] = w[t*MR+i, c, kh, kw] (w (rows, C, 3, 3)), or with
+ * `flip` w[c, t*MR+i, 2-kh, 2-kw] (w (cols, C = rows, 3, 3): backward data's
+ * flipped, transposed kernel); zero past `rows`. */
+static inline void winograd_taps(double g[3][3][MR], const float *w, int t, int c, int rows, int C, int flip) {
+    for (int i = 0; i < MR; i++) {
+        const int r = t * MR + i;
+        for (int k = 0; k < 9; k++)
+            g[k / 3][k % 3][i] = r >= rows ? 0.0
+                                 : flip    ? w[((size_t)c * C + r) * 9 + 8 - k]
+                                           : w[((size_t)r * C + c) * 9 + k];
+    }
+}
+
+/* Winograd F(4x4, 3x3) (conv2d_winograd4.c) */
+
+#define winograd4 DFN_K(dfn_conv2d_winograd4)
+#define winograd4_fits DFN_K(dfn_conv2d_winograd4_fits)
+
+/* 1 where a float32 conv of shape s runs as F(4x4, 3x3): stride-1 3x3 "same",
+ * enough 4x4 tiles covering at most 4/3 of the image; F(2x2, 3x3) fits every
+ * such shape. */
+int winograd4_fits(const dfn_conv2d_shape *s);
+
+/* out = [add +] ([bias +] conv(inp, weight or its flip)) as dfn_conv_fn (kernels.h),
+ * in float32, where winograd4_fits(s). */
+void winograd4(float *out, const float *add, const float *inp, const float *weight, int flip, const float *bias,
+               const dfn_conv2d_shape *s);
 
 #if VL == 16
 /* ------------------------------------------------------------ bfloat16 (AVX512_BF16) */

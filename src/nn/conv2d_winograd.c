@@ -17,7 +17,9 @@
  * are adds and subtracts in the same order at every level; avx512 does 16 tiles
  * of a tile row per vector (a segment: one vector for images up to 32 wide), or
  * two tile rows of at most 7 tiles side by side (images up to 14 wide, whose single
- * rows would leave 9 of the 16 lanes idle), the other levels any width. */
+ * rows would leave 9 of the 16 lanes idle), the other levels any width.
+ * Float32 convs that F(4x4, 3x3) fits run there (conv2d_winograd4.c); bfloat16
+ * products always run here. */
 #include <string.h>
 
 #include "nn/conv2d_internal.h"
@@ -56,13 +58,7 @@ static void pack_winograd(float *up, const float *w, int OC, int C, int flip) {
     for (int t = 0; t < ntiles; t++)
         for (int c = 0; c < cols; c++) {
             double g[3][3][MR], gg[4][3][MR], u[4][4][MR]; /* lane i: row t*MR+i */
-            for (int i = 0; i < MR; i++) {
-                const int r = t * MR + i;
-                for (int k = 0; k < 9; k++)
-                    g[k / 3][k % 3][i] = r >= rows ? 0.0
-                                         : flip    ? w[((size_t)c * C + r) * 9 + 8 - k]
-                                                   : w[((size_t)r * C + c) * 9 + k];
-            }
+            winograd_taps(g, w, t, c, rows, C, flip);
             for (int k = 0; k < 3; k++) /* G g: rows g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2 */
                 for (int i = 0; i < MR; i++) {
                     gg[0][k][i] = g[0][k][i];
@@ -83,32 +79,8 @@ static void pack_winograd(float *up, const float *w, int OC, int C, int flip) {
         }
 }
 
-/* A tile row of a block: image n, tile row ty, its tile tx at column q0 + tx of
- * the block, tiles txa <= tx < txb in the block. */
-typedef struct {
-    int64_t n;
-    int ty, q0, txa, txb;
-} tile_row;
-
-static tile_row tile_row_of(int64_t R, int TH, int TW, int64_t j0, int nj) {
-    tile_row tr;
-    tr.n = R / TH;
-    tr.ty = (int)(R % TH);
-    tr.q0 = (int)(R * TW - j0);
-    tr.txa = DFN_MAX(0, -tr.q0);
-    tr.txb = DFN_MIN(TW, nj - tr.q0);
-    return tr;
-}
-
 #if VL == 16
 #define SEG 16 /* tiles per vector: a segment of a tile row, tiles t0 .. t0+15 */
-
-static inline __mmask16 lane_range(int lo, int hi) { /* lanes lo <= l < hi of 0..15 */
-    if (lo < 0) lo = 0;
-    if (hi > 16) hi = 16;
-    if (hi <= lo) return 0;
-    return (__mmask16)((((uint32_t)1 << hi) - 1) & ~(((uint32_t)1 << lo) - 1));
-}
 
 /* The tiles of one vector and their reads. A vector holds either a segment, tiles
  * t0 .. t0+15 of tile row R, or, where a tile row has at most 7 tiles (images at
@@ -159,7 +131,7 @@ static inline int pairs_rows(const dfn_conv2d_shape *s) { return (s->W + 1) / 2 
 /* The four input rows of tile row tr's windows from column x0 on (channel 0)
  * into p[r], with mask mw where the row is inside the image, else an empty mask. */
 static inline void window_rows(const float *p[4], __mmask16 mr[4], const float *inp,
-                               const dfn_conv2d_shape *s, const tile_row *tr, int x0, __mmask16 mw) {
+                               const dfn_conv2d_shape *s, const dfn_tile_row *tr, int x0, __mmask16 mw) {
     const int64_t HW = (int64_t)s->H * s->W;
     for (int r = 0; r < 4; r++) {
         const int ih = 2 * tr->ty - 1 + r, in = ih >= 0 && ih < s->H;
@@ -172,16 +144,16 @@ static inline tile_reads segment_reads(const float *inp, const dfn_conv2d_shape 
                                        int64_t R, int64_t j0, int nj, int t0) {
     const int W = s->W, TH = (s->H + 1) / 2, TW = (W + 1) / 2;
     tile_reads t;
-    const tile_row tr = tile_row_of(R, TH, TW, j0, nj);
+    const dfn_tile_row tr = dfn_tile_row_of(R, TH, TW, j0, nj);
     const int x0 = 2 * t0 - 1;
     t.q = tr.q0 + t0;
-    t.m = lane_range(tr.txa - t0, tr.txb - t0);
+    t.m = vf_lane_range(tr.txa - t0, tr.txb - t0);
     t.lane15 = t.m >> 15 & 1;
     t.idx = w->seg;
     /* lanes l of the reads at x0, x0 + 16, x0 + 32 whose column is inside the row */
-    window_rows(t.p0, t.m0r, inp, s, &tr, x0, lane_range(-x0, W - x0));
-    window_rows(t.p1, t.m1r, inp, s, &tr, x0 + 16, lane_range(-x0 - 16, W - x0 - 16));
-    window_rows(t.p2, t.m2r, inp, s, &tr, x0 + 32, lane_range(0, DFN_MIN(2, W - x0 - 32)));
+    window_rows(t.p0, t.m0r, inp, s, &tr, x0, vf_lane_range(-x0, W - x0));
+    window_rows(t.p1, t.m1r, inp, s, &tr, x0 + 16, vf_lane_range(-x0 - 16, W - x0 - 16));
+    window_rows(t.p2, t.m2r, inp, s, &tr, x0 + 32, vf_lane_range(0, DFN_MIN(2, W - x0 - 32)));
     return t;
 }
 
@@ -193,13 +165,13 @@ static inline tile_reads pair_reads(const float *inp, const dfn_conv2d_shape *s,
     t.idx = w->pair;
     t.m = 0;
     for (int h = 0; h < 2; h++) {
-        const tile_row tr = tile_row_of(R + h, TH, TW, j0, nj);
-        const __mmask16 mh = lane_range(h * TW + tr.txa, h * TW + tr.txb);
+        const dfn_tile_row tr = dfn_tile_row_of(R + h, TH, TW, j0, nj);
+        const __mmask16 mh = vf_lane_range(h * TW + tr.txa, h * TW + tr.txb);
         if (h == 0) t.q = tr.q0;
         t.m |= mh;
         const float **p = h ? t.p1 : t.p0;
         __mmask16 *mr = h ? t.m1r : t.m0r;
-        if (mh) window_rows(p, mr, inp, s, &tr, -1, lane_range(1, W + 1));
+        if (mh) window_rows(p, mr, inp, s, &tr, -1, vf_lane_range(1, W + 1));
         else /* row R+1 past the block (or the batch): nothing read */
             for (int r = 0; r < 4; r++) p[r] = inp, mr[r] = 0;
     }
@@ -328,12 +300,12 @@ static void output_transform(float *out, const float *add, const float *M, ptrdi
         const float *mo = M + (ptrdiff_t)(oc - oc0) * WB;
         for (int64_t R = R0; R <= R1; R += nrows)
         for (int t0 = 0; t0 < (pairs ? 1 : TW); t0 += SEG) {
-            tile_row tr[2];
+            dfn_tile_row tr[2];
             __mmask16 m = 0;
             for (int h = 0; h < nrows; h++) {
-                tr[h] = tile_row_of(R + h, TH, TW, j0, nj);
-                m |= pairs ? lane_range(h * TW + tr[h].txa, h * TW + tr[h].txb)
-                           : lane_range(tr[h].txa - t0, tr[h].txb - t0);
+                tr[h] = dfn_tile_row_of(R + h, TH, TW, j0, nj);
+                m |= pairs ? vf_lane_range(h * TW + tr[h].txa, h * TW + tr[h].txb)
+                           : vf_lane_range(tr[h].txa - t0, tr[h].txb - t0);
             }
             if (!m) continue;
             const float *mp = dfn_fptr(mo, tr[0].q0 + t0);
@@ -358,10 +330,10 @@ static void output_transform(float *out, const float *add, const float *M, ptrdi
                     const ptrdiff_t at = ((tr[h].n * OC + oc) * H + oh) * W + c0;
                     float *o = out + at;
                     const float *ad = add ? add + at : NULL;
-                    store_outputs(o, ad, lane_range(ca, cb), _mm512_permutex2var_ps(y0, h ? jrow2 : jlo, y1), b,
+                    store_outputs(o, ad, vf_lane_range(ca, cb), _mm512_permutex2var_ps(y0, h ? jrow2 : jlo, y1), b,
                                   bias != NULL);
                     if (!pairs) /* columns c0 + 16 .. c0 + 31 */
-                        store_outputs(o + 16, ad ? ad + 16 : NULL, lane_range(ca - 16, cb - 16),
+                        store_outputs(o + 16, ad ? ad + 16 : NULL, vf_lane_range(ca - 16, cb - 16),
                                       _mm512_permutex2var_ps(y0, jhi, y1), b, bias != NULL);
                 }
             }
@@ -374,25 +346,13 @@ static void output_transform(float *out, const float *add, const float *M, ptrdi
  * everything past W are 0), so that tile tx reads d[r][u] = pad[2tx + u]: the
  * even and odd lanes of two vectors at pad + 2tx (u = 0, 1) and at pad + 2tx + 2
  * (u = 2, 3). Outputs are interleaved back the same way. */
-#if VL == 4
-#define EVEN_LANES 0, 2, 4, 6
-#define ODD_LANES 1, 3, 5, 7
-#define LOW_HALVES 0, 4, 1, 5 /* y0[0] y1[0] y0[1] y1[1] */
-#define HIGH_HALVES 2, 6, 3, 7
-#else
-#define EVEN_LANES 0, 2, 4, 6, 8, 10, 12, 14
-#define ODD_LANES 1, 3, 5, 7, 9, 11, 13, 15
-#define LOW_HALVES 0, 8, 1, 9, 2, 10, 3, 11
-#define HIGH_HALVES 4, 12, 5, 13, 6, 14, 7, 15
-#endif
-
 /* d[u] = pad[2tx + u] for the VL tiles from tx on (p = pad + 2tx). */
 static inline void load_patch_row(vf d[4], const float *p) {
     const vf p0 = vf_load(p), p1 = vf_load(p + VL), q0 = vf_load(p + 2), q1 = vf_load(p + 2 + VL);
-    d[0] = VF_SHUFFLE(p0, p1, EVEN_LANES);
-    d[1] = VF_SHUFFLE(p0, p1, ODD_LANES);
-    d[2] = VF_SHUFFLE(q0, q1, EVEN_LANES);
-    d[3] = VF_SHUFFLE(q0, q1, ODD_LANES);
+    d[0] = VF_SHUFFLE(p0, p1, VF_EVEN_LANES);
+    d[1] = VF_SHUFFLE(p0, p1, VF_ODD_LANES);
+    d[2] = VF_SHUFFLE(q0, q1, VF_EVEN_LANES);
+    d[3] = VF_SHUFFLE(q0, q1, VF_ODD_LANES);
 }
 
 /* Row a of (B^T d) B from row a of B^T d: e0-e2, e1+e2, e2-e1, e1-e3, stored as
@@ -414,7 +374,7 @@ static void input_transform(float *V, const float *inp, const dfn_conv2d_shape *
     memset(pad, 0, (size_t)4 * len * sizeof(float));
     const int64_t R0 = j0 / TW, R1 = (j0 + nj - 1) / TW;
     for (int64_t R = R0; R <= R1; R++) {
-        const tile_row tr = tile_row_of(R, TH, TW, j0, nj);
+        const dfn_tile_row tr = dfn_tile_row_of(R, TH, TW, j0, nj);
         for (int c = 0; c < C; c++) {
             const float *x = inp + (tr.n * C + c) * HW;
             for (int r = 0; r < 4; r++) { /* a row is a few vectors: no library call */
@@ -454,7 +414,7 @@ static void output_transform(float *out, const float *add, const float *M, ptrdi
         const vf bv = vf_set1(b);
         const float *mo = M + (ptrdiff_t)(oc - oc0) * WB;
         for (int64_t R = R0; R <= R1; R++) {
-            const tile_row tr = tile_row_of(R, TH, TW, j0, nj);
+            const dfn_tile_row tr = dfn_tile_row_of(R, TH, TW, j0, nj);
             for (int tx = tr.txa; tx < tr.txb; tx += VL) {
                 const int nl = DFN_MIN(VL, tr.txb - tx);
                 vf f[2][4]; /* A^T x: rows x0+x1+x2, x1-x2-x3 */
@@ -468,7 +428,7 @@ static void output_transform(float *out, const float *add, const float *M, ptrdi
                     const int oh = 2 * tr.ty + a;
                     if (oh >= H) break;
                     const vf y0 = (f[a][0] + f[a][1]) + f[a][2], y1 = (f[a][1] - f[a][2]) - f[a][3];
-                    const vf lo = VF_SHUFFLE(y0, y1, LOW_HALVES), hi = VF_SHUFFLE(y0, y1, HIGH_HALVES);
+                    const vf lo = VF_SHUFFLE(y0, y1, VF_LOW_HALVES), hi = VF_SHUFFLE(y0, y1, VF_HIGH_HALVES);
                     const ptrdiff_t at = ((tr.n * OC + oc) * H + oh) * W + 2 * tx;
                     float *o = out + at;
                     const int nc = DFN_MIN(2 * nl, W - 2 * tx); /* columns 2tx .. of this row */
@@ -635,9 +595,11 @@ static void winograd(float *out, const float *add, const float *inp, const float
     conv_winograd(out, add, inp, &wt, bias, s);
 }
 
+/* float32: F(4x4, 3x3) where it fits (conv2d_winograd4.c), else F(2x2, 3x3) */
 void DFN_K(dfn_conv2d_winograd)(float *out, const float *add, const float *inp, const float *weight,
                                 int flip, const float *bias, const dfn_conv2d_shape *s) {
-    winograd(out, add, inp, weight, flip, bias, s, PRODUCTS_FP32);
+    if (winograd4_fits(s)) winograd4(out, add, inp, weight, flip, bias, s);
+    else winograd(out, add, inp, weight, flip, bias, s, PRODUCTS_FP32);
 }
 
 #if VL == 16
